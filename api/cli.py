@@ -1,0 +1,25 @@
+"""The `wholedoc` command line. Each subcommand lives in api/commands/<name>.py with `register(subparsers)`."""
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from api import commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wholedoc", description="Summaries and Q&A over whole documents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"api.commands.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

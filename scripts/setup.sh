@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Idempotent setup: .venv (engine + service + dev + reference; torch pinned to the CPU wheel) and
+# .venv-service (service + dev, no torch: proves api/workers/pipeline run without it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+quiet() { grep -v -e "is ignored: it is neither a file nor a directory" -e "^$" || true; }
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+.venv/bin/pip install -q torch==2.13.0 2>&1 | quiet
+.venv/bin/pip install -q -e '.[engine,service,dev,reference]' 2>&1 | quiet
+
+[ -x .venv-service/bin/python ] || "$PY" -m venv .venv-service
+.venv-service/bin/pip install -q -e '.[service,dev]' 2>&1 | quiet
+if .venv-service/bin/python -c "import torch" 2>/dev/null; then
+  echo "setup: torch leaked into the service environment" >&2; exit 1
+fi
