@@ -1,0 +1,56 @@
+"""Documents of a tenant: every read goes through the tenant, so another tenant's id is NotFound."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipeline.errors import NotFound
+from pipeline.records.models import Document, DocumentStatus
+
+
+def create_document(session: Session, tenant_id: str, *, kind: str, blob_key: str, sha256: str, size_bytes: int,
+                    filename: str | None = None, media_type: str | None = None) -> Document:
+    doc = Document(tenant_id=tenant_id, kind=kind, blob_key=blob_key, sha256=sha256, size_bytes=size_bytes,
+                   filename=filename, media_type=media_type, status=DocumentStatus.PENDING)
+    session.add(doc)
+    session.flush()
+    return doc
+
+
+def get_document(session: Session, tenant_id: str, document_id: str) -> Document:
+    doc = session.scalar(select(Document).where(Document.id == document_id, Document.tenant_id == tenant_id))
+    if doc is None:
+        raise NotFound(f"no document {document_id!r}")
+    return doc
+
+
+def list_documents(session: Session, tenant_id: str, *, limit: int = 50, offset: int = 0) -> list[Document]:
+    q = (select(Document).where(Document.tenant_id == tenant_id)
+         .order_by(Document.created_at.desc(), Document.id).limit(limit).offset(offset))
+    return list(session.scalars(q))
+
+
+def delete_document(session: Session, tenant_id: str, document_id: str) -> Document:
+    """Delete the row (its jobs and results cascade); returns it so the caller can release its blobs."""
+    doc = get_document(session, tenant_id, document_id)
+    session.delete(doc)
+    session.flush()
+    return doc
+
+
+def mark_document_ready(session: Session, document_id: str, *, text_blob_key: str, num_sections: int,
+                        num_tokens: int | None, title: str | None = None) -> Document:
+    doc = session.get(Document, document_id)
+    if doc is None:
+        raise NotFound(f"no document {document_id!r}")
+    doc.status, doc.error = DocumentStatus.READY, None
+    doc.text_blob_key, doc.num_sections, doc.num_tokens, doc.title = text_blob_key, num_sections, num_tokens, title
+    session.flush()
+    return doc
+
+
+def mark_document_failed(session: Session, document_id: str, reason: str) -> Document | None:
+    doc = session.get(Document, document_id)
+    if doc is not None:
+        doc.status, doc.error = DocumentStatus.FAILED, reason
+        session.flush()
+    return doc

@@ -1,0 +1,224 @@
+"""The job lifecycle as functions over a Session: create, claim with a lease, renew, progress, finish, fail,
+cancel, reconcile. The caller commits; every state change is one conditional UPDATE, so two workers racing
+on the same job can never both win (PostgreSQL re-checks the WHERE on the locked row; SQLite has one writer).
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pipeline.errors import Cancelled, Conflict, LeaseLost, NotFound
+from pipeline.records.models import FINAL_STATES, Document, DocumentStatus, Job, JobKind, JobState, Result
+from pipeline.records.types import utcnow
+
+PROGRESS_FIELDS = {"stage", "progress", "prefill_tokens_done", "prefill_tokens_total", "tokens_generated",
+                   "request_id"}
+
+
+def create_job(session: Session, tenant_id: str, kind: str, *, document_id: str | None = None,
+               params: dict | None = None, max_attempts: int = 3) -> Job:
+    assert max_attempts >= 1, f"max_attempts={max_attempts}"
+    job = Job(tenant_id=tenant_id, kind=JobKind(kind), document_id=document_id, params=params or {},
+              max_attempts=max_attempts, state=JobState.QUEUED)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    return job
+
+
+def list_jobs(session: Session, tenant_id: str, *, state: str | None = None, document_id: str | None = None,
+              limit: int = 50, offset: int = 0) -> list[Job]:
+    q = select(Job).where(Job.tenant_id == tenant_id)
+    if state:
+        q = q.where(Job.state == state)
+    if document_id:
+        q = q.where(Job.document_id == document_id)
+    return list(session.scalars(q.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)))
+
+
+def result_for_job(session: Session, job_id: str) -> Result | None:
+    return session.scalar(select(Result).where(Result.job_id == job_id))
+
+
+def get_result(session: Session, tenant_id: str, result_id: str) -> Result:
+    result = session.scalar(select(Result).where(Result.id == result_id, Result.tenant_id == tenant_id))
+    if result is None:
+        raise NotFound(f"no result {result_id!r}")
+    return result
+
+
+def _reload(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    return job
+
+
+def claim_job(session: Session, job_id: str, owner: str, lease_seconds: float, *, now: datetime | None = None
+              ) -> Job | None:
+    """Take the job if it is queued (or its lease expired) and has attempts left; None if someone else has it.
+
+    Mutates: state=running, lease_owner, lease_expires_at, attempts+1, started_at (first claim).
+    """
+    now = now or utcnow()
+    stmt = (update(Job)
+            .where(Job.id == job_id, Job.attempts < Job.max_attempts, Job.cancel_requested.is_(False),
+                   or_(Job.state == JobState.QUEUED,
+                       (Job.state == JobState.RUNNING) & (Job.lease_expires_at < now)))
+            .values(state=JobState.RUNNING, lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, now), updated_at=now)
+            .execution_options(synchronize_session=False))
+    if session.execute(stmt).rowcount != 1:
+        return None
+    return _reload(session, job_id)
+
+
+def _owned_update(session: Session, job_id: str, owner: str, values: dict) -> Job:
+    """Apply `values` if `owner` still holds the running job's lease; else raise Cancelled / LeaseLost."""
+    stmt = (update(Job).where(Job.id == job_id, Job.lease_owner == owner, Job.state == JobState.RUNNING)
+            .values(**values).execution_options(synchronize_session=False))
+    if session.execute(stmt).rowcount == 1:
+        return _reload(session, job_id)
+    job = _reload(session, job_id)
+    if job.state == JobState.CANCELLED or job.cancel_requested:
+        raise Cancelled(f"job {job_id} was cancelled")
+    raise LeaseLost(f"job {job_id} is {job.state} with lease owner {job.lease_owner!r}, not {owner!r}")
+
+
+def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float, *, now: datetime | None = None
+                ) -> Job:
+    """Extend the lease; raises Cancelled or LeaseLost when this worker must stop."""
+    now = now or utcnow()
+    return _owned_update(session, job_id, owner,
+                         {"lease_expires_at": now + timedelta(seconds=lease_seconds), "updated_at": now})
+
+
+def record_progress(session: Session, job_id: str, owner: str, **fields) -> Job:
+    """Set stage / progress / prefill_tokens_done / prefill_tokens_total / tokens_generated / request_id."""
+    unknown = set(fields) - PROGRESS_FIELDS
+    assert not unknown, f"not progress fields: {sorted(unknown)}"
+    return _owned_update(session, job_id, owner, {**fields, "updated_at": utcnow()})
+
+
+def complete_job(session: Session, job_id: str, owner: str) -> Job:
+    """Mark a job done that stores no Result (ingest)."""
+    now = utcnow()
+    return _owned_update(session, job_id, owner, {"state": JobState.DONE, "stage": None, "progress": 1.0,
+                                                  "lease_expires_at": None, "finished_at": now, "updated_at": now})
+
+
+def finish_job(session: Session, job_id: str, owner: str, *, text: str, citations: list | None = None,
+               usage: dict | None = None, notice: str | None = None) -> Result:
+    """Store the job's result and mark it done. Idempotent: a job that has a result returns that one unchanged.
+
+    Raises Cancelled / LeaseLost when this worker lost the job and no result exists.
+    """
+    existing = result_for_job(session, job_id)
+    if existing is not None:
+        return existing
+    job = complete_job(session, job_id, owner)
+    result = Result(tenant_id=job.tenant_id, job_id=job.id, document_id=job.document_id, kind=job.kind, text=text,
+                    citations=citations or [], usage=usage or {}, notice=notice)
+    try:
+        with session.begin_nested():
+            session.add(result)
+    except IntegrityError:  # NOTE: only reachable if two holders raced; the unique job_id keeps the first
+        existing = result_for_job(session, job_id)
+        assert existing is not None, f"result insert for {job_id} failed but none exists"
+        return existing
+    return result
+
+
+def fail_job(session: Session, job_id: str, owner: str | None, reason: str) -> Job:
+    """Fail the job for good with a reason a person can act on (`owner=None`: regardless of the lease)."""
+    now = utcnow()
+    values = {"state": JobState.FAILED, "error": reason, "lease_expires_at": None, "finished_at": now,
+              "updated_at": now}
+    if owner is None:
+        session.execute(update(Job).where(Job.id == job_id, Job.state.not_in(FINAL_STATES)).values(**values)
+                        .execution_options(synchronize_session=False))
+        return _reload(session, job_id)
+    return _owned_update(session, job_id, owner, values)
+
+
+def release_for_retry(session: Session, job_id: str, owner: str, reason: str) -> bool:
+    """Give the job back to the queue after a transient error. False (and the job failed) if no attempts remain."""
+    job = _reload(session, job_id)
+    if job.attempts >= job.max_attempts:
+        fail_job(session, job_id, owner, f"{reason} (gave up after {job.attempts} attempts)")
+        return False
+    now = utcnow()
+    _owned_update(session, job_id, owner, {"state": JobState.QUEUED, "error": reason, "lease_owner": None,
+                                           "lease_expires_at": None, "queued_at": now, "updated_at": now})
+    return True
+
+
+def cancel_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    """Cancel a queued or running job (idempotent for a cancelled one); a finished job raises Conflict."""
+    job = get_job(session, tenant_id, job_id)
+    if job.state == JobState.CANCELLED:
+        return job
+    now = utcnow()
+    stmt = (update(Job).where(Job.id == job_id, Job.state.in_((JobState.QUEUED, JobState.RUNNING)))
+            .values(state=JobState.CANCELLED, cancel_requested=True, lease_expires_at=None, finished_at=now,
+                    updated_at=now).execution_options(synchronize_session=False))
+    if session.execute(stmt).rowcount != 1:
+        job = _reload(session, job_id)
+        if job.state != JobState.CANCELLED:
+            raise Conflict(f"job {job_id} is already {job.state}")
+    return _reload(session, job_id)
+
+
+@dataclass
+class ReconcileReport:
+    """What a reconcile pass did: jobs to (re-)enqueue, and jobs it failed."""
+
+    requeued: list[Job] = field(default_factory=list)  # lease expired, attempts left: send a new message
+    resent: list[Job] = field(default_factory=list)  # queued too long (message lost?): send again
+    failed: list[Job] = field(default_factory=list)  # lease expired with no attempts left
+
+
+def reconcile(session: Session, *, now: datetime | None = None, resend_queued_after: float = 300.0,
+              limit: int = 500) -> ReconcileReport:
+    """Requeue running jobs whose lease expired (or fail them when out of attempts), and re-send stale queued ones.
+
+    Rows are locked with SKIP LOCKED on PostgreSQL so two reconcilers never handle the same job.
+    """
+    now = now or utcnow()
+    report = ReconcileReport()
+    expired = (select(Job).where(Job.state == JobState.RUNNING, Job.lease_expires_at < now)
+               .order_by(Job.lease_expires_at).limit(limit).with_for_update(skip_locked=True))
+    for job in session.scalars(expired).all():
+        if job.attempts >= job.max_attempts:
+            job.state, job.finished_at = JobState.FAILED, now
+            job.error = f"worker lost: lease expired on attempt {job.attempts} of {job.max_attempts}"
+            job.lease_expires_at = None
+            if job.kind == JobKind.INGEST and job.document_id:
+                doc = session.get(Document, job.document_id)
+                if doc is not None:
+                    doc.status, doc.error = DocumentStatus.FAILED, job.error
+            report.failed.append(job)
+        else:
+            job.state, job.queued_at, job.lease_owner, job.lease_expires_at = JobState.QUEUED, now, None, None
+            job.error = f"lease expired on attempt {job.attempts}; requeued"
+            report.requeued.append(job)
+        job.updated_at = now
+    cutoff = now - timedelta(seconds=resend_queued_after)
+    stale = (select(Job).where(Job.state == JobState.QUEUED, Job.queued_at < cutoff)
+             .order_by(Job.queued_at).limit(limit).with_for_update(skip_locked=True))
+    for job in session.scalars(stale).all():
+        if job in report.requeued:
+            continue
+        job.queued_at = job.updated_at = now
+        report.resent.append(job)
+    session.flush()
+    return report

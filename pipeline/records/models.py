@@ -1,0 +1,144 @@
+"""SQLAlchemy 2 models: tenants, API keys, documents, jobs, results.
+
+Later issues add Q&A items, corpora, digests and webhooks as new tables (and new migrations);
+`Job.kind` and `Job.params` are open-ended so those jobs reuse this table.
+"""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from pipeline.records.types import UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class DocumentStatus(StrEnum):
+    PENDING = "pending"  # uploaded, ingest job queued or running
+    READY = "ready"
+    FAILED = "failed"
+
+
+class JobKind(StrEnum):
+    INGEST = "ingest"
+    SUMMARIZE = "summarize"
+    ANSWER = "answer"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATES = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key, stored as its sha256; `prefix` is the visible part used to find the row."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Document(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str | None] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(20))  # pipeline.document.Kind
+    media_type: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default=DocumentStatus.PENDING)
+    blob_key: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    text_blob_key: Mapped[str | None] = mapped_column(String(500))
+    num_sections: Mapped[int | None] = mapped_column(Integer)  # pages of a PDF, files of a codebase
+    num_tokens: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Job(Base):
+    """One unit of worker work. The lease (owner + expiry) says which worker runs it and until when."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_lease", "state", "lease_expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # JobKind
+    params: Mapped[dict] = mapped_column(JSON, default=dict)  # style, thinking, max_tokens, question, …
+    state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED)
+    stage: Mapped[str | None] = mapped_column(String(40))  # e.g. extract, count, prefill, generate
+    progress: Mapped[float] = mapped_column(default=0.0)  # 0..1 within the whole job
+    prefill_tokens_done: Mapped[int | None] = mapped_column(Integer)
+    prefill_tokens_total: Mapped[int | None] = mapped_column(Integer)
+    tokens_generated: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    request_id: Mapped[str | None] = mapped_column(String(100))  # the inference request, to abort it
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)  # last (re-)enqueue
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Result(Base):
+    """The output of one job; `job_id` is unique so a redelivered task can never store a second one."""
+
+    __tablename__ = "results"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # JobKind of the job that made it
+    text: Mapped[str] = mapped_column(Text)
+    citations: Mapped[list] = mapped_column(JSON, default=list)  # [{anchor, quote?, status: verified|unverified|…}]
+    usage: Mapped[dict] = mapped_column(JSON, default=dict)  # prompt_tokens, completion_tokens, cached_tokens, …
+    notice: Mapped[str | None] = mapped_column(Text)  # e.g. "random-weight dev checkpoint: text not meaningful"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
