@@ -1,0 +1,145 @@
+"""Lightning indexer (CSA): score(t, s) = Σ_h w_h·ReLU(q_h·k_s) over the visible compressed rows, then top-k.
+
+Row s is visible to a query at position p iff s < (p+1)//ratio; invisible rows score −inf and top-k picks that
+land on them become −1. When a query sees ≤ k rows it selects all of them. Work is chunked over queries so the
+score buffer stays bounded (≈ `budget_bytes`) even at 1M tokens. Tie order among equal scores is unspecified.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from .errors import ConfigError, check
+from .layout import check_pool, check_positions, gather_rows, rows_per_block, sequence_rows
+
+##### Reference #####
+
+
+def naive_indexer_scores(q, weights, seq_ids, positions, key_pool, key_table, ratio):
+    """Scores `[T, N]` (N = most rows any query sees), −inf where invisible."""
+    nvis = (positions.long() + 1) // ratio                                          # [T]
+    n = int(nvis.max().item()) if nvis.numel() else 0
+    idx = torch.arange(n, device=q.device).expand(q.shape[0], n)
+    k = gather_rows(key_pool, key_table, seq_ids.long()[:, None], idx).float()      # [T, N, DI]
+    s = torch.einsum("thd,tnd->thn", q.float(), k).relu()                           # [T, HI, N]
+    s = (s * weights.float()[:, :, None]).sum(1)                                    # [T, N]
+    return s.masked_fill(idx >= nvis[:, None], float("-inf"))
+
+
+def _topk_from_scores(s: torch.Tensor, topk: int) -> torch.Tensor:
+    """int32 `[T, topk]` indices of the largest finite scores, −1 for picks past the visible rows."""
+    t, n = s.shape
+    out = torch.full((t, topk), -1, dtype=torch.int32, device=s.device)
+    kk = min(topk, n)
+    if kk:
+        val, idx = s.topk(kk, dim=-1)
+        out[:, :kk] = torch.where(torch.isinf(val), -1, idx).to(torch.int32)
+    return out
+
+
+def naive_indexer_topk(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk):
+    """Readable twin of `indexer_topk`."""
+    return _topk_from_scores(naive_indexer_scores(q, weights, seq_ids, positions, key_pool, key_table, ratio), topk)
+
+
+##### CPU fast path #####
+
+
+def indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk, budget_bytes=256 << 20):
+    """Per sequence: one GEMM of a query chunk against the sequence's keys, ReLU, head-weighted bmm, top-k."""
+    t, hi, _ = q.shape
+    out = torch.full((t, topk), -1, dtype=torch.int32, device=q.device)
+    for s in torch.unique(seq_ids).tolist():
+        qi = (seq_ids == s).nonzero().squeeze(1)
+        nvis = (positions[qi].long() + 1) // ratio
+        n = int(nvis.max())
+        if n == 0:
+            continue
+        keys = sequence_rows(key_pool, key_table[s], n).float()                     # [N, DI]
+        chunk = max(1, min(qi.numel(), budget_bytes // (hi * n * 4)))
+        for c0 in range(0, qi.numel(), chunk):
+            ci, nv = qi[c0:c0 + chunk], nvis[c0:c0 + chunk]
+            sc = (q[ci].float() @ keys.T).relu_()                                   # [Tq, HI, N]
+            sc = torch.bmm(weights[ci].float()[:, None, :], sc).squeeze(1)          # [Tq, N]
+            sc.masked_fill_(torch.arange(n, device=q.device)[None, :] >= nv[:, None], float("-inf"))
+            out[ci] = _topk_from_scores(sc, topk)
+    return out
+
+
+##### Triton kernel: scores; top-k of each query chunk by torch.topk on the device #####
+
+
+@triton.jit
+def _indexer_scores_kernel(Q, W, KEYS, KBT, SEQ, POS, S,
+                           stride_qt, stride_qh, stride_wt, stride_kbt, stride_st,
+                           HI, DI, N, RATIO,
+                           RPB: tl.constexpr, BLOCK_HI: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    t = tl.program_id(0)
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_h = tl.arange(0, BLOCK_HI)
+    offs_d = tl.arange(0, BLOCK_D)
+    hmask, dmask = offs_h < HI, offs_d < DI
+    seq = tl.load(SEQ + t).to(tl.int64)
+    nvis = (tl.load(POS + t) + 1) // RATIO
+    valid = offs_n < nvis
+    q = tl.load(Q + t * stride_qt + offs_h[:, None] * stride_qh + offs_d[None, :],
+                mask=hmask[:, None] & dmask[None, :], other=0.0)                # [BLOCK_HI, BLOCK_D]
+    w = tl.load(W + t * stride_wt + offs_h, mask=hmask, other=0.0).to(tl.float32)
+    blk = tl.load(KBT + seq * stride_kbt + offs_n // RPB, mask=valid, other=0).to(tl.int64)
+    row = blk * RPB + offs_n % RPB
+    k = tl.load(KEYS + row[:, None] * DI + offs_d[None, :], mask=valid[:, None] & dmask[None, :], other=0.0)
+    s = tl.dot(q, tl.trans(k)).to(tl.float32)                                  # [BLOCK_HI, BLOCK_N]
+    s = tl.sum(tl.maximum(s, 0.0) * w[:, None], 0)                             # [BLOCK_N]
+    s = tl.where(valid, s, float("-inf"))
+    tl.store(S + t * stride_st + offs_n, s, mask=offs_n < N)
+
+
+def _check(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk):
+    check(q.dim() == 3 and q.stride(-1) == 1, f"q must be [T, HI, DI] (last dim contiguous), got {tuple(q.shape)}")
+    t, hi, di = q.shape
+    check(weights.shape == (t, hi), f"weights must be [{t}, {hi}], got {tuple(weights.shape)}")
+    check_positions(seq_ids, positions, t, q.device)
+    check_pool(key_pool, key_table, rows_per_block(ratio), "indexer key")
+    check(key_pool.shape[2] == di and key_pool.dtype == q.dtype, "indexer key pool must match q's DI and dtype")
+    check(topk >= 1, f"topk must be >= 1, got {topk}", ConfigError)
+
+
+def indexer_scores_triton(q, weights, seq_ids, positions, key_pool, key_table, ratio):
+    """Scores `[T, N]` (−inf where invisible) from the Triton kernel; N = most rows any query sees."""
+    t, hi, di = q.shape
+    n = int(((positions.max().long() + 1) // ratio).item()) if t else 0
+    s = torch.empty(t, n, dtype=torch.float32, device=q.device)
+    if t == 0 or n == 0:
+        return s
+    block_n = 64
+    w = weights.float().contiguous()
+    _indexer_scores_kernel[(t, triton.cdiv(n, block_n))](
+        q, w, key_pool, key_table, seq_ids, positions, s,
+        q.stride(0), q.stride(1), w.stride(0), key_table.stride(0), s.stride(0), hi, di, n, ratio,
+        RPB=rows_per_block(ratio), BLOCK_HI=max(16, triton.next_power_of_2(hi)), BLOCK_N=block_n,
+        BLOCK_D=max(16, triton.next_power_of_2(di)))
+    return s
+
+
+def indexer_topk_triton(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk, chunk=512):
+    """Triton scores + torch.topk, `chunk` queries at a time (bounded buffer). Shapes as in `indexer_topk`."""
+    _check(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk)
+    out = torch.full((q.shape[0], topk), -1, dtype=torch.int32, device=q.device)
+    for c0 in range(0, q.shape[0], chunk):
+        sl = slice(c0, c0 + chunk)
+        s = indexer_scores_triton(q[sl], weights[sl], seq_ids[sl], positions[sl], key_pool, key_table, ratio)
+        out[sl] = _topk_from_scores(s, topk)
+    return out
+
+
+def indexer_topk(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk):
+    """Top-k compressed rows per query; CUDA → Triton scores, CPU → `indexer_topk_torch`.
+
+    q `[T, HI, DI]` (rotated, Hadamard/quant applied by the caller), weights fp32 `[T, HI]` (weights_proj·x with
+    the 1/sqrt(DI·HI) scale folded in), seq_ids/positions int32 `[T]`, key_pool `[nb, 128//ratio, DI]` +
+    key_table int32 `[B, nblk]`. Returns int32 `[T, topk]` row indices, −1 for no pick.
+    """
+    if q.is_cuda:
+        return indexer_topk_triton(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk)
+    _check(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk)
+    return indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk)

@@ -1,0 +1,235 @@
+"""Sparse attention of V4 (CSA / HCA / SWA): one softmax over window rows ∪ compressed rows, K = V, per-head sink.
+
+Per query t (absolute position p, sequence s): rows = raw rows p-window+1..p (the window, read through the window
+block table) plus compressed rows — the indexer's picks `topk_idxs[t]` (CSA, −1 = none) or every visible row
+w < (p+1)//ratio (HCA). `o_h = Σ_j softmax_j(scale·q_h·k_j | sink_h) k_j`; the sink logit only enters the
+denominator. Output keeps the rope part rotated: apply inverse RoPE at p before the output projection.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from .errors import ConfigError, check
+from .layout import check_pool, check_positions, gather_rows, rows_per_block, sequence_rows
+
+##### Reference (the specification) #####
+
+
+def _window_rows(positions: torch.Tensor, window: int) -> torch.Tensor:
+    """Logical raw-row indices `[T, window]` of each query's window (−1 before position 0)."""
+    j = positions.long()[:, None] - window + 1 + torch.arange(window, device=positions.device)
+    return torch.where(j >= 0, j, -1)
+
+
+def _visible_rows(positions: torch.Tensor, ratio: int) -> torch.Tensor:
+    """All compressed rows `[T, n]` visible to each query (row w visible iff w < (p+1)//ratio), −1 padded."""
+    nvis = (positions.long() + 1) // ratio
+    idx = torch.arange(int(nvis.max().item()) if nvis.numel() else 0, device=positions.device)
+    return torch.where(idx[None, :] < nvis[:, None], idx[None, :], -1)
+
+
+def naive_sparse_attn(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
+                      cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None):
+    """Readable twin of `sparse_attn`: gather every attended row, one masked softmax with the sink."""
+    seq = seq_ids.long()[:, None]
+    idx = [_window_rows(positions, window)]
+    rows = [gather_rows(win_pool, win_table, seq, idx[0])]
+    if ratio:
+        cidx = topk_idxs.long() if topk_idxs is not None else _visible_rows(positions, ratio)
+        cidx = torch.where(cidx < ((positions.long() + 1) // ratio)[:, None], cidx, -1)   # never read unwritten rows
+        idx.append(cidx)
+        rows.append(gather_rows(cmp_pool, cmp_table, seq, cidx))
+    kv = torch.cat(rows, 1).float()                                            # [T, N, D]
+    valid = torch.cat(idx, 1) >= 0                                             # [T, N]
+    s = torch.einsum("thd,tnd->thn", q.float(), kv) * softmax_scale            # [T, H, N]
+    s = s.masked_fill(~valid[:, None, :], float("-inf"))
+    sink = attn_sink.float()[None, :]                                          # [1, H]
+    m = torch.maximum(s.amax(-1), sink)                                        # [T, H]
+    e = torch.exp(s - m[..., None])
+    p = e / (e.sum(-1) + torch.exp(sink - m))[..., None]
+    return torch.einsum("thn,tnd->thd", p, kv).to(q.dtype)
+
+
+##### CPU fast path: per sequence, chunked over queries, never [T, T] #####
+
+
+def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
+                      cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None, budget_bytes=64 << 20):
+    """Vectorized plain-torch path: window as one banded GEMM per query chunk, HCA rows as a shared GEMM,
+    CSA picks gathered per query; memory per chunk bounded by `budget_bytes`."""
+    t, h, d = q.shape
+    out = torch.empty_like(q)
+    sink = attn_sink.float()
+    for s in torch.unique(seq_ids).tolist():
+        qi = (seq_ids == s).nonzero().squeeze(1)
+        pos = positions[qi].long()
+        ncmp = 0
+        if ratio:
+            ncmp = topk_idxs.shape[1] if topk_idxs is not None else int((pos.max() + 1) // ratio)
+        per_query = h * (window + ncmp + 64) * 4 + (ncmp * d * 4 if topk_idxs is not None else 0)
+        chunk = max(1, min(qi.numel(), budget_bytes // max(per_query, 1)))
+        hca = None
+        if ratio and topk_idxs is None and ncmp:
+            hca = sequence_rows(cmp_pool, cmp_table[s], ncmp).float()         # [Nc, D] shared by all queries
+        for c0 in range(0, qi.numel(), chunk):
+            ci, p = qi[c0:c0 + chunk], pos[c0:c0 + chunk]
+            qc = q[ci].float()                                                  # [Tq, H, D]
+            lo, hi = max(0, int(p.min()) - window + 1), int(p.max()) + 1
+            j = torch.arange(lo, hi, device=q.device)
+            band = gather_rows(win_pool, win_table, torch.tensor(s, device=q.device), j).float()   # [band, D]
+            bmask = (j[None, :] <= p[:, None]) & (j[None, :] > p[:, None] - window)     # [Tq, band]
+            sw = (qc @ band.T) * softmax_scale                                  # [Tq, H, band]
+            parts, masks = [sw], [bmask]
+            if ratio and topk_idxs is not None:
+                idx = topk_idxs[ci].long()
+                idx = torch.where(idx < ((p + 1) // ratio)[:, None], idx, -1)
+                kc = gather_rows(cmp_pool, cmp_table, torch.tensor(s, device=q.device), idx).float()   # [Tq, K, D]
+                parts.append(torch.bmm(qc, kc.transpose(1, 2)) * softmax_scale)
+                masks.append(idx >= 0)
+            elif hca is not None:
+                parts.append((qc @ hca.T) * softmax_scale)
+                masks.append(torch.arange(ncmp, device=q.device)[None, :] < ((p + 1) // ratio)[:, None])
+            sc = torch.cat(parts, -1).masked_fill(~torch.cat(masks, -1)[:, None, :], float("-inf"))
+            m = torch.maximum(sc.amax(-1), sink[None, :])
+            e = torch.exp(sc - m[..., None])
+            e = e / (e.sum(-1) + torch.exp(sink[None, :] - m))[..., None]
+            nb = band.shape[0]
+            o = e[..., :nb] @ band                                              # [Tq, H, D]
+            if ratio and topk_idxs is not None:
+                o = o + torch.bmm(e[..., nb:], kc)
+            elif hca is not None:
+                o = o + e[..., nb:] @ hca
+            out[ci] = o.to(q.dtype)
+    return out
+
+
+##### Triton kernel #####
+
+
+@triton.jit
+def _attn_block(q, k, valid, m_i, l_i, acc, scale):
+    """One online-softmax step over a [BLOCK_N, BLOCK_D] tile of rows (K = V)."""
+    s = tl.dot(q, tl.trans(k)).to(tl.float32) * scale                         # [BLOCK_H, BLOCK_N]
+    s = tl.where(valid[None, :], s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, 1))                                      # finite: m_i starts at the sink
+    alpha = tl.exp(m_i - m_new)
+    p = tl.exp(s - m_new[:, None])
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None] + tl.dot(p.to(k.dtype), k).to(tl.float32)
+    return m_new, l_i, acc
+
+
+@triton.jit
+def _sparse_attn_kernel(Q, O, WIN, WBT, CMP, CBT, TOPK, SEQ, POS, SINK,
+                        stride_qt, stride_qh, stride_ot, stride_oh, stride_wbt, stride_cbt, stride_tk,
+                        H, D, K_SEL, WINDOW, RATIO, scale,
+                        CMP_RPB: tl.constexpr, HAS_CMP: tl.constexpr, HAS_TOPK: tl.constexpr,
+                        BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    t = tl.program_id(0)
+    offs_h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    hmask, dmask = offs_h < H, offs_d < D
+    seq = tl.load(SEQ + t).to(tl.int64)
+    pos = tl.load(POS + t)
+    q = tl.load(Q + t * stride_qt + offs_h[:, None] * stride_qh + offs_d[None, :],
+                mask=hmask[:, None] & dmask[None, :], other=0.0)               # [BLOCK_H, BLOCK_D]
+    # -- the sink seeds the running max and denominator: exp(sink - m) with zero value
+    m_i = tl.load(SINK + offs_h, mask=hmask, other=0.0).to(tl.float32)
+    l_i = tl.full([BLOCK_H], 1.0, tl.float32)
+    acc = tl.zeros([BLOCK_H, BLOCK_D], tl.float32)
+    # -- window rows pos-WINDOW+1 .. pos (raw pool, 128 rows per block)
+    lo = pos - WINDOW + 1
+    for start in range(0, WINDOW, BLOCK_N):
+        j = lo + start + offs_n
+        valid = (j >= 0) & (start + offs_n < WINDOW)
+        jc = tl.maximum(j, 0)
+        blk = tl.load(WBT + seq * stride_wbt + jc // 128, mask=valid, other=0).to(tl.int64)
+        row = blk * 128 + jc % 128
+        k = tl.load(WIN + row[:, None] * D + offs_d[None, :], mask=valid[:, None] & dmask[None, :], other=0.0)
+        m_i, l_i, acc = _attn_block(q, k, valid, m_i, l_i, acc, scale)
+    # -- compressed rows: indexer picks (CSA) or every visible row (HCA)
+    if HAS_CMP:
+        nvis = (pos + 1) // RATIO
+        if HAS_TOPK:
+            n_total = K_SEL
+        else:
+            n_total = nvis
+        for start in range(0, n_total, BLOCK_N):
+            n = start + offs_n
+            if HAS_TOPK:
+                idx = tl.load(TOPK + t * stride_tk + n, mask=n < K_SEL, other=-1)
+                valid = (idx >= 0) & (idx < nvis)
+            else:
+                idx = n
+                valid = n < nvis
+            ic = tl.maximum(idx, 0)
+            blk = tl.load(CBT + seq * stride_cbt + ic // CMP_RPB, mask=valid, other=0).to(tl.int64)
+            row = blk * CMP_RPB + ic % CMP_RPB
+            k = tl.load(CMP + row[:, None] * D + offs_d[None, :], mask=valid[:, None] & dmask[None, :], other=0.0)
+            m_i, l_i, acc = _attn_block(q, k, valid, m_i, l_i, acc, scale)
+    o = acc / l_i[:, None]
+    tl.store(O + t * stride_ot + offs_h[:, None] * stride_oh + offs_d[None, :], o.to(O.dtype.element_ty),
+             mask=hmask[:, None] & dmask[None, :])
+
+
+def _check(q, seq_ids, positions, win_pool, win_table, attn_sink, window, cmp_pool, cmp_table, ratio, topk_idxs):
+    check(q.dim() == 3, f"q must be [T, H, D], got {tuple(q.shape)}")
+    t, h, d = q.shape
+    check(q.stride(-1) == 1, "q must be contiguous in its last dim")
+    check_positions(seq_ids, positions, t, q.device)
+    check(window >= 1, f"window must be >= 1, got {window}", ConfigError)
+    check_pool(win_pool, win_table, 128, "window")
+    check(win_pool.shape[2] == d and win_pool.dtype == q.dtype, "window pool must be [nb, 128, D] in q's dtype")
+    check(attn_sink.shape == (h,), f"attn_sink must be [{h}], got {tuple(attn_sink.shape)}")
+    if ratio:
+        check_pool(cmp_pool, cmp_table, rows_per_block(ratio), "compressed")
+        check(cmp_pool.shape[2] == d and cmp_pool.dtype == q.dtype, "compressed pool must match q's D and dtype")
+        if topk_idxs is not None:
+            check(topk_idxs.dim() == 2 and topk_idxs.shape[0] == t and topk_idxs.dtype == torch.int32,
+                  "topk_idxs must be int32 [T, K]")
+    else:
+        check(topk_idxs is None, "topk_idxs needs ratio > 0", ConfigError)
+
+
+def sparse_attn_triton(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
+                       cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None):
+    """Launch the Triton kernel (CUDA, or CPU under TRITON_INTERPRET=1). Shapes as in `sparse_attn`."""
+    _check(q, seq_ids, positions, win_pool, win_table, attn_sink, window, cmp_pool, cmp_table, ratio, topk_idxs)
+    t, h, d = q.shape
+    o = torch.empty_like(q)
+    if t == 0:
+        return o
+    block_d = max(16, triton.next_power_of_2(d))
+    block_h = 16 if block_d > 256 else max(16, min(64, triton.next_power_of_2(h)))
+    has_cmp, has_topk = bool(ratio), topk_idxs is not None
+    cmp_pool = cmp_pool if has_cmp else win_pool
+    cmp_table = cmp_table if has_cmp else win_table
+    topk = topk_idxs if has_topk else seq_ids.view(t, 1)
+    grid = (t, triton.cdiv(h, block_h))
+    _sparse_attn_kernel[grid](
+        q, o, win_pool, win_table, cmp_pool, cmp_table, topk, seq_ids, positions, attn_sink.float().contiguous(),
+        q.stride(0), q.stride(1), o.stride(0), o.stride(1), win_table.stride(0), cmp_table.stride(0), topk.stride(0),
+        h, d, topk.shape[1], window, max(ratio, 1), float(softmax_scale),
+        CMP_RPB=rows_per_block(ratio) if has_cmp else 1, HAS_CMP=has_cmp, HAS_TOPK=has_topk,
+        BLOCK_H=block_h, BLOCK_N=32, BLOCK_D=block_d, num_warps=4 if block_d <= 256 else 8)
+    return o
+
+
+def sparse_attn(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
+                cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None):
+    """V4 sparse attention; CUDA → Triton, CPU → `sparse_attn_torch`.
+
+    q `[T, H, D]` (rotated), seq_ids/positions int32 `[T]` (row of the block tables, absolute position),
+    win_pool `[nb, 128, D]` raw rows + win_table int32 `[B, nblk]` (indexed by position // 128; the window rows of
+    the current chunk must already be written), attn_sink fp32 `[H]`, window (e.g. 128).
+    ratio 0: SWA only. ratio > 0: cmp_pool `[nb, 128//ratio, D]` + cmp_table int32 `[B, nblk]`, and
+    topk_idxs int32 `[T, K]` (CSA, −1 = none) or None (HCA: all visible rows). Returns o `[T, H, D]`.
+    """
+    if q.is_cuda:
+        return sparse_attn_triton(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
+                                  cmp_pool, cmp_table, ratio, topk_idxs)
+    _check(q, seq_ids, positions, win_pool, win_table, attn_sink, window, cmp_pool, cmp_table, ratio, topk_idxs)
+    return sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
+                             cmp_pool, cmp_table, ratio, topk_idxs)
