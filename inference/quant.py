@@ -56,7 +56,7 @@ def dequantize_fp4(packed: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype
             f"FP4 weight with logical shape {(out_f, in_f)} needs scales {(out_f, in_f // FP4_BLOCK)} "
             f"(in divisible by {FP4_BLOCK}), got {tuple(scale.shape)}"
         )
-    values = torch.tensor(FP4_LUT, dtype=torch.float32)[codes]
+    values = torch.tensor(FP4_LUT, dtype=torch.float32, device=codes.device)[codes]
     return (values * scale_to_float(scale).repeat_interleave(FP4_BLOCK, 1)).to(dtype)
 
 
@@ -148,7 +148,7 @@ def scale_to_float(scale: torch.Tensor) -> torch.Tensor:
     """ue8m0 scales (float8_e8m0fnu, or raw uint8 bytes) → fp32 powers of two; float scales pass through."""
     if scale.dtype in (torch.float8_e8m0fnu, torch.uint8):
         exp = scale.contiguous().view(torch.uint8).to(torch.int32) - 127
-        return torch.ldexp(torch.ones(exp.shape, dtype=torch.float32), exp)
+        return torch.ldexp(torch.ones(exp.shape, dtype=torch.float32, device=exp.device), exp)
     if scale.is_floating_point():
         return scale.float()
     raise QuantFormatError(f"scale dtype {scale.dtype} is not ue8m0 (float8_e8m0fnu / uint8) or float")
