@@ -7,6 +7,7 @@ Values are rounded to the format (e4m3 / e2m1, nearest-even), multiplied back by
 
 from __future__ import annotations
 
+import argparse
 from typing import Literal
 
 import torch
@@ -33,6 +34,15 @@ def resolve_reference_numerics(config: dict, override: Literal["on", "off"] | bo
     if override not in ("on", "off"):
         raise ValueError(f"reference numerics must be 'on' or 'off', got {override!r}")
     return override == "on"
+
+
+def add_reference_numerics_arg(parser: argparse.ArgumentParser) -> None:
+    """`--reference-numerics on|off` for the tools and the server; absent means "from config.json"."""
+    parser.add_argument(
+        "--reference-numerics", choices=("on", "off"), default=None,
+        help="DeepSeek reference numerics (KV FP8 and indexer FP4 fake-quant, Hadamard); "
+        "default: on exactly when config.json has a quantization_config",
+    )
 
 
 def act_quant_kv(kv: torch.Tensor, rope_dim: int) -> torch.Tensor:

@@ -1,10 +1,13 @@
 """Reference numerics: each quantizer against values worked out by hand from the formulas (v4-model.md §3)."""
 
+import argparse
+
 import pytest
 import torch
 
 from inference.numerics import (
     act_quant_kv,
+    add_reference_numerics_arg,
     fp4_act_quant,
     reference_numerics_default,
     resolve_reference_numerics,
@@ -122,3 +125,12 @@ def test_switch_defaults_to_presence_of_quantization_config():
     assert resolve_reference_numerics({}, True) is True
     with pytest.raises(ValueError, match="'on' or 'off'"):
         resolve_reference_numerics({}, "yes")
+
+
+def test_cli_option():
+    parser = argparse.ArgumentParser()
+    add_reference_numerics_arg(parser)
+    assert parser.parse_args([]).reference_numerics is None
+    assert parser.parse_args(["--reference-numerics", "off"]).reference_numerics == "off"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--reference-numerics", "maybe"])
