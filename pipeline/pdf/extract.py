@@ -1,0 +1,154 @@
+"""A whole PDF → ExtractedDocument: every page opens with its `[page N]` anchor, then headings, text and tables."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.document import ExtractedDocument, Kind, Section
+from pipeline.errors import CorruptPdf, NoTextLayer, PdfTooLarge
+from pipeline.pdf.headings import Headings
+from pipeline.pdf.opener import open_pdf, pdf_metadata
+from pipeline.pdf.options import IsolationLimits, PdfOptions
+from pipeline.pdf.page import RawPage, read_page
+from pipeline.sandbox import run_isolated
+
+DEFAULT_OPTIONS = PdfOptions()
+DEFAULT_LIMITS = IsolationLimits()
+_NOTES = {
+    "empty": "[no text: empty page]",
+    "scanned": "[no text: scanned page without a text layer]",
+    "garbled": "[no text: the page's text layer is garbled]",
+    "failed": "[no text: the page could not be read]",
+}
+
+
+def anchor(page: int) -> str:
+    """The marker line that opens page `page`'s text; the model cites it as [p. N: "quote"]."""
+    return f"[page {page}]"
+
+
+def extract_pdf(
+    source: str | Path | bytes,
+    *,
+    password: str | None = None,
+    options: PdfOptions = DEFAULT_OPTIONS,
+    progress: Callable[[int], None] | None = None,
+) -> ExtractedDocument:
+    """Extract a PDF in this process. `progress(page)` is called before each page (1-based).
+
+    Raises EncryptedPdf, CorruptPdf, PdfTooLarge, or NoTextLayer when no page yields text.
+    """
+    with open_pdf(source, password) as doc:
+        meta = pdf_metadata(doc)
+        if doc.page_count > options.max_pages:
+            raise PdfTooLarge(f"the PDF has {doc.page_count} pages; the limit is {options.max_pages}")
+        toc = doc.get_toc(simple=True)
+        raws: list[RawPage] = []
+        num_chars = 0
+        for page in doc:
+            if progress is not None:
+                progress(page.number + 1)
+            raw = read_page(page, options)
+            num_chars += raw.num_chars
+            if num_chars > options.max_chars:
+                raise PdfTooLarge(f"the PDF's text passes the {options.max_chars:,}-character cap at page {raw.number}")
+            raws.append(raw)
+    _refuse_textless(raws)
+    headings = Headings.from_toc(toc) or Headings.from_sizes(sum((r.sizes for r in raws), Counter()))
+    sections = _render(raws, headings)
+    statuses = Counter(s.status for s in sections)
+    meta.update(
+        headings="toc" if headings.toc else "font-size",
+        pages_by_status=dict(sorted(statuses.items())),
+        num_tables=sum(r.num_tables for r in raws),
+    )
+    return ExtractedDocument(Kind.PDF, "\n".join(s.text for s in sections), tuple(sections), meta)
+
+
+def extract_pdf_isolated(
+    path: str | Path,
+    *,
+    password: str | None = None,
+    options: PdfOptions = DEFAULT_OPTIONS,
+    limits: IsolationLimits = DEFAULT_LIMITS,
+) -> ExtractedDocument:
+    """`extract_pdf` in a child process with `limits`; a timeout, memory failure or crash names its page."""
+    return run_isolated(
+        extract_pdf, str(path), password=password, options=options, with_progress=True,
+        timeout_s=limits.timeout_s, memory_bytes=limits.memory_bytes, unit_timeout_s=limits.page_timeout_s,
+    )
+
+
+def _render(raws: list[RawPage], headings: Headings) -> list[Section]:
+    sections = []
+    current: str | None = None  # the heading in effect (a page without one inherits it)
+    for raw in raws:
+        parts = [anchor(raw.number)]
+        pending = list(headings.page_titles(raw.number))
+        if raw.status != "text":
+            parts.append(_NOTES[raw.status])
+        for block in raw.blocks:
+            if block.table is not None:
+                parts.append(block.table)
+                continue
+            parts += _render_block(block.lines, raw.number, headings, pending)
+        if pending:  # TOC titles not found on their page: open the page with them
+            parts[1:1] = [f"{'#' * lvl} {title}" for lvl, title in pending]
+        first = next((p.lstrip("# ") for p in parts[1:] if p.startswith("#")), None)
+        current = first or (headings.page_titles(raw.number)[-1][1] if headings.page_titles(raw.number) else current)
+        sections.append(Section(raw.number - 1, str(raw.number), raw.status, "\n\n".join(parts) + "\n",
+                                title=current, reason=raw.reason))
+    return sections
+
+
+def _render_block(lines: list[tuple[str, float]], page: int, headings: Headings, pending: list) -> list[str]:
+    """A block's lines as paragraphs and `#` headings (a heading line splits its block)."""
+    out: list[str] = []
+    para: list[str] = []
+    prev_level: int | None = None
+    i = 0
+    while i < len(lines):
+        text, size = lines[i]
+        level = headings.level(page, text, size, pending)
+        if level is None and headings.toc and i + 1 < len(lines):
+            level = headings.starts_title(text, lines[i + 1][0], pending)
+            if level is not None:
+                text = f"{text} {lines[i + 1][0]}"
+                i += 1
+        if level is None:
+            para.append(text)
+        else:
+            if para:
+                out.append(_join(para))
+                para = []
+            if prev_level == level and not headings.toc:
+                out[-1] += " " + text  # a size-based heading broken over lines
+            else:
+                out.append(f"{'#' * level} {text}")
+        prev_level = level
+        i += 1
+    if para:
+        out.append(_join(para))
+    return out
+
+
+def _join(lines: list[str]) -> str:
+    """Lines of a paragraph joined with spaces; a line ending in '-' joins the next without one."""
+    out = lines[0]
+    for line in lines[1:]:
+        out += line if out.endswith("-") else " " + line
+    return out
+
+
+def _refuse_textless(raws: list[RawPage]) -> None:
+    """No page with text: a clear error naming the page count and why, never an empty document."""
+    if any(r.status == "text" for r in raws):
+        return
+    if all(r.status == "failed" for r in raws):
+        raise CorruptPdf(f"none of the {len(raws)} pages could be read; page 1: {raws[0].reason}")
+    by = Counter(r.status for r in raws)
+    why = "; ".join(f"{n} {s}" for s, n in sorted(by.items()))
+    example = next(r for r in raws if r.status != "empty") if len(by) > 1 or "empty" not in by else raws[0]
+    raise NoTextLayer(f"no text in any of the {len(raws)} pages ({why}); e.g. page {example.number}: {example.reason}")

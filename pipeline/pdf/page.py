@@ -1,0 +1,119 @@
+"""One page: its text blocks in reading order, its ruled tables, and its status (text | empty | scanned | garbled)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pymupdf
+
+from pipeline.pdf.layout import Block, reading_order
+from pipeline.pdf.options import PdfOptions
+from pipeline.pdf.tables import page_tables
+from pipeline.sandbox import is_memory_error
+
+# ligatures + whitespace + mediabox clip; NOT images (their bytes would be copied) and NOT
+# TEXT_CID_FOR_UNKNOWN_UNICODE, so unmapped glyphs come out as U+FFFD and a garbled page can be told apart.
+_FLAGS = pymupdf.TEXT_PRESERVE_LIGATURES | pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
+_UNMAPPED = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\ue000-\uf8ff]")
+_VECTOR_SCAN_PATHS = 200  # a page with no text but this many vector paths is a scan drawn as outlines
+
+
+@dataclass(slots=True)
+class RawPage:
+    """What was read from one page, before headings are decided (they need the whole document)."""
+
+    number: int  # 1-based
+    status: str
+    reason: str | None = None
+    blocks: list[Block] = field(default_factory=list)
+    sizes: Counter = field(default_factory=Counter)  # characters per font size
+    num_chars: int = 0
+    num_tables: int = 0
+
+
+def read_page(page: pymupdf.Page, options: PdfOptions) -> RawPage:
+    """Read one page; a page that raises is `failed` with the reason (memory failures propagate)."""
+    number = page.number + 1
+    try:
+        return _read(page, number, options)
+    except Exception as e:  # noqa: BLE001 - a broken page must not lose the document
+        if is_memory_error(e):
+            raise
+        return RawPage(number, "failed", f"page could not be read: {type(e).__name__}: {e}"[:300])
+
+
+def _read(page: pymupdf.Page, number: int, options: PdfOptions) -> RawPage:
+    tp = page.get_textpage(flags=_FLAGS)
+    drawings = page.get_cdrawings() if options.tables else []
+    tables = page_tables(drawings, tp.extractWORDS) if drawings else []
+    raw = _blocks(tp, [t.bbox for t in tables], number)
+    ocr_note = None
+    if raw.num_chars == 0:
+        visual = _visual_content(page, drawings)
+        if not visual:
+            return RawPage(number, "empty", "the page has no text and no images")
+        have = _have_tesseract()
+        if not options.ocr or not have:
+            why = [w for w, on in (("OCR is off (the ocr option)", not options.ocr),
+                                   ("tesseract is not installed", not have)) if on]
+            return RawPage(number, "scanned", f"no text layer: the page is {visual}; not OCRed: {' and '.join(why)}")
+        tp = page.get_textpage_ocr(flags=_FLAGS, language=options.ocr_language, dpi=300, full=True)
+        raw = _blocks(tp, [], number)
+        if raw.num_chars == 0:
+            return RawPage(number, "scanned", f"no text layer: the page is {visual}; OCR found no text")
+        ocr_note = "text recognized by OCR (tesseract)"
+    bad = sum(len(_UNMAPPED.findall(text)) for b in raw.blocks for text, _ in b.lines)
+    if bad >= options.garbled_ratio * raw.num_chars:
+        share = round(100 * bad / raw.num_chars)
+        return RawPage(number, "garbled", f"{share}% of the characters are unmapped glyphs (U+FFFD, control or "
+                       "private-use codes): the text layer is unusable and was left out")
+    raw.blocks += [Block(t.bbox, table=t.to_markdown()) for t in tables]
+    raw.blocks = reading_order(raw.blocks, page.rect.width)
+    raw.num_tables = len(tables)
+    raw.reason = ocr_note
+    return raw
+
+
+def _blocks(tp: pymupdf.TextPage, table_boxes: list[tuple], number: int) -> RawPage:
+    """Text blocks of a text page (lines inside a table's bbox left out: the table renders them)."""
+    raw = RawPage(number, "text")
+    for b in tp.extractDICT()["blocks"]:
+        if b["type"] != 0:
+            continue
+        lines = []
+        for line in b["lines"]:
+            spans = line["spans"]
+            text = "".join(s["text"] for s in spans).strip()
+            if not text:
+                continue
+            if table_boxes and _inside(line["bbox"], table_boxes):
+                continue
+            size = round(max(spans, key=lambda s: len(s["text"]))["size"] * 2) / 2
+            lines.append((text, size))
+            raw.sizes[size] += len(text)
+            raw.num_chars += len(text)
+        if lines:
+            raw.blocks.append(Block(tuple(b["bbox"]), lines))
+    return raw
+
+
+def _inside(bbox: tuple, boxes: list[tuple]) -> bool:
+    cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
+    return any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in boxes)
+
+
+def _visual_content(page: pymupdf.Page, drawings: list[dict]) -> str | None:
+    """'an image' / 'vector graphics' when a textless page still shows something, else None."""
+    images = page.get_image_info()
+    if images:
+        return "an image" if len(images) == 1 else f"{len(images)} images"
+    if len(drawings or page.get_cdrawings()) >= _VECTOR_SCAN_PATHS:
+        return "vector graphics only"
+    return None
+
+
+def _have_tesseract() -> bool:
+    return shutil.which("tesseract") is not None
