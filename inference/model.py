@@ -1,0 +1,436 @@
+"""DeepSeek-V4 in plain PyTorch, class by class after DeepSeek's reference inference/model.py (same parameter names).
+
+forward(input_ids, start_pos, state) runs a prompt in one piece, a prefill chunk or one decode step; attention
+reads window rows, compressed rows and indexer keys through inference.state and runs in query chunks, so no
+[T, T] tensor is ever built."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inference.attention_ops import compressor_pool, indexer_topk, sparse_attn
+from inference.config import CSA, HCA, SLIDING, ModelArgs
+from inference.errors import InputError
+from inference.rope import Rotary, apply_rotary_emb
+from inference.state import CompressorState, LayerState, ModelState
+
+
+def _numerics():
+    import inference.numerics as numerics  # written for issue 3; only needed when reference_numerics is on
+
+    return numerics
+
+
+class RMSNorm(nn.Module):
+    """Weighted RMSNorm computed in fp32 (weight kept in fp32)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.square().mean(-1, keepdim=True) + self.eps) * self.weight).to(x.dtype)
+
+
+def linear(in_features: int, out_features: int, dtype: torch.dtype) -> nn.Linear:
+    return nn.Linear(in_features, out_features, bias=False, dtype=dtype)
+
+
+class Compressor(nn.Module):
+    """Compresses KV via learned gated pooling over `compress_ratio` consecutive tokens (overlapping for CSA)."""
+
+    def __init__(self, args: ModelArgs, compress_ratio: int, head_dim: int, rotary: Rotary, overlap: bool,
+                 dtype: torch.dtype, rotate: bool = False):
+        super().__init__()
+        self.ratio, self.head_dim, self.rotary, self.rotate = compress_ratio, head_dim, rotary, rotate
+        self.overlap = overlap  # CSA windows overlap (coff = 2); HCA windows do not
+        self.rope_dim = args.qk_rope_head_dim
+        self.reference_numerics = args.reference_numerics
+        coff = 2 if self.overlap else 1
+        self.wkv = linear(args.hidden_size, coff * head_dim, dtype)
+        self.wgate = linear(args.hidden_size, coff * head_dim, dtype)
+        self.ape = nn.Parameter(torch.zeros(compress_ratio, coff * head_dim, dtype=torch.float32))
+        self.norm = RMSNorm(head_dim, args.rms_norm_eps)
+
+    def forward(self, x: torch.Tensor, start_pos: int, st: CompressorState) -> torch.Tensor:
+        """x [b,s,dim] -> rows closed by these tokens [b, n_new, head_dim] (normed, RoPE at w*m)."""
+        b, s, _ = x.shape
+        m, d = self.ratio, self.head_dim
+        kv = F.linear(x.float(), self.wkv.weight.float())  # fp32 as in the reference: [b,s,coff*d]
+        pos = torch.arange(start_pos, start_pos + s, device=x.device)
+        score = F.linear(x.float(), self.wgate.weight.float()) + self.ape[pos % m]
+        n_open = start_pos % m
+        kv = torch.cat([st.open_kv[:, :n_open], kv], dim=1)
+        score = torch.cat([st.open_score[:, :n_open], score], dim=1)
+        first_window = (start_pos - n_open) // m
+        n_close = kv.shape[1] // m
+        used = n_close * m
+        rows = x.new_zeros(b, 0, d)
+        if n_close:
+            rows = compressor_pool(kv[:, :used], score[:, :used], m, st.carry_kv, st.carry_score)
+            if self.overlap:
+                st.carry_kv = kv[:, used - m : used, :d].clone()
+                st.carry_score = score[:, used - m : used, :d].clone()
+            rows = self.norm(rows)
+            cos, sin = self.rotary.cos_sin((first_window + torch.arange(n_close, device=x.device)) * m)
+            rows = apply_rotary_emb(rows, cos, sin)
+            if self.reference_numerics:
+                num = _numerics()
+                rows = num.fp4_act_quant(num.rotate_activation(rows)) if self.rotate else num.act_quant_kv(
+                    rows, self.rope_dim)
+            rows = rows.to(x.dtype)
+        rem = kv.shape[1] - used
+        st.open_kv[:, :rem] = kv[:, used:]
+        st.open_score[:, :rem] = score[:, used:]
+        return rows
+
+
+class Indexer(nn.Module):
+    """Lightning indexer: its own compressed keys, then Σ_h w_h·relu(q_h·k) scores and top-k per query."""
+
+    def __init__(self, args: ModelArgs, compress_ratio: int, rotary: Rotary, dtype: torch.dtype):
+        super().__init__()
+        self.n_heads, self.head_dim, self.topk, self.ratio = (args.index_n_heads, args.index_head_dim,
+                                                              args.index_topk, compress_ratio)
+        self.rotary, self.reference_numerics = rotary, args.reference_numerics
+        self.softmax_scale = self.head_dim ** -0.5
+        self.wq_b = linear(args.q_lora_rank, self.n_heads * self.head_dim, dtype)
+        self.weights_proj = linear(args.hidden_size, self.n_heads, dtype)
+        self.compressor = Compressor(args, compress_ratio, self.head_dim, rotary, True, dtype, rotate=True)
+
+    def forward(self, x: torch.Tensor, qr: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """x [b,c,dim], qr [b,c,q_lora], keys [b,n,d_I] -> compressed-row indices [b,c,k] (-1 = none)."""
+        b, c, _ = x.shape
+        q = self.wq_b(qr).view(b, c, self.n_heads, self.head_dim)
+        cos, sin = self.rotary.cos_sin(positions)
+        q = apply_rotary_emb(q, cos, sin)
+        if self.reference_numerics:
+            num = _numerics()
+            q = num.fp4_act_quant(num.rotate_activation(q))
+        weights = self.weights_proj(x).float() * self.n_heads ** -0.5
+        return indexer_topk(q, keys, weights, self.softmax_scale, positions, self.ratio, self.topk)
+
+
+class Attention(nn.Module):
+    """Shared K=V latent attention over a sliding window plus compressed rows (CSA: top-k, HCA: all), with sinks."""
+
+    def __init__(self, layer_id: int, args: ModelArgs, dtype: torch.dtype):
+        super().__init__()
+        self.args, self.layer_id = args, layer_id
+        self.n_heads, self.head_dim, self.window = args.num_attention_heads, args.head_dim, args.sliding_window
+        self.kind, self.ratio = args.attn_types[layer_id], args.compress_ratios[layer_id]
+        self.softmax_scale = self.head_dim ** -0.5
+        self.rotary = Rotary(args, compressed=self.kind != SLIDING)
+        g = args.o_groups
+        self.wq_a = linear(args.hidden_size, args.q_lora_rank, dtype)
+        self.q_norm = RMSNorm(args.q_lora_rank, args.rms_norm_eps)
+        self.wq_b = linear(args.q_lora_rank, self.n_heads * self.head_dim, dtype)
+        self.wkv = linear(args.hidden_size, self.head_dim, dtype)
+        self.kv_norm = RMSNorm(self.head_dim, args.rms_norm_eps)
+        self.wo_a = linear(self.n_heads * self.head_dim // g, g * args.o_lora_rank, dtype)
+        self.wo_b = linear(g * args.o_lora_rank, args.hidden_size, dtype)
+        self.attn_sink = nn.Parameter(torch.zeros(self.n_heads, dtype=torch.float32))
+        self.compressor = (Compressor(args, self.ratio, self.head_dim, self.rotary, self.kind == CSA, dtype)
+                           if self.kind != SLIDING else None)
+        self.indexer = Indexer(args, self.ratio, self.rotary, dtype) if self.kind == CSA else None
+
+    def forward(self, x: torch.Tensor, start_pos: int, st: LayerState) -> torch.Tensor:
+        """x [b,s,dim] (normed) -> [b,s,dim]; reads and updates the layer state."""
+        b, s, _ = x.shape
+        h, d, eps = self.n_heads, self.head_dim, self.args.rms_norm_eps
+        positions = torch.arange(start_pos, start_pos + s, device=x.device)
+        cos, sin = self.rotary.cos_sin(positions)
+        qr = self.q_norm(self.wq_a(x))  # [b,s,q_lora]; reused by the indexer
+        q = self.wq_b(qr).view(b, s, h, d)
+        q = (q.float() * torch.rsqrt(q.float().square().mean(-1, keepdim=True) + eps)).to(x.dtype)
+        q = apply_rotary_emb(q, cos, sin)
+        kv = apply_rotary_emb(self.kv_norm(self.wkv(x)), cos, sin)  # [b,s,d]
+        if self.args.reference_numerics:
+            kv = _numerics().act_quant_kv(kv, self.args.qk_rope_head_dim)
+        prev = st.window_rows(start_pos)  # [b,P,d]
+        base = start_pos - prev.shape[1]  # position of kv_all row 0
+        parts = [prev, kv]
+        keys = None
+        if self.compressor is not None:
+            st.comp_rows.append(self.compressor(x, start_pos, st.compressor))
+            parts.append(st.comp_rows.view())
+            if self.indexer is not None:
+                st.index_keys.append(self.indexer.compressor(x, start_pos, st.indexer))
+                keys = st.index_keys.view()
+        n_win = prev.shape[1] + s
+        kv_all = torch.cat(parts, dim=1).to(x.dtype)  # [b, n_win + n_comp, d]
+        n_comp = kv_all.shape[1] - n_win
+        st.write_window(kv, start_pos)
+        n_keys = self.window + (min(self.args.index_topk, n_comp) if self.indexer is not None else n_comp)
+        per_query = max(n_keys * (d + h), self.args.index_n_heads * n_comp if self.indexer is not None else 0)
+        chunk = max(1, self.args.attn_chunk_elems // max(1, per_query * b))
+        out = []
+        for c0 in range(0, s, chunk):
+            pos_c = positions[c0 : c0 + chunk]
+            idx = [window_topk_idxs(pos_c, self.window, base)]
+            if self.kind == HCA:
+                idx.append(compress_topk_idxs(pos_c, self.ratio, n_comp, n_win))
+            elif self.kind == CSA:
+                sel = self.indexer(x[:, c0 : c0 + chunk], qr[:, c0 : c0 + chunk], pos_c, keys)
+                idx.append(torch.where(sel >= 0, sel + n_win, sel))
+            idx = torch.cat([i.expand(b, -1, -1) for i in idx], dim=-1)
+            out.append(sparse_attn(q[:, c0 : c0 + chunk], kv_all, self.attn_sink, idx, self.softmax_scale))
+        o = apply_rotary_emb(torch.cat(out, dim=1), cos, sin, inverse=True)  # [b,s,h,d]
+        g = self.args.o_groups
+        o = o.reshape(b, s, g, -1)
+        wo_a = self.wo_a.weight.view(g, self.args.o_lora_rank, -1)
+        o = torch.einsum("bsgi,goi->bsgo", o, wo_a)
+        return self.wo_b(o.flatten(2))
+
+
+def window_topk_idxs(positions: torch.Tensor, window: int, base: int) -> torch.Tensor:
+    """kv_all rows of the last `window` positions (incl. t) for each query: [1, s, window], -1 before position 0."""
+    p = positions[:, None] - (window - 1) + torch.arange(window, device=positions.device)[None, :]
+    return torch.where(p >= 0, p - base, torch.full_like(p, -1))[None]
+
+
+def compress_topk_idxs(positions: torch.Tensor, ratio: int, n_comp: int, offset: int) -> torch.Tensor:
+    """All compressed rows visible to each query (w < (t+1)//ratio), shifted by offset: [1, s, n_comp]."""
+    w = torch.arange(n_comp, device=positions.device)[None, :]
+    visible = w < ((positions + 1) // ratio)[:, None]
+    return torch.where(visible, w + offset, torch.full_like(w, -1))[None]
+
+
+class Gate(nn.Module):
+    """Router: sqrt-softplus scores, top-k by score + bias (or tid2eid lookup in hash layers), routed scaling."""
+
+    def __init__(self, layer_id: int, args: ModelArgs, dtype: torch.dtype):
+        super().__init__()
+        self.topk, self.score_func = args.num_experts_per_tok, args.scoring_func
+        self.route_scale, self.norm_topk = args.routed_scaling_factor, args.norm_topk_prob
+        self.hash = args.is_hash_layer(layer_id)
+        self.weight = nn.Parameter(torch.zeros(args.n_routed_experts, args.hidden_size, dtype=dtype))
+        if self.hash:
+            self.register_buffer("tid2eid", torch.zeros(args.vocab_size, self.topk, dtype=torch.int64))
+            self.bias = None
+        else:
+            self.bias = nn.Parameter(torch.zeros(args.n_routed_experts, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [n,dim], input_ids [n] -> weights [n,k] fp32, expert indices [n,k]."""
+        logits = F.linear(x.float(), self.weight.float())
+        if self.score_func == "softmax":
+            scores = logits.softmax(dim=-1)
+        elif self.score_func == "sigmoid":
+            scores = logits.sigmoid()
+        else:
+            scores = F.softplus(logits).sqrt()
+        if self.hash:
+            idx = self.tid2eid[input_ids]
+        else:
+            idx = (scores + self.bias).topk(self.topk, dim=-1).indices
+        weights = scores.gather(1, idx)
+        if self.norm_topk and self.score_func != "softmax":
+            weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+        return weights * self.route_scale, idx
+
+
+class Expert(nn.Module):
+    """SwiGLU expert with the clamp: silu(min(w1·x, L)) * clamp(w3·x, -L, L), then w2."""
+
+    def __init__(self, dim: int, inter_dim: int, swiglu_limit: float, dtype: torch.dtype):
+        super().__init__()
+        self.w1, self.w2, self.w3 = linear(dim, inter_dim, dtype), linear(inter_dim, dim, dtype), linear(
+            dim, inter_dim, dtype)
+        self.limit = swiglu_limit
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        gate, up = self.w1(x).float(), self.w3(x).float()
+        if self.limit > 0:
+            gate, up = gate.clamp(max=self.limit), up.clamp(min=-self.limit, max=self.limit)
+        h = F.silu(gate) * up
+        if weights is not None:
+            h = h * weights
+        return self.w2(h.to(x.dtype))
+
+
+class MoE(nn.Module):
+    """Routed experts (hash or scored) plus the shared expert; accumulates in fp32."""
+
+    def __init__(self, layer_id: int, args: ModelArgs, dtype: torch.dtype):
+        super().__init__()
+        self.gate = Gate(layer_id, args, dtype)
+        inter = args.moe_intermediate_size
+        self.experts = nn.ModuleList(Expert(args.hidden_size, inter, args.swiglu_limit, dtype)
+                                     for _ in range(args.n_routed_experts))
+        self.shared_experts = Expert(args.hidden_size, inter * args.n_shared_experts, args.swiglu_limit, dtype) \
+            if args.n_shared_experts else None
+
+    def forward(self, x: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])
+        weights, idx = self.gate(x, input_ids.reshape(-1))
+        y = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+        counts = torch.bincount(idx.flatten(), minlength=len(self.experts)).tolist()
+        for e, cnt in enumerate(counts):
+            if cnt:
+                tok, slot = torch.where(idx == e)
+                y.index_add_(0, tok, self.experts[e](x[tok], weights[tok, slot, None]).float())
+        if self.shared_experts is not None:
+            y += self.shared_experts(x).float()
+        return y.to(x.dtype).view(shape)
+
+
+def hc_split_sinkhorn(mix: torch.Tensor, scale: torch.Tensor, base: torch.Tensor, hc: int, iters: int,
+                      eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """mix [..., (2+hc)*hc] -> pre [...,hc], post [...,hc], comb [...,hc,hc] (Sinkhorn, column-normalised first)."""
+    pre = torch.sigmoid(mix[..., :hc] * scale[0] + base[:hc]) + eps
+    post = 2 * torch.sigmoid(mix[..., hc : 2 * hc] * scale[1] + base[hc : 2 * hc])
+    comb = mix[..., 2 * hc :].unflatten(-1, (hc, hc)) * scale[2] + base[2 * hc :].view(hc, hc)
+    comb = comb.softmax(dim=-1) + eps
+    comb = comb / (comb.sum(dim=-2, keepdim=True) + eps)
+    for _ in range(iters - 1):
+        comb = comb / (comb.sum(dim=-1, keepdim=True) + eps)
+        comb = comb / (comb.sum(dim=-2, keepdim=True) + eps)
+    return pre, post, comb
+
+
+def hc_mix(x: torch.Tensor, fn: torch.Tensor, eps: float) -> torch.Tensor:
+    """x [b,s,hc,dim] -> (fn · flatten(x)) · rsqrt(mean(x²)+eps) in fp32."""
+    flat = x.flatten(2).float()
+    return F.linear(flat, fn.float()) * torch.rsqrt(flat.square().mean(-1, keepdim=True) + eps)
+
+
+class Block(nn.Module):
+    """One layer: mHC around attention and around the MoE, residual kept as hc_mult streams."""
+
+    def __init__(self, layer_id: int, args: ModelArgs, dtype: torch.dtype):
+        super().__init__()
+        self.args, self.layer_id = args, layer_id
+        hc, dim = args.hc_mult, args.hidden_size
+        mix = (2 + hc) * hc
+        self.attn_norm, self.ffn_norm = RMSNorm(dim, args.rms_norm_eps), RMSNorm(dim, args.rms_norm_eps)
+        self.attn = Attention(layer_id, args, dtype)
+        self.ffn = MoE(layer_id, args, dtype)
+        for site in ("attn", "ffn"):
+            setattr(self, f"hc_{site}_fn", nn.Parameter(torch.zeros(mix, hc * dim, dtype=torch.float32)))
+            setattr(self, f"hc_{site}_base", nn.Parameter(torch.zeros(mix, dtype=torch.float32)))
+            setattr(self, f"hc_{site}_scale", nn.Parameter(torch.ones(3, dtype=torch.float32)))
+
+    def hc_pre(self, x: torch.Tensor, fn, scale, base):
+        a = self.args
+        pre, post, comb = hc_split_sinkhorn(hc_mix(x, fn, a.rms_norm_eps), scale, base, a.hc_mult,
+                                            a.hc_sinkhorn_iters, a.hc_eps)
+        return (pre[..., None] * x.float()).sum(dim=2).to(x.dtype), post, comb
+
+    @staticmethod
+    def hc_post(y: torch.Tensor, residual: torch.Tensor, post: torch.Tensor, comb: torch.Tensor) -> torch.Tensor:
+        out = post[..., None] * y.float()[:, :, None] + torch.einsum("bsjk,bsjd->bskd", comb, residual.float())
+        return out.to(residual.dtype)
+
+    def forward(self, x: torch.Tensor, start_pos: int, input_ids: torch.Tensor, st: LayerState) -> torch.Tensor:
+        """x [b,s,hc,dim] -> [b,s,hc,dim]."""
+        y, post, comb = self.hc_pre(x, self.hc_attn_fn, self.hc_attn_scale, self.hc_attn_base)
+        x = self.hc_post(self.attn(self.attn_norm(y), start_pos, st), x, post, comb)
+        y, post, comb = self.hc_pre(x, self.hc_ffn_fn, self.hc_ffn_scale, self.hc_ffn_base)
+        return self.hc_post(self.ffn(self.ffn_norm(y), input_ids), x, post, comb)
+
+
+def hc_head(x: torch.Tensor, fn, scale, base, norm_eps: float, hc_eps: float) -> torch.Tensor:
+    """Final stream collapse: Σ_i (σ(mix·scale + base)+eps)_i · x_i: [b,s,hc,dim] -> [b,s,dim]."""
+    pre = torch.sigmoid(hc_mix(x, fn, norm_eps) * scale.float() + base.float()) + hc_eps
+    return (pre[..., None] * x.float()).sum(dim=2).to(x.dtype)
+
+
+class MTPBlock(Block):
+    """Multi-token-prediction block: embeds the next token, mixes it with the target's last residual, one block."""
+
+    def __init__(self, layer_id: int, args: ModelArgs, dtype: torch.dtype):
+        super().__init__(layer_id, args, dtype)
+        dim, hc = args.hidden_size, args.hc_mult
+        self.e_proj, self.h_proj = linear(dim, dim, dtype), linear(dim, dim, dtype)
+        self.enorm, self.hnorm, self.norm = (RMSNorm(dim, args.rms_norm_eps) for _ in range(3))
+        self.hc_head_fn = nn.Parameter(torch.zeros(hc, hc * dim, dtype=torch.float32))
+        self.hc_head_base = nn.Parameter(torch.zeros(hc, dtype=torch.float32))
+        self.hc_head_scale = nn.Parameter(torch.ones(1, dtype=torch.float32))
+
+    def forward(self, x_last: torch.Tensor, e: torch.Tensor, start_pos: int, input_ids: torch.Tensor,
+                st: LayerState) -> tuple[torch.Tensor, torch.Tensor]:
+        """x_last [b,s,hc,dim] (target residual before hc_head), e [b,s,dim] (embedding of the next tokens)
+        -> (hidden after norm [b,s,dim], new residual [b,s,hc,dim])."""
+        x = self.e_proj(self.enorm(e))[:, :, None] + self.h_proj(self.hnorm(x_last))
+        x = super().forward(x, start_pos, input_ids, st)
+        a = self.args
+        y = hc_head(x, self.hc_head_fn, self.hc_head_scale, self.hc_head_base, a.rms_norm_eps, a.hc_eps)
+        return self.norm(y), x
+
+
+class Transformer(nn.Module):
+    """Embedding, the V4 blocks, hc head, final norm and output head; plus the MTP block(s)."""
+
+    def __init__(self, args: ModelArgs, dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        self.args, self.dtype = args, dtype
+        dim, hc = args.hidden_size, args.hc_mult
+        self.embed = nn.Embedding(args.vocab_size, dim, dtype=dtype)
+        self.layers = nn.ModuleList(Block(i, args, dtype) for i in range(args.num_hidden_layers))
+        self.norm = RMSNorm(dim, args.rms_norm_eps)
+        self.head = linear(dim, args.vocab_size, dtype)
+        self.hc_head_fn = nn.Parameter(torch.zeros(hc, hc * dim, dtype=torch.float32))
+        self.hc_head_base = nn.Parameter(torch.zeros(hc, dtype=torch.float32))
+        self.hc_head_scale = nn.Parameter(torch.ones(1, dtype=torch.float32))
+        n = args.num_hidden_layers
+        self.mtp = nn.ModuleList(MTPBlock(n + i, args, dtype) for i in range(args.num_nextn_predict_layers))
+
+    def new_state(self, batch: int = 1) -> ModelState:
+        return ModelState.new(self.args, batch, self.dtype, self.head.weight.device)
+
+    @torch.inference_mode()
+    def forward(self, input_ids: torch.Tensor, start_pos: int = 0, state: ModelState | None = None,
+                last_only: bool = False) -> torch.Tensor:
+        """input_ids [b,s] at positions start_pos… -> fp32 logits [b,s,vocab] ([b,1,vocab] with last_only).
+
+        With a state, continues it (start_pos must equal state.num_tokens) and updates it in place."""
+        x = self.forward_hidden(input_ids, start_pos, state)
+        if last_only:
+            x = x[:, -1:]
+        return self.logits(x)
+
+    def forward_hidden(self, input_ids: torch.Tensor, start_pos: int = 0,
+                       state: ModelState | None = None) -> torch.Tensor:
+        """The final residual streams [b,s,hc,dim] (before hc_head; the MTP block's input)."""
+        a = self.args
+        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+            raise InputError(f"input_ids must be [batch, tokens] with at least one token, got {tuple(input_ids.shape)}")
+        if int(input_ids.min()) < 0 or int(input_ids.max()) >= a.vocab_size:
+            raise InputError(f"token ids must lie in [0, {a.vocab_size}); got {int(input_ids.min())}…"
+                             f"{int(input_ids.max())}")
+        b, s = input_ids.shape
+        if start_pos + s > a.max_position_embeddings:
+            raise InputError(f"positions up to {start_pos + s} exceed max_position_embeddings "
+                             f"{a.max_position_embeddings}")
+        if state is None:
+            if start_pos:
+                raise InputError("start_pos > 0 needs the state of the earlier positions")
+            state = self.new_state(b)
+        state.check_start(start_pos, b)
+        h = self.embed(input_ids)
+        x = h[:, :, None].expand(b, s, a.hc_mult, a.hidden_size).contiguous()
+        for layer, st in zip(self.layers, state.layers):
+            x = layer(x, start_pos, input_ids, st)
+        state.num_tokens += s
+        state.token_ids.append(input_ids.detach().clone())
+        return x
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual streams [b,s,hc,dim] -> fp32 logits [b,s,vocab]."""
+        a = self.args
+        y = hc_head(x, self.hc_head_fn, self.hc_head_scale, self.hc_head_base, a.rms_norm_eps, a.hc_eps)
+        return self.head(self.norm(y)).float()
+
+
+def count_parameters(model: Transformer, include_mtp: bool = False) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if include_mtp or not n.startswith("mtp."))
+
+
+def sqrt_fan_in_std(fan_in: int) -> float:
+    return 1.0 / math.sqrt(fan_in)
