@@ -11,6 +11,7 @@ from inference.quant import (
     dequantize_fp4,
     dequantize_fp8,
     dequantize_state_dict,
+    e2m1_codes,
     quantize_fp4,
     quantize_fp8_block,
     quantize_state_dict,
@@ -194,3 +195,17 @@ def test_hf_scale_name_is_accepted():
 def test_bad_inputs_raise_typed_error(call, needle):
     with pytest.raises(QuantFormatError, match=needle):
         call()
+
+
+def test_e2m1_rounding_matches_brute_force_nearest_even():
+    """Every magnitude on a fine sweep goes to the nearest grid value; exact ties go to the even code."""
+    grid = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+    sweep = [i / 64 for i in range(0, 6 * 64 + 1)]
+    expected = []
+    for v in sweep:
+        dist = [abs(v - g) for g in grid]
+        best = min(dist)
+        codes = [c for c, d in enumerate(dist) if d == best]
+        expected.append(next((c for c in codes if c % 2 == 0), codes[0]))
+    assert e2m1_codes(torch.tensor(sweep)).tolist() == expected
+    assert e2m1_codes(-torch.tensor(sweep)).tolist() == [c | 8 for c in expected]
