@@ -5,6 +5,7 @@ gitingest is timed without its tiktoken token estimate (it needs a download; our
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -19,17 +20,14 @@ _GI_PLACEHOLDERS = ("[Binary file]", "Error reading file", "Error: Unable to dec
 
 
 def default_tree(quick: bool) -> str:
-    """A sizeable source tree that exists offline: transformers (full) or the stdlib's json + email (quick)."""
-    if not quick:
-        try:
-            import transformers  # noqa: F401 (only its folder is read)
-
-            return os.path.dirname(transformers.__file__)
-        except ImportError:
-            pass
-    import email
-
-    return os.path.dirname(email.__file__) if quick else os.path.dirname(os.__file__)
+    """An offline source tree: installed transformers (full; stdlib asyncio without it), stdlib email (quick)."""
+    stdlib = os.path.dirname(os.__file__)
+    if quick:
+        return os.path.join(stdlib, "email")
+    spec = importlib.util.find_spec("transformers")  # its folder only: never imported (pipeline has no torch)
+    if spec and spec.origin:
+        return os.path.dirname(spec.origin)
+    return os.path.join(stdlib, "asyncio")
 
 
 def _gitingest(tree: str, max_file: int) -> tuple[float, set[str], int]:
