@@ -1,0 +1,119 @@
+"""sparse_attn: Triton kernel and CPU fast path against the naive twin; the twin against a per-query loop."""
+
+import pytest
+import torch
+
+from kernels.errors import ConfigError, ShapeError
+from kernels.layout import pool_from_rows
+from kernels.sparse_attn import naive_sparse_attn, sparse_attn, sparse_attn_torch, sparse_attn_triton
+from tests.kernels.conftest import assert_close
+
+
+def _case(h, d, window, ratio, positions, seqs, k=None, dtype=torch.float32, seed=0, all_masked=()):
+    """Two-sequence ragged batch with shuffled block tables; CSA picks are distinct visible rows (or −1)."""
+    g = torch.Generator().manual_seed(seed)
+    n_seq = max(seqs) + 1
+    length = max(positions) + 1
+    raw = torch.randn(n_seq, length, d, generator=g)
+    wp, wt = pool_from_rows(raw, 128, shuffle=True, seed=seed)
+    args = dict(window=window)
+    if ratio:
+        cmp = torch.randn(n_seq, max(1, length // ratio), d, generator=g)
+        cp, ct = pool_from_rows(cmp, 128 // ratio, shuffle=True, seed=seed + 1)
+        args.update(cmp_pool=cp.to(dtype), cmp_table=ct, ratio=ratio)
+        if k is not None:
+            tk = torch.full((len(positions), k), -1, dtype=torch.int32)
+            for i, p in enumerate(positions):
+                if i in all_masked:
+                    continue
+                picks = torch.randperm((p + 1) // ratio, generator=g)[:k]
+                tk[i, :len(picks)] = picks.to(torch.int32)
+            args["topk_idxs"] = tk
+    q = torch.randn(len(positions), h, d, generator=g).to(dtype)
+    sink = torch.randn(h, generator=g)
+    seq = torch.tensor(seqs, dtype=torch.int32)
+    pos = torch.tensor(positions, dtype=torch.int32)
+    return (q, seq, pos, wp.to(dtype), wt, sink, d ** -0.5), args
+
+
+def _to(dev, args, kw):
+    mv = lambda x: x.to(dev) if torch.is_tensor(x) else x
+    return [mv(a) for a in args], {k: mv(v) for k, v in kw.items()}
+
+
+# positions straddle the window (8), the ratio, and the 128-row block boundary; ragged: 5 + 6 queries
+POS = [0, 1, 7, 8, 127, 2, 3, 15, 16, 128, 139]
+SEQ = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+CASES = [
+    pytest.param(dict(h=4, d=48, window=8, ratio=0), id="swa-H4-D48"),
+    pytest.param(dict(h=4, d=48, window=8, ratio=16), id="hca-r16-H4-D48"),
+    pytest.param(dict(h=3, d=64, window=8, ratio=4, k=6), id="csa-r4-k6-H3-D64"),
+    pytest.param(dict(h=20, d=32, window=5, ratio=8, k=40), id="csa-r8-k40gtN-H20-D32"),
+    pytest.param(dict(h=4, d=48, window=130, ratio=32), id="hca-r32-win130"),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_triton_matches_naive_fp32(tdev, case):
+    args, kw = _case(positions=POS, seqs=SEQ, all_masked=(0, 3, 9), **case)
+    ref = naive_sparse_attn(*args, **kw)
+    a, k = _to(tdev, args, kw)
+    out = sparse_attn_triton(*a, **k)
+    assert_close(ref, out, 1e-5, atol=1e-5, what="triton fp32")
+
+
+def test_triton_matches_naive_fp16(tdev):
+    args, kw = _case(h=4, d=64, window=8, ratio=4, k=8, positions=POS, seqs=SEQ, dtype=torch.float16)
+    ref = naive_sparse_attn(*args, **kw)
+    a, k = _to(tdev, args, kw)
+    assert_close(ref, sparse_attn_triton(*a, **k), 2e-3, what="triton fp16")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cpu_path_matches_naive(case):
+    args, kw = _case(positions=POS, seqs=SEQ, all_masked=(1,), **case)
+    ref = naive_sparse_attn(*args, **kw)
+    assert_close(ref, sparse_attn_torch(*args, **kw, budget_bytes=1), 1e-6, atol=1e-6, what="chunk=1")
+    assert_close(ref, sparse_attn(*args, **kw), 1e-6, atol=1e-6, what="dispatch")
+
+
+def test_naive_matches_per_query_loop():
+    """The twin equals softmax over [scores…, sink] with the sink column dropped (REF sparse_attn form)."""
+    args, kw = _case(h=2, d=16, window=4, ratio=4, k=3, positions=[0, 5, 13], seqs=[0, 0, 1], all_masked=(1,))
+    q, seq, pos, wp, wt, sink, scale = args
+    out = naive_sparse_attn(*args, **kw)
+    for i in range(3):
+        s, p = int(seq[i]), int(pos[i])
+        rows = [wp[wt[s, j // 128], j % 128] for j in range(max(0, p - 3), p + 1)]
+        rows += [kw["cmp_pool"][kw["cmp_table"][s, c // 32], c % 32] for c in kw["topk_idxs"][i].tolist() if c >= 0]
+        kv = torch.stack(rows)
+        for h in range(2):
+            logits = torch.cat([kv @ q[i, h] * scale, sink[h:h + 1]])
+            expect = logits.softmax(0)[:-1] @ kv
+            torch.testing.assert_close(out[i, h], expect, rtol=1e-5, atol=1e-6)
+
+
+def test_only_sink_gives_zero_and_sink_shrinks_output():
+    """A query whose every logit is far below its sink outputs ~0; with sink −inf the weights sum to 1."""
+    args, kw = _case(h=2, d=16, window=4, ratio=0, positions=[3], seqs=[0])
+    q, seq, pos, wp, wt, sink, scale = args
+    big = torch.full_like(sink, 1e4)
+    assert naive_sparse_attn(q, seq, pos, wp, wt, big, scale, **kw).abs().max() < 1e-30
+    same = torch.zeros(1, 2, 16)
+    wp0 = wp.clone()
+    wp0[wt[0, 0], :4] = 1.0                                                       # all 4 window rows equal → o = row
+    o = naive_sparse_attn(same, seq, pos, wp0, wt, torch.full_like(sink, -float("inf")), scale, **kw)
+    torch.testing.assert_close(o, torch.ones(1, 2, 16))
+
+
+def test_bad_inputs_raise_typed_errors():
+    args, kw = _case(h=2, d=16, window=4, ratio=4, k=3, positions=[5], seqs=[0])
+    q, seq, pos, wp, wt, sink, scale = args
+    with pytest.raises(ShapeError):
+        sparse_attn(q[0], seq, pos, wp, wt, sink, scale, **kw)
+    with pytest.raises(ShapeError):
+        sparse_attn(q, seq.long(), pos, wp, wt, sink, scale, **kw)
+    with pytest.raises(ConfigError):
+        sparse_attn(q, seq, pos, wp, wt, sink, scale, **{**kw, "ratio": 3})
+    with pytest.raises(ShapeError):
+        sparse_attn(q, seq, pos, wp, wt, sink[:1], scale, **kw)
