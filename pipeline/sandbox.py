@@ -7,16 +7,21 @@ a memory failure or a crash names the page that caused it. Used for PDFs and for
 from __future__ import annotations
 
 import math
-import multiprocessing
+import os
+import pickle
 import resource
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from typing import Any
 
 from pipeline.errors import ExtractionCrashed, ExtractionResourceLimit, ExtractionTimeout, IngestError
 
-_MEMORY_WORDS = ("malloc", "out of memory", "memory allocation", "cannot allocate", "bad_alloc")
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the folder holding pipeline/
+_MEMORY_WORDS = ("malloc", "calloc", "realloc", "out of memory", "memory allocation", "cannot allocate", "bad_alloc")
 
 
 def run_isolated(
@@ -26,7 +31,6 @@ def run_isolated(
     memory_bytes: int,
     unit_timeout_s: float | None = None,
     with_progress: bool = False,
-    start_method: str = "spawn",
     **kwargs: Any,
 ) -> Any:
     """Return `fn(*args, **kwargs)` computed in a child process, or raise a typed error.
@@ -39,19 +43,26 @@ def run_isolated(
     Raises `ExtractionTimeout`, `ExtractionResourceLimit` (MemoryError or an allocation failure in the child),
     `ExtractionCrashed` (killed by a signal or exited without a result), each with `.where`; errors that `fn`
     raises (e.g. `EncryptedPdf`) are re-raised as they are. `fn` and its arguments must be picklable.
+    The child is a fresh interpreter (`python -m pipeline.sandbox`), not a fork: no locks or threads are
+    inherited, and the caller's `__main__` is never re-imported.
     """
-    ctx = multiprocessing.get_context(start_method)
-    recv, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(
-        target=_child_main, args=(send, fn, args, kwargs, memory_bytes, timeout_s, with_progress), daemon=True
+    payload = pickle.dumps((fn, args, kwargs, memory_bytes, timeout_s, with_progress))
+    read_fd, write_fd = os.pipe()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([_ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.sandbox", str(write_fd)], stdin=subprocess.PIPE, pass_fds=(write_fd,), env=env
     )
-    child.start()
-    send.close()  # NOTE: the parent's copy must be closed, or recv() never sees EOF when the child dies
+    os.close(write_fd)  # NOTE: the parent's copy must be closed, or recv() never sees EOF when the child dies
+    recv = Connection(read_fd, writable=False)
     where: int | str | None = None
-    started = time.monotonic()
-    deadline = started + timeout_s
+    deadline = time.monotonic() + timeout_s
     unit_deadline = math.inf
     try:
+        try:
+            child.stdin.write(pickle.dumps(sys.path) + payload)
+            child.stdin.close()
+        except BrokenPipeError:
+            pass  # the child died at start; reported below as a crash
         while True:
             now = time.monotonic()
             limit = min(deadline, unit_deadline)
@@ -80,17 +91,23 @@ def run_isolated(
                 )
             else:
                 raise payload
-        child.join(5)
-        raise ExtractionCrashed(f"the extraction process {_death(child.exitcode)}{_at(where)}", where=where)
+        try:
+            child.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        raise ExtractionCrashed(f"the extraction process {_death(child.returncode)}{_at(where)}", where=where)
     finally:
         recv.close()
-        if child.is_alive():
+        if child.poll() is None:
             child.kill()
-        child.join()
+        child.wait()
 
 
-def _child_main(conn, fn, args, kwargs, memory_bytes, timeout_s, with_progress) -> None:
-    """Child side: set the limits, run, and send one of ok / error / memory (plus progress messages)."""
+def _child_main(conn: Connection) -> None:
+    """Child side: read the call from stdin, set the limits, run, send ok / error / memory (and progress)."""
+    stdin = sys.stdin.buffer
+    sys.path[:] = pickle.load(stdin)  # the parent's path, so `fn` imports from where the parent found it
+    fn, args, kwargs, memory_bytes, timeout_s, with_progress = pickle.load(stdin)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     cpu_s = math.ceil(timeout_s) + 5  # backstop only: the parent's wall clock normally fires first
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
@@ -144,3 +161,7 @@ def _death(exitcode: int | None) -> str:
         hint = " (CPU limit)" if sig == signal.SIGXCPU else " (often the memory limit)" if sig in (6, 9, 11) else ""
         return f"was killed by {name}{hint}"
     return f"exited with status {exitcode} without a result"
+
+
+if __name__ == "__main__":
+    _child_main(Connection(int(sys.argv[1]), readable=False))

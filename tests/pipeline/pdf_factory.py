@@ -164,26 +164,25 @@ def text_pdf(path: Path, pages: int = 3) -> Path:
     return _save(doc, path)
 
 
-def bomb_pdf(path: Path, string_bytes: int) -> Path:
-    """Page 2 of 3 holds a FlateDecode content stream that inflates to one `string_bytes`-long text string:
-    a few hundred KB on disk, hundreds of MB in the reader's lexer buffer."""
+def bomb_pdf(path: Path, num_chars: int) -> Path:
+    """Page 2 of 3 holds a FlateDecode content stream that draws `num_chars` glyphs: a few KB on disk,
+    gigabytes once a reader builds its text structures (a decompression bomb aimed at text extraction)."""
     doc = _new("Bomb")
     for n in range(3):
         _para(doc.new_page(width=A4.width, height=A4.height), 72, f"Ordinary page {n + 1}.")
     page = doc[1]
-    page.insert_font(fontname="helv")
     comp = zlib.compressobj(9)
-    chunk = b"A" * (1 << 20)
-    data = [comp.compress(b"BT /helv 12 Tf 72 500 Td (")]
-    for _ in range(string_bytes >> 20):
-        data.append(comp.compress(chunk))
-    data.append(comp.compress(b") Tj ET"))
-    data.append(comp.flush())
+    show = b"(" + b"A" * 1000 + b") Tj 0 -0.01 Td\n"  # each run a new line: no dedup of overlapping glyphs
+    data = [comp.compress(b"BT /helv 1 Tf 72 500 Td\n")]
+    data += [comp.compress(show) for _ in range(num_chars // 1000)]
+    data += [comp.compress(b"ET\n"), comp.flush()]
     xref = doc.get_new_xref()
-    doc.update_object(xref, "<< /Filter /FlateDecode >>")
+    doc.update_object(xref, "<< >>")
     doc.update_stream(xref, b"".join(data), compress=False)
+    doc.xref_set_key(xref, "Filter", "/FlateDecode")  # after update_stream, which resets it
     contents = page.get_contents()
     doc.xref_set_key(page.xref, "Contents", "[" + " ".join(f"{x} 0 R" for x in [*contents, xref]) + "]")
+    page.insert_font(fontname="helv")
     doc.save(str(path), no_new_id=True)
     doc.close()
     return path
