@@ -46,6 +46,7 @@ def init_random_(model: Transformer, seed: int) -> None:
                 else:
                     normal(mod.bias, 0.1)
         normal(model.embed.weight, 1.0)
+        normal(model.head.weight, 4.0 / math.sqrt(a.hidden_size))  # logits std ~4: clear greedy margins
         for name, p in model.named_parameters():
             leaf = name.rsplit(".", 1)[-1]
             if leaf.endswith("_fn"):
