@@ -88,7 +88,9 @@ def _owned_update(session: Session, job_id: str, owner: str, values: dict) -> Jo
             .values(**values).execution_options(synchronize_session=False))
     if session.execute(stmt).rowcount == 1:
         return _reload(session, job_id)
-    job = _reload(session, job_id)
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise Cancelled(f"job {job_id} was deleted (with its document)")
     if job.state == JobState.CANCELLED or job.cancel_requested:
         raise Cancelled(f"job {job_id} was cancelled")
     raise LeaseLost(f"job {job_id} is {job.state} with lease owner {job.lease_owner!r}, not {owner!r}")

@@ -1,0 +1,48 @@
+"""The one place pipeline errors become HTTP JSON errors: {"error": type, "detail": message}."""
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from pipeline.errors import (
+    BlobNotFound,
+    BlobTooLarge,
+    Conflict,
+    IngestError,
+    NotFound,
+    PipelineError,
+    PromptError,
+    UnsupportedFormat,
+)
+
+# Most specific first: the first isinstance match wins.
+STATUS = [
+    (NotFound, 404, "not_found"),
+    (BlobNotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (BlobTooLarge, 413, "too_large"),
+    (UnsupportedFormat, 415, "unsupported_format"),
+    (PromptError, 422, "invalid_request"),
+    (IngestError, 422, "invalid_document"),
+    (PipelineError, 400, "bad_request"),
+]
+
+
+class Unauthorized(Exception):
+    """Missing, malformed, unknown or revoked API key."""
+
+
+def error_response(status: int, error: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PipelineError)
+    async def _pipeline(_: Request, exc: PipelineError) -> JSONResponse:
+        for cls, status, name in STATUS:
+            if isinstance(exc, cls):
+                return error_response(status, name, str(exc))
+        raise AssertionError("PipelineError is in STATUS")
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
+        return error_response(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})

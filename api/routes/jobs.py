@@ -1,0 +1,80 @@
+"""/v1/jobs: get (with result_id when done), list, cancel, and an SSE stream of stage and progress."""
+
+import asyncio
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from api.deps import SessionDep, TenantDep
+from api.routes.common import errors, job_public
+from api.schemas import JobList, JobPublic
+from pipeline.errors import NotFound
+from pipeline.records import jobs
+from pipeline.records.models import FINAL_STATES
+from workers.app import app as celery_app
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+EVENT_FIELDS = ("state", "stage", "progress", "prefill_tokens_done", "prefill_tokens_total", "tokens_generated",
+                "error", "result_id")
+
+
+@router.get("", response_model=JobList, responses=errors())
+def list_(session: SessionDep, tenant: TenantDep, state: str | None = None, document_id: str | None = None,
+          limit: int = 50, offset: int = 0) -> JobList:
+    found = jobs.list_jobs(session, tenant.id, state=state, document_id=document_id, limit=min(max(limit, 1), 200),
+                           offset=max(offset, 0))
+    return JobList(data=[job_public(session, j) for j in found])
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses=errors(404))
+def get(job_id: str, session: SessionDep, tenant: TenantDep) -> JobPublic:
+    return job_public(session, jobs.get_job(session, tenant.id, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses=errors(404, 409))
+def cancel(job_id: str, session: SessionDep, tenant: TenantDep) -> JobPublic:
+    """Cancel a queued or running job: the worker stops at its next check and aborts its inference request."""
+    job = jobs.cancel_job(session, tenant.id, job_id)
+    session.commit()
+    try:  # the message, if still queued, is dropped; a running task sees the cancel through its lease
+        celery_app.control.revoke(job_id)
+    except Exception:
+        pass
+    return job_public(session, job)
+
+
+def _snapshot(sessions, tenant_id: str, job_id: str) -> dict | None:
+    with sessions() as s:
+        try:
+            job = jobs.get_job(s, tenant_id, job_id)
+        except NotFound:
+            return None
+        return job_public(s, job).model_dump(mode="json")
+
+
+@router.get("/{job_id}/events", responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                                                 "description": "`progress` events, then one `end` event"},
+                                           **errors(404)})
+async def events(job_id: str, request: Request, tenant: TenantDep) -> StreamingResponse:
+    """Server-sent events: a `progress` event whenever the job's state, stage or progress changes, then `end`."""
+    sessions, poll = request.app.state.sessions, request.app.state.settings.sse_poll_seconds
+    first = await run_in_threadpool(_snapshot, sessions, tenant.id, job_id)
+    if first is None:
+        raise NotFound(f"no job {job_id!r}")
+
+    async def stream():
+        snap, last = first, None
+        while snap is not None:
+            view = {k: snap[k] for k in EVENT_FIELDS}
+            if view != last:
+                yield f"event: progress\ndata: {json.dumps({'id': job_id, **view})}\n\n"
+                last = view
+            if snap["state"] in FINAL_STATES or await request.is_disconnected():
+                break
+            await asyncio.sleep(poll)
+            snap = await run_in_threadpool(_snapshot, sessions, tenant.id, job_id)
+        yield f"event: end\ndata: {json.dumps({'id': job_id, 'state': (snap or last or {}).get('state')})}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,45 @@
+"""Small factories for the API tests: PDFs and archives made in memory, documents made ready in the records."""
+
+import io
+import zipfile
+
+import pymupdf
+
+from pipeline.records import jobs
+from pipeline.records.db import transaction
+from pipeline.records.documents import mark_document_ready
+
+
+def make_pdf(text: str = "hello", pages: int = 1) -> bytes:
+    doc = pymupdf.open()
+    for i in range(pages):
+        doc.new_page().insert_text((72, 72), f"{text} {i + 1}")
+    return doc.tobytes()
+
+
+def make_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("src/app.py", "print('hi')\n" * 50)
+    return buf.getvalue()
+
+
+def upload(client, data: bytes, name: str = "doc.pdf"):
+    return client.post("/v1/documents", files={"file": (name, data, "application/octet-stream")})
+
+
+def make_ready(records, document_id: str) -> None:
+    """What a finished ingest job leaves behind (no worker runs in the API tests)."""
+    with transaction(records) as s:
+        mark_document_ready(s, document_id, text_blob_key="tenants/x/blobs/sha256/" + "0" * 64, num_sections=1,
+                            num_tokens=10)
+
+
+def finish(records, job_id: str, text: str = "a summary [p. 1]") -> str:
+    """Run the job's lifecycle as a worker would and store a result; returns the result id."""
+    with transaction(records) as s:
+        assert jobs.claim_job(s, job_id, "test-worker", 60) is not None
+        result = jobs.finish_job(s, job_id, "test-worker", text=text,
+                                 citations=[{"anchor": "1", "status": "verified"}],
+                                 usage={"prompt_tokens": 100, "completion_tokens": 5, "cached_tokens": 0})
+        return result.id

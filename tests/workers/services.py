@@ -1,0 +1,100 @@
+"""Real processes for the service tests: a private redis-server, uvicorn running the API, a Celery worker."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port, need_service
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _wait(check, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not ready after {timeout} s")
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def redis_server(tmp: Path):
+    """A private redis-server on a free port (never the shared 6379); yields its URL."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        need_service("redis-server", "the Celery broker in production and CI")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp), "--maxmemory-policy", "noeviction"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+
+    def up():
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    try:
+        _wait(up, proc, "redis-server", 10)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def uvicorn_api(env: dict, log: Path):
+    """`uvicorn api.main:create_app --factory` on a free port; yields the base URL."""
+    port = free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen([str(BIN / "uvicorn"), "api.main:create_app", "--factory", "--host", "127.0.0.1",
+                                 "--port", str(port), "--log-level", "warning"],
+                                cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return httpx.get(f"{base}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        _wait(up, proc, f"uvicorn (log: {log})", 30)
+        yield base
+    finally:
+        stop(proc)
+
+
+def start_worker(env: dict, log: Path, queues: str = "ingest,llm,maintenance", name: str = "w") -> subprocess.Popen:
+    """A real Celery worker process (solo pool, fast start); returns once it is ready to consume."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen([str(BIN / "celery"), "-A", "workers.app", "worker", "--pool=solo", "--without-gossip",
+                                 "--without-mingle", "--without-heartbeat", "-Q", queues, "-n", f"{name}@%h",
+                                 "--loglevel=INFO"],
+                                cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    _wait(lambda: "ready." in log.read_text(errors="replace"), proc, f"celery worker (log: {log})", 60)
+    return proc

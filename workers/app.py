@@ -1,0 +1,71 @@
+"""The Celery app: broker, explicit queues, task names, and the reconciler's beat schedule.
+
+The API imports only this module (never task code) and enqueues by task name with `send_job`.
+Tasks carry ids only; the job row in the database is the truth.
+"""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+from pipeline.records.db import wholedoc_home
+
+INGEST = "workers.ingest"
+SUMMARIZE = "workers.summarize"
+ANSWER = "workers.answer"
+RECONCILE = "workers.reconcile"
+
+QUEUES = ("ingest", "llm", "maintenance")
+TASK_FOR_KIND = {"ingest": INGEST, "summarize": SUMMARIZE, "answer": ANSWER}
+QUEUE_FOR_TASK = {INGEST: "ingest", SUMMARIZE: "llm", ANSWER: "llm", RECONCILE: "maintenance"}
+
+
+def broker_url() -> str:
+    """`WHOLEDOC_BROKER_URL` (e.g. redis://host:6379/0), else kombu's SQLAlchemy transport on a local SQLite file."""
+    url = os.environ.get("WHOLEDOC_BROKER_URL")
+    if url:
+        return url
+    home = wholedoc_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqla+sqlite:///{home / 'broker.sqlite'}"
+
+
+def env_seconds(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def make_app() -> Celery:
+    app = Celery("wholedoc", include=["workers.tasks.ingest", "workers.tasks.llm", "workers.tasks.reconcile"])
+    reconcile_every = env_seconds("WHOLEDOC_RECONCILE_SECONDS", 30)
+    app.conf.update(
+        broker_url=broker_url(),
+        broker_connection_retry_on_startup=True,
+        # NOTE: Redis redelivers an unacked message only after this; our DB lease + reconciler recover much sooner.
+        broker_transport_options={"visibility_timeout": int(env_seconds("WHOLEDOC_VISIBILITY_TIMEOUT", 3 * 3600))},
+        task_ignore_result=True,  # results live in the database
+        task_acks_late=True,  # tasks are idempotent: a lost worker's message is redelivered
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_create_missing_queues=False,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="llm",
+        task_routes={name: {"queue": queue} for name, queue in QUEUE_FOR_TASK.items()},
+        task_serializer="json",
+        accept_content=["json"],
+        beat_schedule={"reconcile": {"task": RECONCILE, "schedule": reconcile_every,
+                                     "options": {"queue": "maintenance", "expires": reconcile_every}}},
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = make_app()
+
+
+def send_job(kind: str, job_id: str, tenant_id: str, *, countdown: float | None = None) -> None:
+    """Enqueue the task for a job (by name, on its queue). Safe to repeat: the task claims the job atomically."""
+    name = TASK_FOR_KIND[kind]
+    # NOTE: the task id is the job id, so cancel can revoke a message still waiting in the queue.
+    app.send_task(name, args=[job_id, tenant_id], queue=QUEUE_FOR_TASK[name], countdown=countdown, task_id=job_id)

@@ -1,0 +1,63 @@
+"""Worker settings, read from the environment once per process."""
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from functools import cache
+
+from pipeline.records.db import database_url, make_engine, session_factory, wholedoc_home
+
+
+def _f(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Where the worker finds records, blobs and the inference endpoint, and how long its leases last."""
+
+    database_url: str
+    blob_url: str
+    inference_url: str | None
+    model: str
+    tokenizer_path: str | None
+    lease_seconds: float = 60.0  # a lost worker's job is requeued about this long after its last heartbeat
+    resend_queued_after: float = 300.0  # a queued job with no worker after this long gets its message re-sent
+    retry_backoff: float = 2.0  # seconds, doubled per attempt, capped at 600
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return max(self.lease_seconds / 3, 0.2)
+
+
+def blob_url() -> str:
+    return os.environ.get("WHOLEDOC_BLOB_URL") or f"file://{wholedoc_home() / 'blobs'}"
+
+
+@cache
+def settings() -> WorkerSettings:
+    return WorkerSettings(
+        database_url=database_url(),
+        blob_url=blob_url(),
+        inference_url=os.environ.get("WHOLEDOC_INFERENCE_URL"),
+        model=os.environ.get("WHOLEDOC_MODEL", "wholedoc"),
+        tokenizer_path=os.environ.get("WHOLEDOC_TOKENIZER"),
+        lease_seconds=_f("WHOLEDOC_LEASE_SECONDS", 60),
+        resend_queued_after=_f("WHOLEDOC_RESEND_QUEUED_AFTER", 300),
+        retry_backoff=_f("WHOLEDOC_RETRY_BACKOFF", 2),
+    )
+
+
+@cache
+def sessions():
+    """The process's sessionmaker (one engine per worker process)."""
+    return session_factory(make_engine(settings().database_url))
+
+
+@cache
+def blob_store():
+    from pipeline.storage import blob_store_from_url
+
+    return blob_store_from_url(settings().blob_url)

@@ -1,0 +1,60 @@
+"""`workers.ingest`: blob → extracted document (in a child process with limits) → text blob + token count."""
+
+import logging
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from pipeline.records import jobs
+from pipeline.records.db import transaction
+from pipeline.records.documents import mark_document_failed, mark_document_ready
+from pipeline.records.models import Document, Job
+from workers import document_json
+from workers.app import INGEST, app, send_job
+from workers.runner import JobContext, Retry, run_job
+from workers.settings import blob_store, sessions
+
+log = logging.getLogger(__name__)
+SUFFIX = {"pdf": ".pdf", "codebase": ".zip"}
+
+
+def _document_failed(session: Session, job: Job, reason: str) -> None:
+    mark_document_failed(session, job.document_id, reason)
+
+
+def _ingest(ctx: JobContext) -> None:
+    from pipeline.ingest import ingest_path
+
+    from pipeline.tokens import count_tokens
+
+    with sessions()() as s:
+        doc = s.get(Document, ctx.job.document_id)
+        assert doc is not None and doc.tenant_id == ctx.job.tenant_id, f"job {ctx.job.id}: document missing"
+        blob_key, kind, tenant_id, media_type = doc.blob_key, doc.kind, doc.tenant_id, doc.media_type
+    ctx.progress(stage="extract", progress=0.05)
+    store = blob_store()
+    suffix = ".tar.gz" if media_type == "application/gzip" else SUFFIX.get(kind, "")
+    with tempfile.TemporaryDirectory(prefix="wholedoc-ingest-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        with path.open("wb") as f:
+            store.copy_to(blob_key, f)  # verifies the sha256 recorded at upload
+        extracted = ingest_path(path)
+    ctx.lease.check()
+    ctx.progress(stage="count", progress=0.8)
+    num_tokens = count_tokens(extracted.text, tokenizer_path=ctx.settings.tokenizer_path)
+    ref = store.put_bytes(tenant_id, document_json.dumps(extracted))
+    store.add_ref(ref.key, ctx.job.document_id)
+    with transaction(sessions()) as s:
+        jobs.complete_job(s, ctx.job.id, ctx.settings.owner)
+        mark_document_ready(s, ctx.job.document_id, text_blob_key=ref.key, num_sections=len(extracted.sections),
+                            num_tokens=num_tokens, title=extracted.title)
+
+
+@app.task(name=INGEST, soft_time_limit=900, time_limit=960)
+def ingest(job_id: str, tenant_id: str) -> str:
+    try:
+        return run_job(job_id, tenant_id, "ingest", _ingest, on_failed=_document_failed)
+    except Retry as r:
+        send_job("ingest", job_id, tenant_id, countdown=r.countdown)
+        return "retry"
