@@ -171,3 +171,7 @@ class StreamInterrupted(InferenceError):
 
 class Cancelled(LeaseLost):
     """The job was cancelled; the worker stops at its next check."""
+
+
+class StorageUnavailable(StorageError):
+    """The blob store could not be reached (connection refused, timeout); worth retrying later."""
