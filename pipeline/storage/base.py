@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
 
-from pipeline.errors import BlobTooLarge, IntegrityError, InvalidBlobKey
+from pipeline.errors import BlobTooLarge, IntegrityError, InvalidBlobKey, StorageUnavailable
 
 CHUNK = 1 << 20
 MAX_PRESIGN = timedelta(days=7)  # SigV4's limit
@@ -78,13 +78,17 @@ def spool(stream: BinaryIO, max_bytes: int | None, spool_dir: str | None = None)
 class VerifyingReader:
     """A read-only stream that hashes what it hands out and raises `IntegrityError` at the end on a mismatch."""
 
-    def __init__(self, raw: BinaryIO, key: str, expected: str, on_close=None):
+    def __init__(self, raw: BinaryIO, key: str, expected: str, on_close=None, transport_errors: tuple = ()):
         self._raw, self._key, self._expected, self._on_close = raw, key, expected, on_close
+        self._errors = transport_errors  # raised by `raw` when the connection drops → StorageUnavailable
         self._h = hashlib.sha256()
         self._done = False
 
     def read(self, n: int = -1) -> bytes:
-        data = self._raw.read() if n is None or n < 0 else self._raw.read(n)
+        try:
+            data = self._raw.read() if n is None or n < 0 else self._raw.read(n)
+        except self._errors as e:
+            raise StorageUnavailable(f"reading blob {self._key} failed: {e}") from e
         self._h.update(data)
         if not data or n is None or n < 0:
             self._finish()

@@ -2,13 +2,15 @@
 
 import io
 from collections.abc import Iterable
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
+import urllib3
 from minio import Minio
-from minio.error import S3Error
+from minio.error import MinioException, S3Error
 
-from pipeline.errors import BlobNotFound, StorageError
+from pipeline.errors import BlobNotFound, StorageError, StorageUnavailable
 from pipeline.storage.base import (
     BlobRef,
     BlobStore,
@@ -24,6 +26,21 @@ MIN_PART = 5 * 1024 * 1024  # S3's smallest multipart part
 _MISSING = {"NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"}
 
 
+@contextmanager
+def _s3(what: str):
+    """Turn client and connection failures into typed storage errors that name the operation."""
+    try:
+        yield
+    except S3Error as e:
+        if e.code in _MISSING:
+            raise BlobNotFound(f"{what}: not found") from None
+        raise StorageError(f"{what} failed: {e.code}: {e.message}") from e
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise StorageUnavailable(f"{what}: S3 endpoint unavailable: {e}") from e
+    except MinioException as e:
+        raise StorageError(f"{what} failed: {e}") from e
+
+
 class S3BlobStore(BlobStore):
     """Blobs in `bucket` (created if missing). Uploads over `part_size` go multipart; minio aborts it on failure."""
 
@@ -32,11 +49,13 @@ class S3BlobStore(BlobStore):
             raise ValueError(f"part_size must be at least {MIN_PART} bytes (S3's minimum)")
         self.client, self.bucket, self.part_size, self.spool_dir = client, bucket, part_size, spool_dir
         try:
-            if not client.bucket_exists(bucket):
-                client.make_bucket(bucket)
-        except S3Error as e:
-            if e.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise StorageError(f"cannot use bucket {bucket!r}: {e.code}: {e.message}") from e
+            with _s3(f"using bucket {bucket!r}"):
+                if not client.bucket_exists(bucket):
+                    client.make_bucket(bucket)
+        except StorageError as e:
+            cause = e.__cause__
+            if not (isinstance(cause, S3Error) and cause.code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")):
+                raise
 
     def _refs(self, key: str) -> str:
         tenant, sha = parse_key(key)
@@ -49,30 +68,24 @@ class S3BlobStore(BlobStore):
             ref = BlobRef(blob_key(tenant, sha), sha, size)
             if self._size(ref.key) == size:
                 return ref
-            try:
+            with _s3(f"upload of {ref.key}"):
                 self.client.put_object(self.bucket, ref.key, tmp, size, part_size=self.part_size,
                                        metadata={"x-amz-meta-sha256": sha})
-            except S3Error as e:
-                raise StorageError(f"upload of {ref.key} failed: {e.code}: {e.message}") from e
         return ref
 
     def _size(self, key: str) -> int | None:
         try:
-            return self.client.stat_object(self.bucket, key).size
-        except S3Error as e:
-            if e.code in _MISSING:
-                return None
-            raise StorageError(f"stat {key} failed: {e.code}: {e.message}") from e
+            with _s3(f"stat {key}"):
+                return self.client.stat_object(self.bucket, key).size
+        except BlobNotFound:
+            return None
 
     def open(self, key: str) -> VerifyingReader:
         _, sha = parse_key(key)
-        try:
+        with _s3(f"get {key}"):
             resp = self.client.get_object(self.bucket, key)
-        except S3Error as e:
-            if e.code in _MISSING:
-                raise BlobNotFound(f"no blob {key}") from None
-            raise StorageError(f"get {key} failed: {e.code}: {e.message}") from e
-        return VerifyingReader(resp, key, sha, on_close=resp.release_conn)
+        return VerifyingReader(resp, key, sha, on_close=resp.release_conn,
+                               transport_errors=(urllib3.exceptions.HTTPError, OSError))
 
     def exists(self, key: str) -> bool:
         parse_key(key)
@@ -82,34 +95,41 @@ class S3BlobStore(BlobStore):
         check_expiry(expires)
         if not self.exists(key):
             raise BlobNotFound(f"no blob {key}")
-        return self.client.presigned_get_object(self.bucket, key, expires=expires)
+        with _s3(f"presign {key}"):
+            return self.client.presigned_get_object(self.bucket, key, expires=expires)
 
     def delete(self, key: str) -> None:
         parse_key(key)
-        for name in self._ref_names(key):
-            self.client.remove_object(self.bucket, name)
-        self.client.remove_object(self.bucket, key)
+        with _s3(f"delete {key}"):
+            for name in self._ref_names(key):
+                self.client.remove_object(self.bucket, name)
+            self.client.remove_object(self.bucket, key)
 
     def _ref_names(self, key: str) -> list[str]:
-        return [o.object_name for o in self.client.list_objects(self.bucket, prefix=self._refs(key), recursive=True)]
+        with _s3(f"list owners of {key}"):
+            return [o.object_name for o in self.client.list_objects(self.bucket, prefix=self._refs(key),
+                                                                     recursive=True)]
 
     def add_ref(self, key: str, owner: str) -> None:
         check_id(owner, "owner id")
         if not self.exists(key):
             raise BlobNotFound(f"no blob {key} to reference")
-        self.client.put_object(self.bucket, self._refs(key) + owner, io.BytesIO(b""), 0)
+        with _s3(f"add owner {owner} to {key}"):
+            self.client.put_object(self.bucket, self._refs(key) + owner, io.BytesIO(b""), 0)
 
     def owners(self, key: str) -> list[str]:
         return sorted(name.rsplit("/", 1)[1] for name in self._ref_names(key))
 
     def _drop_ref(self, key: str, owner: str) -> None:
-        self.client.remove_object(self.bucket, self._refs(key) + owner)
+        with _s3(f"drop owner {owner} of {key}"):
+            self.client.remove_object(self.bucket, self._refs(key) + owner)
 
     def list_blobs(self, tenant: str) -> Iterable[tuple[str, float]]:
         prefix = f"tenants/{check_id(tenant)}/blobs/sha256/"
         now = datetime.now(UTC)
         out = []
-        for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
-            age = (now - o.last_modified).total_seconds() if o.last_modified else float("inf")
-            out.append((o.object_name, age))
+        with _s3(f"list blobs of {tenant}"):
+            for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
+                age = (now - o.last_modified).total_seconds() if o.last_modified else float("inf")
+                out.append((o.object_name, age))
         return sorted(out)

@@ -189,3 +189,102 @@ def test_factory_builds_both_backends(tmp_path, moto_endpoint):
         blob_store_from_url("ftp://x")
     with pytest.raises(StorageError, match="endpoint"):
         blob_store_from_url("s3://bucket")
+
+
+class FaultProxy:
+    """A loopback HTTP proxy in front of moto that answers 403 to the second multipart part, and logs requests."""
+
+    def __init__(self, upstream: str):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        self.log: list[tuple[str, str]] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                q = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+                proxy.log.append((self.command, self.path))
+                if self.command == "PUT" and q.get("partNumber") == ["2"]:
+                    err = b"<Error><Code>AccessDenied</Code><Message>injected fault</Message></Error>"
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(err)))
+                    self.end_headers()
+                    self.wfile.write(err)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                r = httpx.request(self.command, f"http://{upstream}{self.path}", headers=headers, content=body)
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(r.content)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_failed_multipart_upload_is_aborted_and_nothing_kept(moto_endpoint):
+    proxy = FaultProxy(moto_endpoint)
+    try:
+        client = Minio(proxy.endpoint, access_key="testing", secret_key="testing", secure=False, region="us-east-1")
+        store = S3BlobStore(client, "wd-abort", part_size=5 * MB)
+        data = os.urandom(11 * MB)
+        with pytest.raises(StorageError, match="AccessDenied"):
+            store.put_bytes("acme", data)
+        assert any(m == "DELETE" and "uploadId=" in p for m, p in proxy.log), "no AbortMultipartUpload was sent"
+        assert not store.exists(f"tenants/acme/blobs/sha256/{hashlib.sha256(data).hexdigest()}")
+        listing = httpx.get(f"http://{moto_endpoint}/wd-abort?uploads").text  # straight to moto
+        assert "<Upload>" not in listing and "ListMultipartUploadsResult" in listing
+        assert store.put_bytes("acme", b"small objects still work").size == 24
+    finally:
+        proxy.close()
+
+
+def test_failing_source_stream_keeps_nothing(backend):
+    class Broken(io.RawIOBase):
+        def __init__(self):
+            self.n = 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            self.n += 1
+            if self.n > 3:
+                raise OSError("client went away")
+            b[:1024] = b"x" * 1024
+            return 1024
+
+    with pytest.raises(OSError, match="client went away"):
+        backend.store.put_stream("acme", io.BufferedReader(Broken()))
+    assert backend.count_objects("tenants/acme/") == 0
+
+
+def test_unreachable_s3_is_storage_unavailable():
+    import urllib3
+
+    from pipeline.errors import StorageUnavailable
+    from tests.conftest import free_port
+
+    http = urllib3.PoolManager(retries=urllib3.Retry(total=1, backoff_factor=0), timeout=2)
+    client = Minio(f"127.0.0.1:{free_port()}", access_key="k", secret_key="s", secure=False, region="us-east-1",
+                   http_client=http)
+    with pytest.raises(StorageUnavailable, match="unavailable"):
+        S3BlobStore(client, "wd-down")
