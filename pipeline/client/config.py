@@ -1,0 +1,36 @@
+"""Client configuration: where the OpenAI-compatible endpoint is, and how long and how often to try."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """An OpenAI-compatible endpoint (`base_url` ends in /v1, like the OpenAI SDK's) plus timeouts and retries.
+
+    Timeouts are per phase: a 1M-token prefill takes minutes, so the first token gets `first_token_timeout`;
+    after it (or after the first prefill progress comment) a gap longer than `idle_timeout` counts as a stall.
+    """
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    connect_timeout: float = 10.0
+    first_token_timeout: float = 1800.0
+    idle_timeout: float = 120.0
+    control_timeout: float = 30.0  # probes, status, DELETE: small requests
+    max_retries: int = 4  # retries after the first attempt, on 429 / 5xx / timeouts / connection errors
+    backoff_base: float = 1.0  # seconds; attempt k waits base·2^(k-1), jittered to [½, 1]×, capped at backoff_max
+    backoff_max: float = 60.0
+    retry_after_max: float = 300.0  # a 429 asking to wait longer than this is raised at once (RateLimited)
+
+    def __post_init__(self):
+        assert self.base_url.startswith(("http://", "https://")), f"base_url must be http(s), got {self.base_url!r}"
+        assert self.model, "model must be named"
+        assert self.max_retries >= 0 and self.backoff_base >= 0, "max_retries and backoff_base must be >= 0"
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+
+    def url(self, path: str) -> str:
+        """`path` relative to base_url, e.g. url("chat/completions")."""
+        return f"{self.base_url}/{path.lstrip('/')}"

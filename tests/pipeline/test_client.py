@@ -1,0 +1,123 @@
+"""The inference client against a real loopback HTTP server: streaming, usage, thinking, wholedoc's extras."""
+
+import threading
+
+import pytest
+
+from pipeline.client import ClientConfig, InferenceClient
+from pipeline.errors import ContextWindowExceeded, RequestRejected
+from tests.pipeline.faultserver import FaultServer, Reply
+
+MESSAGES = [{"role": "system", "content": "S"}, {"role": "user", "content": "<document>\nx\n</document>\n\nWhy?"}]
+DEEPSEEK_USAGE = {"prompt_tokens": 500, "completion_tokens": 7, "prompt_cache_hit_tokens": 384,
+                  "prompt_cache_miss_tokens": 116}
+
+
+@pytest.fixture
+def server():
+    s = FaultServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def generic():
+    s = FaultServer(wholedoc=False)
+    yield s
+    s.close()
+
+
+def client(s: FaultServer, **kw) -> InferenceClient:
+    return InferenceClient(ClientConfig(s.base_url, "deepseek-v4-flash", api_key="sk-test", backoff_base=0.01, **kw))
+
+
+def test_streaming_completion_with_openai_usage(server):
+    with client(server) as c:
+        out = c.chat(MESSAGES, max_tokens=64, thinking=False, request_id="job-1")
+    assert out.content == "Hello world" and out.reasoning_content is None
+    assert (out.finish_reason, out.request_id, out.attempts) == ("stop", "job-1", 1)
+    assert (out.usage.prompt_tokens, out.usage.completion_tokens, out.usage.cached_tokens) == (100, 2, 64)
+    assert out.usage.computed_prompt_tokens == 36
+    req = server.received[0]
+    assert req.path == "/v1/chat/completions"
+    assert req.headers["X-Request-Id"] == "job-1" and req.headers["Authorization"] == "Bearer sk-test"
+    assert req.body["thinking"] == {"type": "disabled"} and req.body["stream"] is True
+    assert req.body["stream_options"] == {"include_usage": True} and req.body["messages"] == MESSAGES
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_deepseek_usage_spelling(server, stream):
+    server.script.append(Reply(usage=DEEPSEEK_USAGE))
+    with client(server) as c:
+        out = c.chat(MESSAGES, max_tokens=8, stream=stream)
+    assert (out.usage.prompt_tokens, out.usage.cached_tokens, out.usage.completion_tokens) == (500, 384, 7)
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+@pytest.mark.parametrize("stream", [True, False])
+def test_thinking_deltas_in_both_spellings(server, field, stream):
+    server.script.append(Reply(reasoning=("Let me ", "think."), reasoning_field=field, content=("42",)))
+    seen = []
+    with client(server) as c:
+        out = c.chat(MESSAGES, max_tokens=8, thinking=True, stream=stream, on_delta=lambda k, t: seen.append((k, t)))
+    assert (out.reasoning_content, out.content) == ("Let me think.", "42")
+    assert server.received[0].body["thinking"] == {"type": "enabled"}
+    if stream:
+        assert seen == [("reasoning", "Let me "), ("reasoning", "think."), ("content", "42")]
+
+
+def test_progress_comments_are_reported(server):
+    server.script.append(Reply(progress=((0, 300), (128, 300), (300, 300)), content=("a", "b", "c")))
+    reports = []
+    with client(server) as c:
+        c.chat(MESSAGES, max_tokens=8, on_progress=reports.append)
+    prefill = [(p.prefill_tokens_done, p.prefill_tokens_total) for p in reports if p.phase == "prefill"]
+    assert prefill == [(0, 300), (128, 300), (300, 300)]
+    assert [p.tokens_generated for p in reports if p.phase == "decode"][-1] == 3
+
+
+def test_wholedoc_extras(server):
+    with client(server) as c:
+        assert c.max_model_len() == 1_048_576
+        probe = c.probe_cache(MESSAGES)
+        assert (probe.prompt_tokens, probe.cached_tokens, probe.tokens_to_compute) == (1000, 900, 100)
+        assert c.tokenize(MESSAGES) == 1234
+        c.chat(MESSAGES, max_tokens=8, request_id="r-9")
+        status = c.request_status("r-9")
+        assert (status.id, status.state, status.tokens_generated) == ("r-9", "finished", 2)
+    bodies = {r.path: r.body for r in server.received if r.method == "POST"}
+    assert bodies["/v1/cache/probe"] == {"model": "deepseek-v4-flash", "messages": MESSAGES}
+    assert bodies["/v1/tokenize"] == {"model": "deepseek-v4-flash", "messages": MESSAGES}
+
+
+def test_any_openai_endpoint_without_the_extras(generic):
+    with client(generic) as c:
+        assert c.max_model_len() is None
+        assert c.probe_cache(MESSAGES) is None and c.tokenize(prompt="x") is None
+        assert c.request_status("nope") is None and c.cancel_request("nope") is False
+        assert c.chat(MESSAGES, max_tokens=8).content == "Hello world"
+
+
+def test_context_window_error_is_typed_and_not_retried(server):
+    server.script.append(Reply(status=400, error="This model's maximum context length is 1048576 tokens. "
+                                                 "However, you requested 1100000 tokens."))
+    with client(server) as c, pytest.raises(ContextWindowExceeded, match="maximum context length"):
+        c.chat(MESSAGES, max_tokens=8)
+    assert len(server.paths("POST")) == 1
+
+
+def test_bad_key_is_rejected_without_retry(server):
+    server.script.append(Reply(status=401, error="invalid api key"))
+    with client(server) as c, pytest.raises(RequestRejected, match="401.*invalid api key") as e:
+        c.chat(MESSAGES, max_tokens=8)
+    assert e.value.status == 401 and len(server.paths("POST")) == 1
+
+
+def test_concurrent_calls_share_one_client(server):
+    results = []
+    with client(server) as c:
+        threads = [threading.Thread(target=lambda: results.append(c.chat(MESSAGES, max_tokens=8).content))
+                   for _ in range(4)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    assert results == ["Hello world"] * 4
