@@ -23,10 +23,10 @@ class PackLimits:
 # gitwildmatch lines applied below every .gitignore: VCS folders, dependency and build outputs, caches,
 # lock files (poetry.lock alone was 200k of 1.3M tokens in gitingest#20), and binary formats known by name.
 DEFAULT_IGNORES = """
-.git/
-.hg/
-.svn/
-.bzr/
+.git
+.hg
+.svn
+.bzr
 node_modules/
 bower_components/
 .venv/

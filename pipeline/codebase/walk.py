@@ -62,8 +62,20 @@ def walk(tree: Tree, limits: PackLimits = PackLimits()) -> WalkResult:  # noqa: 
     """Every text file of `tree` that no rule ignores, depth first, names in code-point order."""
     res = WalkResult([], [])
     stack: list[IgnoreFile] = [_DEFAULTS] if limits.use_default_ignores else []
+    if limits.use_gitignore and (exclude := _git_exclude(tree, limits)):
+        stack.append(exclude)
     _walk_dir(tree, "", 0, stack, limits, res)
     return res
+
+
+def _git_exclude(tree: Tree, limits: PackLimits) -> IgnoreFile | None:
+    """The repository's `.git/info/exclude` (below every .gitignore), when the root is a git working tree."""
+    steps = (("", ".git", Entry.DIR), (".git", "info", Entry.DIR), (".git/info", "exclude", Entry.FILE))
+    for parent, name, kind in steps:
+        if (name, kind) not in tree.list(parent):
+            return None
+    data = tree.read(".git/info/exclude", limits.max_file_bytes)
+    return IgnoreFile(data.decode("utf-8", "replace"), "", ".git/info/exclude")
 
 
 def _ignored(rel: str, name: str, is_dir: bool, stack: list[IgnoreFile]) -> str | None:

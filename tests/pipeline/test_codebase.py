@@ -215,3 +215,19 @@ def test_empty_and_missing_inputs_fail_clearly(tmp_path):
     (tmp_path / "plain.txt").write_text("not an archive")
     with pytest.raises(IngestError, match="neither a folder nor"):
         pack_codebase(tmp_path / "plain.txt")
+
+
+def test_git_working_tree_honours_info_exclude_and_skips_vcs_folders(tmp_path):
+    root = make_tree(tmp_path / "g", {
+        ".git/HEAD": "ref: refs/heads/main\n", ".git/info/exclude": "local_only.txt\n",
+        ".gitignore": "!kept.txt\n", "local_only.txt": "x\n", "kept.txt": "y\n", "a.py": "z\n",
+        "sub/.git": "gitdir: ../.git/modules/sub\n", "sub/b.py": "w\n",
+    })
+    doc = pack_codebase(root)
+    assert [s.anchor for s in doc.sections] == [".gitignore", "a.py", "kept.txt", "sub/b.py"]
+    reasons = {s.path: s.reason for s in doc.skipped}
+    assert reasons == {".git/": "ignored by default: '.git' in default ignores",
+                       "local_only.txt": "ignored by .gitignore: 'local_only.txt' in .git/info/exclude",
+                       "sub/.git": "ignored by default: '.git' in default ignores"}
+    assert pack_codebase(root, limits=PackLimits(use_gitignore=False)).metadata["file_count"] == 5
+    assert pack_codebase(root, limits=PackLimits(use_default_ignores=False)).metadata["file_count"] == 7
