@@ -1,0 +1,115 @@
+"""Incremental state: prefill (whole or chunked) then one-token decode equals a full forward of the longer sequence."""
+
+import pytest
+import torch
+from conftest import v4_config
+
+import inference.model as model_mod
+from inference.errors import InputError
+from inference.generate import load_model
+
+# topk 64 >= every visible compressed row here: no indexer selection, so no tie can differ between paths
+EXACT = v4_config(index_topk=64)
+# topk 4 with 16 index heads: the indexer really selects; seeds chosen tie-free
+SELECTING = v4_config()
+# real ratios 4 / 128 and the real 128-token window
+REAL_RATIOS = v4_config(compress_ratios=[0, 4, 128, 4, 0], sliding_window=128, index_topk=16)
+
+
+def _ids(n, seed=5, vocab=512):
+    return torch.randint(2, vocab, (1, n), generator=torch.Generator().manual_seed(seed))
+
+
+def _check_prefill_then_decode(model, prompt_len, decode=5, atol=2e-5):
+    ids = _ids(prompt_len + decode)
+    full = model(ids)
+    state = model.new_state()
+    got = [model(ids[:, :prompt_len], 0, state)]
+    for t in range(prompt_len, prompt_len + decode):
+        got.append(model(ids[:, t : t + 1], t, state))
+    got = torch.cat(got, dim=1)
+    assert state.num_tokens == prompt_len + decode
+    assert (got - full).abs().max().item() <= atol, f"prompt {prompt_len}"
+
+
+# window 8, ratios 4 and 16, block 128: lengths on and around each boundary
+@pytest.mark.parametrize("prompt_len", [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 127, 128, 129])
+def test_decode_after_prefill_matches_full_forward(checkpoint_dir, prompt_len):
+    _check_prefill_then_decode(load_model(checkpoint_dir(EXACT)), prompt_len)
+
+
+@pytest.mark.parametrize("prompt_len", [16, 17, 40, 64, 65])
+def test_decode_with_indexer_selection_matches_full_forward(checkpoint_dir, prompt_len):
+    _check_prefill_then_decode(load_model(checkpoint_dir(SELECTING)), prompt_len)
+
+
+@pytest.mark.parametrize("prompt_len", [127, 128, 129])
+def test_decode_at_real_ratio_and_window_boundaries(checkpoint_dir, prompt_len):
+    _check_prefill_then_decode(load_model(checkpoint_dir(REAL_RATIOS)), prompt_len, decode=3)
+
+
+@pytest.mark.parametrize("chunks", [[5, 11, 1, 16, 100], [128, 5], [1] * 20 + [113], [3, 4, 126]])
+def test_chunked_prefill_matches_one_piece(checkpoint_dir, chunks):
+    model = load_model(checkpoint_dir(SELECTING))
+    ids = _ids(sum(chunks))
+    full = model(ids)
+    state, pos, got = model.new_state(), 0, []
+    for n in chunks:
+        got.append(model(ids[:, pos : pos + n], pos, state))
+        pos += n
+    assert (torch.cat(got, dim=1) - full).abs().max().item() <= 2e-5
+
+
+def test_state_follows_the_cache_contract_layout(checkpoint_dir):
+    model = load_model(checkpoint_dir(EXACT))
+    state = model.new_state()
+    model(_ids(300), 0, state)
+    a = model.args
+    for i, (ratio, st) in enumerate(zip(a.compress_ratios[: a.num_hidden_layers], state.layers)):
+        rows, keys = state.history_block(i, 1)
+        if ratio == 0:
+            assert rows is None and st.comp_rows is None
+            continue
+        assert rows.shape == (1, 128 // ratio, a.head_dim)  # one history block = 128 positions
+        assert st.comp_rows.n == 300 // ratio
+        if ratio == 4:
+            assert keys.shape == (1, 32, a.index_head_dim) and st.indexer.carry_kv.shape == (1, 4, a.index_head_dim)
+        assert st.window.shape == (1, a.sliding_window, a.head_dim)
+    expected = 2 * (a.head_dim + a.index_head_dim) * 4 / 4 + a.head_dim * 4 / 16  # fp32 rows per token
+    assert state.bytes_per_token() == expected
+
+
+def test_start_pos_must_continue_the_state(checkpoint_dir):
+    model = load_model(checkpoint_dir(EXACT))
+    state = model.new_state()
+    model(_ids(10), 0, state)
+    with pytest.raises(InputError, match="does not continue"):
+        model(_ids(1), 12, state)
+    with pytest.raises(InputError, match="needs the state"):
+        model(_ids(1), 3)
+
+
+def test_out_of_range_token_ids_are_rejected(checkpoint_dir):
+    model = load_model(checkpoint_dir(EXACT))
+    with pytest.raises(InputError, match="token ids"):
+        model(torch.tensor([[1, 2, 512]]))
+    with pytest.raises(InputError, match="at least one token"):
+        model(torch.zeros(1, 0, dtype=torch.long))
+
+
+def test_query_chunked_attention_equals_unchunked(checkpoint_dir, monkeypatch):
+    ckpt = checkpoint_dir(SELECTING)
+    ids = _ids(200)
+    whole = load_model(ckpt)(ids)
+    shapes = []
+    real = model_mod.sparse_attn
+
+    def recording(q, kv, sink, idxs, scale):
+        shapes.append(tuple(idxs.shape))
+        return real(q, kv, sink, idxs, scale)
+
+    monkeypatch.setattr(model_mod, "sparse_attn", recording)
+    chunked = load_model(ckpt, attn_chunk_elems=10_000)(ids)
+    assert (chunked - whole).abs().max().item() <= 1e-5
+    assert max(s[1] for s in shapes) < 200 and len(shapes) > 4 * 4  # several query chunks in each of 4 layers
+    assert max(s[1] * s[2] for s in shapes) < 200 * 200  # no [T, T] index list, let alone scores
