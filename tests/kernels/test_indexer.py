@@ -1,0 +1,104 @@
+"""Lightning indexer: scores and top-k (Triton, CPU path) against the naive twin; top-k compared tie-aware."""
+
+import pytest
+import torch
+
+from kernels.errors import ConfigError, ShapeError
+from kernels.indexer import (
+    indexer_scores_triton,
+    indexer_topk,
+    indexer_topk_torch,
+    indexer_topk_triton,
+    naive_indexer_scores,
+    naive_indexer_topk,
+)
+from kernels.layout import pool_from_rows
+from tests.kernels.conftest import assert_close
+
+POS = [0, 2, 3, 4, 63, 64, 130, 1, 7, 8, 99]        # < one window, at ratio/row-block boundaries, ragged 7 + 4
+SEQ = [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def _case(hi, di, ratio, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n = max(POS) // ratio + 1
+    keys = torch.randn(2, n, di, generator=g)
+    kp, kt = pool_from_rows(keys, 128 // ratio, shuffle=True, seed=seed)
+    q = torch.randn(len(POS), hi, di, generator=g)
+    w = torch.rand(len(POS), hi, generator=g) + 0.1
+    return q.to(dtype), w, torch.tensor(SEQ, dtype=torch.int32), torch.tensor(POS, dtype=torch.int32), kp.to(dtype), kt
+
+
+def _check_topk(scores, picks, k):
+    """Tie-aware: picks are distinct visible rows whose scores equal the k best scores (multiset), −1 after."""
+    for i in range(scores.shape[0]):
+        row = scores[i]
+        nvis = int(torch.isfinite(row).sum())
+        take = min(k, nvis)
+        got = picks[i]
+        assert (got[take:] == -1).all(), f"query {i}: picks past the {nvis} visible rows must be −1"
+        sel = got[:take].long()
+        assert (sel >= 0).all() and (sel < nvis).all() and sel.unique().numel() == take, f"query {i}: {sel}"
+        torch.testing.assert_close(row[sel].sort().values, row.topk(take).values.sort().values)
+
+
+CASES = [pytest.param(4, 32, 4, 5, id="HI4-DI32-r4-k5"), pytest.param(3, 24, 8, 40, id="HI3-DI24-r8-k40gtN"),
+         pytest.param(20, 16, 16, 2, id="HI20-DI16-r16-k2")]
+
+
+@pytest.mark.parametrize("hi,di,ratio,k", CASES)
+def test_triton_scores_and_topk(tdev, hi, di, ratio, k):
+    q, w, seq, pos, kp, kt = _case(hi, di, ratio)
+    ref = naive_indexer_scores(q, w, seq, pos, kp, kt, ratio)
+    mv = [x.to(tdev) for x in (q, w, seq, pos, kp, kt)]
+    s = indexer_scores_triton(*mv, ratio).cpu()
+    assert torch.equal(torch.isinf(s), torch.isinf(ref))
+    fin = torch.isfinite(ref)
+    assert_close(ref[fin], s[fin], 1e-5, atol=1e-5, what="scores")
+    _check_topk(ref, indexer_topk_triton(*mv, ratio, k, chunk=3).cpu(), k)
+
+
+def test_triton_fp16(tdev):
+    q, w, seq, pos, kp, kt = _case(4, 32, 4, dtype=torch.float16)
+    ref = naive_indexer_scores(q, w, seq, pos, kp, kt, 4)
+    s = indexer_scores_triton(*[x.to(tdev) for x in (q, w, seq, pos, kp, kt)], 4).cpu()
+    fin = torch.isfinite(ref)
+    assert_close(ref[fin], s[fin], 2e-3, what="fp16 scores")
+
+
+@pytest.mark.parametrize("hi,di,ratio,k", CASES)
+def test_cpu_path(hi, di, ratio, k):
+    q, w, seq, pos, kp, kt = _case(hi, di, ratio)
+    ref = naive_indexer_scores(q, w, seq, pos, kp, kt, ratio)
+    _check_topk(ref, indexer_topk_torch(q, w, seq, pos, kp, kt, ratio, k, budget_bytes=1), k)
+    _check_topk(ref, indexer_topk(q, w, seq, pos, kp, kt, ratio, k), k)
+    _check_topk(ref, naive_indexer_topk(q, w, seq, pos, kp, kt, ratio, k), k)
+
+
+def test_visible_le_k_selects_all():
+    q, w, seq, pos, kp, kt = _case(4, 32, 4)
+    picks = indexer_topk(q, w, seq, pos, kp, kt, 4, 64)
+    for i, p in enumerate(POS):
+        got = sorted(x for x in picks[i].tolist() if x >= 0)
+        assert got == list(range((p + 1) // 4))
+
+
+def test_naive_scores_match_loop():
+    q, w, seq, pos, kp, kt = _case(2, 8, 4)
+    s = naive_indexer_scores(q, w, seq, pos, kp, kt, 4)
+    i, p = 6, POS[6]                                                  # seq 0, position 130 → 32 visible rows
+    for r in (0, 17, 31):
+        k = kp[kt[0, r // 32], r % 32]
+        expect = sum(float(w[i, h]) * max(0.0, float(q[i, h] @ k)) for h in range(2))
+        assert abs(float(s[i, r]) - expect) < 1e-5
+    assert torch.isinf(s[i, (p + 1) // 4:]).all()
+
+
+def test_bad_inputs():
+    q, w, seq, pos, kp, kt = _case(4, 32, 4)
+    with pytest.raises(ShapeError):
+        indexer_topk(q, w[:, :2], seq, pos, kp, kt, 4, 4)
+    with pytest.raises(ConfigError):
+        indexer_topk(q, w, seq, pos, kp, kt, 4, 0)
+    with pytest.raises(ShapeError):
+        indexer_topk(q, w, seq, pos, kp, kt, 8, 4)                     # pool has 32 rows/block, ratio 8 needs 16

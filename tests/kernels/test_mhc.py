@@ -1,0 +1,44 @@
+"""mHC: fused Triton hc_pre / hc_post vs the twins; the twins vs explicit per-token loops and Sinkhorn properties."""
+
+import pytest
+import torch
+
+from kernels.mhc import hc_post, hc_post_triton, hc_pre, hc_pre_triton, naive_hc_post, naive_hc_pre
+from tests.kernels.conftest import assert_close
+
+
+def _case(t, hc, d, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mix = (2 + hc) * hc
+    return (torch.randn(t, hc, d, generator=g), torch.randn(mix, hc * d, generator=g) * 0.1,
+            torch.rand(3, generator=g) + 0.5, torch.randn(mix, generator=g))
+
+
+@pytest.mark.parametrize("t,hc,d", [(3, 4, 40), (2, 2, 24), (2, 4, 1100)], ids=["hc4-d40", "hc2-d24", "hc4-d1100"])
+def test_triton_matches_naive(tdev, t, hc, d):
+    x, fn, sc, base = _case(t, hc, d)
+    kw = dict(iters=20, norm_eps=1e-6, hc_eps=1e-6)
+    ref = naive_hc_pre(x, fn, sc, base, **kw)
+    out = hc_pre_triton(x.to(tdev), fn.to(tdev), sc.to(tdev), base.to(tdev), **kw)
+    for name, r, o in zip(("y", "post", "comb"), ref, out):
+        assert_close(r, o, 1e-5, atol=1e-6, what=name)
+    f = torch.randn(t, d)
+    assert_close(naive_hc_post(f, x, ref[1], ref[2]),
+                 hc_post_triton(f.to(tdev), x.to(tdev), ref[1].to(tdev), ref[2].to(tdev)), 1e-6, atol=1e-6)
+
+
+def test_naive_semantics():
+    x, fn, sc, base = _case(2, 4, 8)
+    y, post, comb = hc_pre(x, fn, sc, base, iters=20, norm_eps=1e-6, hc_eps=1e-6)
+    torch.testing.assert_close(comb.sum(-2), torch.ones(2, 4), atol=1e-5, rtol=0)     # columns normalized last
+    torch.testing.assert_close(comb.sum(-1), torch.ones(2, 4), atol=1e-3, rtol=0)     # ~doubly stochastic
+    assert ((post > 0) & (post < 2)).all()
+    v = x[0].flatten()
+    mixes = fn @ v / torch.sqrt(v.pow(2).mean() + 1e-6)
+    pre0 = torch.sigmoid(mixes[:4] * sc[0] + base[:4]) + 1e-6
+    torch.testing.assert_close(y[0], (pre0[:, None] * x[0]).sum(0), rtol=1e-5, atol=1e-6)
+    f = torch.randn(2, 8)
+    out = hc_post(f, x, post, comb)
+    k, tkn = 2, 1
+    expect = post[tkn, k] * f[tkn] + sum(comb[tkn, j, k] * x[tkn, j] for j in range(4))
+    torch.testing.assert_close(out[tkn, k], expect, rtol=1e-5, atol=1e-6)
