@@ -42,9 +42,15 @@ def open_pdf(source: str | Path | bytes, password: str | None = None) -> pymupdf
         if not doc.authenticate(password):
             doc.close()
             raise EncryptedPdf(f"{name} is encrypted and the password given does not open it")
-    if doc.page_count == 0:
+    try:
+        num_pages = doc.page_count
+    except Exception as e:  # noqa: BLE001 - MuPDF: "Invalid number of pages" on a cut-off page tree
+        num_pages, why = 0, f": {e}"
+    else:
+        why = ""
+    if num_pages == 0:
         doc.close()
-        raise CorruptPdf(f"{name} has no readable pages (damaged or truncated beyond repair)")
+        raise CorruptPdf(f"{name} has no readable pages (damaged or truncated beyond repair){why}")
     return doc
 
 

@@ -54,6 +54,9 @@ def _read(page: pymupdf.Page, number: int, options: PdfOptions) -> RawPage:
     if raw.num_chars == 0:
         visual = _visual_content(page, drawings)
         if not visual:
+            if page.parent.is_repaired and _content_missing(page):
+                return RawPage(number, "failed", "the page's content is missing: the file is damaged (truncated?) "
+                               "and was repaired without it")
             return RawPage(number, "empty", "the page has no text and no images")
         have = _have_tesseract()
         if not options.ocr or not have:
@@ -113,6 +116,21 @@ def _visual_content(page: pymupdf.Page, drawings: list[dict]) -> str | None:
     if len(drawings or page.get_cdrawings()) >= _VECTOR_SCAN_PATHS:
         return "vector graphics only"
     return None
+
+
+def _content_missing(page: pymupdf.Page) -> bool:
+    """True when the page names content streams but none of them can be read (lost to truncation)."""
+    doc = page.parent
+    kind, _ = doc.xref_get_key(page.xref, "Contents")
+    if kind == "null":
+        return False
+    for xref in page.get_contents():
+        try:
+            if doc.xref_stream(xref):
+                return False
+        except Exception:  # noqa: BLE001, S112 - an unreadable stream counts as missing
+            continue
+    return True
 
 
 def _have_tesseract() -> bool:

@@ -1,0 +1,116 @@
+"""PDF extraction against golden files (text and per-page status), plus the properties the goldens rely on."""
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.pdf import extract_pdf
+from tests.pipeline import pdf_factory as factory
+
+GOLDEN = Path(__file__).parent / "golden" / "pdf"
+REGEN = os.environ.get("WHOLEDOC_REGEN_GOLDEN") == "1"
+
+SOURCES = {
+    "headings_toc": lambda p: factory.headings_pdf(p, with_toc=True),
+    "headings_fontsize": lambda p: factory.headings_pdf(p, with_toc=False),
+    "two_column": factory.two_column_pdf,
+    "table": factory.table_pdf,
+    "mixed": factory.mixed_pdf,
+}
+
+
+def summary(doc) -> dict:
+    """What the JSON golden holds: metadata and per page status, title and the cause part of the reason."""
+    pages = [{"page": int(s.anchor), "status": s.status, "title": s.title,
+              "reason": s.reason.split(";")[0] if s.reason else None} for s in doc.sections]
+    return {"metadata": doc.metadata, "pages": pages}
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pdfs")
+    return {name: extract_pdf(make(root / f"{name}.pdf")) for name, make in SOURCES.items()}
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_extraction_matches_golden(extracted, name):
+    doc = extracted[name]
+    md, js = GOLDEN / f"{name}.md", GOLDEN / f"{name}.json"
+    if REGEN:
+        md.write_text(doc.text, encoding="utf-8")
+        js.write_text(json.dumps(summary(doc), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert md.exists(), f"missing golden {md}; run with WHOLEDOC_REGEN_GOLDEN=1 once and review it"
+    assert doc.text == md.read_text(encoding="utf-8")
+    assert summary(doc) == json.loads(js.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_every_page_opens_with_its_anchor_and_appears_verbatim(extracted, name):
+    doc = extracted[name]
+    offset = 0
+    for n, section in enumerate(doc.sections, start=1):
+        assert section.anchor == str(n)
+        assert section.text.startswith(f"[page {n}]\n")
+        found = doc.text.find(section.text, offset)
+        assert found == offset, f"page {n} is not where the concatenation puts it"
+        offset += len(section.text) + 1
+    assert re.findall(r"^\[page (\d+)\]$", doc.text, flags=re.M) == [str(i) for i in range(1, len(doc.sections) + 1)]
+
+
+def test_headings_from_the_toc_and_from_font_sizes(extracted):
+    for name in ("headings_toc", "headings_fontsize"):
+        text = extracted[name].text
+        assert "\n# Chapter 2\n" in text and "\n## Section 2.1 Details\n" in text, name
+    assert extracted["headings_toc"].metadata["headings"] == "toc"
+    assert extracted["headings_fontsize"].metadata["headings"] == "font-size"
+    assert [s.title for s in extracted["headings_toc"].sections] == ["Chapter 1", "Chapter 2", "Chapter 3"]
+
+
+def test_two_columns_read_left_then_right_even_when_written_right_first(extracted):
+    text = extracted["two_column"].text
+    order = ["A Study in Two Columns", "LEFT column paragraph one.", "LEFT column paragraph one-b",
+             "RIGHT column paragraph two.", "RIGHT column paragraph three", "A footer paragraph"]
+    positions = [text.index(s) for s in order]
+    assert positions == sorted(positions)
+
+
+def test_ruled_table_becomes_markdown_with_exact_cells(extracted):
+    doc = extracted["table"]
+    assert doc.metadata["num_tables"] == 1
+    rows = [line for line in doc.text.splitlines() if line.startswith("|")]
+    assert rows == [
+        "| Model | Score | Memory (GB) | Note |",
+        "| --- | --- | --- | --- |",
+        "| model-0-1 | 30.9 | 12.5 | baseline |",
+        "| model-1-2 | 41.25 | 24 | a \\| pipe |",
+        "| model-2-3 | 7.0 | 3.75 |  |",
+    ]
+    assert "30.9" not in doc.text.replace("| 30.9 |", ""), "table text must not also appear as loose lines"
+
+
+def test_pages_without_ruling_lines_get_no_table(extracted):
+    for name in ("headings_toc", "two_column", "mixed"):
+        assert extracted[name].metadata["num_tables"] == 0
+        assert "| --- |" not in extracted[name].text
+
+
+def test_page_statuses_and_reasons(extracted):
+    doc = extracted["mixed"]
+    assert [s.status for s in doc.sections] == ["text", "scanned", "empty", "garbled", "text"]
+    scanned = doc.sections[1].reason
+    assert scanned.startswith("no text layer: the page is an image")
+    expected = "tesseract is not installed" if shutil.which("tesseract") is None else "OCR is off"
+    assert expected in scanned
+    assert "unmapped glyphs" in doc.sections[3].reason
+    assert "\ufffd" not in doc.text, "a garbled page's text is left out"
+    assert "[no text: scanned page without a text layer]" in doc.sections[1].text
+
+
+def test_metadata(extracted):
+    m = extracted["mixed"].metadata
+    assert (m["title"], m["author"], m["page_count"]) == ("Mixed Pages", "Test Author", 5)
+    assert m["pages_by_status"] == {"empty": 1, "garbled": 1, "scanned": 1, "text": 2}
