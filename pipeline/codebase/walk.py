@@ -22,6 +22,7 @@ SYMLINK = "symlink"
 SPECIAL = "special file"
 TOO_DEEP = "too deep"
 UNREADABLE = "unreadable"
+BAD_NAME = "unusable name"
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,23 @@ def _ignored(rel: str, name: str, is_dir: bool, stack: list[IgnoreFile]) -> str 
     return None
 
 
+def bad_name(name: str) -> str | None:
+    """Why a file name cannot be shown in a header (not UTF-8, or control characters), or None."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{BAD_NAME}: not valid UTF-8"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"{BAD_NAME}: control characters"
+    return None
+
+
 def _walk_dir(tree: Tree, rel: str, depth: int, stack: list[IgnoreFile], limits: PackLimits, res: WalkResult):
-    children = sorted(tree.list(rel))
+    try:
+        children = sorted(tree.list(rel))
+    except OSError as e:
+        res.skipped.append(Skipped(rel + "/", f"{UNREADABLE}: {e.strerror or e}"))
+        return
     pushed = False
     if limits.use_gitignore and (".gitignore", Entry.FILE) in children:
         data = tree.read(_join(rel, ".gitignore"), limits.max_file_bytes)
@@ -102,6 +118,9 @@ def _walk_dir(tree: Tree, rel: str, depth: int, stack: list[IgnoreFile], limits:
     try:
         for name, kind in children:
             path = _join(rel, name)
+            if why := bad_name(name):
+                res.skipped.append(Skipped(repr(path)[1:-1], why))  # escaped, so it prints on one line
+                continue
             reason = _ignored(path, name, kind == Entry.DIR, stack)
             if reason:
                 res.skipped.append(Skipped(path + ("/" if kind == Entry.DIR else ""), reason))

@@ -231,3 +231,31 @@ def test_git_working_tree_honours_info_exclude_and_skips_vcs_folders(tmp_path):
                        "sub/.git": "ignored by default: '.git' in default ignores"}
     assert pack_codebase(root, limits=PackLimits(use_gitignore=False)).metadata["file_count"] == 5
     assert pack_codebase(root, limits=PackLimits(use_default_ignores=False)).metadata["file_count"] == 7
+
+
+def test_unusable_file_names_are_skipped_with_an_escaped_path(tmp_path):
+    root = make_tree(tmp_path / "n", {"ok.py": "x\n", "new\nline.py": "header injection\n"})
+    fd = os.open(os.path.join(os.fsencode(root), b"bad\xff.py"), os.O_CREAT | os.O_WRONLY)
+    os.close(fd)
+    doc = pack_codebase(root)
+    assert [s.anchor for s in doc.sections] == ["ok.py"]
+    assert sorted((s.path, s.reason) for s in doc.skipped) == [
+        ("bad\\udcff.py", "unusable name: not valid UTF-8"), ("new\\nline.py", "unusable name: control characters")]
+    doc.text.encode("utf-8")
+
+
+def test_unreadable_folders_are_skipped_not_fatal(tmp_path):
+    """A folder that cannot be listed (permissions, vanished meanwhile) is a skipped entry with the OS reason."""
+    from pipeline.codebase.tree import DirTree
+    from pipeline.codebase.walk import walk
+
+    class Flaky(DirTree):
+        def list(self, rel):
+            if rel == "locked":
+                raise PermissionError(13, "Permission denied")
+            return super().list(rel)
+
+    root = make_tree(tmp_path / "u", {"locked/a.py": "x\n", "ok.py": "y\n"})
+    res = walk(Flaky(str(root)))
+    assert [f.path for f in res.files] == ["ok.py"]
+    assert [(s.path, s.reason) for s in res.skipped] == [("locked/", "unreadable: Permission denied")]
