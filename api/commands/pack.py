@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-default-ignores", action="store_true",
                    help="do not skip VCS folders, lock files, node_modules, build outputs, …")
     p.add_argument("--show-skipped", action="store_true", help="list every skipped path with its reason")
+    p.add_argument("--tokens", action="store_true",
+                   help="count tokens with the DeepSeek-V4 tokenizer (total and the 5 largest files)")
     p.set_defaults(func=run)
 
 
@@ -42,9 +44,12 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(doc.text)
     info = sys.stdout if args.output else sys.stderr  # keep stdout clean when it carries the text
     m = doc.metadata
+    tokens = _tokens(doc) if args.tokens else None
     if args.json:
         summary = {"source": args.source, "output": args.output, **m, "chars": len(doc.text),
                    "files": [s.anchor for s in doc.sections]}
+        if tokens:
+            summary["tokens"], summary["largest_files"] = tokens
         if args.show_skipped:
             summary["skipped"] = [{"path": s.path, "reason": s.reason} for s in doc.skipped]
         print(json.dumps(summary), file=info)
@@ -52,7 +57,18 @@ def run(args: argparse.Namespace) -> int:
     reasons = ", ".join(f"{k}: {v}" for k, v in m["skipped_by_reason"].items()) or "none"
     print(f"packed {m['file_count']} files ({m['total_bytes']} bytes, {len(doc.text)} characters)"
           f"{' into ' + args.output if args.output else ''}; skipped {m['skipped_count']} ({reasons})", file=info)
+    if tokens:
+        print(f"tokens: {tokens[0]} (DeepSeek-V4 tokenizer); largest files: "
+              + ", ".join(f"{f['path']} {f['tokens']}" for f in tokens[1]), file=info)
     if args.show_skipped:
         for s in doc.skipped:
             print(f"  skipped {s.path}: {s.reason}", file=info)
     return 0
+
+
+def _tokens(doc) -> tuple[int, list[dict]]:
+    """Total tokens of the packed text, and the 5 files with the most tokens."""
+    from pipeline.tokens import count_tokens
+
+    per_file = sorted(((count_tokens(s.text), s.anchor) for s in doc.sections), key=lambda t: (-t[0], t[1]))
+    return count_tokens(doc.text), [{"path": p, "tokens": n} for n, p in per_file[:5]]

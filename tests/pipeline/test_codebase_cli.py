@@ -51,3 +51,18 @@ def test_pack_errors_are_clear_with_exit_code_2(tmp_path):
     (tmp_path / "empty").mkdir()
     r = cli(str(tmp_path / "empty"))
     assert r.returncode == 2 and "EmptyCodebase" in r.stderr
+
+
+def test_pack_counts_tokens_with_the_v4_tokenizer(tmp_path):
+    from pipeline.tokens import load_tokenizer
+
+    root = make(tmp_path / "proj")
+    (root / "src" / "big.py").write_text("def f(x):\n    return x * 2\n" * 50)
+    r = cli(str(root), "-o", str(tmp_path / "o.txt"), "--tokens", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    tok = load_tokenizer()
+    text = (tmp_path / "o.txt").read_text(encoding="utf-8")
+    assert summary["tokens"] == len(tok.encode(text, add_special_tokens=False).ids)
+    assert summary["largest_files"][0]["path"] == "src/big.py"
+    assert [f["path"] for f in summary["largest_files"]] == ["src/big.py", "src/a.py", "README.md"]
