@@ -11,7 +11,7 @@ import zipfile
 from pathlib import PurePosixPath
 
 from pipeline.codebase.limits import PackLimits
-from pipeline.codebase.walk import TOO_BIG
+from pipeline.codebase.walk import TOO_BIG, TOO_DEEP
 from pipeline.document import Skipped
 from pipeline.errors import IngestError, UnsafeArchive
 
@@ -37,14 +37,18 @@ def _is_tar(path: str) -> bool:
         return False
 
 
-def safe_name(name: str) -> tuple[str | None, str]:
+def safe_name(name: str, max_depth: int = PackLimits.max_depth) -> tuple[str | None, str]:
     """(normalized relative path, '') or (None, reason) for an entry name that could escape the extraction area."""
     raw = name.replace("\\", "/")
     if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or "\x00" in raw:
         return None, f"{UNSAFE_PATH}: absolute path {name!r}"
+    if raw.count("/") > 4 * max_depth + 8:  # cheap guard before splitting a 64 KiB name of slashes
+        return None, f"{TOO_DEEP}: more than {max_depth} folder levels"
     parts = [p for p in PurePosixPath(raw).parts if p not in ("", ".")]
     if any(p == ".." for p in parts):
         return None, f"{UNSAFE_PATH}: '..' in {name!r} would escape the archive"
+    if len(parts) > max_depth + 1:
+        return None, f"{TOO_DEEP}: more than {max_depth} folder levels"
     return "/".join(parts) or None, ""
 
 
@@ -117,7 +121,7 @@ def _read_zip(path: str, limits: PackLimits) -> tuple[dict[str, bytes], list[Ski
             infos = zf.infolist()
             _check_count(len(infos), limits)
             for info in infos:
-                rel, why = safe_name(info.filename)
+                rel, why = safe_name(info.filename, limits.max_depth)
                 mode = info.external_attr >> 16
                 if rel is None:
                     if why:
@@ -158,7 +162,7 @@ def _read_tar(path: str, limits: PackLimits) -> tuple[dict[str, bytes], list[Ski
                 count += 1
                 _check_count(count, limits)
                 tf.members = []  # keep memory flat on huge archives
-                rel, why = safe_name(m.name)
+                rel, why = safe_name(m.name, limits.max_depth)
                 if rel is None:
                     if why:
                         out.skipped.append(Skipped(m.name, why))

@@ -204,3 +204,16 @@ def test_encrypted_zip_entries_are_skipped(tmp_path):
     doc = pack_codebase(arc)
     assert [s.anchor for s in doc.sections] == ["ok.py"]
     assert doc.skipped[0].reason.startswith("encrypted entry")
+
+
+def test_absurdly_deep_entry_names_are_skipped_fast(tmp_path):
+    import time
+
+    deep = "a/" * 20_000 + "x.py"
+    slashes = "/".join(["."] * 20_000) + "/y.py"
+    arc = write_zip(tmp_path / "deep.zip", [(deep, b"x\n"), ("ok/b.py", b"y\n"), ("q/" + slashes, b"z\n")])
+    t = time.perf_counter()
+    doc = pack_codebase(arc)
+    assert time.perf_counter() - t < 2
+    assert [s.anchor for s in doc.sections] == ["ok/b.py"]
+    assert [s.reason for s in doc.skipped] == ["too deep: more than 32 folder levels"] * 2
