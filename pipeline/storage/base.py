@@ -3,6 +3,8 @@
 Keys look like `tenants/<tenant>/blobs/sha256/<hex>`. Identical uploads share one blob, so a blob is
 deleted only when its last owner releases it (`add_ref` / `release`), or by `sweep` from the database's
 list of referenced keys (the database is the system of record; `sweep` repairs any drift).
+`release` racing an `add_ref` of the same blob can delete a blob just referenced; callers that can race
+re-upload (`put_*` is idempotent) or rely on `sweep` with the database's references instead.
 """
 
 import hashlib

@@ -102,6 +102,17 @@ class LocalBlobStore(BlobStore):
     def _drop_ref(self, key: str, owner: str) -> None:
         (self._refs(key) / owner).unlink(missing_ok=True)
 
+    def sweep(self, tenant: str, referenced: set[str], *, min_age: timedelta = timedelta(hours=1)) -> list[str]:
+        """As `BlobStore.sweep`; also drops partial writes a crashed process left in `tmp/` over `min_age` ago."""
+        cutoff = time.time() - min_age.total_seconds()
+        for part in self._tmp.glob("*.part"):
+            try:
+                if part.stat().st_mtime <= cutoff:
+                    part.unlink()
+            except FileNotFoundError:
+                pass
+        return super().sweep(tenant, referenced, min_age=min_age)
+
     def list_blobs(self, tenant: str) -> Iterable[tuple[str, float]]:
         base = self.root / "tenants" / check_id(tenant) / "blobs" / "sha256"
         if not base.is_dir():

@@ -288,3 +288,13 @@ def test_unreachable_s3_is_storage_unavailable():
                    http_client=http)
     with pytest.raises(StorageUnavailable, match="unavailable"):
         S3BlobStore(client, "wd-down")
+
+
+def test_local_sweep_drops_stale_partial_writes(tmp_path):
+    store = LocalBlobStore(tmp_path / "b")
+    stale, fresh = store.root / "tmp" / "a.1.2.part", store.root / "tmp" / "b.1.2.part"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(stale, (1, 1))
+    store.sweep("acme", set())
+    assert not stale.exists() and fresh.exists()
