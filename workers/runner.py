@@ -10,8 +10,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from pipeline.errors import Cancelled, EndpointUnavailable, LeaseLost, PipelineError, RateLimited, StorageError
-from pipeline.errors import IntegrityError as BlobIntegrityError
+from pipeline.errors import (
+    Cancelled,
+    EndpointUnavailable,
+    LeaseLost,
+    PipelineError,
+    RateLimited,
+    StorageUnavailable,
+)
 from pipeline.records import jobs
 from pipeline.records.db import transaction
 from pipeline.records.models import Job
@@ -21,8 +27,7 @@ from workers.settings import WorkerSettings, sessions, settings
 log = logging.getLogger(__name__)
 
 # Worth another attempt: the dependency may be back. Everything else fails the job with its message.
-TRANSIENT = (EndpointUnavailable, RateLimited, OperationalError, httpx.TransportError)
-NOT_TRANSIENT_STORAGE = (BlobIntegrityError,)
+TRANSIENT = (EndpointUnavailable, RateLimited, StorageUnavailable, OperationalError, httpx.TransportError)
 
 
 class Retry(Exception):
@@ -52,12 +57,6 @@ class JobContext:
             raise
 
 
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, NOT_TRANSIENT_STORAGE):
-        return False
-    return isinstance(exc, TRANSIENT) or (isinstance(exc, StorageError) and "unavailable" in str(exc).lower())
-
-
 def run_job(job_id: str, tenant_id: str, kind: str, body: Callable[[JobContext], None],
             on_failed: Callable[[Session, Job, str], None] | None = None) -> str:
     """Claim and run the job; returns how it ended: done | failed | cancelled | lost | skipped. Raises Retry."""
@@ -85,7 +84,7 @@ def run_job(job_id: str, tenant_id: str, kind: str, body: Callable[[JobContext],
             return _fail(job, cfg, "the job ran past its time limit", on_failed)
         except Exception as exc:
             reason = str(exc) or type(exc).__name__
-            if _is_transient(exc):
+            if isinstance(exc, TRANSIENT):
                 with transaction(sessions()) as s:
                     again = jobs.release_for_retry(s, job_id, cfg.owner, reason)
                     if not again and on_failed:

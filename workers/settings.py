@@ -22,6 +22,7 @@ class WorkerSettings:
     inference_url: str | None
     model: str
     tokenizer_path: str | None
+    result_notice: str | None = None  # shown on every result, e.g. "random-weight dev checkpoint: not meaningful"
     lease_seconds: float = 60.0  # a lost worker's job is requeued about this long after its last heartbeat
     resend_queued_after: float = 300.0  # a queued job with no worker after this long gets its message re-sent
     retry_backoff: float = 2.0  # seconds, doubled per attempt, capped at 600
@@ -44,6 +45,7 @@ def settings() -> WorkerSettings:
         inference_url=os.environ.get("WHOLEDOC_INFERENCE_URL"),
         model=os.environ.get("WHOLEDOC_MODEL", "wholedoc"),
         tokenizer_path=os.environ.get("WHOLEDOC_TOKENIZER"),
+        result_notice=os.environ.get("WHOLEDOC_RESULT_NOTICE"),
         lease_seconds=_f("WHOLEDOC_LEASE_SECONDS", 60),
         resend_queued_after=_f("WHOLEDOC_RESEND_QUEUED_AFTER", 300),
         retry_backoff=_f("WHOLEDOC_RETRY_BACKOFF", 2),

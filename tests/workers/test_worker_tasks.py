@@ -1,0 +1,100 @@
+"""Real Celery worker processes on a private Redis: ingest, summarize (progress, usage), cancel, redelivery."""
+
+import json
+
+import pytest
+
+from pipeline.records import jobs
+from pipeline.records.db import transaction
+from pipeline.records.models import Document
+from tests.api.helpers import make_pdf
+from tests.pipeline.faultserver import Reply
+from tests.workers.helpers import new_document, results_of, send, wait_job
+from tests.workers.services import start_worker, stop
+
+
+@pytest.fixture
+def worker(wk_env, tmp_path):
+    proc = start_worker(wk_env, tmp_path / "worker.log")
+    yield proc
+    stop(proc)
+
+
+def _ready_document(records, blobs, wk_env, pages=3):
+    tenant_id, doc_id, job_id = new_document(records, blobs, make_pdf("The quarterly report", pages=pages))
+    send(wk_env, "ingest", job_id, tenant_id)
+    job = wait_job(records, job_id, lambda j: j.state in ("done", "failed"), what="ingest finished")
+    assert job.state == "done", job.error
+    return tenant_id, doc_id
+
+
+def _summary_job(records, tenant_id, doc_id, **params):
+    with transaction(records) as s:
+        return jobs.create_job(s, tenant_id, "summarize", document_id=doc_id,
+                               params={"style": "brief", "thinking": False, "max_tokens": 512, **params}).id
+
+
+def test_ingest_stores_the_extracted_document(worker, records, blobs, wk_env):
+    tenant_id, doc_id = _ready_document(records, blobs, wk_env, pages=3)
+    with records() as s:
+        doc = s.get(Document, doc_id)
+        assert (doc.status, doc.num_sections, doc.error) == ("ready", 3, None)
+        assert doc.num_tokens > 10
+        stored = json.loads(blobs.get_bytes(doc.text_blob_key))
+    assert [s["anchor"] for s in stored["sections"]] == ["1", "2", "3"]
+    assert "The quarterly report 2" in stored["text"]
+
+
+def test_ingest_of_a_broken_pdf_fails_the_document_with_a_reason(worker, records, blobs, wk_env):
+    tenant_id, doc_id, job_id = new_document(records, blobs, b"%PDF-1.7\n" + b"\x00garbage" * 100)
+    send(wk_env, "ingest", job_id, tenant_id)
+    job = wait_job(records, job_id, lambda j: j.state in ("done", "failed"), what="ingest finished")
+    with records() as s:
+        doc = s.get(Document, doc_id)
+    assert job.state == "failed" and doc.status == "failed"
+    assert doc.error == job.error and len(job.error) > 10 and "internal error" not in job.error
+
+
+def test_summarize_records_progress_and_stores_one_result(worker, records, blobs, wk_env, llm):
+    tenant_id, doc_id = _ready_document(records, blobs, wk_env)
+    llm.default = Reply(content=("The report ", "says hello."), progress=((400, 1000), (1000, 1000)),
+                        chunk_delay=0.6)
+    job_id = _summary_job(records, tenant_id, doc_id)
+    send(wk_env, "summarize", job_id, tenant_id)
+    seen = wait_job(records, job_id, lambda j: j.prefill_tokens_total == 1000, what="prefill progress recorded")
+    assert seen.stage in ("prefill", "generate", None) and seen.request_id == f"job-{job_id}-1"
+    job = wait_job(records, job_id, lambda j: j.state in ("done", "failed"), what="summary finished")
+    assert job.state == "done", job.error
+    [result] = results_of(records, job_id)
+    assert result.text == "The report says hello."
+    assert (result.usage["prompt_tokens"], result.usage["completion_tokens"], result.usage["cached_tokens"]) == \
+           (100, 2, 64)
+    posted = [r for r in llm.received if r.path == "/v1/chat/completions"]
+    assert len(posted) == 1 and posted[0].body["max_tokens"] == 512
+    assert posted[0].body["thinking"] == {"type": "disabled"}
+    assert "The quarterly report 1" in posted[0].body["messages"][1]["content"]
+    send(wk_env, "summarize", job_id, tenant_id)  # a redelivered message: claims nothing, stores nothing
+    send(wk_env, "summarize", job_id, tenant_id)
+    llm.default = Reply(content=("a second answer",))
+    _ready_document(records, blobs, wk_env, pages=1)  # the queue has drained past the redeliveries
+    assert [r.id for r in results_of(records, job_id)] == [result.id]
+    assert len([r for r in llm.received if r.path == "/v1/chat/completions"]) == 1
+
+
+def test_cancel_during_prefill_aborts_the_inference_request(worker, records, blobs, wk_env, llm):
+    tenant_id, doc_id = _ready_document(records, blobs, wk_env)
+    llm.default = Reply(progress=tuple((i * 10, 1000) for i in range(100)), chunk_delay=0.1)
+    job_id = _summary_job(records, tenant_id, doc_id)
+    send(wk_env, "summarize", job_id, tenant_id)
+    wait_job(records, job_id, lambda j: (j.prefill_tokens_done or 0) > 0, what="prefill under way")
+    with transaction(records) as s:
+        jobs.cancel_job(s, tenant_id, job_id)
+    rid = f"job-{job_id}-1"
+    import time
+
+    deadline = time.monotonic() + 15
+    while f"/v1/requests/{rid}" not in llm.paths("DELETE"):
+        assert time.monotonic() < deadline, f"no DELETE /v1/requests/{rid}: {llm.paths()}"
+        time.sleep(0.05)
+    job = wait_job(records, job_id, lambda j: j.state == "cancelled")
+    assert job.prefill_tokens_done < 1000 and results_of(records, job_id) == []
