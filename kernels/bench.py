@@ -1,0 +1,153 @@
+"""CPU benchmark: one CSA and one HCA layer's attention vs dense causal MQA, V4-Flash shape, prefill + decode.
+
+    python -m kernels.bench [--quick] [--lengths 8192,32768,131072] [--prefill 1024] [--dense-sample 256]
+
+CSA = indexer scores + top-k + sparse attention; HCA = sparse attention over window + all visible rows; dense =
+torch SDPA (enable_gqa, one KV head) over the whole causal context. Prefill = the last `--prefill` queries of an
+L-token context, decode = the last query. Dense prefill is timed on `--dense-sample` of those queries (evenly spaced;
+every one sees ≈ L keys, so its cost is linear in the query count) and scaled; `--dense-sample 0` times them all.
+Prints a table, then one JSON line. Efficiency = achieved FLOPs/s (kernels.flops) ÷ fp32 matmul FLOPs/s measured
+in the same run.
+"""
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .flops import AttnShape, prefill_flops, token_flops
+from .indexer import indexer_topk
+from .sparse_attn import sparse_attn
+
+S = AttnShape()
+
+
+def _time(fn, reps: int = 1) -> float:
+    """Best wall time of `reps` runs after one warm-up."""
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def matmul_flops_per_s(n: int = 2048) -> float:
+    """Measured fp32 GEMM throughput of this machine (FLOP/s)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n ** 3 / _time(lambda: a @ b, reps=3)
+
+
+class Layer:
+    """Random V4-Flash-shaped caches for one sequence of L tokens (contiguous block tables)."""
+
+    def __init__(self, L: int, n_q: int, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        h, d = S.n_heads, S.head_dim
+        self.L, self.scale = L, d ** -0.5
+        self.kv = torch.randn(L, d, generator=g)                                   # raw rows: window pool + dense K=V
+        self.win_pool, self.win_table = self.kv.view(L // 128, 128, d), torch.arange(L // 128, dtype=torch.int32)[None]
+        self.csa_pool = torch.randn(L // 128, 128 // S.csa_ratio, d, generator=g)
+        self.hca_pool = torch.randn(L // 128, 128 // S.hca_ratio, d, generator=g)
+        self.key_pool = torch.randn(L // 128, 128 // S.csa_ratio, S.index_head_dim, generator=g)
+        self.table = self.win_table
+        self.q = torch.randn(n_q, h, d, generator=g)
+        self.qi = torch.randn(n_q, S.index_n_heads, S.index_head_dim, generator=g)
+        self.w = torch.rand(n_q, S.index_n_heads, generator=g) * (S.index_head_dim * S.index_n_heads) ** -0.5
+        self.sink = torch.zeros(h)
+        self.pos = torch.arange(L - n_q, L, dtype=torch.int32)
+        self.seq = torch.zeros(n_q, dtype=torch.int32)
+
+    def csa(self, sl: slice):
+        topk = indexer_topk(self.qi[sl], self.w[sl], self.seq[sl], self.pos[sl], self.key_pool, self.table,
+                            S.csa_ratio, S.index_topk)
+        return sparse_attn(self.q[sl], self.seq[sl], self.pos[sl], self.win_pool, self.win_table, self.sink,
+                           self.scale, S.window, self.csa_pool, self.table, S.csa_ratio, topk)
+
+    def hca(self, sl: slice):
+        return sparse_attn(self.q[sl], self.seq[sl], self.pos[sl], self.win_pool, self.win_table, self.sink,
+                           self.scale, S.window, self.hca_pool, self.table, S.hca_ratio)
+
+    def dense(self, idx: torch.Tensor):
+        """Causal MQA over the whole context for the queries at rows idx (bottom-right aligned)."""
+        q = self.q[idx].transpose(0, 1)[None]                                      # [1, H, Tq, D]
+        k = self.kv[None, None]                                                    # [1, 1, L, D]
+        mask = torch.arange(self.L)[None, :] <= self.pos[idx].long()[:, None]      # [Tq, L]
+        return F.scaled_dot_product_attention(q, k, k, attn_mask=mask, scale=self.scale, enable_gqa=True)
+
+
+def bench_length(L: int, n_q: int, dense_sample: int) -> dict:
+    lay = Layer(L, n_q)
+    all_q, last = slice(0, n_q), slice(n_q - 1, n_q)
+    warm = slice(n_q - 8, n_q)
+    r = {}
+    lay.csa(warm)
+    lay.hca(warm)
+    r["csa_prefill"] = _timed(lambda: lay.csa(all_q))
+    r["hca_prefill"] = _timed(lambda: lay.hca(all_q))
+    r["csa_decode"] = _time(lambda: lay.csa(last), reps=3)
+    r["hca_decode"] = _time(lambda: lay.hca(last), reps=3)
+    m = n_q if dense_sample <= 0 else min(dense_sample, n_q)
+    idx = torch.linspace(0, n_q - 1, m).round().long()
+    lay.dense(idx[:8])
+    r["dense_prefill"] = _timed(lambda: lay.dense(idx)) * n_q / m
+    r["dense_decode"] = _time(lambda: lay.dense(torch.tensor([n_q - 1])), reps=3)
+    r["flops"] = {k: prefill_flops(k, n_q, L) for k in ("csa", "hca", "dense")}
+    r["flops_decode"] = {k: token_flops(k, L) for k in ("csa", "hca", "dense")}
+    return r
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _tag(L: int) -> str:
+    return f"{L // 1024}k"
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="8K and 32K only")
+    ap.add_argument("--lengths", default="", help="comma-separated context lengths (multiples of 1024)")
+    ap.add_argument("--prefill", type=int, default=1024, help="prefill queries (the last ones of the context)")
+    ap.add_argument("--dense-sample", type=int, default=256, help="dense prefill queries timed (0 = all)")
+    a = ap.parse_args(argv)
+    lengths = [int(x) for x in a.lengths.split(",")] if a.lengths else ([8192, 32768] if a.quick else
+                                                                        [8192, 32768, 131072])
+    torch.manual_seed(0)
+    mm = matmul_flops_per_s()
+    print(f"fp32 matmul: {mm / 1e9:.1f} GFLOP/s on {torch.get_num_threads()} threads; prefill = last {a.prefill} "
+          f"queries; dense prefill timed on {a.dense_sample or a.prefill} queries and scaled")
+    hdr = (f"{'L':>6} {'phase':>7} {'CSA s':>9} {'HCA s':>9} {'dense s':>9} {'dense/CSA':>10} {'dense/HCA':>10} "
+           f"{'CSA GF/s':>9} {'CSA eff':>8} {'HCA GF/s':>9} {'dense GF/s':>10}")
+    print(hdr)
+    out, res = {"matmul_gflops": round(mm / 1e9, 2), "prefill_queries": a.prefill,
+                "dense_prefill_sampled_queries": a.dense_sample or a.prefill}, {}
+    for L in lengths:
+        r = res[L] = bench_length(L, a.prefill, a.dense_sample)
+        for phase, fl in (("prefill", r["flops"]), ("decode", r["flops_decode"])):
+            c, h, d = r[f"csa_{phase}"], r[f"hca_{phase}"], r[f"dense_{phase}"]
+            print(f"{_tag(L):>6} {phase:>7} {c:9.4f} {h:9.4f} {d:9.4f} {d / c:10.2f} {d / h:10.2f} "
+                  f"{fl['csa'] / c / 1e9:9.2f} {fl['csa'] / c / mm:8.3f} {fl['hca'] / h / 1e9:9.2f} "
+                  f"{fl['dense'] / d / 1e9:10.2f}")
+            sfx = "" if phase == "prefill" else "_decode"
+            out[f"dense_over_csa{sfx}_{_tag(L)}"] = round(d / c, 3)
+            out[f"dense_over_hca{sfx}_{_tag(L)}"] = round(d / h, 3)
+            out[f"csa_efficiency{sfx}_{_tag(L)}"] = round(fl["csa"] / c / mm, 4)
+            out[f"csa_time{sfx}_{_tag(L)}"] = round(c, 5)
+            out[f"hca_time{sfx}_{_tag(L)}"] = round(h, 5)
+            out[f"dense_time{sfx}_{_tag(L)}"] = round(d, 5)
+    big, mid = res.get(131072), res.get(32768)
+    out["csa_growth_32k_128k"] = round(big["csa_prefill"] / mid["csa_prefill"], 3) if big and mid else None
+    out["dense_growth_32k_128k"] = round(big["dense_prefill"] / mid["dense_prefill"], 3) if big and mid else None
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
