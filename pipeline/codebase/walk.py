@@ -43,9 +43,12 @@ def decode(data: bytes) -> tuple[str | None, str]:
     """(text, '') for UTF-8 (BOM stripped) or BOM-marked UTF-16; (None, reason) for anything else."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
-            return data.decode("utf-16"), ""
+            text = data.decode("utf-16")
         except UnicodeDecodeError:
             return None, f"{NOT_UTF8}: invalid UTF-16"
+        if "\x00" in text:
+            return None, f"{BINARY}: NUL characters after a UTF-16 byte-order mark"
+        return text.replace("\r\n", "\n").replace("\r", "\n"), ""
     if b"\x00" in data[:SNIFF]:
         return None, f"{BINARY}: NUL bytes in the first {SNIFF} bytes"
     try:
@@ -72,10 +75,13 @@ def walk(tree: Tree, limits: PackLimits = PackLimits()) -> WalkResult:  # noqa: 
 def _git_exclude(tree: Tree, limits: PackLimits) -> IgnoreFile | None:
     """The repository's `.git/info/exclude` (below every .gitignore), when the root is a git working tree."""
     steps = (("", ".git", Entry.DIR), (".git", "info", Entry.DIR), (".git/info", "exclude", Entry.FILE))
-    for parent, name, kind in steps:
-        if (name, kind) not in tree.list(parent):
-            return None
-    data = tree.read(".git/info/exclude", limits.max_file_bytes)
+    try:
+        for parent, name, kind in steps:
+            if (name, kind) not in tree.list(parent):
+                return None
+        data = tree.read(".git/info/exclude", limits.max_file_bytes)
+    except OSError:
+        return None
     return IgnoreFile(data.decode("utf-8", "replace"), "", ".git/info/exclude")
 
 
@@ -112,9 +118,12 @@ def _walk_dir(tree: Tree, rel: str, depth: int, stack: list[IgnoreFile], limits:
         return
     pushed = False
     if limits.use_gitignore and (".gitignore", Entry.FILE) in children:
-        data = tree.read(_join(rel, ".gitignore"), limits.max_file_bytes)
-        stack.append(IgnoreFile(data.decode("utf-8", "replace"), rel))
-        pushed = True
+        try:  # an unreadable .gitignore is reported when the file itself is packed
+            data = tree.read(_join(rel, ".gitignore"), limits.max_file_bytes)
+            stack.append(IgnoreFile(data.decode("utf-8", "replace"), rel))
+            pushed = True
+        except OSError:
+            pass
     try:
         for name, kind in children:
             path = _join(rel, name)
@@ -130,7 +139,10 @@ def _walk_dir(tree: Tree, rel: str, depth: int, stack: list[IgnoreFile], limits:
                 else:
                     _walk_dir(tree, path, depth + 1, stack, limits, res)
             elif kind == Entry.SYMLINK:
-                target, inside = tree.link_target(path)
+                try:
+                    target, inside = tree.link_target(path)
+                except OSError:
+                    target, inside = "?", False
                 where = "inside the tree, not followed" if inside else "points out of the tree"
                 res.skipped.append(Skipped(path, f"{SYMLINK}: -> {target} ({where})"))
             elif kind == Entry.OTHER:

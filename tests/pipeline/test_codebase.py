@@ -148,7 +148,8 @@ def test_binary_and_encodings(tmp_path):
         "nul.dat": b"abc\x00def",
         "latin1.txt": "café".encode("latin-1"),
         "bom.txt": b"\xef\xbb\xbfwith BOM\n",
-        "utf16.txt": "wide text\n".encode("utf-16"),
+        "utf16.txt": "wide text\r\n".encode("utf-16"),
+        "fake16.bin": b"\xff\xfe" + bytes(64),  # a BOM, then binary zeros
         "ok.txt": "plain\n",
     })
     doc = pack_codebase(root)
@@ -157,6 +158,7 @@ def test_binary_and_encodings(tmp_path):
     assert "===== utf16.txt =====\nwide text\n" in doc.text
     reasons = {s.path: s.reason for s in doc.skipped}
     assert reasons["nul.dat"].startswith("binary:") and reasons["latin1.txt"].startswith("not UTF-8 text:")
+    assert reasons["fake16.bin"].startswith("binary:")
 
 
 def test_per_file_cap_skips_and_total_caps_fail(tmp_path):
