@@ -31,6 +31,7 @@ def run_isolated(
     memory_bytes: int,
     unit_timeout_s: float | None = None,
     with_progress: bool = False,
+    block_modules: tuple[str, ...] = (),
     **kwargs: Any,
 ) -> Any:
     """Return `fn(*args, **kwargs)` computed in a child process, or raise a typed error.
@@ -40,6 +41,7 @@ def run_isolated(
         memory_bytes: RLIMIT_AS of the child (its whole address space: the interpreter and pymupdf take ~0.6 GB).
         unit_timeout_s: optional limit between two progress reports (one page must not take longer).
         with_progress: call `fn(..., progress=report)`; `report(where)` names the unit now being processed.
+        block_modules: modules the child must not import (e.g. pymupdf's ONNX layout model: 0.5 s, never used).
     Raises `ExtractionTimeout`, `ExtractionResourceLimit` (MemoryError or an allocation failure in the child),
     `ExtractionCrashed` (killed by a signal or exited without a result), each with `.where`; errors that `fn`
     raises (e.g. `EncryptedPdf`) are re-raised as they are. `fn` and its arguments must be picklable.
@@ -47,6 +49,7 @@ def run_isolated(
     inherited, and the caller's `__main__` is never re-imported.
     """
     payload = pickle.dumps((fn, args, kwargs, memory_bytes, timeout_s, with_progress))
+    head = pickle.dumps((sys.path, block_modules))
     read_fd, write_fd = os.pipe()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([_ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     child = subprocess.Popen(
@@ -59,7 +62,7 @@ def run_isolated(
     unit_deadline = math.inf
     try:
         try:
-            child.stdin.write(pickle.dumps(sys.path) + payload)
+            child.stdin.write(head + payload)
             child.stdin.close()
         except BrokenPipeError:
             pass  # the child died at start; reported below as a crash
@@ -106,7 +109,9 @@ def run_isolated(
 def _child_main(conn: Connection) -> None:
     """Child side: read the call from stdin, set the limits, run, send ok / error / memory (and progress)."""
     stdin = sys.stdin.buffer
-    sys.path[:] = pickle.load(stdin)  # the parent's path, so `fn` imports from where the parent found it
+    sys.path[:], block_modules = pickle.load(stdin)  # the parent's path: `fn` imports from where the parent did
+    for name in block_modules:
+        sys.modules[name] = None  # `import name` now raises ImportError, which optional imports tolerate
     fn, args, kwargs, memory_bytes, timeout_s, with_progress = pickle.load(stdin)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     cpu_s = math.ceil(timeout_s) + 5  # backstop only: the parent's wall clock normally fires first

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, ensure_ascii=False))
         return 0
     m = doc.metadata
-    print(f"{args.source}: {doc.kind}, {len(doc.sections)} {unit}s, {tokens} tokens, {len(doc.text)} characters"
+    n = len(doc.sections)
+    print(f"{args.source}: {doc.kind}, {n} {unit}{'' if n == 1 else 's'}, {tokens} tokens, {len(doc.text)} characters"
           + (f", title {m['title']!r}" if m.get("title") else "") + (f" → {args.output}" if args.output else ""))
     for s in doc.sections:
         line = f"  {unit} {s.anchor}: {s.status}" + (f" — {s.reason}" if s.reason else "")

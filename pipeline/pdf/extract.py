@@ -77,6 +77,7 @@ def extract_pdf_isolated(
     """`extract_pdf` in a child process with `limits`; a timeout, memory failure or crash names its page."""
     return run_isolated(
         extract_pdf, str(path), password=password, options=options, with_progress=True,
+        block_modules=("pymupdf.layout",),  # NOTE: pymupdf imports its ONNX layout model if it can; we never use it
         timeout_s=limits.timeout_s, memory_bytes=limits.memory_bytes, unit_timeout_s=limits.page_timeout_s,
     )
 
