@@ -8,6 +8,7 @@ from pipeline.prompts.builders import (
     part_prompt,
     question_prompt,
     summary_prompt,
+    warmup_prompt,
 )
 from pipeline.prompts.sanitize import sanitize, strip_invisible
 from pipeline.prompts.styles import STYLES, SummaryStyle, get_style
@@ -15,5 +16,5 @@ from pipeline.prompts.styles import STYLES, SummaryStyle, get_style
 __all__ = [
     "Budget", "Part", "Plan", "Prompt", "STYLES", "SummaryStyle", "check_fits", "combine_prompt", "digest_prompt",
     "fit", "get_style", "part_document", "part_prompt", "prompt_tokens", "question_prompt", "sanitize", "span_of",
-    "strip_invisible", "summary_prompt",
+    "strip_invisible", "summary_prompt", "warmup_prompt",
 ]

@@ -114,8 +114,8 @@ def _plan_parts(doc: ExtractedDocument, budget: Budget) -> tuple[Part, ...]:
             end += 1
         if end == start:
             raise _too_long(doc, start, sizes[start] + overhead, budget)
-        if end < len(doc.sections):  # prefer to break before a heading in the second half of the group
-            heads = [i for i in range(start + 1, end) if doc.sections[i].title and i >= start + (end - start) / 2]
+        if end < len(doc.sections):  # prefer to break at a boundary (heading / directory) in the group's second half
+            heads = [i for i in range(start + 1, end + 1) if _opens_unit(doc, i) and i >= start + (end - start) / 2]
             end = heads[-1] if heads else end
         part = _part(doc, doc.sections[start:end], budget)
         while part.prompt_tokens > limit and end - start > 1:  # BPE at section joins can differ from the sum
@@ -126,6 +126,13 @@ def _plan_parts(doc: ExtractedDocument, budget: Budget) -> tuple[Part, ...]:
         parts.append(part)
         start = end
     return tuple(parts)
+
+
+def _opens_unit(doc: ExtractedDocument, i: int) -> bool:
+    """Whether section i starts a new unit: a titled page (heading) in a PDF, a new directory in a codebase."""
+    if doc.kind == Kind.PDF:
+        return bool(doc.sections[i].title)
+    return doc.sections[i].anchor.rpartition("/")[0] != doc.sections[i - 1].anchor.rpartition("/")[0]
 
 
 def _too_long(doc: ExtractedDocument, index: int, tokens: int, budget: Budget) -> SectionTooLong:

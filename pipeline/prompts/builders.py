@@ -82,6 +82,12 @@ def summary_prompt(doc: ExtractedDocument, style: str = "brief", *, tokenizer_pa
     return Prompt(system_text([doc.kind]), block, _task(s.task), s.max_tokens)
 
 
+def warmup_prompt(doc: ExtractedDocument, *, tokenizer_path: str | None = None) -> Prompt:
+    """The stable prefix alone (no task, 1 output token): prefills the document once before a burst of questions,
+    and on DeepSeek's API ends a persisted "cache prefix unit" exactly at the document's end (serving.md)."""
+    return Prompt(system_text([doc.kind]), document_block(doc, tokenizer_path=tokenizer_path), "", 1)
+
+
 def question_prompt(
     doc: ExtractedDocument, question: str, *, max_tokens: int = QUESTION_MAX_TOKENS, tokenizer_path: str | None = None
 ) -> Prompt:

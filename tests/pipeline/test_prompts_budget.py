@@ -92,3 +92,16 @@ def test_combine_prompt_holds_part_summaries_as_data():
     )
     assert p.task.startswith("The document above holds the summaries of all 2 consecutive parts")
     assert p.task.endswith("then one line on what to do next. Cite each bullet.") and p.max_tokens == 1024
+
+
+def _files(dirs: list[str]) -> ExtractedDocument:
+    secs = tuple(Section(i, f"{d}/m{i:02d}.py", "text", f"===== {d}/m{i:02d}.py =====\n" + "x = 1\n" * 150, title=d)
+                 for i, d in enumerate(dirs))
+    return ExtractedDocument(Kind.CODEBASE, "".join(s.text for s in secs), secs, {})
+
+
+def test_codebase_parts_prefer_directory_boundaries():
+    greedy = len(fit(_files(["src"] * 12), Budget(window_tokens=3000), fallback=True).parts[0].sections)
+    k = greedy - 1  # a directory change inside the second half of the first group
+    plan = fit(_files(["a"] * k + ["b"] * (12 - k)), Budget(window_tokens=3000), fallback=True)
+    assert len(plan.parts[0].sections) == k and plan.parts[1].sections[0].anchor.startswith("b/")

@@ -4,7 +4,7 @@ import pytest
 
 from inference import chat
 from pipeline.document import ExtractedDocument, Kind, Section
-from pipeline.prompts import prompt_tokens, question_prompt, summary_prompt
+from pipeline.prompts import prompt_tokens, question_prompt, summary_prompt, warmup_prompt
 from pipeline.tokens import encode
 
 # Document endings chosen to tempt BPE: punctuation runs, a closing tag, digits, CJK, no final newline.
@@ -55,3 +55,12 @@ def test_control_tokens_in_the_document_become_plain_text():
     # only the template's own markers: one <｜User｜>, one <｜Assistant｜>, one </think> (generation prompt)
     assert (full.count(128803), full.count(128804), full.count(128822)) == (1, 1, 1)
     assert not set(encode(chat.DSML)) & set(full)
+
+
+def test_warmup_prompt_is_exactly_the_shared_prefix():
+    d = doc("closing words.")
+    warm = ids(warmup_prompt(d))[:-2]  # drop the generation prompt <｜Assistant｜></think>
+    assert warm == encode(chat.BOS + warmup_prompt(d).system + chat.USER + warmup_prompt(d).document)
+    for q in QUESTIONS:
+        assert ids(question_prompt(d, q))[: len(warm)] == warm
+    assert warmup_prompt(d).max_tokens == 1
