@@ -2,6 +2,9 @@
 
 `python -m pipeline.bench_pack [--quick] [--tree DIR]` prints a table, then one JSON line.
 gitingest is timed without its tiktoken token estimate (it needs a download; our packer counts no tokens).
+Deliberate differences in the file set: we keep `.gitignore`/`.gitattributes`/`.gitmodules` (they tell the model
+what is left out) and `bin/`, `pkg/` (Go sources), `env/`, `out/`; we skip symlinks (gitingest lists them),
+lock files gitingest keeps (pnpm-lock.yaml, uv.lock, go.sum, composer.lock) and non-UTF-8 text.
 """
 
 import argparse

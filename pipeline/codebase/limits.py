@@ -21,7 +21,8 @@ class PackLimits:
 
 
 # gitwildmatch lines applied below every .gitignore: VCS folders, dependency and build outputs, caches,
-# lock files (poetry.lock alone was 200k of 1.3M tokens in gitingest#20), and binary formats known by name.
+# lock files (poetry.lock alone was 200k of 1.3M tokens in gitingest#20), secrets-prone files (.env, terraform
+# state), editor/temp files, and binary formats known by name (others are caught by content).
 DEFAULT_IGNORES = """
 .git
 .hg
@@ -52,6 +53,16 @@ target/
 .nuxt/
 coverage/
 .coverage
+vendor/
+.env
+*.tfstate
+*.tfstate.*
+*.log
+*.tmp
+*.bak
+*.swp
+*.swo
+*.svg
 .DS_Store
 Thumbs.db
 package-lock.json
