@@ -89,12 +89,13 @@ def uvicorn_api(env: dict, log: Path):
         stop(proc)
 
 
-def start_worker(env: dict, log: Path, queues: str = "ingest,llm,maintenance", name: str = "w") -> subprocess.Popen:
+def start_worker(env: dict, log: Path, queues: str = "ingest,llm,maintenance", name: str = "w",
+                 extra: tuple[str, ...] = ()) -> subprocess.Popen:
     """A real Celery worker process (solo pool, fast start); returns once it is ready to consume."""
     with log.open("ab") as out:
         proc = subprocess.Popen([str(BIN / "celery"), "-A", "workers.app", "worker", "--pool=solo", "--without-gossip",
                                  "--without-mingle", "--without-heartbeat", "-Q", queues, "-n", f"{name}@%h",
-                                 "--loglevel=INFO"],
+                                 "--loglevel=INFO", *extra],
                                 cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     _wait(lambda: "ready." in log.read_text(errors="replace"), proc, f"celery worker (log: {log})", 60)
     return proc

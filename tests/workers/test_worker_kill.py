@@ -1,0 +1,50 @@
+"""kill -9 of a worker in the middle of a summary: the reconciler (beat) requeues it, exactly one result is stored."""
+
+import signal
+import time
+
+from pipeline.records import jobs
+from pipeline.records.db import transaction
+from tests.api.helpers import make_pdf
+from tests.pipeline.faultserver import Reply
+from tests.workers.helpers import new_document, results_of, send, wait_job
+from tests.workers.services import start_worker, stop
+
+
+def test_kill9_mid_job_is_requeued_and_stores_exactly_one_result(wk_env, records, blobs, llm, tmp_path):
+    tenant_id, doc_id, ingest_id = new_document(records, blobs, make_pdf("kill me", pages=2))
+    a = start_worker(wk_env, tmp_path / "a.log", name="a")
+    b = None
+    try:
+        send(wk_env, "ingest", ingest_id, tenant_id)
+        assert wait_job(records, ingest_id, lambda j: j.state in ("done", "failed")).state == "done"
+        llm.default = Reply(content=tuple(f"w{i} " for i in range(25)), chunk_delay=0.2)
+        with transaction(records) as s:
+            job_id = jobs.create_job(s, tenant_id, "summarize", document_id=doc_id,
+                                     params={"style": "brief", "thinking": False, "max_tokens": 512}).id
+        send(wk_env, "summarize", job_id, tenant_id)
+        running = wait_job(records, job_id, lambda j: (j.tokens_generated or 0) > 0, what="generating on worker a")
+        assert running.lease_owner and running.attempts == 1
+        a.send_signal(signal.SIGKILL)
+        a.wait(10)
+        # worker b runs the beat schedule too: its reconciler finds a's lease expired and requeues the job
+        b = start_worker(wk_env, tmp_path / "b.log", name="b", extra=("-B", "-s", str(tmp_path / "beat-schedule")))
+        job = wait_job(records, job_id, lambda j: j.state in ("done", "failed"), timeout=60, what="finished on b")
+        assert job.state == "done", job.error
+        assert job.attempts == 2 and job.lease_owner != running.lease_owner
+        [result] = results_of(records, job_id)
+        assert result.text == "".join(f"w{i} " for i in range(25))
+        rids = [r.headers.get("X-Request-Id") for r in llm.received if r.path == "/v1/chat/completions"]
+        assert rids == [f"job-{job_id}-1", f"job-{job_id}-2"]
+        send(wk_env, "summarize", job_id, tenant_id)  # a's lost message, when redelivered, changes nothing
+        log = tmp_path / "b.log"
+        deadline = time.monotonic() + 20
+        while not any(f"[{job_id}] succeeded" in line and "'skipped'" in line for line in log.read_text().splitlines()):
+            assert time.monotonic() < deadline, "the redelivered task did not run"
+            time.sleep(0.05)
+        assert [r.id for r in results_of(records, job_id)] == [result.id]
+        assert len([r for r in llm.received if r.path == "/v1/chat/completions"]) == 2
+    finally:
+        stop(a)
+        if b is not None:
+            stop(b)
