@@ -2,6 +2,6 @@
 
 from pipeline.codebase.archive import is_archive, read_archive
 from pipeline.codebase.limits import PackLimits
-from pipeline.codebase.pack import file_header, pack_codebase
+from pipeline.codebase.pack import file_body, file_header, pack_codebase
 
-__all__ = ["PackLimits", "file_header", "is_archive", "pack_codebase", "read_archive"]
+__all__ = ["PackLimits", "file_body", "file_header", "is_archive", "pack_codebase", "read_archive"]

@@ -1,6 +1,7 @@
 """Pack a codebase (folder or archive) into one deterministic text: a tree header, then every file under its path."""
 
 import os
+import re
 from collections import Counter
 
 from pipeline.codebase.archive import is_archive, read_archive
@@ -25,6 +26,16 @@ def number_lines(text: str) -> str:
         lines.pop()
     w = len(str(len(lines)))
     return "".join(f"{i:>{w}} | {line}\n" for i, line in enumerate(lines, 1))
+
+
+_NUMBER = re.compile(r"^ *\d+ \| ", re.M)
+
+
+def file_body(section: Section, line_numbers: bool) -> str:
+    """A file section's content as in the file (header and any line-number prefixes removed), for quote checks."""
+    body = section.text.split("\n", 1)[1] if "\n" in section.text else ""
+    body = body[:-1] if body.endswith("\n") else body  # the blank line between sections
+    return _NUMBER.sub("", body) if line_numbers else body
 
 
 def render_tree(name: str, paths: list[str]) -> str:

@@ -261,3 +261,17 @@ def test_unreadable_folders_are_skipped_not_fatal(tmp_path):
     res = walk(Flaky(str(root)))
     assert [f.path for f in res.files] == ["ok.py"]
     assert [(s.path, s.reason) for s in res.skipped] == [("locked/", "unreadable: Permission denied")]
+
+
+@pytest.mark.parametrize("line_numbers", [False, True])
+def test_file_body_gives_back_the_file_content(tmp_path, line_numbers):
+    from pipeline.codebase import file_body
+
+    root = make_tree(tmp_path / "demo", SMALL)
+    doc = pack_codebase(root, line_numbers=line_numbers)
+    for s in doc.sections:
+        original = SMALL[s.anchor] if isinstance(SMALL[s.anchor], str) else ""
+        expected = original.replace("\r\n", "\n")
+        if expected and not expected.endswith("\n"):
+            expected += "\n"
+        assert file_body(s, line_numbers) == expected, s.anchor
