@@ -17,7 +17,10 @@ def register(subparsers) -> None:
     p.add_argument("--password", help="password of an encrypted PDF")
     p.add_argument("--ocr", action="store_true", help="OCR pages without a text layer (needs tesseract)")
     p.add_argument("--no-isolation", action="store_true", help="extract in this process (no time/memory limits)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds for the whole PDF (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds for the whole input (default: %(default)s)")
+    p.add_argument("--page-timeout", type=float, default=60.0, help="seconds for one PDF page (default: %(default)s)")
+    p.add_argument("--memory-gib", type=float, default=3.0,
+                   help="address-space limit of the extraction process in GiB (default: %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -27,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         doc = ingest_path(args.source, password=args.password, isolate=not args.no_isolation,
-                          pdf_options=PdfOptions(ocr=args.ocr), limits=IsolationLimits(timeout_s=args.timeout))
+                          pdf_options=PdfOptions(ocr=args.ocr),
+                          limits=IsolationLimits(timeout_s=args.timeout, page_timeout_s=args.page_timeout,
+                                                 memory_bytes=int(args.memory_gib * 2**30)))
     except PipelineError as e:
         print(f"wholedoc ingest: {type(e).__name__}: {e}", file=sys.stderr)
         return 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+_MAX_BLOCKS = 400  # the gutter search is quadratic; pages with more blocks are read top to bottom
+
 
 @dataclass(slots=True)
 class Block:
@@ -20,7 +22,7 @@ def reading_order(blocks: list[Block], page_width: float) -> list[Block]:
     Blocks that cross the gutter (titles, wide figures, tables) split the page into bands; within a band the
     left column is read before the right one. Pages without such a gutter are read top to bottom.
     """
-    if len(blocks) < 3:
+    if len(blocks) < 3 or len(blocks) > _MAX_BLOCKS:
         return sorted(blocks, key=_yx)
     gutter = _gutter(blocks, page_width)
     if gutter is None:

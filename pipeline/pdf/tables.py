@@ -13,6 +13,8 @@ from dataclasses import dataclass
 _THIN = 2.0  # a filled rectangle thinner than this is a ruling line
 _SNAP = 2.0  # coordinates closer than this are one grid line
 _MIN_CELL = 4.0  # grid lines closer than this are merged (double rules)
+_BUCKET = 48.0  # side of the square buckets that segments are hashed into before testing which ones touch
+MAX_SEGMENTS = 5000  # more ruling segments than this (a chart, a map) → the page is not searched for tables
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ def ruling_segments(drawings: list[dict]) -> tuple[list[tuple], list[tuple]]:
 
 def find_grids(hs: list[tuple], vs: list[tuple]) -> list[tuple[list[float], list[float]]]:
     """Group touching segments into grids; each grid is (xs, ys) with at least 2 of each, i.e. ≥ 1 cell."""
-    if len(hs) < 2 or len(vs) < 2:
+    if len(hs) < 2 or len(vs) < 2 or len(hs) + len(vs) > MAX_SEGMENTS:
         return []
     segs = [("h", s) for s in hs] + [("v", s) for s in vs]
     boxes = [_seg_box(k, s) for k, s in segs]
@@ -69,12 +71,19 @@ def find_grids(hs: list[tuple], vs: list[tuple]) -> list[tuple[list[float], list
             i = parent[i]
         return i
 
-    for i in range(len(boxes)):
-        a = boxes[i]
-        for j in range(i + 1, len(boxes)):
-            b = boxes[j]
-            if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
-                parent[root(i)] = root(j)
+    # NOTE: only boxes sharing a bucket can touch, so a page with thousands of segments stays near-linear
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        for bx in range(int(x0 // _BUCKET), int(x1 // _BUCKET) + 1):
+            for by in range(int(y0 // _BUCKET), int(y1 // _BUCKET) + 1):
+                buckets.setdefault((bx, by), []).append(i)
+    for members in buckets.values():
+        for n, i in enumerate(members):
+            a = boxes[i]
+            for j in members[n + 1:]:
+                b = boxes[j]
+                if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
+                    parent[root(i)] = root(j)
     groups: dict[int, list[int]] = {}
     for i in range(len(segs)):
         groups.setdefault(root(i), []).append(i)
