@@ -145,6 +145,10 @@ class InferenceClient:
         state = StreamState()
         stopped = lambda: cancel is not None and cancel.is_set()
         dog = wd.Watchdog(cancel, cfg.first_token_timeout, cfg.idle_timeout)
+        finished = threading.Event()
+        if not body["stream"] and on_progress is not None:
+            threading.Thread(target=self._poll_status, args=(attempt_id, attempt, on_progress, finished),
+                             daemon=True).start()
         try:
             with dog, self._http.stream("POST", cfg.url("chat/completions"), json=body,
                                         headers={"X-Request-Id": attempt_id}, extensions={"trace": dog.trace}) as r:
@@ -159,10 +163,27 @@ class InferenceClient:
         except (httpx.TransportError, StreamError) as e:
             reason = dog.reason or f"{type(e).__name__}: {e}"
             return self._fail(attempt_id, state, reason, cancel)
+        finally:
+            finished.set()
         if stopped() or not state.complete:
             return self._fail(attempt_id, state, dog.reason or "the stream ended before [DONE]", cancel)
         return Completion("".join(state.content), "".join(state.reasoning) if state.reasoning else None,
                           state.finish_reason, state.usage, attempt_id, attempt, state.model)
+
+    def _poll_status(self, attempt_id: str, attempt: int, on_progress: Callable[[Progress], None],
+                     finished: threading.Event) -> None:
+        """Progress for a non-streaming call, from wholedoc's GET /requests/{id}; stops at once on other servers."""
+        while not finished.wait(self.config.status_poll_interval):
+            try:
+                status = self.request_status(attempt_id)
+            except (EndpointUnavailable, RequestRejected):
+                return
+            if status is None:
+                return  # no such endpoint: nothing to poll
+            if not finished.is_set():
+                on_progress(Progress("prefill" if not status.tokens_generated else "decode", attempt,
+                                     status.prefill_tokens_done, status.prefill_tokens_total,
+                                     status.tokens_generated or 0))
 
     def _fail(self, attempt_id: str, state: StreamState, reason: str, cancel: threading.Event | None):
         """An attempt broke: abort it server-side, then raise cancelled / interrupted / retryable."""

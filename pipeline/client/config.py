@@ -20,6 +20,7 @@ class ClientConfig:
     first_token_timeout: float = 1800.0
     idle_timeout: float = 120.0
     control_timeout: float = 30.0  # probes, status, DELETE: small requests
+    status_poll_interval: float = 2.0  # non-streaming calls with on_progress poll GET /requests/{id} this often
     max_retries: int = 4  # retries after the first attempt, on 429 / 5xx / timeouts / connection errors
     backoff_base: float = 1.0  # seconds; attempt k waits base·2^(k-1), jittered to [½, 1]×, capped at backoff_max
     backoff_max: float = 60.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -58,8 +59,10 @@ class FaultServer:
         self.probe = {"prompt_tokens": 1000, "cached_tokens": 900, "tokens_to_compute": 100}
         self.token_count = 1234
         self.stop = threading.Event()
+        self.errors: list[BaseException] = []  # handler failures other than a client hanging up
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
+        self.httpd.handle_error = self._handle_error
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
@@ -69,6 +72,11 @@ class FaultServer:
 
     def paths(self, method: str | None = None) -> list[str]:
         return [r.path for r in self.received if method is None or r.method == method]
+
+    def _handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):  # a client that went away (cancel, timeout) is expected here
+            self.errors.append(error)
 
     def close(self) -> None:
         self.stop.set()

@@ -18,6 +18,7 @@ def server():
     s = FaultServer()
     yield s
     s.close()
+    assert s.errors == []
 
 
 @pytest.fixture
@@ -25,6 +26,7 @@ def generic():
     s = FaultServer(wholedoc=False)
     yield s
     s.close()
+    assert s.errors == []
 
 
 def client(s: FaultServer, **kw) -> InferenceClient:
@@ -121,3 +123,21 @@ def test_concurrent_calls_share_one_client(server):
         [t.start() for t in threads]
         [t.join() for t in threads]
     assert results == ["Hello world"] * 4
+
+
+def test_non_streaming_progress_polls_request_status(server):
+    server.script.append(Reply(hang=0.5))
+    reports = []
+    with InferenceClient(ClientConfig(server.base_url, "m", status_poll_interval=0.05)) as c:
+        out = c.chat(MESSAGES, max_tokens=8, stream=False, request_id="nb", on_progress=reports.append)
+    assert out.content == "Hello world"
+    assert reports and all((p.phase, p.prefill_tokens_total) == ("prefill", 100) for p in reports)
+    assert "/v1/requests/nb" in server.paths("GET")
+
+
+def test_non_streaming_progress_gives_up_on_servers_without_status(generic):
+    generic.script.append(Reply(hang=0.3))
+    reports = []
+    with InferenceClient(ClientConfig(generic.base_url, "m", status_poll_interval=0.05)) as c:
+        c.chat(MESSAGES, max_tokens=8, stream=False, on_progress=reports.append)
+    assert reports == [] and len(generic.paths("GET")) == 1  # one 404, then no more polling

@@ -18,6 +18,7 @@ def server():
     s = FaultServer()
     yield s
     s.close()
+    assert s.errors == []
 
 
 def client(s, **kw) -> InferenceClient:
