@@ -150,7 +150,13 @@ class RequestCancelled(InferenceError):
 
 
 class ContextWindowExceeded(InferenceError):
-    """The endpoint refused the prompt as longer than its context window (HTTP 400 naming the context length)."""
+    """The endpoint refused the prompt as longer than its context window (HTTP 400 naming the context length);
+    the counts are set when the server's message states them (vLLM does)."""
+
+    def __init__(self, message: str, *, window_tokens: int | None = None, requested_tokens: int | None = None):
+        super().__init__(message)
+        self.window_tokens = window_tokens
+        self.requested_tokens = requested_tokens
 
 
 class RequestRejected(InferenceError):

@@ -36,6 +36,8 @@ from pipeline.errors import (
 
 RETRY_STATUSES = {408, 500, 502, 503, 504}
 CONTEXT_ERROR = re.compile(r"context (length|window)|too long|max_model_len|maximum .*length", re.IGNORECASE)
+WINDOW_IN_MESSAGE = re.compile(r"context length is (\d+)")  # vLLM: "maximum context length is N tokens"
+REQUESTED_IN_MESSAGE = re.compile(r"requested (\d+) tokens")
 ABSENT = {404, 405, 501}  # an optional endpoint this server does not have
 
 
@@ -204,7 +206,10 @@ class InferenceClient:
             raise _Retryable(f"{r.status_code} {message}", status=r.status_code,
                              retry_after=parse_retry_after(r.headers.get("retry-after")))
         if r.status_code == 400 and CONTEXT_ERROR.search(message):
-            raise ContextWindowExceeded(f"the endpoint refused the prompt as too long: {message}")
+            window, requested = WINDOW_IN_MESSAGE.search(message), REQUESTED_IN_MESSAGE.search(message)
+            raise ContextWindowExceeded(f"the endpoint refused the prompt as too long: {message}",
+                                        window_tokens=int(window.group(1)) if window else None,
+                                        requested_tokens=int(requested.group(1)) if requested else None)
         raise RequestRejected(f"{r.status_code} from {self.config.base_url}: {message}", status=r.status_code)
 
     ##### wholedoc's optional endpoints (None where the server lacks them) #####

@@ -2,6 +2,7 @@
 
 import threading
 
+import openai
 import pytest
 
 from pipeline.client import ClientConfig, InferenceClient
@@ -103,8 +104,9 @@ def test_any_openai_endpoint_without_the_extras(generic):
 def test_context_window_error_is_typed_and_not_retried(server):
     server.script.append(Reply(status=400, error="This model's maximum context length is 1048576 tokens. "
                                                  "However, you requested 1100000 tokens."))
-    with client(server) as c, pytest.raises(ContextWindowExceeded, match="maximum context length"):
+    with client(server) as c, pytest.raises(ContextWindowExceeded, match="maximum context length") as e:
         c.chat(MESSAGES, max_tokens=8)
+    assert (e.value.window_tokens, e.value.requested_tokens) == (1048576, 1100000)
     assert len(server.paths("POST")) == 1
 
 
@@ -141,3 +143,18 @@ def test_non_streaming_progress_gives_up_on_servers_without_status(generic):
     with InferenceClient(ClientConfig(generic.base_url, "m", status_poll_interval=0.05)) as c:
         c.chat(MESSAGES, max_tokens=8, stream=False, on_progress=reports.append)
     assert reports == [] and len(generic.paths("GET")) == 1  # one 404, then no more polling
+
+
+def test_the_fault_server_speaks_openai_as_the_official_sdk_reads_it(server):
+    """Guards the fake: if the fault server drifted from the real protocol, the client tests would prove nothing."""
+    server.script.append(Reply(reasoning=("hm",), content=("Hi", "!"), usage=DEEPSEEK_USAGE))
+    sdk = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
+    chunks = list(sdk.chat.completions.create(model="deepseek-v4-flash", messages=MESSAGES, stream=True,
+                                              stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hi!"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage.prompt_tokens == 500 and chunks[-1].usage.model_extra["prompt_cache_hit_tokens"] == 384
+    server.script.append(Reply(status=429, headers={"Retry-After": "7"}))
+    with pytest.raises(openai.RateLimitError) as e:
+        sdk.chat.completions.create(model="deepseek-v4-flash", messages=MESSAGES)
+    assert e.value.response.headers["retry-after"] == "7"
