@@ -421,6 +421,18 @@ class Transformer(nn.Module):
         state.token_ids.append(input_ids.detach().clone())
         return x
 
+    @torch.inference_mode()
+    def forward_mtp(self, x_last: torch.Tensor, next_ids: torch.Tensor, start_pos: int, state: ModelState,
+                    depth: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """MTP draft logits [b,s,vocab] for the tokens after next_ids, and the MTP residual for a further depth.
+
+        x_last: the target's residual streams at the same positions; the MTP layer keeps its own window state."""
+        n = self.args.num_hidden_layers
+        if depth >= len(self.mtp):
+            raise InputError(f"the checkpoint has {len(self.mtp)} MTP layers; depth {depth} does not exist")
+        h, x = self.mtp[depth](x_last, self.embed(next_ids), start_pos, next_ids, state.layers[n + depth])
+        return self.head(h).float(), x
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Residual streams [b,s,hc,dim] -> fp32 logits [b,s,vocab]."""
         a = self.args

@@ -127,3 +127,19 @@ def test_reference_numerics_change_logits_and_keep_incremental_exact(checkpoint_
     state = model.new_state()
     got = torch.cat([model(ids[:, :50], 0, state)] + [model(ids[:, t : t + 1], t, state) for t in range(50, 70)], 1)
     assert (got - quant).abs().max().item() <= 2e-5
+
+
+def test_mtp_block_loads_and_drafts_from_the_target_residual(checkpoint_dir):
+    model = load_model(checkpoint_dir(EXACT))
+    assert model.mtp[0].e_proj.weight.abs().sum() > 0  # weights came from the checkpoint, not the zero init
+    ids = _ids(20)
+    state = model.new_state()
+    x_last = model.forward_hidden(ids[:, :19], 0, state)
+    logits, resid = model.forward_mtp(x_last, ids[:, 1:20], 0, state)
+    assert logits.shape == (1, 19, 512) and resid.shape == x_last.shape and torch.isfinite(logits).all()
+    # one more MTP step continues its own window state and matches running both positions at once
+    fresh = model.new_state()
+    x_all = model.forward_hidden(ids[:, :19], 0, fresh)
+    a, _ = model.forward_mtp(x_all[:, :10], ids[:, 1:11], 0, fresh)
+    b, _ = model.forward_mtp(x_all[:, 10:], ids[:, 11:20], 10, fresh)
+    assert (torch.cat([a, b], 1) - logits).abs().max().item() <= 2e-5
