@@ -50,18 +50,19 @@ hc_pre_torch, hc_post_torch = naive_hc_pre, naive_hc_post
 
 @triton.jit
 def _hc_pre_kernel(X, MIX, SCALE, BASE, PRE, POST, COMB, Y, HC, D, ITERS, norm_eps, hc_eps,
-                   BLOCK_HC: tl.constexpr, BLOCK_D: tl.constexpr):
+                   HAS_X: tl.constexpr, BLOCK_HC: tl.constexpr, BLOCK_D: tl.constexpr):
     t = tl.program_id(0).to(tl.int64)
     oh = tl.arange(0, BLOCK_HC)
     od = tl.arange(0, BLOCK_D)
     hm = oh < HC
-    # -- rsqrt(mean(v²)) over the hc·d flattened streams
-    ss = tl.zeros([BLOCK_HC, BLOCK_D], tl.float32)
-    for d0 in range(0, D, BLOCK_D):
-        m2 = hm[:, None] & (d0 + od < D)[None, :]
-        xv = tl.load(X + t * HC * D + oh[:, None] * D + d0 + od[None, :], mask=m2, other=0.0).to(tl.float32)
-        ss += xv * xv
-    rs = tl.math.rsqrt(tl.sum(tl.sum(ss, 1), 0) / (HC * D) + norm_eps)
+    rs = 1.0
+    if HAS_X:  # -- rsqrt(mean(v²)) over the hc·d flattened streams
+        ss = tl.zeros([BLOCK_HC, BLOCK_D], tl.float32)
+        for d0 in range(0, D, BLOCK_D):
+            m2 = hm[:, None] & (d0 + od < D)[None, :]
+            xv = tl.load(X + t * HC * D + oh[:, None] * D + d0 + od[None, :], mask=m2, other=0.0).to(tl.float32)
+            ss += xv * xv
+        rs = tl.math.rsqrt(tl.sum(tl.sum(ss, 1), 0) / (HC * D) + norm_eps)
     mix_w = (2 + HC) * HC
     s0, s1, s2 = tl.load(SCALE), tl.load(SCALE + 1), tl.load(SCALE + 2)
     pre = tl.sigmoid(tl.load(MIX + t * mix_w + oh, mask=hm, other=0.0) * rs * s0 + tl.load(BASE + oh, mask=hm)) + hc_eps
@@ -81,12 +82,12 @@ def _hc_pre_kernel(X, MIX, SCALE, BASE, PRE, POST, COMB, Y, HC, D, ITERS, norm_e
     tl.store(PRE + t * HC + oh, pre, mask=hm)
     tl.store(POST + t * HC + oh, post, mask=hm)
     tl.store(COMB + t * HC * HC + oh[:, None] * HC + oh[None, :], c, mask=cm)
-    # -- y = Σ_i pre_i · X_i
-    for d0 in range(0, D, BLOCK_D):
-        m2 = hm[:, None] & (d0 + od < D)[None, :]
-        xv = tl.load(X + t * HC * D + oh[:, None] * D + d0 + od[None, :], mask=m2, other=0.0).to(tl.float32)
-        y = tl.sum(xv * pre[:, None], 0)
-        tl.store(Y + t * D + d0 + od, y.to(Y.dtype.element_ty), mask=d0 + od < D)
+    if HAS_X:  # -- y = Σ_i pre_i · X_i
+        for d0 in range(0, D, BLOCK_D):
+            m2 = hm[:, None] & (d0 + od < D)[None, :]
+            xv = tl.load(X + t * HC * D + oh[:, None] * D + d0 + od[None, :], mask=m2, other=0.0).to(tl.float32)
+            y = tl.sum(xv * pre[:, None], 0)
+            tl.store(Y + t * D + d0 + od, y.to(Y.dtype.element_ty), mask=d0 + od < D)
 
 
 @triton.jit
@@ -118,9 +119,30 @@ def hc_pre_triton(x, hc_fn, hc_scale, hc_base, *, iters, norm_eps, hc_eps):
     y = torch.empty(t, d, dtype=x.dtype, device=x.device)
     if t:
         _hc_pre_kernel[(t,)](x, mixes, hc_scale.float().contiguous(), hc_base.float().contiguous(), pre, post, comb,
-                             y, hc, d, iters, norm_eps, hc_eps,
+                             y, hc, d, iters, norm_eps, hc_eps, HAS_X=True,
                              BLOCK_HC=triton.next_power_of_2(hc), BLOCK_D=min(1024, triton.next_power_of_2(d)))
     return y, post, comb
+
+
+def hc_split_sinkhorn_triton(mixes, hc_scale, hc_base, hc_mult, iters, eps):
+    """The Sinkhorn split alone (REF `hc_split_sinkhorn` contract) on already-scaled mixes `[T, (2+hc)·hc]`."""
+    t, mix = mixes.shape
+    check(mix == (2 + hc_mult) * hc_mult, f"mixes must be [T, {(2 + hc_mult) * hc_mult}], got {tuple(mixes.shape)}")
+    m = mixes.float().contiguous()
+    pre = torch.empty(t, hc_mult, dtype=torch.float32, device=m.device)
+    post, comb = torch.empty_like(pre), torch.empty(t, hc_mult, hc_mult, dtype=torch.float32, device=m.device)
+    if t:
+        _hc_pre_kernel[(t,)](m, m, hc_scale.float().contiguous(), hc_base.float().contiguous(), pre, post, comb,
+                             m, hc_mult, 1, iters, 0.0, eps, HAS_X=False,
+                             BLOCK_HC=triton.next_power_of_2(hc_mult), BLOCK_D=16)
+    return pre, post, comb
+
+
+def hc_split_sinkhorn(mixes, hc_scale, hc_base, hc_mult=4, iters=20, eps=1e-6):
+    """mixes `[T, (2+hc)·hc]` → pre, post `[T, hc]`, comb `[T, hc, hc]`; CUDA → Triton, CPU → torch."""
+    if mixes.is_cuda:
+        return hc_split_sinkhorn_triton(mixes, hc_scale, hc_base, hc_mult, iters, eps)
+    return naive_hc_split_sinkhorn(mixes, hc_scale, hc_base, hc_mult, iters, eps)
 
 
 def hc_post_triton(x, residual, post, comb):

@@ -233,3 +233,75 @@ def sparse_attn(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_s
     _check(q, seq_ids, positions, win_pool, win_table, attn_sink, window, cmp_pool, cmp_table, ratio, topk_idxs)
     return sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
                              cmp_pool, cmp_table, ratio, topk_idxs)
+
+
+##### REF layout: q [b,s,h,d], kv [b,n,d], topk_idxs [b,s,k] (−1 = none) — DeepSeek's `sparse_attn` contract #####
+
+
+def naive_sparse_attn_gather(q, kv, attn_sink, topk_idxs, softmax_scale):
+    """Readable twin of `sparse_attn_gather`: gather the listed rows, one softmax with the sink."""
+    b, s, h, d = q.shape
+    valid = topk_idxs >= 0
+    rows = torch.gather(kv.float(), 1, topk_idxs.clamp_min(0).long().reshape(b, -1, 1).expand(-1, -1, d))
+    rows = rows.view(b, s, -1, d)                                                  # [b, s, k, d]
+    sc = torch.einsum("bshd,bskd->bshk", q.float(), rows) * softmax_scale
+    sc = sc.masked_fill(~valid[:, :, None, :], float("-inf"))
+    sink = attn_sink.float().view(1, 1, h)
+    m = torch.maximum(sc.amax(-1), sink)
+    e = torch.exp(sc - m[..., None])
+    p = e / (e.sum(-1) + torch.exp(sink - m))[..., None]
+    return torch.einsum("bshk,bskd->bshd", p, rows).to(q.dtype)
+
+
+def sparse_attn_gather_torch(q, kv, attn_sink, topk_idxs, softmax_scale, budget_bytes=64 << 20):
+    """CPU path of `sparse_attn_gather`: the twin, chunked over queries so the gathered rows stay bounded."""
+    b, s, h, d = q.shape
+    per_query = topk_idxs.shape[-1] * (d + 2 * h) * 4
+    chunk = max(1, budget_bytes // max(per_query, 1))
+    out = torch.empty_like(q)
+    for c0 in range(0, s, chunk):
+        sl = slice(c0, c0 + chunk)
+        out[:, sl] = naive_sparse_attn_gather(q[:, sl], kv, attn_sink, topk_idxs[:, sl], softmax_scale)
+    return out
+
+
+def _gather_as_pool(q, kv, topk_idxs):
+    """View the REF layout as the block-table one: kv rows as a pool of 1-row blocks, one table row per batch."""
+    b, s, h, d = q.shape
+    n = kv.shape[1]
+    pool = kv.reshape(b * n, 1, d)
+    table = torch.arange(b * n, dtype=torch.int32, device=q.device).view(b, n)
+    seq = torch.arange(b, dtype=torch.int32, device=q.device).repeat_interleave(s)
+    pos = torch.full((b * s,), max(n - 1, 0), dtype=torch.int32, device=q.device)   # every listed row visible
+    return pool, table, seq, pos, topk_idxs.reshape(b * s, -1).to(torch.int32).contiguous()
+
+
+def sparse_attn_gather_triton(q, kv, attn_sink, topk_idxs, softmax_scale):
+    """REF-layout sparse attention through the same Triton kernel (no window part, ratio 1, listed rows)."""
+    check(q.dim() == 4 and kv.dim() == 3 and topk_idxs.dim() == 3, "q [b,s,h,d], kv [b,n,d], topk_idxs [b,s,k]")
+    b, s, h, d = q.shape
+    check(kv.shape[0] == b and kv.shape[2] == d and topk_idxs.shape[:2] == (b, s), "batch / head_dim mismatch")
+    check(kv.dtype == q.dtype and attn_sink.shape == (h,), "kv must match q's dtype; attn_sink must be [h]")
+    o = torch.empty_like(q)
+    if b * s == 0 or kv.shape[1] == 0:
+        return o.zero_()
+    pool, table, seq, pos, tk = _gather_as_pool(q, kv.contiguous(), topk_idxs)
+    qf = q.reshape(b * s, h, d).contiguous()
+    of = o.view(b * s, h, d)
+    block_d = max(16, triton.next_power_of_2(d))
+    block_h = 16 if block_d > 256 else max(16, min(64, triton.next_power_of_2(h)))
+    _sparse_attn_kernel[(b * s, triton.cdiv(h, block_h))](
+        qf, of, pool, table, pool, table, tk, seq, pos, attn_sink.float().contiguous(),
+        qf.stride(0), qf.stride(1), of.stride(0), of.stride(1), table.stride(0), table.stride(0), tk.stride(0),
+        h, d, tk.shape[1], 0, 1, float(softmax_scale),
+        CMP_RPB=1, HAS_CMP=True, HAS_TOPK=True, BLOCK_H=block_h, BLOCK_N=32, BLOCK_D=block_d,
+        num_warps=4 if block_d <= 256 else 8)
+    return o
+
+
+def sparse_attn_gather(q, kv, attn_sink, topk_idxs, softmax_scale):
+    """DeepSeek REF `sparse_attn(q, kv, attn_sink, topk_idxs, softmax_scale)`: q `[b,s,h,d]`, kv `[b,n,d]` (window
+    rows and compressed rows concatenated), topk_idxs int `[b,s,k]` (−1 = none) → o `[b,s,h,d]`. CUDA → Triton."""
+    if q.is_cuda:
+        return sparse_attn_gather_triton(q, kv, attn_sink, topk_idxs, softmax_scale)
+    return sparse_attn_gather_torch(q, kv, attn_sink, topk_idxs, softmax_scale)

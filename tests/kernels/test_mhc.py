@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from kernels.mhc import hc_post, hc_post_triton, hc_pre, hc_pre_triton, naive_hc_post, naive_hc_pre
+from kernels.mhc import (
+    hc_post,
+    hc_post_triton,
+    hc_pre,
+    hc_pre_triton,
+    hc_split_sinkhorn,
+    hc_split_sinkhorn_triton,
+    naive_hc_post,
+    naive_hc_pre,
+)
 from tests.kernels.conftest import assert_close
 
 
@@ -42,3 +51,12 @@ def test_naive_semantics():
     k, tkn = 2, 1
     expect = post[tkn, k] * f[tkn] + sum(comb[tkn, j, k] * x[tkn, j] for j in range(4))
     torch.testing.assert_close(out[tkn, k], expect, rtol=1e-5, atol=1e-6)
+
+
+def test_split_sinkhorn_triton(tdev):
+    g = torch.Generator().manual_seed(3)
+    mixes, sc, base = torch.randn(5, 24, generator=g), torch.rand(3, generator=g) + 0.5, torch.randn(24, generator=g)
+    ref = hc_split_sinkhorn(mixes, sc, base, 4, 20, 1e-6)
+    out = hc_split_sinkhorn_triton(mixes.to(tdev), sc.to(tdev), base.to(tdev), 4, 20, 1e-6)
+    for r, o in zip(ref, out):
+        assert_close(r, o, 1e-6, atol=1e-6)

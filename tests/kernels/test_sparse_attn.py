@@ -5,7 +5,16 @@ import torch
 
 from kernels.errors import ConfigError, ShapeError
 from kernels.layout import pool_from_rows
-from kernels.sparse_attn import naive_sparse_attn, sparse_attn, sparse_attn_torch, sparse_attn_triton
+from kernels.sparse_attn import (
+    naive_sparse_attn,
+    naive_sparse_attn_gather,
+    sparse_attn,
+    sparse_attn_gather,
+    sparse_attn_gather_torch,
+    sparse_attn_gather_triton,
+    sparse_attn_torch,
+    sparse_attn_triton,
+)
 from tests.kernels.conftest import assert_close
 
 
@@ -117,3 +126,33 @@ def test_bad_inputs_raise_typed_errors():
         sparse_attn(q, seq, pos, wp, wt, sink, scale, **{**kw, "ratio": 3})
     with pytest.raises(ShapeError):
         sparse_attn(q, seq, pos, wp, wt, sink[:1], scale, **kw)
+
+
+def _gather_case(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    b, s, h, d, n, k = 2, 5, 3, 40, 30, 7
+    idx = torch.randint(-1, n, (b, s, k), generator=g)
+    idx[0, 0] = -1                                                                  # a query with no rows at all
+    return torch.randn(b, s, h, d, generator=g), torch.randn(b, n, d, generator=g), torch.randn(h, generator=g), idx
+
+
+def test_gather_layout_triton_and_cpu(tdev):
+    """REF layout (q [b,s,h,d], kv [b,n,d], idxs [b,s,k]) through the same kernel; the CPU path chunked."""
+    q, kv, sink, idx = _gather_case()
+    ref = naive_sparse_attn_gather(q, kv, sink, idx, 0.2)
+    assert ref[0, 0].abs().max() == 0                                               # sink only → zero output
+    assert_close(ref, sparse_attn_gather_triton(q.to(tdev), kv.to(tdev), sink.to(tdev), idx.to(tdev), 0.2), 1e-6,
+                 atol=1e-6)
+    assert_close(ref, sparse_attn_gather_torch(q, kv, sink, idx, 0.2, budget_bytes=1), 1e-7, atol=1e-7)
+
+
+def test_gather_layout_matches_ref_formula():
+    """Against DeepSeek REF sparse_attn as written: softmax over [scores, sink] with the sink column dropped."""
+    q, kv, sink, idx = _gather_case(1)
+    out = sparse_attn_gather(q, kv, sink, idx, 0.2)
+    for bb, ss in ((0, 1), (1, 4)):
+        rows = kv[bb, idx[bb, ss].clamp_min(0)]
+        for hh in range(3):
+            logits = (rows @ q[bb, ss, hh]) * 0.2
+            logits = torch.cat([logits.masked_fill(idx[bb, ss] < 0, float("-inf")), sink[hh:hh + 1]])
+            torch.testing.assert_close(out[bb, ss, hh], logits.softmax(0)[:-1] @ rows, rtol=1e-5, atol=1e-6)
