@@ -22,6 +22,8 @@ class WorkerSettings:
     inference_url: str | None
     model: str
     tokenizer_path: str | None
+    inference_api_key: str | None = None
+    inference_max_retries: int = 4  # the client's own retries (429 / 5xx / timeouts) before the job is requeued
     result_notice: str | None = None  # shown on every result, e.g. "random-weight dev checkpoint: not meaningful"
     lease_seconds: float = 60.0  # a lost worker's job is requeued about this long after its last heartbeat
     resend_queued_after: float = 300.0  # a queued job with no worker after this long gets its message re-sent
@@ -46,6 +48,8 @@ def settings() -> WorkerSettings:
         model=os.environ.get("WHOLEDOC_MODEL", "wholedoc"),
         tokenizer_path=os.environ.get("WHOLEDOC_TOKENIZER"),
         result_notice=os.environ.get("WHOLEDOC_RESULT_NOTICE"),
+        inference_api_key=os.environ.get("WHOLEDOC_INFERENCE_API_KEY"),
+        inference_max_retries=int(os.environ.get("WHOLEDOC_INFERENCE_MAX_RETRIES", 4)),
         lease_seconds=_f("WHOLEDOC_LEASE_SECONDS", 60),
         resend_queued_after=_f("WHOLEDOC_RESEND_QUEUED_AFTER", 300),
         retry_backoff=_f("WHOLEDOC_RETRY_BACKOFF", 2),

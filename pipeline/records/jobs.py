@@ -114,7 +114,7 @@ def record_progress(session: Session, job_id: str, owner: str, **fields) -> Job:
 def complete_job(session: Session, job_id: str, owner: str) -> Job:
     """Mark a job done that stores no Result (ingest)."""
     now = utcnow()
-    return _owned_update(session, job_id, owner, {"state": JobState.DONE, "stage": None, "progress": 1.0,
+    return _owned_update(session, job_id, owner, {"state": JobState.DONE, "stage": None, "progress": 1.0, "error": None,
                                                   "lease_expires_at": None, "finished_at": now, "updated_at": now})
 
 

@@ -183,7 +183,8 @@ def _race(url, job_id, barrier, results, owner):
 @pytest.mark.parametrize("round_", range(3))
 def test_processes_racing_to_claim_one_job_exactly_one_wins(pg_url, round_):  # noqa: F811
     n = 8
-    factory = session_factory(make_engine(pg_url))
+    engine = make_engine(pg_url)
+    factory = session_factory(engine)
     _, _, job_id = _job(factory)
     ctx = mp.get_context("fork")
     barrier, results = ctx.Barrier(n), ctx.Queue()
@@ -198,3 +199,4 @@ def test_processes_racing_to_claim_one_job_exactly_one_wins(pg_url, round_):  # 
     with transaction(factory) as s:
         job = s.get(Job, job_id)
         assert (job.state, job.lease_owner, job.attempts) == (JobState.RUNNING, winners[0], 1)
+    engine.dispose()

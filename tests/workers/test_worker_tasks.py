@@ -57,8 +57,9 @@ def test_ingest_of_a_broken_pdf_fails_the_document_with_a_reason(worker, records
 
 def test_summarize_records_progress_and_stores_one_result(worker, records, blobs, wk_env, llm):
     tenant_id, doc_id = _ready_document(records, blobs, wk_env)
-    llm.default = Reply(content=("The report ", "says hello."), progress=((400, 1000), (1000, 1000)),
-                        chunk_delay=0.6)
+    answer = ('The report says hello [p. 2: "The quarterly report 2"], '
+              'and goodbye [p. 1: "goodbye"] [p. 9].')
+    llm.default = Reply(content=(answer[:30], answer[30:]), progress=((400, 1000), (1000, 1000)), chunk_delay=0.6)
     job_id = _summary_job(records, tenant_id, doc_id)
     send(wk_env, "summarize", job_id, tenant_id)
     seen = wait_job(records, job_id, lambda j: j.prefill_tokens_total == 1000, what="prefill progress recorded")
@@ -66,7 +67,9 @@ def test_summarize_records_progress_and_stores_one_result(worker, records, blobs
     job = wait_job(records, job_id, lambda j: j.state in ("done", "failed"), what="summary finished")
     assert job.state == "done", job.error
     [result] = results_of(records, job_id)
-    assert result.text == "The report says hello."
+    assert result.text == answer
+    assert [(c["anchor"], c["status"]) for c in result.citations] == \
+           [("2", "verified"), ("1", "unverified"), ("9", "invalid")]
     assert (result.usage["prompt_tokens"], result.usage["completion_tokens"], result.usage["cached_tokens"]) == \
            (100, 2, 64)
     posted = [r for r in llm.received if r.path == "/v1/chat/completions"]
@@ -98,3 +101,33 @@ def test_cancel_during_prefill_aborts_the_inference_request(worker, records, blo
         time.sleep(0.05)
     job = wait_job(records, job_id, lambda j: j.state == "cancelled")
     assert job.prefill_tokens_done < 1000 and results_of(records, job_id) == []
+
+
+@pytest.fixture
+def retry_worker(wk_env, tmp_path):
+    proc = start_worker({**wk_env, "WHOLEDOC_INFERENCE_MAX_RETRIES": "0", "WHOLEDOC_RETRY_BACKOFF": "0.2"},
+                        tmp_path / "worker.log")
+    yield proc
+    stop(proc)
+
+
+def test_transient_error_requeues_with_backoff_then_succeeds(retry_worker, records, blobs, wk_env, llm):
+    tenant_id, doc_id = _ready_document(records, blobs, wk_env, pages=1)
+    llm.script.append(Reply(status=503, error="overloaded"))
+    job_id = _summary_job(records, tenant_id, doc_id)
+    send(wk_env, "summarize", job_id, tenant_id)
+    job = wait_job(records, job_id, lambda j: j.state in ("done", "failed"), what="finished after a retry")
+    assert (job.state, job.attempts, job.error) == ("done", 2, None)
+    assert len(results_of(records, job_id)) == 1
+    posts = [r.at for r in llm.received if r.path == "/v1/chat/completions"]
+    assert len(posts) == 2 and posts[1] - posts[0] >= 0.15  # backed off (0.2 s ± 20 %) before the retry
+
+
+def test_non_transient_error_fails_at_once_with_the_reason(retry_worker, records, blobs, wk_env, llm):
+    tenant_id, doc_id = _ready_document(records, blobs, wk_env, pages=1)
+    llm.script.append(Reply(status=400, error="unknown model 'nope'"))
+    job_id = _summary_job(records, tenant_id, doc_id)
+    send(wk_env, "summarize", job_id, tenant_id)
+    job = wait_job(records, job_id, lambda j: j.state in ("done", "failed"), what="failed")
+    assert (job.state, job.attempts) == ("failed", 1)
+    assert "unknown model 'nope'" in job.error and results_of(records, job_id) == []

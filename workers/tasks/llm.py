@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import asdict
 
+from pipeline.citations import verify_citations
 from pipeline.client import ClientConfig, InferenceClient, Progress
 from pipeline.errors import Conflict, InferenceError, RequestCancelled
 from pipeline.prompts import question_prompt, summary_prompt
@@ -22,13 +23,8 @@ PROGRESS_EVERY = 0.5  # seconds between progress writes while streaming
 
 
 def _citations(text: str, doc) -> list[dict]:
-    """Citations found in `text`, each checked against the document (pipeline.citations)."""
-    try:
-        from pipeline import citations
-    except ImportError:  # NOTE: pipeline/citations.py lands with the prompts work; until then none are stored
-        log.warning("pipeline.citations is not available; storing no citations")
-        return []
-    return [c if isinstance(c, dict) else asdict(c) for c in citations.verify_citations(text, doc)]
+    """Every citation in `text`, each with its status (verified | unverified | invalid) against the document."""
+    return [asdict(c) for c in verify_citations(text, doc)]
 
 
 class ProgressRecorder:
@@ -75,7 +71,8 @@ def _generate(ctx: JobContext) -> None:
     ctx.progress(stage="prefill", progress=0.1, request_id=request_id)
     cancel = threading.Event()
     ctx.lease.on_lost(cancel.set)  # cancel or takeover → abort the inference request by its id
-    client = InferenceClient(ClientConfig(base_url=cfg.inference_url, model=cfg.model))
+    client = InferenceClient(ClientConfig(base_url=cfg.inference_url, model=cfg.model, api_key=cfg.inference_api_key,
+                                          max_retries=cfg.inference_max_retries))
     try:
         completion = client.chat(prompt.messages, max_tokens=max_tokens, thinking=bool(params.get("thinking")),
                                  request_id=request_id, cancel=cancel, on_progress=ProgressRecorder(ctx))
