@@ -1,4 +1,4 @@
-"""python -m inference.devcheckpoint --out DIR [--preset NAME] [--config CONFIG.json] [--seed N]
+"""python -m inference.devcheckpoint --out DIR [--preset NAME] [--config CONFIG.json] [--seed N] [--quantized]
 
 Writes a random-weight checkpoint in the official release layout: config.json, sharded safetensors with
 official tensor names + model.safetensors.index.json, and the real V4 tokenizer files when vocab is 129280."""
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from inference import quant
 from inference.config import ModelArgs
 from inference.errors import ConfigError, InferenceModelError
 from inference.model import Compressor, Gate, RMSNorm, Transformer
@@ -59,8 +60,11 @@ def init_random_(model: Transformer, seed: int) -> None:
                 normal(p, 0.5)
 
 
-def write_checkpoint(out: str | Path, config: dict, seed: int = 0, shard_bytes: int = 1 << 30) -> Path:
-    """Build a random model for `config` (official config.json dict) and write it to `out`."""
+def write_checkpoint(out: str | Path, config: dict, seed: int = 0, shard_bytes: int = 1 << 30,
+                     quantized: bool = False) -> Path:
+    """Build a random model for `config` (official config.json dict) and write it to `out`.
+
+    quantized: release formats (FP8 + `.scale`, routed experts FP4) and the release quantization_config."""
     args = ModelArgs.from_dict(config)
     dtype = DTYPES.get(args.torch_dtype)
     if dtype is None:
@@ -69,8 +73,11 @@ def write_checkpoint(out: str | Path, config: dict, seed: int = 0, shard_bytes: 
     init_random_(model, seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_sharded(model.state_dict(), out, shard_bytes)
-    cfg = args.to_config_json()
+    state, cfg = model.state_dict(), args.to_config_json()
+    if quantized:
+        state = quant.quantize_state_dict(state, expert_dtype="fp4")
+        cfg["quantization_config"], cfg["expert_dtype"] = dict(quant.RELEASE_QUANTIZATION_CONFIG), "fp4"
+    save_sharded(state, out, shard_bytes)
     cfg["wholedoc_random_weights"] = {"seed": seed}
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     if args.vocab_size == TOKENIZER_VOCAB:
@@ -93,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="any V4 config.json (overrides --preset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard-mb", type=int, default=1024, help="maximum shard size in MiB")
+    p.add_argument("--quantized", action="store_true", help="release formats: FP8 + .scale, routed experts FP4")
     ns = p.parse_args(argv)
     try:
         config = json.loads(Path(ns.config).read_text()) if ns.config else preset_config(ns.preset)
-        out = write_checkpoint(ns.out, config, ns.seed, ns.shard_mb << 20)
-    except (InferenceModelError, OSError, json.JSONDecodeError) as exc:
+        out = write_checkpoint(ns.out, config, ns.seed, ns.shard_mb << 20, ns.quantized)
+    except (InferenceModelError, quant.QuantFormatError, OSError, json.JSONDecodeError) as exc:
         p.error(str(exc))
     print(f"wrote {out}")
     return 0

@@ -18,6 +18,12 @@ FP4_BLOCK = 32
 # e2m1 code → value; bit 3 is the sign (same table as transformers' Fp8Dequantize and DeepSeek's convert.py)
 FP4_LUT = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0)
 
+# config.json `quantization_config` of the V4 release (FP8 e4m3, ue8m0 128×128 block scales, dynamic activations)
+RELEASE_QUANTIZATION_CONFIG = {
+    "quant_method": "fp8", "fmt": "e4m3", "scale_fmt": "ue8m0", "weight_block_size": [128, 128],
+    "activation_scheme": "dynamic",
+}
+
 # Official names whose `.weight` ships as block FP8 (layers.N.* and mtp.0.*); routed experts ship FP4.
 _FP8_SUFFIXES = (
     "attn.wq_a", "attn.wq_b", "attn.wkv", "attn.wo_a", "attn.wo_b", "attn.indexer.wq_b",
