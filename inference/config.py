@@ -120,6 +120,8 @@ class ModelArgs:
                 kw.pop(key, None)
         if "dtype" in raw and "torch_dtype" not in raw:
             kw["torch_dtype"] = raw["dtype"]
+        # DeepSeek's reference numerics default on exactly for release (quantized) checkpoints (inference.numerics)
+        kw.setdefault("reference_numerics", bool(raw.get("quantization_config")))
         kw.update(overrides)
         try:
             return cls(**kw)
