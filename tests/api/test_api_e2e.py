@@ -1,0 +1,95 @@
+"""End to end over real processes: uvicorn + a Celery worker + PostgreSQL + Redis + moto's S3 + an
+OpenAI-compatible server. (The same flow against the real inference server on the `tiny` checkpoint waits
+for issue 6's server.)"""
+
+import time
+
+import httpx
+import pytest
+
+from pipeline.records.db import make_engine, session_factory, transaction
+from pipeline.records.models import new_id
+from pipeline.records.tenants import create_api_key, create_tenant
+from tests.api.helpers import make_pdf, make_zip, upload
+from tests.pipeline.conftest import moto_endpoint  # noqa: F401
+from tests.pipeline.faultserver import FaultServer, Reply
+from tests.workers.services import start_worker, stop, uvicorn_api
+
+
+@pytest.fixture(scope="module")
+def stack(api_pg_url, api_redis, moto_endpoint, tmp_path_factory):  # noqa: F811
+    """(api base URL, fault server, records): everything a deployment has, each as its own process."""
+    llm = FaultServer()
+    logs = tmp_path_factory.mktemp("e2e")
+    env = {"WHOLEDOC_DATABASE_URL": api_pg_url, "WHOLEDOC_BROKER_URL": api_redis,
+           "WHOLEDOC_BLOB_URL": f"s3://testing:testing@wholedoc-e2e?endpoint={moto_endpoint}&secure=0"
+                                "&region=us-east-1",
+           "WHOLEDOC_INFERENCE_URL": llm.base_url, "WHOLEDOC_MODEL": llm.model, "WHOLEDOC_LEASE_SECONDS": "3",
+           "WHOLEDOC_SSE_POLL_SECONDS": "0.05", "WHOLEDOC_HOME": str(logs)}
+    worker = start_worker(env, logs / "worker.log", name="e2e")
+    engine = make_engine(api_pg_url)
+    try:
+        with uvicorn_api(env, logs / "uvicorn.log") as url:
+            yield url, llm, session_factory(engine)
+    finally:
+        stop(worker)
+        llm.close()
+        engine.dispose()
+
+
+def _client(stack) -> httpx.Client:
+    url, _, records = stack
+    with transaction(records) as s:
+        tenant = create_tenant(s, f"e2e-{new_id()}")
+        _, key = create_api_key(s, tenant.id)
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def _wait(client, job_id, until, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        assert time.monotonic() < deadline, f"job stuck: {job}"
+        time.sleep(0.1)
+
+
+def _done(job):
+    return job["state"] in ("done", "failed", "cancelled")
+
+
+@pytest.mark.parametrize("data,name,anchor", [(make_pdf("Revenue grew", pages=2), "r.pdf", "p. 2"),
+                                              (make_zip(), "repo.zip", "src/app.py:1")])
+def test_upload_then_summarize_stores_a_result_with_usage(stack, data, name, anchor):
+    _, llm, _ = stack
+    client = _client(stack)
+    doc = upload(client, data, name).json()
+    assert _wait(client, doc["ingest_job_id"], _done)["state"] == "done"
+    doc = client.get(f"/v1/documents/{doc['id']}").json()
+    assert doc["status"] == "ready" and doc["num_tokens"] > 0
+    llm.default = Reply(content=(f"Summary [{anchor}].",))
+    job = client.post(f"/v1/documents/{doc['id']}/summaries", json={"style": "brief"}).json()
+    job = _wait(client, job["id"], _done)
+    assert job["state"] == "done" and job["result_id"], job
+    result = client.get(f"/v1/results/{job['result_id']}").json()
+    assert result["text"] == f"Summary [{anchor}]."
+    assert result["usage"]["prompt_tokens"] == 100 and result["usage"]["cached_tokens"] == 64
+    assert [c["status"] for c in result["citations"]] == ["unverified"]  # cited without a quote
+
+
+def test_cancel_during_prefill_over_the_api(stack):
+    _, llm, _ = stack
+    client = _client(stack)
+    doc = upload(client, make_pdf("long one")).json()
+    _wait(client, doc["ingest_job_id"], _done)
+    llm.default = Reply(progress=tuple((i * 10, 1000) for i in range(100)), chunk_delay=0.1)
+    job = client.post(f"/v1/documents/{doc['id']}/questions", json={"question": "What is it?"}).json()
+    _wait(client, job["id"], lambda j: (j["prefill_tokens_done"] or 0) > 0)
+    assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
+    deadline = time.monotonic() + 15
+    while f"/v1/requests/job-{job['id']}-1" not in llm.paths("DELETE"):
+        assert time.monotonic() < deadline, "the inference request was not aborted"
+        time.sleep(0.05)
+    final = client.get(f"/v1/jobs/{job['id']}").json()
+    assert final["state"] == "cancelled" and final["result_id"] is None
