@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 _WS = re.compile(r"\s+")
+_NUMBERING = re.compile(r"^(?:\d+(?:\.\d+)*\.?|[ivxlc]+\.|[a-z]\.|§)\s+")
+_NON_WORD = re.compile(r"[\W_]+")
 _MAX_HEADING_CHARS = 200
 _MAX_LEVEL = 4
 
@@ -15,11 +17,18 @@ def normalize(text: str) -> str:
     return _WS.sub(" ", text).strip().lower()
 
 
+def title_key(text: str) -> str:
+    """What a TOC title and a heading line are compared by: no numbering prefix, case, spaces or punctuation."""
+    norm = normalize(text)
+    return _NON_WORD.sub("", _NUMBERING.sub("", norm)) or _NON_WORD.sub("", norm)
+
+
 @dataclass(slots=True)
 class Headings:
     """Decides which lines are headings and at which level (1 = `#`).
 
-    TOC mode: a line (or two consecutive lines) whose text equals a TOC title on that page; titles not found
+    TOC mode: a line (or two consecutive lines) whose text equals a TOC title on that page (ignoring numbering
+    like "2.1", case and punctuation); titles not found
     on their page are reported by `unmatched` so the page can still open with them.
     Size mode: lines whose font size is well above the body size; larger sizes get lower levels.
     """
@@ -53,9 +62,9 @@ class Headings:
     def level(self, page: int, text: str, size: float, pending: list[tuple[int, str]]) -> int | None:
         """Heading level of a line, or None. In TOC mode a matched title is removed from `pending`."""
         if self.toc:
-            norm = normalize(text)
+            key = title_key(text)
             for i, (lvl, title) in enumerate(pending):
-                if normalize(title) == norm:
+                if title_key(title) == key:
                     del pending[i]
                     return lvl
             return None
@@ -65,9 +74,9 @@ class Headings:
 
     def starts_title(self, text: str, nxt: str, pending: list[tuple[int, str]]) -> int | None:
         """TOC mode: a title broken over two lines (`text` + `nxt`); returns its level and removes it."""
-        joined = normalize(text + " " + nxt)
+        joined = title_key(text + " " + nxt)
         for i, (lvl, title) in enumerate(pending):
-            if normalize(title) == joined:
+            if title_key(title) == joined:
                 del pending[i]
                 return lvl
         return None

@@ -14,11 +14,13 @@ from pipeline.pdf.options import PdfOptions
 from pipeline.pdf.tables import page_tables
 from pipeline.sandbox import is_memory_error
 
-# ligatures + whitespace + mediabox clip; NOT images (their bytes would be copied) and NOT
-# TEXT_CID_FOR_UNKNOWN_UNICODE, so unmapped glyphs come out as U+FFFD and a garbled page can be told apart.
-_FLAGS = pymupdf.TEXT_PRESERVE_LIGATURES | pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
+# whitespace + mediabox clip. NOT ligatures (expanded: "ﬁ" → "fi", so quotes match what a person types), NOT
+# images (their bytes would be copied), NOT TEXT_CID_FOR_UNKNOWN_UNICODE (unmapped glyphs must come out as U+FFFD
+# so that a garbled page can be told apart).
+_FLAGS = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
 _UNMAPPED = re.compile("[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\ue000-\uf8ff]")
 _VECTOR_SCAN_PATHS = 200  # a page with no text but this many vector paths is a scan drawn as outlines
+_FEW_CHARS = 20  # fewer characters over a page-sized image: a scan with a stamp or page number, not a text page
 
 
 @dataclass(slots=True)
@@ -51,23 +53,26 @@ def _read(page: pymupdf.Page, number: int, options: PdfOptions) -> RawPage:
     tables = page_tables(drawings, tp.extractWORDS) if drawings else []
     raw = _blocks(tp, [t.bbox for t in tables], number)
     ocr_note = None
-    if raw.num_chars == 0:
-        visual = _visual_content(page, drawings)
-        if not visual:
+    if raw.num_chars < _FEW_CHARS:
+        visual = _visual_content(page, drawings, raw.num_chars)
+        if raw.num_chars == 0 and not visual:
             if page.parent.is_repaired and _content_missing(page):
                 return RawPage(number, "failed", "the page's content is missing: the file is damaged (truncated?) "
                                "and was repaired without it")
             return RawPage(number, "empty", "the page has no text and no images")
-        have = _have_tesseract()
-        if not options.ocr or not have:
-            why = [w for w, on in (("OCR is off (the ocr option)", not options.ocr),
-                                   ("tesseract is not installed", not have)) if on]
-            return RawPage(number, "scanned", f"no text layer: the page is {visual}; not OCRed: {' and '.join(why)}")
-        tp = page.get_textpage_ocr(flags=_FLAGS, language=options.ocr_language, dpi=300, full=True)
-        raw = _blocks(tp, [], number)
-        if raw.num_chars == 0:
-            return RawPage(number, "scanned", f"no text layer: the page is {visual}; OCR found no text")
-        ocr_note = "text recognized by OCR (tesseract)"
+        if visual:
+            cause = "no text layer" if raw.num_chars == 0 else f"almost no text layer ({raw.num_chars} characters)"
+            have = _have_tesseract()
+            if not options.ocr or not have:
+                why = [w for w, on in (("OCR is off (the ocr option)", not options.ocr),
+                                       ("tesseract is not installed", not have)) if on]
+                raw.status, raw.reason = "scanned", f"{cause}: the page is {visual}; not OCRed: {' and '.join(why)}"
+                return raw
+            tp = page.get_textpage_ocr(flags=_FLAGS, language=options.ocr_language, dpi=300, full=True)
+            raw = _blocks(tp, [], number)
+            if raw.num_chars == 0:
+                return RawPage(number, "scanned", f"{cause}: the page is {visual}; OCR found no text")
+            tables, ocr_note = [], "text recognized by OCR (tesseract)"
     bad = sum(len(_UNMAPPED.findall(text)) for b in raw.blocks for text, _ in b.lines)
     if bad >= options.garbled_ratio * raw.num_chars:
         share = round(100 * bad / raw.num_chars)
@@ -108,9 +113,16 @@ def _inside(bbox: tuple, boxes: list[tuple]) -> bool:
     return any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in boxes)
 
 
-def _visual_content(page: pymupdf.Page, drawings: list[dict]) -> str | None:
-    """'an image' / 'vector graphics' when a textless page still shows something, else None."""
+def _visual_content(page: pymupdf.Page, drawings: list[dict], num_chars: int) -> str | None:
+    """'an image' / 'vector graphics' when a (nearly) textless page still shows something, else None.
+
+    With a few characters (a stamp, a page number) the images must cover half the page to count as a scan.
+    """
     images = page.get_image_info()
+    if num_chars > 0:
+        area = abs(page.rect)
+        covered = sum(abs(pymupdf.Rect(i["bbox"]) & page.rect) for i in images)
+        return "an image" if area and covered >= 0.5 * area else None
     if images:
         return "an image" if len(images) == 1 else f"{len(images)} images"
     if len(drawings or page.get_cdrawings()) >= _VECTOR_SCAN_PATHS:

@@ -208,3 +208,25 @@ def bench_pdf(path: Path, pages: int) -> Path:
             draw_table(page, 72, y + 10, rows=[[f"r{r}c{c} {n}.{r}" for c in range(4)] for r in range(7)])
     doc.set_toc(toc)
     return _save(doc, path)
+
+
+def stamped_scan_pdf(path: Path) -> Path:
+    """Page 1 text; page 2 a full-page scan image plus a tiny text stamp ("p. 2") added by the scanner."""
+    doc = _new("Stamped")
+    _para(doc.new_page(width=A4.width, height=A4.height), 72, "A real text page comes first.")
+    page = doc.new_page(width=A4.width, height=A4.height)
+    scanned_page(page)
+    page.insert_text((500, 820), "p. 2", fontsize=8, fontname="helv")
+    return _save(doc, path)
+
+
+def numbered_toc_pdf(path: Path) -> Path:
+    """Headings printed with numbers ("2.1 Results") while the outline says just "Results"."""
+    doc = _new("Numbered")
+    page = doc.new_page(width=A4.width, height=A4.height)
+    y = _heading(page, 80, "1 Introduction", 18)
+    y = _para(page, y, "Opening words.")
+    y = _heading(page, y, "2.1 Results", 14)
+    _para(page, y, "Results words.")
+    doc.set_toc([[1, "Introduction", 1], [2, "Results", 1], [2, "Missing Section", 1]])
+    return _save(doc, path)

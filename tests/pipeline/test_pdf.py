@@ -114,3 +114,16 @@ def test_metadata(extracted):
     m = extracted["mixed"].metadata
     assert (m["title"], m["author"], m["page_count"]) == ("Mixed Pages", "Test Author", 5)
     assert m["pages_by_status"] == {"empty": 1, "garbled": 1, "scanned": 1, "text": 2}
+
+
+def test_a_scan_with_a_tiny_stamp_is_still_scanned(tmp_path):
+    """A scanner's page-number stamp over a full-page image must not make the page count as text."""
+    doc = extract_pdf(factory.stamped_scan_pdf(tmp_path / "s.pdf"))
+    assert [s.status for s in doc.sections] == ["text", "scanned"]
+    assert doc.sections[1].reason.startswith("almost no text layer (4 characters): the page is an image")
+    assert "p. 2" in doc.sections[1].text
+
+
+def test_toc_titles_match_numbered_headings_and_missing_ones_open_the_page(tmp_path):
+    text = extract_pdf(factory.numbered_toc_pdf(tmp_path / "n.pdf")).text
+    assert text.startswith("[page 1]\n\n## Missing Section\n\n# 1 Introduction\n\nOpening words.\n\n## 2.1 Results\n")
