@@ -67,3 +67,13 @@ def blob_store():
     from pipeline.storage import blob_store_from_url
 
     return blob_store_from_url(settings().blob_url)
+
+
+@cache
+def inference_client():
+    """The process's inference client (its HTTP connection pool and TLS context are reused across jobs)."""
+    from pipeline.client import ClientConfig, InferenceClient
+
+    cfg = settings()
+    return InferenceClient(ClientConfig(base_url=cfg.inference_url, model=cfg.model, api_key=cfg.inference_api_key,
+                                        max_retries=cfg.inference_max_retries))

@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict
 
 from pipeline.citations import verify_citations
-from pipeline.client import ClientConfig, InferenceClient, Progress
+from pipeline.client import Progress
 from pipeline.errors import Conflict, InferenceError, RequestCancelled
 from pipeline.prompts import question_prompt, summary_prompt
 from pipeline.records import jobs
@@ -16,7 +16,7 @@ from pipeline.records.models import Document, DocumentStatus
 from workers import document_json
 from workers.app import ANSWER, SUMMARIZE, app, send_job
 from workers.runner import JobContext, Retry, run_job
-from workers.settings import blob_store, sessions
+from workers.settings import blob_store, inference_client, sessions
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.5  # seconds between progress writes while streaming
@@ -71,16 +71,13 @@ def _generate(ctx: JobContext) -> None:
     ctx.progress(stage="prefill", progress=0.1, request_id=request_id)
     cancel = threading.Event()
     ctx.lease.on_lost(cancel.set)  # cancel or takeover → abort the inference request by its id
-    client = InferenceClient(ClientConfig(base_url=cfg.inference_url, model=cfg.model, api_key=cfg.inference_api_key,
-                                          max_retries=cfg.inference_max_retries))
     try:
-        completion = client.chat(prompt.messages, max_tokens=max_tokens, thinking=bool(params.get("thinking")),
-                                 request_id=request_id, cancel=cancel, on_progress=ProgressRecorder(ctx))
+        completion = inference_client().chat(prompt.messages, max_tokens=max_tokens,
+                                             thinking=bool(params.get("thinking")), request_id=request_id,
+                                             cancel=cancel, on_progress=ProgressRecorder(ctx))
     except RequestCancelled:
         ctx.lease.check()  # raises Cancelled / LeaseLost
         raise
-    finally:
-        client.close()
     ctx.lease.check()
     usage = asdict(completion.usage) if completion.usage else {}
     usage |= {"request_id": completion.request_id, "attempts": completion.attempts,
