@@ -1,6 +1,7 @@
 """Token counts with the V4 tokenizer: real ids, the chat-encoding count, and the long-text cache."""
 
 import json
+import random
 
 import pytest
 
@@ -66,3 +67,17 @@ def test_message_count_matches_the_v4_chat_encoding(thinking):
 def test_message_count_refuses_assistant_turns():
     with pytest.raises(ValueError, match="system/user"):
         count_message_tokens([{"role": "assistant", "content": "x"}])
+
+
+def test_long_texts_encoded_in_pieces_give_identical_ids(monkeypatch):
+    """Piecewise encoding (for speed on MB-scale text) must equal one whole-string encode, token for token."""
+    monkeypatch.setattr(tokens, "_PIECE_CHARS", 40)  # cut very often
+    rng = random.Random(7)
+    alphabet = list("abcXYZ \t\n\r\n.,;:!?\"'()[]{}<>/\\|-_=+*#@$%^&~`0123456789") + [
+        "├──", "│", "結論", "は", "é", "ß", "😀", "\u00a0", "    ", "\n\n", "def ", "Ġ", "<｜User｜>"]
+    whole = load_tokenizer()
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(50, 400)))
+        assert encode(text) == whole.encode(text, add_special_tokens=False).ids, repr(text)
+    real = open(tokens.__file__, encoding="utf-8").read() * 3
+    assert encode(real) == whole.encode(real, add_special_tokens=False).ids
