@@ -205,7 +205,7 @@ class InferenceClient:
         if r.status_code in RETRY_STATUSES:
             raise _Retryable(f"{r.status_code} {message}", status=r.status_code,
                              retry_after=parse_retry_after(r.headers.get("retry-after")))
-        if r.status_code == 400 and CONTEXT_ERROR.search(message):
+        if r.status_code == 400 and (CONTEXT_ERROR.search(message) or "context_length_exceeded" in r.text):
             window, requested = WINDOW_IN_MESSAGE.search(message), REQUESTED_IN_MESSAGE.search(message)
             raise ContextWindowExceeded(f"the endpoint refused the prompt as too long: {message}",
                                         window_tokens=int(window.group(1)) if window else None,

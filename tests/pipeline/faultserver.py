@@ -27,6 +27,7 @@ class Reply:
     status: int = 200
     headers: dict = field(default_factory=dict)
     error: str = "injected fault"
+    error_code: str | None = None
     content: tuple[str, ...] = ("Hello", " world")
     reasoning: tuple[str, ...] = ()
     reasoning_field: str = "reasoning_content"
@@ -152,7 +153,8 @@ def _handler(server: FaultServer):
             while time.monotonic() < deadline and not (server.stop.is_set() or cancel.is_set()):
                 time.sleep(0.01)
             if reply.status != 200:
-                return self._json(reply.status, {"error": {"message": reply.error}}, reply.headers)
+                err = {"message": reply.error} | ({"code": reply.error_code} if reply.error_code else {})
+                return self._json(reply.status, {"error": err}, reply.headers)
             if not body.get("stream"):
                 message = {"role": "assistant", "content": "".join(reply.content)}
                 if reply.reasoning:

@@ -110,6 +110,18 @@ def test_context_window_error_is_typed_and_not_retried(server):
     assert len(server.paths("POST")) == 1
 
 
+def test_context_window_error_by_openai_code(server):
+    server.script.append(Reply(status=400, error="Prompt too large for this deployment.",
+                               error_code="context_length_exceeded"))
+    server.script.append(Reply(status=400, error="messages[0].role is invalid"))
+    with client(server) as c:
+        with pytest.raises(ContextWindowExceeded) as e:
+            c.chat(MESSAGES, max_tokens=8)
+        assert e.value.window_tokens is None
+        with pytest.raises(RequestRejected, match="role is invalid"):  # other 400s are not window errors
+            c.chat(MESSAGES, max_tokens=8)
+
+
 def test_bad_key_is_rejected_without_retry(server):
     server.script.append(Reply(status=401, error="invalid api key"))
     with client(server) as c, pytest.raises(RequestRejected, match="401.*invalid api key") as e:
