@@ -92,7 +92,7 @@ def question_prompt(
     doc: ExtractedDocument, question: str, *, max_tokens: int = QUESTION_MAX_TOKENS, tokenizer_path: str | None = None
 ) -> Prompt:
     """Answer one question about the document, citing pages or files; the question is sanitized like the document."""
-    q = " ".join(sanitize(question, tokenizer_path=tokenizer_path).split())
+    q = sanitize(question, tokenizer_path=tokenizer_path).strip()  # inner newlines kept: questions may quote code
     if not q:
         raise PromptError("the question is empty")
     if len(q) > QUESTION_MAX_CHARS:

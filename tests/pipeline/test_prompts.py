@@ -45,7 +45,8 @@ Costs fell.
 Answer the question below using only the document above. Cite each claim in the format the system message \
 describes. If the document does not contain the answer, say so plainly instead of guessing.
 
-Question: How did revenue change?"""
+Question: How did
+revenue change?"""
     assert p.messages[1] == {"role": "user", "content": expected_user}
     assert [m["role"] for m in p.messages] == ["system", "user"]
     assert p.max_tokens == 2048
