@@ -1,6 +1,7 @@
 """The one place pipeline errors become HTTP JSON errors: {"error": type, "detail": message}."""
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from pipeline.errors import (
@@ -42,6 +43,11 @@ def install(app: FastAPI) -> None:
             if isinstance(exc, cls):
                 return error_response(status, name, str(exc))
         raise AssertionError("PipelineError is in STATUS")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in exc.errors()]
+        return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:

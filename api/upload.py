@@ -14,6 +14,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from pipeline.errors import BlobTooLarge, PipelineError, UnsupportedFormat
 
 SNIFF_BYTES = 512
+MULTIPART_SLACK = 1 << 20
 _EOF = object()
 
 
@@ -25,6 +26,10 @@ def sniff(head: bytes) -> tuple[str, str]:
         return "codebase", "application/zip"
     if head.startswith(b"\x1f\x8b"):
         return "codebase", "application/gzip"
+    if head.startswith(b"BZh"):
+        return "codebase", "application/x-bzip2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "codebase", "application/x-xz"
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "codebase", "application/x-tar"
     raise UnsupportedFormat("unsupported upload: send a PDF, or a codebase as .zip / .tar / .tar.gz "
@@ -62,8 +67,12 @@ def too_large(limit: int) -> BlobTooLarge:
     return BlobTooLarge(f"upload is larger than the limit of {limit} bytes ({limit / 2**20:.0f} MiB)")
 
 
-async def file_chunks(body: AsyncIterator[bytes], content_type: str) -> AsyncIterator[tuple[str | None, bytes]]:
-    """Yield (filename, chunk) of the upload: the first file part of a multipart body, else the raw body."""
+async def file_chunks(body: AsyncIterator[bytes], content_type: str, limit: int
+                      ) -> AsyncIterator[tuple[str | None, bytes]]:
+    """Yield (filename, chunk) of the upload: the first file part of a multipart body, else the raw body.
+
+    A multipart body may carry at most 1 MiB besides the file (other fields, framing) before it is too large.
+    """
     ctype, params = parse_options_header(content_type or "")
     if ctype != b"multipart/form-data":
         async for chunk in body:
@@ -99,7 +108,11 @@ async def file_chunks(body: AsyncIterator[bytes], content_type: str) -> AsyncIte
     parser = MultipartParser(boundary, {"on_header_field": on_header_field, "on_header_value": on_header_value,
                                         "on_header_end": on_header_end, "on_part_data": on_part_data,
                                         "on_part_end": on_part_end})
+    raw = 0
     async for chunk in body:
+        raw += len(chunk)
+        if raw > limit + MULTIPART_SLACK:
+            raise too_large(limit)
         parser.write(chunk)
         for piece in out:
             yield state["filename"], piece
@@ -144,7 +157,7 @@ async def stream_to_store(store, tenant_id: str, body: AsyncIterator[bytes], con
                                                 max_bytes=limit))
     head, filename, kind, media_type, total = b"", None, None, None, 0
     try:
-        async for name, chunk in file_chunks(body, content_type):
+        async for name, chunk in file_chunks(body, content_type, limit):
             filename = name
             total += len(chunk)
             if total > limit:

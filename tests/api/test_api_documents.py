@@ -76,7 +76,7 @@ def test_summary_needs_a_ready_document_and_caps_output_per_style(make_client, r
     r = client.post(f"/v1/documents/{doc['id']}/summaries", json={"style": "brief", "max_tokens": 100_000})
     assert r.json()["params"]["max_tokens"] == 512
     r = client.post(f"/v1/documents/{doc['id']}/summaries", json={"style": "limerick"})
-    assert r.status_code == 422
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request" and "style" in r.json()["detail"]
     r = client.post(f"/v1/documents/{doc['id']}/questions", json={"question": "What is on page 2?"})
     assert r.status_code == 202 and r.json()["kind"] == "answer"
     assert r.json()["params"]["question"] == "What is on page 2?"
@@ -90,3 +90,24 @@ def test_delete_removes_document_jobs_and_blob(make_client, api_env):
     assert client.get(f"/v1/documents/{doc['id']}").status_code == 404
     assert client.get(f"/v1/jobs/{doc['ingest_job_id']}").status_code == 404
     assert _blob_files(api_env, client.tenant_id) == []
+
+
+def test_multipart_padding_outside_the_file_counts_against_the_limit(make_client):
+    """A small file behind megabytes of other form fields must not stream forever unchecked."""
+    client = make_client()
+    b = "bnd42"
+    head = f'--{b}\r\nContent-Disposition: form-data; name="note"\r\n\r\n'.encode()
+    tail = (f'\r\n--{b}\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n'
+            f"Content-Type: application/pdf\r\n\r\n").encode() + make_pdf() + f"\r\n--{b}--\r\n".encode()
+
+    def body():  # chunked: no Content-Length for the server to refuse up front
+        yield head
+        for _ in range((MAX_UPLOAD + (2 << 20)) // 65536):
+            yield b"x" * 65536
+        yield tail
+
+    r = client.post("/v1/documents", content=body(), headers={"Content-Type": f"multipart/form-data; boundary={b}"})
+    assert r.status_code == 413 and str(MAX_UPLOAD) in r.json()["detail"]
+    ok = client.post("/v1/documents", content=iter([head, b"short note", tail]),
+                     headers={"Content-Type": f"multipart/form-data; boundary={b}"})
+    assert ok.status_code == 201 and ok.json()["filename"] == "a.pdf", ok.text
