@@ -32,14 +32,15 @@ def flat_rows(table: torch.Tensor, seq_ids: torch.Tensor, rows: torch.Tensor, rp
     return blk.long() * rpb + (rows % rpb).long()
 
 
-def gather_rows(pool: torch.Tensor, table: torch.Tensor, seq_ids: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Rows `[..., D]` for logical row indices `rows` (−1 → zero row) of sequences `seq_ids` (broadcast to rows)."""
+def gather_rows(pool: torch.Tensor, table: torch.Tensor, seq_ids: torch.Tensor, rows: torch.Tensor,
+                zero_invalid: bool = True) -> torch.Tensor:
+    """Rows `[..., D]` for logical row indices `rows` of sequences `seq_ids` (broadcast to rows). Index −1 gives a
+    zero row, or (zero_invalid=False, for callers that mask the scores anyway) the sequence's row 0."""
     rpb, d = pool.shape[1], pool.shape[2]
     seq = seq_ids.expand_as(rows)
-    valid = rows >= 0
     idx = flat_rows(table, seq, rows.clamp_min(0), rpb)
     out = pool.reshape(-1, d)[idx.reshape(-1)].reshape(*rows.shape, d)
-    return out.masked_fill(~valid.unsqueeze(-1), 0)
+    return out.masked_fill(~(rows >= 0).unsqueeze(-1), 0) if zero_invalid else out
 
 
 def sequence_rows(pool: torch.Tensor, table_row: torch.Tensor, n: int) -> torch.Tensor:

@@ -68,7 +68,8 @@ def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, sof
         if ratio:
             ncmp = topk_idxs.shape[1] if topk_idxs is not None else int((pos.max() + 1) // ratio)
         per_query = h * (window + ncmp + 64) * 4 + (ncmp * d * 4 if topk_idxs is not None else 0)
-        chunk = max(1, min(qi.numel(), budget_bytes // max(per_query, 1)))
+        # NOTE: the window band of a chunk spans chunk + window − 1 rows, so cap the chunk (≤ 1.5× band overhead)
+        chunk = max(1, min(qi.numel(), 64, budget_bytes // max(per_query, 1)))
         hca = None
         if ratio and topk_idxs is None and ncmp:
             hca = sequence_rows(cmp_pool, cmp_table[s], ncmp).float()         # [Nc, D] shared by all queries
@@ -77,14 +78,15 @@ def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, sof
             qc = q[ci].float()                                                  # [Tq, H, D]
             lo, hi = max(0, int(p.min()) - window + 1), int(p.max()) + 1
             j = torch.arange(lo, hi, device=q.device)
-            band = gather_rows(win_pool, win_table, torch.tensor(s, device=q.device), j).float()   # [band, D]
+            band = gather_rows(win_pool, win_table, torch.tensor(s, device=q.device), j, False).float()  # [band, D]
             bmask = (j[None, :] <= p[:, None]) & (j[None, :] > p[:, None] - window)     # [Tq, band]
             sw = (qc @ band.T) * softmax_scale                                  # [Tq, H, band]
             parts, masks = [sw], [bmask]
             if ratio and topk_idxs is not None:
                 idx = topk_idxs[ci].long()
                 idx = torch.where(idx < ((p + 1) // ratio)[:, None], idx, -1)
-                kc = gather_rows(cmp_pool, cmp_table, torch.tensor(s, device=q.device), idx).float()   # [Tq, K, D]
+                kc = gather_rows(cmp_pool, cmp_table, torch.tensor(s, device=q.device), idx, False)   # [Tq, K, D]
+                kc = kc.float()                                                 # −1 picks: row 0, score masked
                 parts.append(torch.bmm(qc, kc.transpose(1, 2)) * softmax_scale)
                 masks.append(idx >= 0)
             elif hca is not None:
