@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections import Counter
@@ -62,13 +63,13 @@ def _read(page: pymupdf.Page, number: int, options: PdfOptions) -> RawPage:
             return RawPage(number, "empty", "the page has no text and no images")
         if visual:
             cause = "no text layer" if raw.num_chars == 0 else f"almost no text layer ({raw.num_chars} characters)"
-            have = _have_tesseract()
-            if not options.ocr or not have:
-                why = [w for w, on in (("OCR is off (the ocr option)", not options.ocr),
-                                       ("tesseract is not installed", not have)) if on]
+            tessdata, missing = ocr_data(options.ocr_language)
+            if not options.ocr or missing:
+                why = [w for w, on in (("OCR is off (the ocr option)", not options.ocr), (missing, missing)) if on]
                 raw.status, raw.reason = "scanned", f"{cause}: the page is {visual}; not OCRed: {' and '.join(why)}"
                 return raw
-            tp = page.get_textpage_ocr(flags=_FLAGS, language=options.ocr_language, dpi=300, full=True)
+            tp = page.get_textpage_ocr(flags=_FLAGS, language=options.ocr_language, dpi=300, full=True,
+                                       tessdata=tessdata)
             raw = _blocks(tp, [], number)
             if raw.num_chars == 0:
                 return RawPage(number, "scanned", f"{cause}: the page is {visual}; OCR found no text")
@@ -145,5 +146,15 @@ def _content_missing(page: pymupdf.Page) -> bool:
     return True
 
 
-def _have_tesseract() -> bool:
-    return shutil.which("tesseract") is not None
+def ocr_data(language: str) -> tuple[str | None, str | None]:
+    """(tessdata folder or None to let PyMuPDF find it, None) when OCR can run, else (None, why not).
+
+    MuPDF has Tesseract built in; it needs only the trained data: `$TESSDATA_PREFIX/<language>.traineddata`,
+    or an installed `tesseract` whose data PyMuPDF locates itself.
+    """
+    prefix = os.environ.get("TESSDATA_PREFIX")
+    if prefix and os.path.isfile(os.path.join(prefix, f"{language}.traineddata")):
+        return prefix, None
+    if shutil.which("tesseract"):
+        return None, None
+    return None, f"tesseract is not installed (no {language}.traineddata in $TESSDATA_PREFIX)"

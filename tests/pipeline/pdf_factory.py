@@ -230,3 +230,13 @@ def numbered_toc_pdf(path: Path) -> Path:
     _para(page, y, "Results words.")
     doc.set_toc([[1, "Introduction", 1], [2, "Results", 1], [2, "Missing Section", 1]])
     return _save(doc, path)
+
+
+def ocr_scan_pdf(path: Path, words: str) -> Path:
+    """One page that is a 150-dpi picture of `words` (rendered, then pasted as an image): text only by OCR."""
+    src = pymupdf.open()
+    src.new_page(width=A4.width, height=A4.height).insert_text((72, 120), words, fontsize=28, fontname="helv")
+    pix = src[0].get_pixmap(dpi=150)
+    doc = _new("OCR")
+    doc.new_page(width=A4.width, height=A4.height).insert_image(A4, pixmap=pix)
+    return _save(doc, path)

@@ -3,12 +3,13 @@
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from pipeline.pdf import extract_pdf
+from pipeline.errors import NoTextLayer
+from pipeline.pdf import PdfOptions, extract_pdf
+from pipeline.pdf.page import ocr_data
 from tests.pipeline import pdf_factory as factory
 
 GOLDEN = Path(__file__).parent / "golden" / "pdf"
@@ -103,8 +104,8 @@ def test_page_statuses_and_reasons(extracted):
     assert [s.status for s in doc.sections] == ["text", "scanned", "empty", "garbled", "text"]
     scanned = doc.sections[1].reason
     assert scanned.startswith("no text layer: the page is an image")
-    expected = "tesseract is not installed" if shutil.which("tesseract") is None else "OCR is off"
-    assert expected in scanned
+    assert "not OCRed: OCR is off (the ocr option)" in scanned
+    assert ("tesseract is not installed" in scanned) == (ocr_data("eng")[1] is not None)
     assert "unmapped glyphs" in doc.sections[3].reason
     assert "\ufffd" not in doc.text, "a garbled page's text is left out"
     assert "[no text: scanned page without a text layer]" in doc.sections[1].text
@@ -127,3 +128,16 @@ def test_a_scan_with_a_tiny_stamp_is_still_scanned(tmp_path):
 def test_toc_titles_match_numbered_headings_and_missing_ones_open_the_page(tmp_path):
     text = extract_pdf(factory.numbered_toc_pdf(tmp_path / "n.pdf")).text
     assert text.startswith("[page 1]\n\n## Missing Section\n\n# 1 Introduction\n\nOpening words.\n\n## 2.1 Results\n")
+
+
+def test_ocr_reads_a_scanned_page_when_enabled_and_tessdata_is_there(tmp_path):
+    """OCR is optional: it needs Tesseract's trained data (TESSDATA_PREFIX or an installed tesseract)."""
+    if ocr_data("eng")[1] is not None:
+        pytest.skip("no Tesseract trained data here (set TESSDATA_PREFIX to a folder with eng.traineddata)")
+    path = factory.ocr_scan_pdf(tmp_path / "ocr.pdf", "Scanned words for OCR")
+    doc = extract_pdf(path, options=PdfOptions(ocr=True))
+    assert doc.sections[0].status == "text"
+    assert doc.sections[0].reason == "text recognized by OCR (tesseract)"
+    assert "Scanned words for OCR" in doc.text
+    with pytest.raises(NoTextLayer):
+        extract_pdf(path)
