@@ -1,0 +1,66 @@
+"""python -m inference.serve --checkpoint DIR [--host H] [--port P] [--max-model-len N] [--reference-numerics on|off] …
+
+Serves a checkpoint over HTTP: OpenAI /v1/chat/completions, Anthropic /v1/messages, wholedoc's /v1/requests/{id},
+/v1/cache/probe, /v1/tokenize, plus /v1/models, /health and /metrics. Also installed as `wholedoc-inference`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from inference.errors import InferenceModelError
+
+ON_OFF = {"on": True, "off": False}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="wholedoc-inference", description=__doc__.split("\n\n")[1])
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory (config.json, safetensors, tokenizer)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--served-model-name", default="wholedoc", help="the model id clients name (default: wholedoc)")
+    p.add_argument("--max-model-len", type=int, default=None, help="context window (default: the checkpoint's)")
+    p.add_argument("--reference-numerics", choices=ON_OFF, default=None,
+                   help="the release's quantized numerics (default: on when config.json has a quantization_config)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--max-num-seqs", type=int, default=16, help="requests running at once")
+    p.add_argument("--max-num-batched-tokens", type=int, default=2048, help="tokens per engine step (prefill chunk)")
+    p.add_argument("--max-waiting", type=int, default=64, help="queued requests before 429")
+    p.add_argument("--cache-gib", type=float, default=2.0, help="memory budget of the KV cache pools, GiB")
+    p.add_argument("--thinking", choices=ON_OFF, default="off",
+                   help="thinking mode for OpenAI requests that do not say (default: off)")
+    p.add_argument("--default-max-tokens", type=int, default=4096, help="max_tokens when a request gives none")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import uvicorn
+
+    from inference.engine import Engine, EngineConfig
+    from inference.server import ServerConfig, create_app
+
+    try:
+        engine = Engine.from_checkpoint(args.checkpoint, EngineConfig(
+            max_model_len=args.max_model_len, max_num_seqs=args.max_num_seqs,
+            max_num_batched_tokens=args.max_num_batched_tokens, cache_bytes=int(args.cache_gib * (1 << 30)),
+            max_waiting=args.max_waiting, dtype=args.dtype,
+            reference_numerics=None if args.reference_numerics is None else ON_OFF[args.reference_numerics]))
+        config = ServerConfig(model_name=args.served_model_name, default_thinking=ON_OFF[args.thinking],
+                              default_max_tokens=args.default_max_tokens)
+    except (InferenceModelError, OSError, AssertionError) as e:
+        print(f"wholedoc-inference: cannot serve {args.checkpoint}: {e}", file=sys.stderr)
+        return 2
+    app = create_app(engine, config)
+    print(f"wholedoc-inference: serving {args.checkpoint} as {args.served_model_name!r} "
+          f"(max_model_len {engine.max_model_len}) on http://{args.host}:{args.port}/v1", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Request bodies of the OpenAI, Anthropic and wholedoc endpoints (unknown fields are accepted and ignored)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Thinking(_Body):
+    """DeepSeek's / Anthropic's toggle: `{"type": "enabled"|"disabled"}` (Anthropic adds budget_tokens)."""
+
+    type: Literal["enabled", "disabled", "adaptive"]
+    budget_tokens: int | None = None
+
+
+class StreamOptions(_Body):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(_Body):
+    """POST /v1/chat/completions."""
+
+    model: str
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = Field(1, ge=1, le=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    thinking: Thinking | None = None
+    reasoning_effort: str | None = None
+    ignore_eos: bool = False  # vLLM's extension: benchmarks with fixed output lengths
+
+
+class AnthropicMessagesRequest(_Body):
+    """POST /v1/messages."""
+
+    model: str
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    max_tokens: int = Field(ge=1)
+    system: str | list[dict[str, Any]] | None = None
+    temperature: float | None = Field(None, ge=0.0, le=1.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    stop_sequences: list[str] | None = None
+    stream: bool = False
+    thinking: Thinking | None = None
+    output_config: dict[str, Any] | None = None  # DeepSeek: output_config.effort
+
+
+class CacheProbeRequest(_Body):
+    """POST /v1/cache/probe: messages (encoded as a chat request would be) or raw token ids."""
+
+    model: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    prompt_token_ids: list[int] | None = None
+    thinking: Thinking | None = None
+    reasoning_effort: str | None = None
+
+
+class TokenizeRequest(_Body):
+    """POST /v1/tokenize: messages (chat encoding applied) or a raw prompt string."""
+
+    model: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    thinking: Thinking | None = None
+    reasoning_effort: str | None = None
+    return_token_ids: bool = False
