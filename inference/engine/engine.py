@@ -1,0 +1,184 @@
+"""The in-process engine: requests in, one scheduler step at a time, incremental outputs out (not thread-safe)."""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from inference.config import BLOCK_TOKENS
+from inference.engine.block_manager import BlockManager
+from inference.engine.config import EngineConfig
+from inference.engine.detok import Detokenizer
+from inference.engine.layout import CacheLayout
+from inference.engine.pools import TORCH_DTYPES, CachePools, plan_pools
+from inference.engine.sampling import SamplingParams
+from inference.engine.scheduler import Scheduler
+from inference.engine.sequence import RequestOutput, RequestProgress, Sequence, Status
+from inference.errors import DuplicateRequest, InputError, PromptTooLong, QueueFull
+from inference.model import Transformer
+
+DEFAULT_CONFIG, DEFAULT_PARAMS = EngineConfig(), SamplingParams()
+
+
+@dataclass
+class EngineStats:
+    num_waiting: int
+    num_running: int
+    cache_blocks_used: int
+    cache_blocks_total: int
+    cache_usage: float  # referenced history blocks / all history blocks
+    cache_blocks_cached: int  # unreferenced blocks kept for prefix hits
+    prefix_hit_tokens: int
+    prefix_query_tokens: int
+    prefill_tokens: int
+    decode_tokens: int
+    num_preemptions: int
+    cache_bytes: int  # allocated pool bytes
+
+
+class Engine:
+    """Shares one model and one paged cache among many requests (continuous batching, chunked prefill)."""
+
+    def __init__(self, model: Transformer, config: EngineConfig = DEFAULT_CONFIG, tokenizer=None, model_id: str = ""):
+        self.model, self.config, self.tokenizer = model, config, tokenizer
+        args = model.args
+        self.layout = CacheLayout(args, config.dtype)
+        slots = config.max_num_seqs + config.checkpoint_slots
+        num_blocks = plan_pools(self.layout, config.cache_bytes, slots)
+        self.pools = CachePools(self.layout, num_blocks, slots, model.head.weight.device)
+        salt = f"{config.model_id or model_id}|{config.dtype}|{args.reference_numerics}".encode()
+        self.blocks = BlockManager(num_blocks, slots, salt)
+        self.scheduler = Scheduler(config, self.blocks, self.pools)
+        limit = config.max_model_len or args.max_position_embeddings
+        self.max_model_len = min(limit, args.max_position_embeddings, num_blocks * BLOCK_TOKENS)
+        self.seqs: dict[str, Sequence] = {}
+        self.eos = args.eos_token_id
+        self.prefill_tokens = self.decode_tokens = 0
+        self._arrivals = 0
+        self._step_s = 0.0  # moving average of a step's duration (for retry_after_s)
+
+    @classmethod
+    def from_checkpoint(cls, path, config: EngineConfig = DEFAULT_CONFIG) -> "Engine":
+        from inference.generate import load_model, load_tokenizer
+
+        overrides = {} if config.reference_numerics is None else {"reference_numerics": config.reference_numerics}
+        model = load_model(path, TORCH_DTYPES[config.dtype], **overrides)
+        tok = load_tokenizer(path) if (Path(path) / "tokenizer.json").exists() else None
+        return cls(model, config, tok, model_id=str(Path(path).resolve()))
+
+    ##### requests #####
+
+    def add_request(self, request_id: str, prompt_token_ids: list[int], params: SamplingParams = DEFAULT_PARAMS
+                    ) -> None:
+        """Queue a request; refuses (typed errors) before any work if it cannot be served."""
+        seq = self.seqs.get(request_id)
+        if seq is not None and not seq.is_finished:
+            raise DuplicateRequest(f"request {request_id!r} is already in the engine")
+        ids = list(prompt_token_ids)
+        if not ids:
+            raise InputError("the prompt is empty")
+        vocab = self.model.args.vocab_size
+        if min(ids) < 0 or max(ids) >= vocab:
+            raise InputError(f"token ids must lie in [0, {vocab}); got {min(ids)}…{max(ids)}")
+        if len(ids) + params.max_tokens > self.max_model_len:
+            raise PromptTooLong(len(ids), params.max_tokens, self.max_model_len)
+        if params.stop and self.tokenizer is None:
+            raise InputError("stop strings need the checkpoint's tokenizer.json")
+        if len(self.scheduler.waiting) >= self.config.max_waiting:
+            raise QueueFull(len(self.scheduler.waiting), max(1.0, round(self._step_s * 10, 1)))
+        seq = Sequence(request_id, ids, params, Detokenizer(self.tokenizer, params.stop), self._arrivals)
+        self._arrivals += 1
+        self.seqs[request_id] = seq
+        self.scheduler.waiting.append(seq)
+
+    def abort(self, request_id: str) -> bool:
+        """Stop a request and free its blocks; False if it is unknown or already finished."""
+        seq = self.seqs.get(request_id)
+        if seq is None or seq.is_finished:
+            return False
+        if seq in self.scheduler.waiting:
+            self.scheduler.waiting.remove(seq)
+        self.scheduler.finish(seq, Status.ABORTED)
+        seq.finish_reason = "abort"
+        return True
+
+    def progress(self, request_id: str) -> RequestProgress | None:
+        seq = self.seqs.get(request_id)
+        return seq.progress() if seq is not None else None
+
+    def probe(self, token_ids: list[int]) -> int:
+        """Leading tokens a request with this prompt would get from the cache (its cached_tokens); no side effects."""
+        if not token_ids:
+            return 0
+        return self.scheduler.plan_hit(list(token_ids))[2]
+
+    def has_unfinished(self) -> bool:
+        return bool(self.scheduler.waiting or self.scheduler.running)
+
+    def stats(self) -> EngineStats:
+        b = self.blocks
+        used = b.num_blocks - b.num_free_blocks
+        return EngineStats(len(self.scheduler.waiting), len(self.scheduler.running), used, b.num_blocks,
+                           used / b.num_blocks, len(b.cached), self.scheduler.hit_tokens,
+                           self.scheduler.query_tokens, self.prefill_tokens, self.decode_tokens,
+                           self.scheduler.num_preemptions, self.pools.nbytes())
+
+    ##### stepping #####
+
+    def step(self) -> list[RequestOutput]:
+        """One scheduler step (bounded by max_num_batched_tokens); outputs of the requests that progressed."""
+        t0 = time.perf_counter()
+        outputs = []
+        for seq, n in self.scheduler.schedule():
+            outputs.append(self._run(seq, n))
+        self._step_s = 0.8 * self._step_s + 0.2 * (time.perf_counter() - t0)
+        for seq_id in [k for k, s in self.seqs.items() if s.is_finished and s.num_emitted == len(s.output_ids)]:
+            if len(self.seqs) > 4 * self.config.max_num_seqs + self.config.max_waiting:
+                del self.seqs[seq_id]  # keep recent finished ones for progress(); forget the oldest
+        return outputs
+
+    def _run(self, seq: Sequence, n: int) -> RequestOutput:
+        st, start = seq.state, seq.num_computed
+        ids = torch.tensor([seq.tokens(start, start + n)], dtype=torch.long, device=self.pools.window[0].device)
+        logits = self.model(ids, start, st, last_only=True)[0, -1]
+        if start < len(seq.prompt_ids):
+            self.prefill_tokens += n
+        else:
+            self.decode_tokens += n
+        seq.prompt_done = max(seq.prompt_done, min(st.num_tokens, len(seq.prompt_ids)))
+        self._register_blocks(seq)
+        if self.scheduler.checkpoint_at(seq, st.num_tokens):
+            slot = self.blocks.add_checkpoint(st.block_table[st.num_tokens // BLOCK_TOKENS - 1])
+            if slot is not None:
+                st.save_checkpoint(slot)
+        if st.num_tokens < seq.num_tokens:  # prefill chunk that does not reach the end
+            return self._output(seq, [], "")
+        seq.status = Status.DECODING
+        tok = seq.sampler(logits)
+        seq.output_ids.append(tok)
+        p = seq.params
+        is_stop_token = (tok == self.eos and not p.ignore_eos) or tok in p.stop_token_ids
+        text, hit_stop = ("", False) if is_stop_token else seq.detok.push([tok])
+        if is_stop_token or hit_stop:
+            seq.finish_reason = "stop"
+        elif len(seq.output_ids) >= p.max_tokens or seq.num_tokens >= self.max_model_len:
+            seq.finish_reason = "length"
+            text += seq.detok.flush()
+        if seq.finish_reason is not None:
+            self.scheduler.finish(seq, Status.FINISHED)
+        new = seq.output_ids[seq.num_emitted :]
+        return self._output(seq, new, text)
+
+    def _register_blocks(self, seq: Sequence) -> None:
+        """Key every block the sequence has just filled (chained on its previous block's key)."""
+        st = seq.state
+        for i in range(len(seq.block_keys), st.num_tokens // BLOCK_TOKENS):
+            parent = seq.block_keys[-1] if seq.block_keys else None
+            chunk = seq.tokens(i * BLOCK_TOKENS, (i + 1) * BLOCK_TOKENS)
+            seq.block_keys.append(self.blocks.register(st.block_table[i], parent, chunk))
+
+    def _output(self, seq: Sequence, new: list[int], text: str) -> RequestOutput:
+        seq.num_emitted += len(new)
+        return RequestOutput(seq.request_id, new, text, seq.is_finished, seq.finish_reason, len(seq.prompt_ids),
+                             seq.cached_tokens, len(seq.output_ids))

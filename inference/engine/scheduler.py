@@ -1,0 +1,161 @@
+"""Continuous batching: decodes first, then prefill chunks (shortest remaining first), then admissions.
+
+Every step is bounded by the token budget; prefill chunks end on checkpoint boundaries; when history blocks run out
+the most recently admitted other sequence is preempted (recompute: its full blocks stay cached for its return)."""
+
+from collections import deque
+
+from inference.config import BLOCK_TOKENS
+from inference.engine.block_manager import BlockManager
+from inference.engine.config import EngineConfig
+from inference.engine.paged_state import PagedState
+from inference.engine.pools import CachePools
+from inference.engine.sequence import Sequence, Status
+
+
+class Scheduler:
+    """Owns the waiting queue, the running list and the cache bookkeeping of every sequence."""
+
+    def __init__(self, config: EngineConfig, blocks: BlockManager, pools: CachePools):
+        self.config, self.blocks, self.pools = config, blocks, pools
+        self.num_layers = pools.layout.num_layers
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.num_preemptions = 0
+        self.hit_tokens = self.query_tokens = 0
+
+    ##### prefix cache #####
+
+    def plan_hit(self, token_ids: list[int]) -> tuple[list[int], list[bytes], int, int | None]:
+        """(hit blocks, their keys, position to resume from, checkpoint slot to load) for a prompt; no side effects."""
+        hits, keys = self.blocks.match(token_ids, (len(token_ids) - 1) // BLOCK_TOKENS)
+        n = len(hits)
+        start, slot = max(0, BLOCK_TOKENS * (n - self.num_layers)), None
+        for j in range(n, 0, -1):  # the latest checkpoint inside the hit that beats the recompute start
+            if j * BLOCK_TOKENS <= start:
+                break
+            if self.blocks.blocks[hits[j - 1]].checkpoint is not None:
+                start, slot = j * BLOCK_TOKENS, self.blocks.blocks[hits[j - 1]].checkpoint
+                break
+        return hits, keys, start, slot
+
+    def _admit(self, seq: Sequence) -> bool:
+        """Give a waiting sequence a window slot, its prefix hit and a fresh state; False if there is no room."""
+        tokens = seq.token_ids
+        hits, keys, start, ckpt = self.plan_hit(tokens)
+        self.blocks.acquire(hits)
+        slot = self.blocks.allocate_slot() if self.blocks.num_free_blocks else None
+        if slot is None:
+            self.blocks.release(hits[::-1])
+            return False
+        if ckpt is not None and self.blocks.blocks[hits[start // BLOCK_TOKENS - 1]].checkpoint != ckpt:
+            ckpt = None  # our own slot allocation evicted it: fall back to recompute
+            start = max(0, BLOCK_TOKENS * (len(hits) - self.num_layers))
+        state = PagedState(self.pools, slot, start, len(hits) * BLOCK_TOKENS)
+        state.set_blocks(hits)
+        if ckpt is not None:
+            self.blocks.use_checkpoint(hits[start // BLOCK_TOKENS - 1])
+            state.load_checkpoint(ckpt)
+        seq.state, seq.block_keys = state, keys
+        if seq.num_preemptions == 0:
+            seq.cached_tokens = start
+            self.hit_tokens += start
+            self.query_tokens += len(tokens)
+        seq.prompt_done = max(seq.prompt_done, min(start, len(seq.prompt_ids)))
+        seq.status = Status.PREFILLING
+        return True
+
+    ##### blocks #####
+
+    def _ensure_blocks(self, seq: Sequence, upto: int, scheduled: list) -> bool:
+        """Blocks covering positions < upto, preempting later sequences if needed; False if seq itself lost."""
+        while len(seq.block_table) * BLOCK_TOKENS < upto:
+            bid = self.blocks.allocate()
+            if bid is None:
+                victims = [s for s in self.running if s is not seq]
+                victim = victims[-1] if victims else seq
+                self.preempt(victim, scheduled)
+                if victim is seq:
+                    return False
+                continue
+            seq.state.set_blocks(seq.block_table + [bid])
+        return True
+
+    def release(self, seq: Sequence) -> None:
+        """Return a sequence's blocks (tail first) and window slot."""
+        if seq.state is None:
+            return
+        self.blocks.release(seq.block_table[::-1])
+        self.blocks.free_slot(seq.state.slot)
+        seq.state = None
+
+    def preempt(self, seq: Sequence, scheduled: list) -> None:
+        """Recompute preemption: back to the front of the waiting queue, blocks released."""
+        self.release(seq)
+        self.running.remove(seq)
+        scheduled[:] = [(s, n) for s, n in scheduled if s is not seq]
+        seq.status, seq.block_keys = Status.WAITING, []
+        seq.num_preemptions += 1
+        self.num_preemptions += 1
+        self.waiting.appendleft(seq)
+
+    ##### scheduling #####
+
+    def checkpoint_at(self, seq: Sequence, pos: int) -> bool:
+        """Whether the engine snapshots the window at block boundary pos (prompt's last full block, every N)."""
+        if pos == 0 or pos % BLOCK_TOKENS or pos > len(seq.prompt_ids):
+            return False
+        k = pos // BLOCK_TOKENS
+        return k == len(seq.prompt_ids) // BLOCK_TOKENS or k % self.config.checkpoint_every_blocks == 0
+
+    def _chunk(self, seq: Sequence, budget: int) -> int:
+        done, target = seq.num_computed, seq.num_tokens
+        end = min(target, done + budget)
+        for pos in range((done // BLOCK_TOKENS + 1) * BLOCK_TOKENS, end, BLOCK_TOKENS):
+            if self.checkpoint_at(seq, pos):  # stop here so the state at pos can be snapshotted
+                return pos - done
+        return end - done
+
+    def schedule(self) -> list[tuple[Sequence, int]]:
+        """This step's work: (sequence, number of tokens to run), at most max_num_batched_tokens in total."""
+        budget, scheduled = self.config.max_num_batched_tokens, []
+        for seq in [s for s in self.running if s.status == Status.DECODING]:
+            if budget == 0:
+                break
+            if seq in self.running and self._ensure_blocks(seq, seq.num_computed + 1, scheduled):
+                scheduled.append((seq, 1))
+                budget -= 1
+        prefilling = sorted((s for s in self.running if s.status == Status.PREFILLING),
+                            key=lambda s: (s.num_tokens - s.num_computed, s.arrival))
+        for seq in prefilling:
+            if budget == 0:
+                break
+            n = self._chunk(seq, budget)
+            if seq in self.running and self._ensure_blocks(seq, seq.num_computed + n, scheduled):
+                scheduled.append((seq, n))
+                budget -= n
+        while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
+            seq = self.waiting[0]
+            if not self._admit(seq):
+                break
+            self.waiting.popleft()
+            n = self._chunk(seq, budget)
+            need = -(-(seq.num_computed + n) // BLOCK_TOKENS) - len(seq.block_table)
+            self.running.append(seq)
+            if need > self.blocks.num_free_blocks:  # never preempt running work to admit more
+                self.preempt(seq, scheduled)
+                seq.num_preemptions -= 1
+                self.num_preemptions -= 1
+                self.hit_tokens -= seq.cached_tokens
+                self.query_tokens -= seq.num_tokens
+                break
+            self._ensure_blocks(seq, seq.num_computed + n, scheduled)
+            scheduled.append((seq, n))
+            budget -= n
+        return scheduled
+
+    def finish(self, seq: Sequence, status: Status) -> None:
+        self.release(seq)
+        if seq in self.running:
+            self.running.remove(seq)
+        seq.status = status
