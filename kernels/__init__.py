@@ -7,7 +7,7 @@ Imports only torch and triton.
 from .compressor import compressor, naive_compressor, open_state_start, plan_rows, write_rows
 from .dequant import fp4_dequant, fp8_dequant, naive_fp4_dequant, naive_fp8_dequant
 from .errors import ConfigError, KernelError, ShapeError
-from .indexer import indexer_topk, naive_indexer_scores, naive_indexer_topk
+from .indexer import indexer_topk, indexer_topk_gather, naive_indexer_scores, naive_indexer_topk
 from .layout import pool_from_rows, rope_tables
 from .mhc import hc_post, hc_pre, hc_split_sinkhorn, naive_hc_post, naive_hc_pre, naive_hc_split_sinkhorn
 from .rope_norm import inverse_rope, naive_inverse_rope, naive_rmsnorm_rope, rmsnorm_rope
@@ -17,7 +17,7 @@ __all__ = [
     "compressor", "naive_compressor", "open_state_start", "plan_rows", "write_rows",
     "fp4_dequant", "fp8_dequant", "naive_fp4_dequant", "naive_fp8_dequant",
     "ConfigError", "KernelError", "ShapeError",
-    "indexer_topk", "naive_indexer_scores", "naive_indexer_topk",
+    "indexer_topk", "indexer_topk_gather", "naive_indexer_scores", "naive_indexer_topk",
     "pool_from_rows", "rope_tables",
     "hc_post", "hc_pre", "hc_split_sinkhorn", "naive_hc_post", "naive_hc_pre", "naive_hc_split_sinkhorn",
     "inverse_rope", "naive_inverse_rope", "naive_rmsnorm_rope", "rmsnorm_rope",

@@ -143,3 +143,23 @@ def indexer_topk(q, weights, seq_ids, positions, key_pool, key_table, ratio, top
         return indexer_topk_triton(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk)
     _check(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk)
     return indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk)
+
+
+def indexer_topk_gather(q, k, weights, positions, ratio, topk):
+    """Model layout: q `[b,s,HI,DI]`, k `[b,n,DI]` (contiguous compressed keys), weights `[b,s,HI]` (scale folded
+    in), positions int `[s]` (absolute, shared by the batch) → int32 `[b,s,topk]`, −1 = none."""
+    check(q.dim() == 4 and k.dim() == 3 and weights.shape == q.shape[:3], "q [b,s,HI,DI], k [b,n,DI], w [b,s,HI]")
+    b, s, hi, di = q.shape
+    rpb = rows_per_block(ratio)
+    n = k.shape[1]
+    nb = max(1, -(-n // rpb))
+    pool = k.new_zeros(b, nb * rpb, di)
+    pool[:, :n] = k
+    pool = pool.view(b * nb, rpb, di)
+    table = torch.arange(b * nb, dtype=torch.int32, device=q.device).view(b, nb)
+    seq = torch.arange(b, dtype=torch.int32, device=q.device).repeat_interleave(s)
+    pos = positions.to(device=q.device, dtype=torch.int32).repeat(b)
+    check(int(((pos.max() + 1) // ratio).item()) <= n if pos.numel() else True, "k has fewer rows than visible")
+    out = indexer_topk(q.reshape(b * s, hi, di).contiguous(), weights.reshape(b * s, hi), seq, pos, pool, table,
+                       ratio, topk)
+    return out.view(b, s, topk)

@@ -7,6 +7,7 @@ from kernels.errors import ConfigError, ShapeError
 from kernels.indexer import (
     indexer_scores_triton,
     indexer_topk,
+    indexer_topk_gather,
     indexer_topk_torch,
     indexer_topk_triton,
     naive_indexer_scores,
@@ -102,3 +103,17 @@ def test_bad_inputs():
         indexer_topk(q, w, seq, pos, kp, kt, 4, 0)
     with pytest.raises(ShapeError):
         indexer_topk(q, w, seq, pos, kp, kt, 8, 4)                     # pool has 32 rows/block, ratio 8 needs 16
+
+
+def test_gather_layout_matches_block_table_layout():
+    """The model-layout adapter (contiguous keys [b,n,DI], shared positions) picks the same rows."""
+    g = torch.Generator().manual_seed(5)
+    b, s, hi, di, n = 2, 6, 4, 16, 9
+    q, k, w = torch.randn(b, s, hi, di, generator=g), torch.randn(b, n, di, generator=g), torch.rand(b, s, hi)
+    positions = torch.tensor([0, 3, 4, 17, 30, 37])
+    out = indexer_topk_gather(q, k, w, positions, 4, 5)
+    for bb in range(b):
+        kp, kt = pool_from_rows(k[bb:bb + 1], 32)
+        seq = torch.zeros(s, dtype=torch.int32)
+        ref = naive_indexer_scores(q[bb], w[bb], seq, positions.to(torch.int32), kp, kt, 4)
+        _check_topk(ref, out[bb], 5)

@@ -71,11 +71,14 @@ def test_triton_matches_naive_fp32(tdev, case):
     assert_close(ref, out, 1e-5, atol=1e-5, what="triton fp32")
 
 
-def test_triton_matches_naive_fp16(tdev):
-    args, kw = _case(h=4, d=64, window=8, ratio=4, k=8, positions=POS, seqs=SEQ, dtype=torch.float16)
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-3), (torch.bfloat16, 1e-2)], ids=["fp16", "bf16"])
+def test_triton_matches_naive_half(tdev, dtype, tol):
+    args, kw = _case(h=4, d=64, window=8, ratio=4, k=8, positions=POS, seqs=SEQ, dtype=dtype)
     ref = naive_sparse_attn(*args, **kw)
     a, k = _to(tdev, args, kw)
-    assert_close(ref, sparse_attn_triton(*a, **k), 2e-3, what="triton fp16")
+    out = sparse_attn_triton(*a, **k)
+    assert out.dtype == dtype
+    assert_close(ref, out, tol, what=f"triton {dtype}")
 
 
 @pytest.mark.parametrize("case", CASES)
