@@ -10,14 +10,15 @@ class ClientConfig:
     """An OpenAI-compatible endpoint (`base_url` ends in /v1, like the OpenAI SDK's) plus timeouts and retries.
 
     Timeouts are per phase: a 1M-token prefill takes minutes, so the first token gets `first_token_timeout`;
-    after it (or after the first prefill progress comment) a gap longer than `idle_timeout` counts as a stall.
+    once anything streams (a token, or a progress / keep-alive comment from wholedoc's server) a gap longer
+    than `idle_timeout` also counts as a stall.
     """
 
     base_url: str
     model: str
     api_key: str | None = None
     connect_timeout: float = 10.0
-    first_token_timeout: float = 1800.0
+    first_token_timeout: float = 3600.0
     idle_timeout: float = 120.0
     control_timeout: float = 30.0  # probes, status, DELETE: small requests
     status_poll_interval: float = 2.0  # non-streaming calls with on_progress poll GET /requests/{id} this often

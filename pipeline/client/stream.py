@@ -39,7 +39,7 @@ def read_sse(
     state: StreamState,
     *,
     attempt: int,
-    on_activity: Callable[[], None],
+    on_activity: Callable[..., None],
     on_progress: Callable[[Progress], None] | None,
     on_delta: Callable[[str, str], None] | None,
     should_stop: Callable[[], bool],
@@ -50,7 +50,7 @@ def read_sse(
         if should_stop():
             return
         if line.startswith(":"):
-            on_activity()
+            on_activity(token=False)
             _comment(line[1:].strip(), attempt, on_progress)
             continue
         if line.startswith("data:"):
@@ -58,7 +58,7 @@ def read_sse(
             continue
         if line == "" and data:  # end of one event
             payload, data = "\n".join(data), []
-            on_activity()
+            on_activity(token=True)
             if payload.strip() == "[DONE]":
                 state.done = True
                 return

@@ -1,5 +1,7 @@
 """A per-request watchdog: enforces the phase deadlines and the cancel event by shutting the socket down.
 
+Before the first token both caps apply (progress and keep-alive comments prove the server alive, but cannot
+stretch the time to first token past `first_token_timeout`); after it, only the idle gap does.
 A thread blocked in a socket read (minutes of prefill) cannot poll an event, so the watchdog wakes it: it
 captures the connection's socket through httpcore's `trace` extension and calls `shutdown()` on it, which makes
 the blocked read return at once; the reader then asks `reason` why its stream broke.
@@ -28,7 +30,8 @@ class Watchdog:
         self.idle_timeout = idle_timeout
         self.started = time.monotonic()
         self.last_activity = self.started
-        self.streaming = False  # set once data (a token or a progress comment) flows: idle gaps count from then
+        self.streaming = False  # set once bytes (a token or a progress comment) flow: idle gaps count from then
+        self.got_token = False  # set at the first data event: the time-to-first-token cap stops applying
         self.reason: str | None = None
         self._sockets: list[socket.socket] = []
         self._done = threading.Event()
@@ -44,10 +47,11 @@ class Watchdog:
                 if self.reason is not None:  # fired before the connection existed
                     self._kill()
 
-    def activity(self, *, streaming: bool = True) -> None:
-        """Record that bytes arrived; from the first call on, the idle deadline applies."""
+    def activity(self, *, token: bool = True) -> None:
+        """Record that an event arrived (`token`: a data chunk, not a comment); from then on idle gaps count."""
         self.last_activity = time.monotonic()
-        self.streaming = self.streaming or streaming
+        self.streaming = True
+        self.got_token = self.got_token or token
 
     def __enter__(self) -> Watchdog:
         self._thread.start()
@@ -64,7 +68,7 @@ class Watchdog:
                 self.reason = CANCELLED
             elif self.streaming and now - self.last_activity > self.idle_timeout:
                 self.reason = IDLE_TIMEOUT
-            elif not self.streaming and now - self.started > self.first_token_timeout:
+            elif not self.got_token and now - self.started > self.first_token_timeout:
                 self.reason = FIRST_TOKEN_TIMEOUT
             if self.reason is not None:
                 self._kill()

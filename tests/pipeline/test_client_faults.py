@@ -178,3 +178,21 @@ def test_usage_parsing_edge_cases():
     u = parse_usage({"prompt_tokens": 9, "completion_tokens": 2, "prompt_tokens_details": None,
                      "completion_tokens_details": {"reasoning_tokens": 1}})
     assert (u.cached_tokens, u.reasoning_tokens, u.total_tokens) == (None, 1, 11)  # unknown, not zero
+
+
+def test_progress_comments_cannot_stretch_the_time_to_first_token(server):
+    """A server that reports progress forever but never produces a token still hits first_token_timeout."""
+    server.script.append(Reply(progress=tuple((i, 100) for i in range(100)), chunk_delay=0.05))
+    t0 = time.monotonic()
+    with client(server, first_token_timeout=0.4, idle_timeout=10, max_retries=0) as c, pytest.raises(
+            EndpointUnavailable, match="first_token_timeout"):
+        c.chat(MESSAGES, max_tokens=8)
+    assert time.monotonic() - t0 < 2
+
+
+def test_a_stalled_prefill_is_caught_by_the_idle_gap(server):
+    """After progress comments started, silence longer than idle_timeout is a stall even before the first token."""
+    server.script.append(Reply(progress=((1, 100),), hang=0, chunk_delay=3.0))
+    with client(server, first_token_timeout=60, idle_timeout=0.3, max_retries=0) as c, pytest.raises(
+            EndpointUnavailable, match="idle_timeout"):
+        c.chat(MESSAGES, max_tokens=8)
