@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,10 @@ from pipeline.pdf.options import IsolationLimits, PdfOptions
 from pipeline.pdf.page import RawPage, read_page
 from pipeline.sandbox import run_isolated
 
+_ITEM = re.compile(r"^(?:[•◦▪‣∙·\-–*]\s|\(?\d{1,3}[.)]\s|\(?[a-z][.)]\s)")  # a list item starts its own line
+_SOFT_HYPHEN = re.compile(r"(?:^|[\s(])[^\s\-]*[a-z]-$")  # a word broken at the line end, not a compound
+_LEADERS = re.compile(r"[ \t]*(?:\.[ \t]*){4,}")
+_LEADER_END = re.compile(r"(?:\.[ \t]*){4,}\S+$")  # "Title . . . . 12": a TOC row ends there
 DEFAULT_OPTIONS = PdfOptions()
 DEFAULT_LIMITS = IsolationLimits()
 _NOTES = {
@@ -104,14 +109,14 @@ def _render(raws: list[RawPage], headings: Headings) -> list[Section]:
     return sections
 
 
-def _render_block(lines: list[tuple[str, float]], page: int, headings: Headings, pending: list) -> list[str]:
+def _render_block(lines: list[tuple[str, float, bool]], page: int, headings: Headings, pending: list) -> list[str]:
     """A block's lines as paragraphs and `#` headings (a heading line splits its block)."""
     out: list[str] = []
     para: list[str] = []
     prev_level: int | None = None
     i = 0
     while i < len(lines):
-        text, size = lines[i]
+        text, size, breaks = lines[i]
         level = headings.level(page, text, size, pending)
         if level is None and headings.toc and i + 1 < len(lines):
             level = headings.starts_title(text, lines[i + 1][0], pending)
@@ -119,7 +124,7 @@ def _render_block(lines: list[tuple[str, float]], page: int, headings: Headings,
                 text = f"{text} {lines[i + 1][0]}"
                 i += 1
         if level is None:
-            para.append(text)
+            para.append((text, breaks))
         else:
             if para:
                 out.append(_join(para))
@@ -135,12 +140,20 @@ def _render_block(lines: list[tuple[str, float]], page: int, headings: Headings,
     return out
 
 
-def _join(lines: list[str]) -> str:
-    """Lines of a paragraph joined with spaces; a line ending in '-' joins the next without one."""
-    out = lines[0]
-    for line in lines[1:]:
-        out += line if out.endswith("-") else " " + line
-    return out
+def _join(lines: list[tuple[str, bool]]) -> str:
+    """A block's lines as text: wrapped lines joined by a space (hyphenated words rejoined), short lines and
+    list items kept on their own line; dot leaders ("Title . . . . 12") shortened to " … "."""
+    out = lines[0][0]
+    for (prev, breaks), (line, _) in zip(lines, lines[1:]):
+        if breaks or _ITEM.match(line) or _LEADER_END.search(prev):
+            out += "\n" + line
+        elif prev.endswith("-") and _SOFT_HYPHEN.search(prev) and line[:1].islower():
+            out = out[:-1] + line  # "manip-" + "ulation"; compounds ("state-of-the-") keep their hyphen
+        elif prev.endswith("-"):
+            out += line
+        else:
+            out += " " + line
+    return _LEADERS.sub(" … ", out)
 
 
 def _refuse_textless(raws: list[RawPage]) -> None:

@@ -9,10 +9,14 @@ _MAX_BLOCKS = 400  # the gutter search is quadratic; pages with more blocks are 
 
 @dataclass(slots=True)
 class Block:
-    """A text block (lines of (text, font size)) or a table (its Markdown), with its bbox on the page."""
+    """A text block or a table (its Markdown), with its bbox on the page.
+
+    `lines`: (text, font size, breaks) where `breaks` says the line ends short of the block's right edge, so
+    the next line starts a new line (a list item, a TOC entry, code) rather than continuing a wrapped paragraph.
+    """
 
     bbox: tuple[float, float, float, float]
-    lines: list[tuple[str, float]] = field(default_factory=list)
+    lines: list[tuple[str, float, bool]] = field(default_factory=list)
     table: str | None = None
 
 

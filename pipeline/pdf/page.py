@@ -74,7 +74,7 @@ def _read(page: pymupdf.Page, number: int, options: PdfOptions) -> RawPage:
             if raw.num_chars == 0:
                 return RawPage(number, "scanned", f"{cause}: the page is {visual}; OCR found no text")
             tables, ocr_note = [], "text recognized by OCR (tesseract)"
-    bad = sum(len(_UNMAPPED.findall(text)) for b in raw.blocks for text, _ in b.lines)
+    bad = sum(len(_UNMAPPED.findall(text)) for b in raw.blocks for text, *_ in b.lines)
     if bad >= options.garbled_ratio * raw.num_chars:
         share = round(100 * bad / raw.num_chars)
         return RawPage(number, "garbled", f"{share}% of the characters are unmapped glyphs (U+FFFD, control or "
@@ -92,6 +92,7 @@ def _blocks(tp: pymupdf.TextPage, table_boxes: list[tuple], number: int) -> RawP
     for b in tp.extractDICT()["blocks"]:
         if b["type"] != 0:
             continue
+        right, width = b["bbox"][2], b["bbox"][2] - b["bbox"][0]
         lines = []
         for line in b["lines"]:
             spans = line["spans"]
@@ -101,12 +102,29 @@ def _blocks(tp: pymupdf.TextPage, table_boxes: list[tuple], number: int) -> RawP
             if table_boxes and _inside(line["bbox"], table_boxes):
                 continue
             size = round(max(spans, key=lambda s: len(s["text"]))["size"] * 2) / 2
-            lines.append((text, size))
+            lines.append((text, size, line["bbox"]))
             raw.sizes[size] += len(text)
             raw.num_chars += len(text)
         if lines:
-            raw.blocks.append(Block(tuple(b["bbox"]), lines))
+            raw.blocks.append(Block(tuple(b["bbox"]), _with_breaks(lines, right, width)))
     return raw
+
+
+def _with_breaks(lines: list[tuple], right: float, width: float) -> list[tuple[str, float, bool]]:
+    """(text, size, bbox) → (text, size, breaks): does a new visual line follow this one?
+
+    Lines on the same row (a TOC number and its title) continue each other; a row that stops well short of the
+    block's right edge ends a line of its own, while one reaching it is a wrapped paragraph line.
+    """
+    out = []
+    for i, (text, size, bbox) in enumerate(lines):
+        if i + 1 < len(lines):
+            nxt = lines[i + 1][2]
+            if abs((nxt[1] + nxt[3]) - (bbox[1] + bbox[3])) < size and nxt[0] >= bbox[2] - 1:
+                out.append((text, size, False))
+                continue
+        out.append((text, size, right - bbox[2] > max(0.2 * width, 8 * size)))
+    return out
 
 
 def _inside(bbox: tuple, boxes: list[tuple]) -> bool:
