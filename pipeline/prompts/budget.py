@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pipeline.document import ExtractedDocument, Kind, Section
 from pipeline.errors import DocumentTooLong, SectionTooLong
-from pipeline.prompts.builders import PART_MAX_TOKENS, Prompt, part_prompt, summary_prompt
+from pipeline.prompts.builders import PART_MAX_TOKENS, THINKING_TOKENS, Prompt, part_prompt, summary_prompt
 from pipeline.tokens import count_tokens
 
 V4_WINDOW = 1_048_576  # max_model_len of DeepSeek-V4 (tokenizer_config.json model_max_length)
@@ -20,6 +20,7 @@ class Budget:
 
     window_tokens: int = V4_WINDOW
     tokenizer_path: str | None = None
+    thinking: bool = False  # thinking mode: the output cap grows by THINKING_TOKENS (reasoning counts)
 
     def __post_init__(self):
         assert self.window_tokens > 0, f"window_tokens must be positive, got {self.window_tokens}"
@@ -56,12 +57,13 @@ def prompt_tokens(prompt: Prompt, *, tokenizer_path: str | None = None) -> int:
 def check_fits(prompt: Prompt, budget: Budget) -> int:
     """The prompt's token count, or DocumentTooLong with both counts when prompt + output cap exceeds the window."""
     n = prompt_tokens(prompt, tokenizer_path=budget.tokenizer_path)
-    if n + prompt.max_tokens > budget.window_tokens:
+    out = prompt.output_tokens(budget.thinking)
+    if n + out > budget.window_tokens:
         raise DocumentTooLong(
-            f"the prompt is {n:,} tokens and the answer may take {prompt.max_tokens:,} more, but the model's window "
+            f"the prompt is {n:,} tokens and the answer may take {out:,} more, but the model's window "
             f"is {budget.window_tokens:,} tokens; the document does not fit whole "
             "(the sectioned fallback can summarize it in parts)",
-            prompt_tokens=n, window_tokens=budget.window_tokens, max_output_tokens=prompt.max_tokens,
+            prompt_tokens=n, window_tokens=budget.window_tokens, max_output_tokens=out,
         )
     return n
 
@@ -70,12 +72,13 @@ def fit(doc: ExtractedDocument, budget: Budget, *, style: str = "brief", fallbac
     """Plan a summary: whole if it fits; else DocumentTooLong, or with `fallback` a plan of parts that each fit."""
     prompt = summary_prompt(doc, style, tokenizer_path=budget.tokenizer_path)
     n = prompt_tokens(prompt, tokenizer_path=budget.tokenizer_path)
-    if n + prompt.max_tokens <= budget.window_tokens:
-        return Plan("whole", n, prompt.max_tokens, budget.window_tokens)
+    out = prompt.output_tokens(budget.thinking)
+    if n + out <= budget.window_tokens:
+        return Plan("whole", n, out, budget.window_tokens)
     if not fallback:
         check_fits(prompt, budget)  # raises with both counts
     parts = _plan_parts(doc, budget)
-    return Plan("parts", n, prompt.max_tokens, budget.window_tokens, parts)
+    return Plan("parts", n, out, budget.window_tokens, parts)
 
 
 def part_document(doc: ExtractedDocument, sections: tuple[Section, ...]) -> ExtractedDocument:
@@ -102,7 +105,8 @@ def _part(doc: ExtractedDocument, sections: tuple[Section, ...], budget: Budget)
 
 def _plan_parts(doc: ExtractedDocument, budget: Budget) -> tuple[Part, ...]:
     """Greedy grouping of whole sections; a group closes early at a titled section (a heading) in its second half."""
-    limit = budget.window_tokens - PART_MAX_TOKENS - 32  # 32: room for the part numbers in the task
+    part_out = PART_MAX_TOKENS + (THINKING_TOKENS if budget.thinking else 0)
+    limit = budget.window_tokens - part_out - 32  # 32: room for the part numbers in the task
     sizes = [count_tokens(s.text, tokenizer_path=budget.tokenizer_path) for s in doc.sections]
     overhead = _part(doc, doc.sections[:1], budget).prompt_tokens - sizes[0] if doc.sections else 0
     parts: list[Part] = []
@@ -137,9 +141,10 @@ def _opens_unit(doc: ExtractedDocument, i: int) -> bool:
 
 def _too_long(doc: ExtractedDocument, index: int, tokens: int, budget: Budget) -> SectionTooLong:
     s = doc.sections[index]
+    out = PART_MAX_TOKENS + (THINKING_TOKENS if budget.thinking else 0)
     return SectionTooLong(
         f"{'page' if doc.kind == Kind.PDF else 'file'} {s.anchor} alone is about {tokens:,} tokens with the prompt, "
-        f"over the {budget.window_tokens:,}-token window less the {PART_MAX_TOKENS:,}-token answer; it cannot be "
+        f"over the {budget.window_tokens:,}-token window less the {out:,}-token answer; it cannot be "
         "summarized even in parts (split that section, or use a model with a larger window)",
-        anchor=s.anchor, prompt_tokens=tokens, window_tokens=budget.window_tokens, max_output_tokens=PART_MAX_TOKENS,
+        anchor=s.anchor, prompt_tokens=tokens, window_tokens=budget.window_tokens, max_output_tokens=out,
     )

@@ -25,6 +25,7 @@ QUESTION_MAX_TOKENS = 2048
 DIGEST_MAX_TOKENS = 4096
 PART_MAX_TOKENS = 1024
 QUESTION_MAX_CHARS = 20_000
+THINKING_TOKENS = 8192  # extra output room in thinking mode: max_tokens counts the reasoning too
 
 QUESTION_TASK = (
     "Answer the question below using only the document above. Cite each claim in the format the system message "
@@ -61,6 +62,10 @@ class Prompt:
     def messages(self) -> list[dict[str, str]]:
         """OpenAI-style messages: a system message, then one user message `[document block][task]`."""
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.document + self.task}]
+
+    def output_tokens(self, thinking: bool = False) -> int:
+        """The max_tokens to send: the answer's cap, plus THINKING_TOKENS of reasoning when thinking is on."""
+        return self.max_tokens + (THINKING_TOKENS if thinking else 0)
 
     @property
     def prefix(self) -> str:

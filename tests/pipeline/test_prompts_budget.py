@@ -105,3 +105,15 @@ def test_codebase_parts_prefer_directory_boundaries():
     k = greedy - 1  # a directory change inside the second half of the first group
     plan = fit(_files(["a"] * k + ["b"] * (12 - k)), Budget(window_tokens=3000), fallback=True)
     assert len(plan.parts[0].sections) == k and plan.parts[1].sections[0].anchor.startswith("b/")
+
+
+def test_thinking_mode_reserves_room_for_reasoning():
+    p = question_prompt(pdf(2), "Why?")
+    assert (p.output_tokens(), p.output_tokens(thinking=True)) == (2048, 2048 + 8192)
+    n = prompt_tokens(p)
+    window = n + p.max_tokens
+    assert check_fits(p, Budget(window_tokens=window)) == n
+    with pytest.raises(DocumentTooLong) as e:
+        check_fits(p, Budget(window_tokens=window, thinking=True))
+    assert e.value.max_output_tokens == 2048 + 8192
+    assert fit(pdf(2), Budget(thinking=True)).max_output_tokens == 512 + 8192
