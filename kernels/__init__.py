@@ -10,7 +10,7 @@ from .errors import ConfigError, KernelError, ShapeError
 from .indexer import indexer_topk, indexer_topk_gather, naive_indexer_scores, naive_indexer_topk
 from .layout import pool_from_rows, rope_tables
 from .mhc import hc_post, hc_pre, hc_split_sinkhorn, naive_hc_post, naive_hc_pre, naive_hc_split_sinkhorn
-from .rope_norm import inverse_rope, naive_inverse_rope, naive_rmsnorm_rope, rmsnorm_rope
+from .rope_norm import inverse_rope, naive_inverse_rope, naive_rmsnorm_rope, naive_rope, rmsnorm_rope, rope
 from .sparse_attn import naive_sparse_attn, naive_sparse_attn_gather, sparse_attn, sparse_attn_gather
 
 __all__ = [
@@ -20,6 +20,6 @@ __all__ = [
     "indexer_topk", "indexer_topk_gather", "naive_indexer_scores", "naive_indexer_topk",
     "pool_from_rows", "rope_tables",
     "hc_post", "hc_pre", "hc_split_sinkhorn", "naive_hc_post", "naive_hc_pre", "naive_hc_split_sinkhorn",
-    "inverse_rope", "naive_inverse_rope", "naive_rmsnorm_rope", "rmsnorm_rope",
+    "inverse_rope", "naive_inverse_rope", "naive_rmsnorm_rope", "naive_rope", "rmsnorm_rope", "rope",
     "naive_sparse_attn", "naive_sparse_attn_gather", "sparse_attn", "sparse_attn_gather",
 ]

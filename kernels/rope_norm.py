@@ -41,9 +41,16 @@ def naive_inverse_rope(x, cos, sin, positions, rope_dim):
     return _rope(x3, cos, sin, positions, rope_dim, True).reshape(x.shape).to(x.dtype)
 
 
+def naive_rope(x, cos, sin, positions, rope_dim):
+    """Plain RoPE (no norm) of x `[T, H, D]` or `[T, D]` at each row's position (e.g. the indexer query)."""
+    x3 = x.float() if x.dim() == 3 else x.float()[:, None]
+    return _rope(x3, cos, sin, positions, rope_dim, False).reshape(x.shape).to(x.dtype)
+
+
 # The plain-torch twins are already vectorized and chunk-free (O(T·H·D)); the CPU path is the same code.
 rmsnorm_rope_torch = naive_rmsnorm_rope
 inverse_rope_torch = naive_inverse_rope
+rope_torch = naive_rope
 
 ##### Triton kernel #####
 
@@ -107,6 +114,11 @@ def rmsnorm_rope_triton(x, weight, cos, sin, positions, rope_dim, eps=1e-6):
     return _launch(x, weight, cos, sin, positions, rope_dim, eps, True, False)
 
 
+def rope_triton(x, cos, sin, positions, rope_dim):
+    """Triton launch of `rope`."""
+    return _launch(x, None, cos, sin, positions, rope_dim, 0.0, False, False)
+
+
 def inverse_rope_triton(x, cos, sin, positions, rope_dim):
     """Triton launch of `inverse_rope`."""
     return _launch(x, None, cos, sin, positions, rope_dim, 0.0, False, True)
@@ -125,3 +137,10 @@ def inverse_rope(x, cos, sin, positions, rope_dim):
     if x.is_cuda:
         return inverse_rope_triton(x, cos, sin, positions, rope_dim)
     return inverse_rope_torch(x, cos, sin, positions, rope_dim)
+
+
+def rope(x, cos, sin, positions, rope_dim):
+    """x `[T, H, D]` or `[T, D]` → RoPE on the last rope_dim channels, no norm (indexer q). CUDA → Triton."""
+    if x.is_cuda:
+        return rope_triton(x, cos, sin, positions, rope_dim)
+    return rope_torch(x, cos, sin, positions, rope_dim)

@@ -9,8 +9,10 @@ from kernels.rope_norm import (
     inverse_rope_triton,
     naive_inverse_rope,
     naive_rmsnorm_rope,
+    naive_rope,
     rmsnorm_rope,
     rmsnorm_rope_triton,
+    rope_triton,
 )
 from tests.kernels.conftest import assert_close
 
@@ -27,6 +29,8 @@ def test_triton_matches_naive(tdev, shape, weighted):
     mv = lambda t: None if t is None else t.to(tdev)
     ref = naive_rmsnorm_rope(x, w, COS, SIN, POS, 16)
     assert_close(ref, rmsnorm_rope_triton(mv(x), mv(w), COS.to(tdev), SIN.to(tdev), POS.to(tdev), 16), 1e-6, 1e-5)
+    assert_close(naive_rope(x, COS, SIN, POS, 16), rope_triton(mv(x), COS.to(tdev), SIN.to(tdev), POS.to(tdev), 16),
+                 1e-6, 1e-5)
     ref_inv = naive_inverse_rope(x, COS, SIN, POS, 16)
     assert_close(ref_inv, inverse_rope_triton(mv(x), COS.to(tdev), SIN.to(tdev), POS.to(tdev), 16), 1e-6, 1e-5)
 
