@@ -79,18 +79,19 @@ def estimate(
 
 
 def estimate_prompt(prompt: Prompt, *, client: InferenceClient | None = None, rates: Rates = Rates(),  # noqa: B008
-                    tokenizer_path: str | None = None) -> Estimate:
+                    thinking: bool = False, tokenizer_path: str | None = None) -> Estimate:
     """One request: counted locally, cached tokens from the server's probe when it has one (else assumed cold)."""
     n = prompt_tokens(prompt, tokenizer_path=tokenizer_path)
     probe = client.probe_cache(prompt.messages) if client is not None else None
     if probe is None:
-        return estimate(n, prompt.max_tokens, rates=rates)
-    return estimate(probe.prompt_tokens, prompt.max_tokens, cached_tokens=probe.cached_tokens, rates=rates,
-                    cache_source="probe")
+        return estimate(n, prompt.output_tokens(thinking), rates=rates)
+    return estimate(probe.prompt_tokens, prompt.output_tokens(thinking), cached_tokens=probe.cached_tokens,
+                    rates=rates, cache_source="probe")
 
 
 def estimate_batch(prompts: Sequence[Prompt], *, client: InferenceClient | None = None,
-                   rates: Rates = Rates(), tokenizer_path: str | None = None) -> Estimate:  # noqa: B008
+                   rates: Rates = Rates(), thinking: bool = False,  # noqa: B008
+                   tokenizer_path: str | None = None) -> Estimate:
     """Many requests in order (bulk Q&A, per-style summaries): the first about a prefix pays for it (or what the
     probe says is missing); later ones reuse it, rounded down to whole cache blocks."""
     total = cached = out_cap = expected = 0
@@ -102,10 +103,11 @@ def estimate_batch(prompts: Sequence[Prompt], *, client: InferenceClient | None 
             n = prompt_tokens(p, tokenizer_path=tokenizer_path)
             prefix = CHAT_OVERHEAD - 2 + count_tokens(p.system, tokenizer_path=tokenizer_path) + count_tokens(
                 p.document, tokenizer_path=tokenizer_path)  # BOS + system + <｜User｜> + block
-            one = estimate(n, p.max_tokens, cached_tokens=prefix // rates.cache_block_tokens * rates.cache_block_tokens,
-                           rates=rates, cache_source="assumed")
+            block = rates.cache_block_tokens
+            one = estimate(n, p.output_tokens(thinking), cached_tokens=prefix // block * block, rates=rates,
+                           cache_source="assumed")
         else:
-            one = estimate_prompt(p, client=client, rates=rates, tokenizer_path=tokenizer_path)
+            one = estimate_prompt(p, client=client, rates=rates, thinking=thinking, tokenizer_path=tokenizer_path)
             seen.add(p.prefix)
         sources.add(one.cache_source)
         total, cached = total + one.prompt_tokens, cached + one.cached_tokens

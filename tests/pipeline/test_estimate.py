@@ -60,3 +60,10 @@ def test_batch_of_questions_reuses_the_document_prefix():
     other = question_prompt(ExtractedDocument(Kind.PDF, "[page 1]\nOther.\n",
                                               (Section(0, "1", "text", "[page 1]\nOther.\n"),), {}), "Why?")
     assert estimate_batch([prompts[0], other]).cached_tokens == 0  # different documents share nothing
+
+
+def test_thinking_raises_the_output_cap():
+    p = question_prompt(DOC, "Why?")
+    assert estimate_prompt(p).max_output_tokens == 2048
+    assert estimate_prompt(p, thinking=True).max_output_tokens == 2048 + 8192
+    assert estimate_batch([p, p], thinking=True).max_output_tokens == 2 * (2048 + 8192)
