@@ -32,13 +32,14 @@ class Block:
 class BlockManager:
     """Allocates history blocks and window slots; finds and verifies prefix hits; evicts LRU unreferenced blocks."""
 
-    def __init__(self, num_blocks: int, num_window_slots: int, salt: bytes = b""):
+    def __init__(self, num_blocks: int, num_window_slots: int, salt: bytes = b"", max_checkpoints: int | None = None):
         self.blocks = [Block(i) for i in range(num_blocks)]
         self.free: deque[int] = deque(range(num_blocks))
         self.cached: OrderedDict[int, None] = OrderedDict()
         self.by_key: dict[bytes, int] = {}
         self.free_slots: deque[int] = deque(range(num_window_slots))
         self.checkpoints: OrderedDict[int, int] = OrderedDict()  # slot -> block id, least recently used first
+        self.max_checkpoints = num_window_slots if max_checkpoints is None else max_checkpoints
         self.salt = salt
         self.evicted: list[int] = []  # block ids in eviction order (observability and tests)
 
@@ -143,7 +144,9 @@ class BlockManager:
         b = self.blocks[block_id]
         if b.key is None or b.checkpoint is not None:
             return None
-        slot = self.allocate_slot(for_checkpoint=True)
+        if self.max_checkpoints == 0:
+            return None
+        slot = self.allocate_slot(for_checkpoint=True) if len(self.checkpoints) < self.max_checkpoints else None
         if slot is None and self.checkpoints:  # replace the least recently used checkpoint
             slot, old = self.checkpoints.popitem(last=False)
             self.blocks[old].checkpoint = None

@@ -48,7 +48,7 @@ class Engine:
         num_blocks = plan_pools(self.layout, config.cache_bytes, slots)
         self.pools = CachePools(self.layout, num_blocks, slots, model.head.weight.device)
         salt = f"{config.model_id or model_id}|{config.dtype}|{args.reference_numerics}".encode()
-        self.blocks = BlockManager(num_blocks, slots, salt)
+        self.blocks = BlockManager(num_blocks, slots, salt, config.checkpoint_slots)
         self.scheduler = Scheduler(config, self.blocks, self.pools)
         limit = config.max_model_len or args.max_position_embeddings
         self.max_model_len = min(limit, args.max_position_embeddings, num_blocks * BLOCK_TOKENS)
