@@ -25,6 +25,13 @@ CITATION = re.compile(
     r"|(?P<path>[\w.\-/\\+@~]*[./][\w.\-/\\+@~]*):(?P<l1>\d+)(?:\s*[-–—]\s*(?P<l2>\d+))?)" + _QUOTE,
     re.IGNORECASE,
 )
+# page- or file-like brackets that CITATION did not accept (e.g. `[p. 12, "quote"]`, `[page 3 "x"]`)
+LOOSE = re.compile(
+    r"\[\s*(?:doc(?:ument)?\s*\d+\s*,\s*)?(?:(?:pp?\.|pages?)\s*(?P<anchor>\d+)"
+    r"|(?P<file>[\w.\-/]+\.\w+)\s*(?::|,\s*line)\s*\d+)[^\]\n]{0,300}\]",
+    re.IGNORECASE,
+)
+MALFORMED = 'malformed citation; the format is [p. 12: "quote"] or [path/file.py:120: "quote"]'
 # quotes, apostrophes and dashes of every shape to ASCII; hyphens and whitespace are dropped before comparing
 _PUNCT = str.maketrans({c: "'" for c in "‘’‚‛′`´"} | {c: '"' for c in "“”„‟″«»"} | {c: "-" for c in "‐‑‒–—―−"})
 _DROP = re.compile(r"[\s\-]+")
@@ -60,7 +67,7 @@ def canonical(text: str) -> str:
 
 
 def parse_citations(answer: str) -> list[Citation]:
-    """Every citation in `answer`, in order, unchecked."""
+    """Every citation in `answer`, in order: well-formed ones unchecked, malformed ones already `invalid`."""
     out = []
     for m in CITATION.finditer(answer):
         quote = m.group("qs") if m.group("qs") is not None else m.group("qc")
@@ -74,7 +81,12 @@ def parse_citations(answer: str) -> list[Citation]:
             l2 = int(m.group("l2")) if m.group("l2") else None
             out.append(Citation(m.start(), m.end(), m.group(0), m.group("path").replace("\\", "/"), quote, doc=doc,
                                 line=l1, line_end=l2))
-    return out
+    taken = [(c.start, c.end) for c in out]
+    for m in LOOSE.finditer(answer):  # looks like a citation but is not in the format: flag it, never skip it
+        if not any(a <= m.start() < b for a, b in taken):
+            anchor = m.group("anchor") or m.group("file")
+            out.append(Citation(m.start(), m.end(), m.group(0), anchor, None, status="invalid", reason=MALFORMED))
+    return sorted(out, key=lambda c: c.start)
 
 
 def verify_citations(answer: str, docs: ExtractedDocument | Sequence[ExtractedDocument]) -> list[Citation]:
@@ -93,6 +105,8 @@ def _with(c: Citation, status: str, reason: str | None = None, **kw) -> Citation
 
 
 def _verify(c: Citation, docs: list[ExtractedDocument]) -> Citation:
+    if c.status == "invalid":  # malformed: already flagged by the parser
+        return c
     if c.doc is None and len(docs) > 1:
         return _with(c, "invalid", "a digest citation must name its document: [doc N, …]")
     index = (c.doc or 1) - 1

@@ -130,3 +130,12 @@ def test_against_a_real_extracted_pdf():
     doc = extract_pdf(pdf_doc.tobytes())
     cs = verify_citations('[p. 1: "approved the water plan"] [p. 2: "12 million euros"] [p. 1: "12 million"]', doc)
     assert [c.status for c in cs] == ["verified", "verified", "unverified"] and cs[2].found_in == ("2",)
+
+
+def test_malformed_citations_are_flagged_not_skipped():
+    answer = 'A [p. 1, "grew by 4%"] B [page 2 "final budget"] C [src/a.py, line 3: "x"] D [p. 1: "Revenue grew"]'
+    cs = verify_citations(answer, REPORT)
+    assert [(c.status, c.anchor) for c in cs] == [
+        ("invalid", "1"), ("invalid", "2"), ("invalid", "src/a.py"), ("verified", "1")]
+    assert all("malformed citation" in c.reason for c in cs[:3])
+    assert [answer[c.start:c.end] for c in cs][:2] == ['[p. 1, "grew by 4%"]', '[page 2 "final budget"]']
