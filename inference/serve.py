@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--thinking", choices=ON_OFF, default="off",
                    help="thinking mode for OpenAI requests that do not say (default: off)")
     p.add_argument("--default-max-tokens", type=int, default=4096, help="max_tokens when a request gives none")
+    p.add_argument("--progress-interval", type=float, default=1.0,
+                   help="seconds between `: progress` SSE comments of one prefilling request")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p.parse_args(argv)
 
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             max_waiting=args.max_waiting, dtype=args.dtype,
             reference_numerics=None if args.reference_numerics is None else ON_OFF[args.reference_numerics]))
         config = ServerConfig(model_name=args.served_model_name, default_thinking=ON_OFF[args.thinking],
-                              default_max_tokens=args.default_max_tokens)
+                              default_max_tokens=args.default_max_tokens, progress_interval_s=args.progress_interval)
     except (InferenceModelError, OSError, AssertionError) as e:
         print(f"wholedoc-inference: cannot serve {args.checkpoint}: {e}", file=sys.stderr)
         return 2

@@ -48,7 +48,9 @@ async def messages(body: AnthropicMessagesRequest, request: Request):
         return StreamingResponse(_stream(gen, message, len(ids)), media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache"})
     reasoning, content, done = await collect(gen, request)
-    blocks = ([_block("reasoning", reasoning)] if reasoning is not None else []) + [_block("content", content)]
+    # as in the stream: a text block once text came (or when nothing came at all)
+    blocks = [_block("reasoning", reasoning)] if reasoning else []
+    blocks += [_block("content", content)] if content or not blocks else []
     return JSONResponse({**message, "content": blocks, "stop_reason": STOP_REASONS.get(done.finish_reason, "end_turn"),
                          "stop_sequence": None, "usage": usage_json(done)}, headers=headers)
 

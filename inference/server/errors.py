@@ -65,25 +65,16 @@ ANTHROPIC_TYPES = {400: "invalid_request_error", 404: "not_found_error", 409: "i
                    429: "rate_limit_error", 503: "overloaded_error"}
 
 
-def _engine_error(name: str) -> type[Exception]:
-    """An engine error class by name (a class nothing raises while the engine lacks it)."""
-    return getattr(engine_errors, name, None) or type(name, (Exception,), {})
-
-
 def as_server_error(exc: Exception) -> ServerError:
     """Map engine and encoding errors onto ServerError; anything unknown becomes a 500."""
     if isinstance(exc, ServerError):
         return exc
-    if isinstance(exc, _engine_error("PromptTooLong")):
-        prompt = getattr(exc, "prompt_tokens", None)
-        window = getattr(exc, "max_model_len", None)
-        if prompt is not None and window is not None:
-            return ContextTooLong(prompt, getattr(exc, "max_tokens", 0) or 0, window)
-        return BadRequest(f"context length exceeded: {exc}", param="messages")
-    if isinstance(exc, _engine_error("QueueFull")):
+    if isinstance(exc, engine_errors.PromptTooLong):
+        return ContextTooLong(exc.prompt_tokens, exc.max_tokens, exc.max_model_len)
+    if isinstance(exc, engine_errors.QueueFull):
         return Overloaded(f"the server's queue is full ({exc}); retry later",
-                          retry_after=getattr(exc, "retry_after_s", None) or 1.0)
-    if isinstance(exc, _engine_error("DuplicateRequest")):
+                          retry_after=exc.retry_after_s)
+    if isinstance(exc, engine_errors.DuplicateRequest):
         return DuplicateRequestId(f"a request with this id is already running: {exc}")
     if isinstance(exc, ChatFormatError | engine_errors.InferenceModelError | ValueError):
         return BadRequest(str(exc))
@@ -92,8 +83,7 @@ def as_server_error(exc: Exception) -> ServerError:
     return err
 
 
-HANDLED = (ServerError, ChatFormatError, engine_errors.InferenceModelError, ValueError,
-           *(_engine_error(n) for n in ("PromptTooLong", "QueueFull", "DuplicateRequest")))
+HANDLED = (ServerError, ChatFormatError, engine_errors.InferenceModelError, ValueError)
 
 
 def error_body(err: ServerError, *, anthropic: bool) -> dict:
