@@ -153,7 +153,7 @@ def _join(lines: list[tuple[str, bool]]) -> str:
             out += line
         else:
             out += " " + line
-    return _LEADERS.sub(" … ", out)
+    return _LEADERS.sub(" … ", out) if ". ." in out or "...." in out else out
 
 
 def _refuse_textless(raws: list[RawPage]) -> None:

@@ -35,6 +35,7 @@ class Headings:
 
     toc: dict[int, list[tuple[int, str]]] = field(default_factory=dict)  # page (1-based) → [(level, title)]
     size_levels: dict[float, int] = field(default_factory=dict)
+    _keys: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def from_toc(cls, toc: list) -> Headings | None:
@@ -62,21 +63,25 @@ class Headings:
     def level(self, page: int, text: str, size: float, pending: list[tuple[int, str]]) -> int | None:
         """Heading level of a line, or None. In TOC mode a matched title is removed from `pending`."""
         if self.toc:
-            key = title_key(text)
-            for i, (lvl, title) in enumerate(pending):
-                if title_key(title) == key:
-                    del pending[i]
-                    return lvl
-            return None
+            return self._match(text, pending) if pending and len(text) <= _MAX_HEADING_CHARS else None
         if len(text) > _MAX_HEADING_CHARS:
             return None
         return self.size_levels.get(size)
 
     def starts_title(self, text: str, nxt: str, pending: list[tuple[int, str]]) -> int | None:
         """TOC mode: a title broken over two lines (`text` + `nxt`); returns its level and removes it."""
-        joined = title_key(text + " " + nxt)
+        if not pending or len(text) + len(nxt) > _MAX_HEADING_CHARS:
+            return None
+        return self._match(f"{text} {nxt}", pending)
+
+    def _match(self, text: str, pending: list[tuple[int, str]]) -> int | None:
+        key = title_key(text)
         for i, (lvl, title) in enumerate(pending):
-            if title_key(title) == joined:
+            if self._keys.get(title) == key:
                 del pending[i]
                 return lvl
         return None
+
+    def __post_init__(self):
+        # NOTE: keys of the TOC titles once, not per line of the document
+        self._keys = {title: title_key(title) for entries in self.toc.values() for _, title in entries}
