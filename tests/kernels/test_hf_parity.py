@@ -6,7 +6,8 @@ import torch
 from kernels.compressor import compressor
 from kernels.indexer import indexer_topk, naive_indexer_scores
 from kernels.layout import pool_from_rows
-from kernels.rope_norm import rope
+from kernels.rope_norm import inverse_rope, rmsnorm_rope, rope
+from kernels.sparse_attn import sparse_attn
 
 transformers = pytest.importorskip("transformers", reason="transformers is a pinned dev dependency")
 from transformers import DeepseekV4Config  # noqa: E402
@@ -82,3 +83,48 @@ def test_indexer_pipeline_matches_hf_indexer():
         assert len(mine) == len(theirs), i
         torch.testing.assert_close(scores[i, mine].sort().values, scores[i, theirs].sort().values, rtol=1e-5,
                                    atol=1e-6)
+
+
+@pytest.mark.parametrize("layer", [1, 2, 0], ids=["csa", "hca", "swa"])
+def test_attention_layer_matches_hf(layer):
+    """Whole attention layer: HF projections around our rmsnorm_rope → compressor → indexer → sparse_attn →
+    inverse_rope reproduce DeepseekV4Attention (eager, sliding-window mask) on a 41-token prompt."""
+    torch.manual_seed(2)
+    cfg = _config()
+    cfg._attn_implementation = "eager"
+    m = hf.DeepseekV4Attention(cfg, layer).float().eval()
+    for name, p in m.named_parameters():
+        torch.nn.init.uniform_(p, 0.5, 1.5) if "norm" in name else torch.nn.init.normal_(p, std=0.2)
+    t, win, h, d = 41, cfg.sliding_window, cfg.num_attention_heads, cfg.head_dim
+    x = torch.randn(1, t, cfg.hidden_size)
+    pos = torch.arange(t, dtype=torch.int32)
+    rot = hf.DeepseekV4RotaryEmbedding(cfg)
+    pe = {k: rot(x, position_ids=pos.long()[None], layer_type=k) for k in ("main", "compress")}
+    i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
+    mask = torch.where((j <= i) & (j > i - win), 0.0, float("-inf"))[None, None]
+    with torch.no_grad():
+        expect = m(x, pe, pos.long()[None], mask)[0][0]
+        cos, sin = (c[0] for c in pe[m.rope_layer_type])
+        rd = 2 * cos.shape[-1]
+        qr = m.q_a_norm(m.q_a_proj(x))[0]
+        q = rmsnorm_rope(m.q_b_proj(qr).view(t, h, d), None, cos, sin, pos, rd, cfg.rms_norm_eps)
+        kv = rmsnorm_rope(m.kv_proj(x)[0], m.kv_norm.weight, cos, sin, pos, rd, cfg.rms_norm_eps)
+        wp, wt = pool_from_rows(kv[None], 128)
+        seq = torch.zeros(t, dtype=torch.int32)
+        kw = {}
+        if m.compressor is not None:
+            c = m.compressor
+            ratio = c.compress_rate
+            rows = compressor(c.kv_proj(x)[0].contiguous(), c.gate_proj(x)[0].contiguous(), c.position_bias.float(),
+                              c.kv_norm.weight, cos, sin, torch.tensor([0, t]), torch.tensor([0]),
+                              torch.tensor([0]), ratio=ratio, overlap=ratio == 4, rope_dim=rd,
+                              eps=cfg.rms_norm_eps)[0]
+            cp, ct = pool_from_rows(rows[None], 128 // ratio)
+            kw = dict(cmp_pool=cp, cmp_table=ct, ratio=ratio)
+            if ratio == 4:   # index_topk (16) >= visible rows (10): every visible row, no tie ambiguity
+                kw["topk_idxs"] = torch.stack([torch.where(torch.arange(16) < (p + 1) // 4, torch.arange(16), -1)
+                                               for p in range(t)]).to(torch.int32)
+        o = sparse_attn(q, seq, pos, wp, wt, m.sinks, m.scaling, win, **kw)
+        o = inverse_rope(o, cos, sin, pos, rd)
+        got = m.o_b_proj(m.o_a_proj(o.reshape(1, t, cfg.o_groups, -1)).flatten(2))[0]
+    torch.testing.assert_close(got, expect, rtol=1e-4, atol=1e-4)
