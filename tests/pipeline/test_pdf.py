@@ -21,7 +21,9 @@ SOURCES = {
     "two_column": factory.two_column_pdf,
     "table": factory.table_pdf,
     "mixed": factory.mixed_pdf,
+    "encrypted": lambda p: factory.encrypted_pdf(p, user_pw="s3cret"),
 }
+PASSWORDS = {"encrypted": "s3cret"}
 
 
 def summary(doc) -> dict:
@@ -34,7 +36,7 @@ def summary(doc) -> dict:
 @pytest.fixture(scope="module")
 def extracted(tmp_path_factory):
     root = tmp_path_factory.mktemp("pdfs")
-    return {name: extract_pdf(make(root / f"{name}.pdf")) for name, make in SOURCES.items()}
+    return {name: extract_pdf(make(root / f"{name}.pdf"), password=PASSWORDS.get(name)) for name, make in SOURCES.items()}
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
