@@ -36,7 +36,8 @@ def summary(doc) -> dict:
 @pytest.fixture(scope="module")
 def extracted(tmp_path_factory):
     root = tmp_path_factory.mktemp("pdfs")
-    return {name: extract_pdf(make(root / f"{name}.pdf"), password=PASSWORDS.get(name)) for name, make in SOURCES.items()}
+    return {name: extract_pdf(make(root / f"{name}.pdf"), password=PASSWORDS.get(name))
+            for name, make in SOURCES.items()}
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
