@@ -7,6 +7,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pymupdf
+
 from pipeline.document import ExtractedDocument, Kind, Section
 from pipeline.errors import CorruptPdf, NoTextLayer, PdfTooLarge
 from pipeline.pdf.headings import Headings
@@ -45,6 +47,7 @@ def extract_pdf(
 
     Raises EncryptedPdf, CorruptPdf, PdfTooLarge, or NoTextLayer when no page yields text.
     """
+    pymupdf.TOOLS.reset_mupdf_warnings()  # NOTE: MuPDF keeps every warning of the process otherwise
     with open_pdf(source, password) as doc:
         meta = pdf_metadata(doc)
         if doc.page_count > options.max_pages:

@@ -93,3 +93,16 @@ def test_cli_human_summary_and_errors(tmp_path):
     run = cli(str(path), "--password", "pw")
     assert run.returncode == 0, run.stderr
     assert "pdf, 1 page, " in run.stdout and "page 1: text" in run.stdout
+
+
+def test_cli_json_lists_files_of_a_directory(tmp_path):
+    src = tmp_path / "proj"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "mod.py").write_text("x = 1\n")
+    (src / "README.md").write_text("# demo\n")
+    run = cli(str(src), "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["kind"] == "codebase"
+    assert sorted(f["file"] for f in out["files"]) == ["README.md", "pkg/mod.py"]
+    assert all(f["status"] == "text" and f["file"] in f["text"] for f in out["files"])
