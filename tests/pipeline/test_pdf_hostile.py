@@ -1,5 +1,7 @@
 """Hostile and broken PDFs: encrypted, not a PDF, truncated, text-less, over the caps, bombs (isolated)."""
 
+import re
+
 import pytest
 
 from pipeline.errors import (
@@ -53,6 +55,15 @@ def test_truncated_file_keeps_readable_pages_and_marks_lost_ones_failed(tmp_path
     assert statuses[0] == "text" and "failed" in statuses and "empty" not in statuses
     with pytest.raises(CorruptPdf):
         extract_pdf(data[:200])
+
+
+def test_broken_xref_is_repaired_and_says_so(tmp_path):
+    data = factory.headings_pdf(tmp_path / "h.pdf").read_bytes()
+    broken = re.sub(rb"startxref\s+\d+", b"startxref\n999999", data)
+    doc = extract_pdf(broken)
+    assert doc.metadata["repaired"] is True
+    assert [s.status for s in doc.sections] == ["text"] * 3
+    assert doc.text == extract_pdf(data).text
 
 
 def test_no_text_in_any_page_is_an_error_not_an_empty_document(tmp_path):
