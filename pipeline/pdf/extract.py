@@ -11,6 +11,7 @@ import pymupdf
 
 from pipeline.document import ExtractedDocument, Kind, Section
 from pipeline.errors import CorruptPdf, NoTextLayer, PdfTooLarge
+from pipeline.pdf.furniture import strip_running_lines
 from pipeline.pdf.headings import Headings
 from pipeline.pdf.opener import open_pdf, pdf_metadata
 from pipeline.pdf.options import IsolationLimits, PdfOptions
@@ -64,13 +65,16 @@ def extract_pdf(
                 raise PdfTooLarge(f"the PDF's text passes the {options.max_chars:,}-character cap at page {raw.number}")
             raws.append(raw)
     _refuse_textless(raws)
-    headings = Headings.from_toc(toc) or Headings.from_sizes(sum((r.sizes for r in raws), Counter()))
+    sizes = sum((r.sizes for r in raws), Counter())
+    num_running = strip_running_lines(raws, sizes.most_common(1)[0][0] if sizes else None)
+    headings = Headings.from_toc(toc) or Headings.from_sizes(sizes)
     sections = _render(raws, headings)
     statuses = Counter(s.status for s in sections)
     meta.update(
         headings="toc" if headings.toc else "font-size",
         pages_by_status=dict(sorted(statuses.items())),
         num_tables=sum(r.num_tables for r in raws),
+        running_lines_removed=num_running,
     )
     return ExtractedDocument(Kind.PDF, "\n".join(s.text for s in sections), tuple(sections), meta)
 

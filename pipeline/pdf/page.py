@@ -35,6 +35,7 @@ class RawPage:
     sizes: Counter = field(default_factory=Counter)  # characters per font size
     num_chars: int = 0
     num_tables: int = 0
+    height: float = 0.0  # of the page, for telling running headers and footers apart
 
 
 def read_page(page: pymupdf.Page, options: PdfOptions) -> RawPage:
@@ -81,6 +82,7 @@ def _read(page: pymupdf.Page, number: int, options: PdfOptions) -> RawPage:
                        "private-use codes): the text layer is unusable and was left out")
     raw.blocks += [Block(t.bbox, table=t.to_markdown()) for t in tables]
     raw.blocks = reading_order(raw.blocks, page.rect.width)
+    raw.height = page.rect.height
     raw.num_tables = len(tables)
     raw.reason = ocr_note
     return raw

@@ -240,3 +240,14 @@ def ocr_scan_pdf(path: Path, words: str) -> Path:
     doc = _new("OCR")
     doc.new_page(width=A4.width, height=A4.height).insert_image(A4, pixmap=pix)
     return _save(doc, path)
+
+
+def running_pdf(path: Path, pages: int) -> Path:
+    """Pages with a running header ("Acme Report — Confidential") and footer ("Page N of M") in 8 pt."""
+    doc = _new("Running")
+    for n in range(1, pages + 1):
+        page = doc.new_page(width=A4.width, height=A4.height)
+        page.insert_text((72, 40), "Acme Report - Confidential", fontsize=8, fontname="helv")
+        _para(page, 100, f"Body of page {n}. " + PARA)
+        page.insert_text((270, 810), f"Page {n} of {pages}", fontsize=8, fontname="helv")
+    return _save(doc, path)

@@ -144,3 +144,14 @@ def test_ocr_reads_a_scanned_page_when_enabled_and_tessdata_is_there(tmp_path):
     assert "Scanned words for OCR" in doc.text
     with pytest.raises(NoTextLayer):
         extract_pdf(path)
+
+
+def test_running_headers_and_page_numbers_are_dropped(tmp_path):
+    """Printed page numbers ("Page 3 of 5") compete with the [page N] anchors the model must cite."""
+    doc = extract_pdf(factory.running_pdf(tmp_path / "r.pdf", pages=5))
+    assert doc.metadata["running_lines_removed"] == 10
+    assert "Confidential" not in doc.text and "of 5" not in doc.text
+    assert all(f"Body of page {n}." in doc.sections[n - 1].text for n in range(1, 6))
+    short = extract_pdf(factory.running_pdf(tmp_path / "s.pdf", pages=3))
+    assert short.metadata["running_lines_removed"] == 0, "too few pages to call a line 'running'"
+    assert "Page 3 of 3" in short.text
