@@ -50,7 +50,8 @@ def sparse_attn(q: torch.Tensor, kv: torch.Tensor, attn_sink: torch.Tensor, topk
     b, s, h, d = q.shape
     valid = topk_idxs >= 0
     safe = topk_idxs.clamp(min=0)
-    rows = torch.gather(kv, 1, safe.reshape(b, -1, 1).expand(-1, -1, d)).view(b, s, -1, d).float()  # [b,s,k,d]
+    flat = (safe + torch.arange(b, device=kv.device).view(b, 1, 1) * kv.shape[1]).flatten()
+    rows = kv.reshape(-1, d).index_select(0, flat).view(b, s, -1, d).float()  # [b,s,k,d]
     scores = torch.einsum("bshd,bskd->bshk", q.float(), rows) * softmax_scale
     scores = scores.masked_fill(~valid[:, :, None, :], float("-inf"))
     sink = attn_sink.float().view(1, 1, h, 1).expand(b, s, h, 1)

@@ -34,7 +34,7 @@ def load_tokenizer(ckpt_dir: str | Path):
     return Tokenizer.from_file(str(path))
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def generate(model: Transformer, prompt_ids: list[int], max_new_tokens: int, greedy: bool = True,
              temperature: float = 1.0, seed: int = 0, use_state: bool = True,
              stop_ids: tuple[int, ...] = ()) -> tuple[list[int], torch.Tensor]:

@@ -384,7 +384,7 @@ class Transformer(nn.Module):
     def new_state(self, batch: int = 1) -> ModelState:
         return ModelState.new(self.args, batch, self.dtype, self.head.weight.device)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, start_pos: int = 0, state: ModelState | None = None,
                 last_only: bool = False) -> torch.Tensor:
         """input_ids [b,s] at positions start_pos… -> fp32 logits [b,s,vocab] ([b,1,vocab] with last_only).
@@ -421,7 +421,7 @@ class Transformer(nn.Module):
         state.token_ids.append(input_ids.detach().clone())
         return x
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def forward_mtp(self, x_last: torch.Tensor, next_ids: torch.Tensor, start_pos: int, state: ModelState,
                     depth: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """MTP draft logits [b,s,vocab] for the tokens after next_ids, and the MTP residual for a further depth.

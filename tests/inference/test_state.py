@@ -143,3 +143,11 @@ def test_mtp_block_loads_and_drafts_from_the_target_residual(checkpoint_dir):
     a, _ = model.forward_mtp(x_all[:, :10], ids[:, 1:11], 0, fresh)
     b, _ = model.forward_mtp(x_all[:, 10:], ids[:, 11:20], 10, fresh)
     assert (torch.cat([a, b], 1) - logits).abs().max().item() <= 2e-5
+
+
+def test_a_batch_of_sequences_equals_separate_runs(checkpoint_dir):
+    model = load_model(checkpoint_dir(SELECTING))
+    a, b = _ids(40, seed=1), _ids(40, seed=2)
+    batch = model(torch.cat([a, b]))
+    assert (batch[0] - model(a)[0]).abs().max().item() <= 2e-5
+    assert (batch[1] - model(b)[0]).abs().max().item() <= 2e-5
