@@ -63,7 +63,8 @@ def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, sof
     sink = attn_sink.float()
     for s in torch.unique(seq_ids).tolist():
         qi = (seq_ids == s).nonzero().squeeze(1)
-        pos = positions[qi].long()
+        pos, order = positions[qi].long().sort()
+        qi = qi[order]
         ncmp = 0
         if ratio:
             ncmp = topk_idxs.shape[1] if topk_idxs is not None else int((pos.max() + 1) // ratio)
@@ -73,8 +74,8 @@ def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, sof
         hca = None
         if ratio and topk_idxs is None and ncmp:
             hca = sequence_rows(cmp_pool, cmp_table[s], ncmp).float()         # [Nc, D] shared by all queries
-        for c0 in range(0, qi.numel(), chunk):
-            ci, p = qi[c0:c0 + chunk], pos[c0:c0 + chunk]
+        for c0, c1 in _chunks(pos.tolist(), chunk, chunk + window):
+            ci, p = qi[c0:c1], pos[c0:c1]
             qc = q[ci].float()                                                  # [Tq, H, D]
             lo, hi = max(0, int(p.min()) - window + 1), int(p.max()) + 1
             j = torch.arange(lo, hi, device=q.device)
@@ -104,6 +105,17 @@ def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, sof
                 o = o + e[..., nb:] @ hca
             out[ci] = o.to(q.dtype)
     return out
+
+
+def _chunks(sorted_pos: list[int], size: int, span: int):
+    """[start, end) runs of at most `size` queries whose positions lie within `span` (bounds the window band)."""
+    start = 0
+    for i, p in enumerate(sorted_pos):
+        if i - start >= size or p - sorted_pos[start] >= span:
+            yield start, i
+            start = i
+    if sorted_pos:
+        yield start, len(sorted_pos)
 
 
 ##### Triton kernel #####
