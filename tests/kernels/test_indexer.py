@@ -117,3 +117,8 @@ def test_gather_layout_matches_block_table_layout():
         seq = torch.zeros(s, dtype=torch.int32)
         ref = naive_indexer_scores(q[bb], w[bb], seq, positions.to(torch.int32), kp, kt, 4)
         _check_topk(ref, out[bb], 5)
+
+
+def test_empty_batch():
+    q, w, seq, pos, kp, kt = _case(4, 32, 4)
+    assert indexer_topk(q[:0], w[:0], seq[:0], pos[:0], kp, kt, 4, 5).shape == (0, 5)

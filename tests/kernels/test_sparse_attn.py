@@ -166,3 +166,11 @@ def test_cpu_path_far_apart_queries_split_band():
     args, kw = _case(h=2, d=8, window=4, ratio=16, positions=[5000, 2, 4999, 3], seqs=[0, 0, 0, 0])
     ref = naive_sparse_attn(*args, **kw)
     assert_close(ref, sparse_attn_torch(*args, **kw), 1e-6, atol=1e-6)
+
+
+def test_empty_batch():
+    args, kw = _case(h=2, d=8, window=4, ratio=4, k=3, positions=[5], seqs=[0])
+    q, seq, pos, wp, wt, sink, scale = args
+    kw["topk_idxs"] = kw["topk_idxs"][:0]
+    out = sparse_attn(q[:0], seq[:0], pos[:0], wp, wt, sink, scale, **kw)
+    assert out.shape == (0, 2, 8)
