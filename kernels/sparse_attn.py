@@ -237,7 +237,8 @@ def sparse_attn(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_s
 
     q `[T, H, D]` (rotated), seq_ids/positions int32 `[T]` (row of the block tables, absolute position),
     win_pool `[nb, 128, D]` raw rows + win_table int32 `[B, nblk]` (indexed by position // 128; the window rows of
-    the current chunk must already be written), attn_sink fp32 `[H]`, window (e.g. 128).
+    the current chunk must be readable: `layout.pool_at(cat(earlier ≤127 rows, fresh rows), first_pos)` builds
+    such a pool for a prefill chunk), attn_sink fp32 `[H]`, window (e.g. 128).
     ratio 0: SWA only. ratio > 0: cmp_pool `[nb, 128//ratio, D]` + cmp_table int32 `[B, nblk]`, and
     topk_idxs int32 `[T, K]` (CSA, −1 = none) or None (HCA: all visible rows). Returns o `[T, H, D]`.
     """

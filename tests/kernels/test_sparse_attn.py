@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kernels.errors import ConfigError, ShapeError
-from kernels.layout import pool_from_rows
+from kernels.layout import pool_at, pool_from_rows
 from kernels.sparse_attn import (
     naive_sparse_attn,
     naive_sparse_attn_gather,
@@ -174,3 +174,15 @@ def test_empty_batch():
     kw["topk_idxs"] = kw["topk_idxs"][:0]
     out = sparse_attn(q[:0], seq[:0], pos[:0], wp, wt, sink, scale, **kw)
     assert out.shape == (0, 2, 8)
+
+
+def test_prefill_chunk_window_from_pool_at():
+    """A chunk's window built by pool_at (earlier ≤127 rows + fresh rows, unaligned start) equals the full pool."""
+    args, kw = _case(h=2, d=8, window=128, ratio=0, positions=[300, 301, 383, 384, 450], seqs=[0] * 5)
+    q, seq, pos, wp, wt, sink, scale = args
+    ref = sparse_attn(*args, **kw)
+    rows = torch.stack([wp[wt[0, j // 128], j % 128] for j in range(173, 451)])     # positions 173..450
+    pool, table = pool_at(rows, 173)
+    assert table.shape == (1, 4) and int(table[0, 1]) == 0
+    got = sparse_attn(q, seq, pos, pool, table, sink, scale, **kw)
+    torch.testing.assert_close(got, ref)
