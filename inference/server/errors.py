@@ -96,7 +96,11 @@ def error_body(err: ServerError, *, anthropic: bool) -> dict:
 async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     """The single exception handler: every refusal leaves the server here."""
     if isinstance(exc, RequestValidationError):
-        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}" for e in exc.errors()]
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {e.get('msg')}" if where else
+                         f"the body must be a JSON object (send Content-Type: application/json): {e.get('msg')}")
         err: ServerError = BadRequest("invalid request: " + "; ".join(parts))
     else:
         err = as_server_error(exc)

@@ -277,3 +277,44 @@ def test_models_tokenize_probe_health_metrics():
     for name in ("queue_depth", "running_requests", "cache_usage", "prefix_cache_hit_rate",
                  "prefill_tokens_per_second", "decode_tokens_per_second", "time_to_first_token_seconds_bucket"):
         assert f"wholedoc_inference_{name}" in metrics, name
+
+
+class FailingEngine(ScriptedEngine):
+    """Its step raises after the prefill: the engine is in an unknown state from then on."""
+
+    def step(self):
+        if any(r["done"] >= r["total"] for r in self.reqs.values()):
+            raise RuntimeError("CUDA error: device-side assert triggered")
+        return super().step()
+
+
+def test_an_engine_failure_ends_streams_with_an_error_and_health_turns_503():
+    with client_for(FailingEngine(["a", "b"])) as c:
+        with c.stream("POST", "/v1/chat/completions", json={"model": "wholedoc", "messages": MSGS,
+                                                            "stream": True, "max_tokens": 5}) as r:
+            lines = sse_lines(r)
+        errors = [json.loads(x[6:])["error"] for x in lines if x.startswith("data: {") and '"error"' in x]
+        assert len(errors) == 1 and "device-side assert" in errors[0]["message"]
+        assert "data: [DONE]" not in lines
+        health = c.get("/health")
+        again = c.post("/v1/chat/completions", json={"model": "wholedoc", "messages": MSGS, "max_tokens": 5})
+        metrics = c.get("/metrics").text
+    assert health.status_code == 503
+    assert again.status_code == 503 and "not running" in again.json()["error"]["message"]
+    assert "wholedoc_inference_engine_healthy 0.0" in metrics
+
+
+def test_a_body_that_is_not_json_says_so():
+    with client_for(ScriptedEngine(["a"])) as c:
+        r = c.post("/v1/chat/completions", content=b"model=wholedoc")
+    assert r.status_code == 400 and "Content-Type: application/json" in r.json()["error"]["message"]
+
+
+def test_reasoning_effort_max_prepends_the_effort_paragraph_only_when_thinking():
+    with client_for(ScriptedEngine(["a"])) as c:
+        def count(**kw):
+            return c.post("/v1/tokenize", json={"messages": MSGS, **kw}).json()["count"]
+
+        on = {"thinking": {"type": "enabled"}}
+        assert count(**on, reasoning_effort="max") > count(**on, reasoning_effort="high") == count(**on)
+        assert count(reasoning_effort="max") == count()

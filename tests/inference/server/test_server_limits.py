@@ -154,3 +154,15 @@ def test_a_non_streaming_client_that_hangs_up_aborts_its_request(tight_server):
     final = wait_state(tight_server, "hang-up", ("aborted",))
     assert final["prefill_tokens_done"] < final["prefill_tokens_total"]
     tight_server.wait_idle()
+
+
+def test_a_second_request_with_a_running_id_is_409(tight_server):
+    s = Streamer(tight_server, "dup-id")
+    s.start()
+    wait_state(tight_server, "dup-id", ("waiting", "prefilling"))
+    r = httpx.post(f"{tight_server.url}/chat/completions", headers={"X-Request-Id": "dup-id"},
+                   json={"model": "wholedoc", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+    assert r.status_code == 409 and "dup-id" in r.json()["error"]["message"]
+    httpx.delete(f"{tight_server.url}/requests/dup-id")
+    s.join(30)
+    tight_server.wait_idle()
