@@ -1,5 +1,5 @@
-"""python -m inference.generate --checkpoint DIR (--prompt TEXT | --prompt-ids 1,2,3) --max-new-tokens N
-[--greedy] [--dump-logits FILE.pt]: a plain reference generator over inference.model."""
+"""python -m inference.generate --checkpoint DIR (--prompt TEXT | --prompt-ids 1,2,3 | --chat MSG [--thinking on|off])
+--max-new-tokens N [--greedy] [--reference-numerics on|off] [--dump-logits FILE.pt]: a plain reference generator."""
 
 import argparse
 import json
@@ -7,9 +7,11 @@ from pathlib import Path
 
 import torch
 
+from inference import chat
 from inference.config import ModelArgs
 from inference.errors import CheckpointError, InferenceModelError, InputError
 from inference.model import Transformer
+from inference.numerics import add_reference_numerics_arg
 from inference.weights import load_weights
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -72,13 +74,16 @@ def generate(model: Transformer, prompt_ids: list[int], max_new_tokens: int, gre
 
 
 def build_prompt_ids(ns: argparse.Namespace, ckpt_dir: str) -> list[int]:
-    """Token ids from --prompt-ids (exactly as given) or --prompt (BOS + tokenized text)."""
+    """Token ids from --prompt-ids (exactly as given), --prompt (BOS + tokenized text) or --chat (V4 chat encoding)."""
     if ns.prompt_ids is not None:
         try:
             return [int(t) for t in ns.prompt_ids.split(",") if t.strip()]
         except ValueError as exc:
             raise InputError(f"--prompt-ids must be comma-separated integers: {exc}") from exc
     tok = load_tokenizer(ckpt_dir)
+    if ns.chat is not None:
+        text = chat.encode_messages([{"role": "user", "content": ns.chat}], thinking=ns.thinking == "on")
+        return tok.encode(text, add_special_tokens=False).ids
     return [0] + tok.encode(ns.prompt, add_special_tokens=False).ids
 
 
@@ -88,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt")
     src.add_argument("--prompt-ids")
+    src.add_argument("--chat", help="one user message, encoded with the V4 chat format (inference.chat)")
+    p.add_argument("--thinking", choices=("on", "off"), default="off", help="with --chat: <think> or </think>")
+    add_reference_numerics_arg(p)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--temperature", type=float, default=1.0)
@@ -98,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dump-logits", help="save float32 [steps, vocab] logits to this .pt file")
     ns = p.parse_args(argv)
     try:
-        model = load_model(ns.checkpoint, DTYPES[ns.dtype])
+        numerics = {} if ns.reference_numerics is None else {"reference_numerics": ns.reference_numerics == "on"}
+        model = load_model(ns.checkpoint, DTYPES[ns.dtype], **numerics)
         ids = build_prompt_ids(ns, ns.checkpoint)
         stop = () if ns.ignore_eos else (model.args.eos_token_id,)
         new, logits = generate(model, ids, ns.max_new_tokens, ns.greedy, ns.temperature, ns.seed,
@@ -110,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     text = None
     if (Path(ns.checkpoint) / "tokenizer.json").exists():
         text = load_tokenizer(ns.checkpoint).decode(new, skip_special_tokens=False)
-    print(json.dumps({"prompt_tokens": len(ids), "new_ids": new, "text": text}, ensure_ascii=False))
+    result = {"prompt_tokens": len(ids), "new_ids": new, "text": text,
+              "reference_numerics": model.args.reference_numerics}
+    if ns.chat is not None:
+        parsed = chat.parse_output(text or "", thinking=ns.thinking == "on")
+        result.update(prompt_ids=ids, reasoning_content=parsed.reasoning_content, content=parsed.content)
+    print(json.dumps(result, ensure_ascii=False))
     return 0
 
 
