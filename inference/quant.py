@@ -11,6 +11,8 @@ import re
 
 import torch
 
+from inference.errors import CheckpointError
+
 FP8_MAX = 448.0
 FP4_MAX = 6.0
 FP8_BLOCK = 128
@@ -33,7 +35,7 @@ _EXPERT = re.compile(r"(^|\.)ffn\.experts\.\d+\.w[123]\.weight$")
 _SCALE_SUFFIXES = (".scale", ".weight_scale_inv")
 
 
-class QuantFormatError(ValueError):
+class QuantFormatError(CheckpointError, ValueError):
     """Quantized bytes or scales whose dtype or shape do not fit the release format; the message names both."""
 
 

