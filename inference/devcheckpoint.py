@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = json.loads(Path(ns.config).read_text()) if ns.config else preset_config(ns.preset)
         out = write_checkpoint(ns.out, config, ns.seed, ns.shard_mb << 20, ns.quantized)
-    except (InferenceModelError, quant.QuantFormatError, OSError, json.JSONDecodeError) as exc:
+    except (InferenceModelError, OSError, json.JSONDecodeError) as exc:
         p.error(str(exc))
     print(f"wrote {out}")
     return 0
