@@ -144,6 +144,8 @@ def test_anthropic_streaming_and_not(claude, thinking):
     else:
         assert final.content[0].text == whole.content[0].text != ""
     assert final.usage.output_tokens == whole.usage.output_tokens
+    assert (final.usage.input_tokens, final.usage.cache_read_input_tokens) == (
+        whole.usage.input_tokens, whole.usage.cache_read_input_tokens)
     assert whole.stop_reason in ("max_tokens", "end_turn")
 
 

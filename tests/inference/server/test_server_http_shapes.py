@@ -115,7 +115,7 @@ def test_openai_non_streaming_thinking_on_splits_reasoning_and_reports_usage():
     with client_for(engine) as c:
         r = c.post("/v1/chat/completions", headers={"X-Request-Id": "abc-1"},
                    json={"model": "wholedoc", "messages": MSGS, "thinking": {"type": "enabled"}, "max_tokens": 50,
-                         "temperature": 0})
+                         "temperature": 0, "stop": "END", "seed": 7})
     assert r.status_code == 200, r.text
     assert r.headers["x-request-id"] == "abc-1"
     body = r.json()
@@ -131,7 +131,8 @@ def test_openai_non_streaming_thinking_on_splits_reasoning_and_reports_usage():
     assert u["prompt_tokens_details"]["cached_tokens"] == 128
     assert (u["prompt_cache_hit_tokens"], u["prompt_cache_miss_tokens"]) == (128, n - 128)
     assert u["completion_tokens_details"]["reasoning_tokens"] == 2
-    assert engine.params["abc-1"].temperature == 0 and engine.params["abc-1"].max_tokens == 50
+    p = engine.params["abc-1"]
+    assert (p.temperature, p.top_p, p.max_tokens, p.stop, p.seed) == (0, 1.0, 50, ("END",), 7)
 
 
 def test_openai_stream_progress_comments_reasoning_deltas_usage_and_done():
