@@ -73,6 +73,9 @@ def check_all(device: str, small: bool = False) -> list[dict]:
             out = sparse_attn_triton(*[mv(a) if torch.is_tensor(a) else a for a in args],
                                      **{k: mv(v) if torch.is_tensor(v) else v for k, v in kw.items()})
             add(f"sparse_attn_r{ratio}", dtype, _err(ref.float(), out.float()), tol)
+            out = sparse_attn_triton(*[mv(a) if torch.is_tensor(a) else a for a in args], num_splits=4,
+                                     **{k: mv(v) if torch.is_tensor(v) else v for k, v in kw.items()})
+            add(f"sparse_attn_r{ratio}_split4", dtype, _err(ref.float(), out.float()), tol)
         cos, sin = rope_tables(rd, L)
         x, nw = rn(nq, h, d), torch.rand(d, generator=g) + 0.5
         ref = naive_rmsnorm_rope(mv(x).cpu(), None, cos, sin, pos, rd)

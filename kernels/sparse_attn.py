@@ -123,25 +123,27 @@ def _chunks(sorted_pos: list[int], size: int, span: int):
 
 @triton.jit
 def _attn_block(q, k, valid, m_i, l_i, acc, scale):
-    """One online-softmax step over a [BLOCK_N, BLOCK_D] tile of rows (K = V)."""
+    """One online-softmax step over a [BLOCK_N, BLOCK_D] tile of rows (K = V); a split may start at m = −inf."""
     s = tl.dot(q, tl.trans(k)).to(tl.float32) * scale                         # [BLOCK_H, BLOCK_N]
     s = tl.where(valid[None, :], s, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(s, 1))                                      # finite: m_i starts at the sink
-    alpha = tl.exp(m_i - m_new)
-    p = tl.exp(s - m_new[:, None])
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)                      # no row yet: keep l = acc = 0
+    alpha = tl.exp(m_i - m_safe)
+    p = tl.exp(s - m_safe[:, None])
     l_i = l_i * alpha + tl.sum(p, 1)
     acc = acc * alpha[:, None] + tl.dot(p.to(k.dtype), k).to(tl.float32)
     return m_new, l_i, acc
 
 
 @triton.jit
-def _sparse_attn_kernel(Q, O, WIN, WBT, CMP, CBT, TOPK, SEQ, POS, SINK,
+def _sparse_attn_kernel(Q, O, WIN, WBT, CMP, CBT, TOPK, SEQ, POS, SINK, M_PART, L_PART,
                         stride_qt, stride_qh, stride_ot, stride_oh, stride_wbt, stride_cbt, stride_tk,
-                        H, D, K_SEL, WINDOW, RATIO, scale,
-                        CMP_RPB: tl.constexpr, HAS_CMP: tl.constexpr, HAS_TOPK: tl.constexpr,
+                        H, D, K_SEL, WINDOW, RATIO, NUM_SPLITS, scale,
+                        CMP_RPB: tl.constexpr, HAS_CMP: tl.constexpr, HAS_TOPK: tl.constexpr, SPLIT: tl.constexpr,
                         BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     t = tl.program_id(0)
     offs_h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    split = tl.program_id(2)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     hmask, dmask = offs_h < H, offs_d < D
@@ -149,15 +151,28 @@ def _sparse_attn_kernel(Q, O, WIN, WBT, CMP, CBT, TOPK, SEQ, POS, SINK,
     pos = tl.load(POS + t)
     q = tl.load(Q + t * stride_qt + offs_h[:, None] * stride_qh + offs_d[None, :],
                 mask=hmask[:, None] & dmask[None, :], other=0.0)               # [BLOCK_H, BLOCK_D]
-    # -- the sink seeds the running max and denominator: exp(sink - m) with zero value
-    m_i = tl.load(SINK + offs_h, mask=hmask, other=0.0).to(tl.float32)
-    l_i = tl.full([BLOCK_H], 1.0, tl.float32)
+    # -- this program's slice [r_lo, r_hi) of the row list: window rows 0..WINDOW-1, then compressed entries
+    nvis = (pos + 1) // RATIO
+    n_cmp = 0
+    if HAS_CMP:
+        if HAS_TOPK:
+            n_cmp = K_SEL
+        else:
+            n_cmp = nvis
+    per = tl.cdiv(tl.cdiv(WINDOW + n_cmp, NUM_SPLITS), BLOCK_N) * BLOCK_N
+    r_lo = split * per
+    r_hi = tl.minimum(r_lo + per, WINDOW + n_cmp)
+    # -- split 0 seeds the running max and denominator with the sink: exp(sink - m), zero value
+    sink = tl.load(SINK + offs_h, mask=hmask, other=0.0).to(tl.float32)
+    m_i = tl.where(split == 0, sink, float("-inf"))
+    l_i = tl.where(split == 0, 1.0, 0.0) + tl.zeros([BLOCK_H], tl.float32)
     acc = tl.zeros([BLOCK_H, BLOCK_D], tl.float32)
     # -- window rows pos-WINDOW+1 .. pos (raw pool, 128 rows per block)
     lo = pos - WINDOW + 1
-    for start in range(0, WINDOW, BLOCK_N):
-        j = lo + start + offs_n
-        valid = (j >= 0) & (start + offs_n < WINDOW)
+    for start in range(r_lo, tl.minimum(r_hi, WINDOW), BLOCK_N):
+        r = start + offs_n
+        j = lo + r
+        valid = (j >= 0) & (r < tl.minimum(r_hi, WINDOW))
         jc = tl.maximum(j, 0)
         blk = tl.load(WBT + seq * stride_wbt + jc // 128, mask=valid, other=0).to(tl.int64)
         row = blk * 128 + jc % 128
@@ -165,27 +180,29 @@ def _sparse_attn_kernel(Q, O, WIN, WBT, CMP, CBT, TOPK, SEQ, POS, SINK,
         m_i, l_i, acc = _attn_block(q, k, valid, m_i, l_i, acc, scale)
     # -- compressed rows: indexer picks (CSA) or every visible row (HCA)
     if HAS_CMP:
-        nvis = (pos + 1) // RATIO
-        if HAS_TOPK:
-            n_total = K_SEL
-        else:
-            n_total = nvis
-        for start in range(0, n_total, BLOCK_N):
+        c_lo = tl.maximum(r_lo, WINDOW) - WINDOW
+        c_hi = r_hi - WINDOW
+        for start in range(c_lo, c_hi, BLOCK_N):
             n = start + offs_n
             if HAS_TOPK:
-                idx = tl.load(TOPK + t * stride_tk + n, mask=n < K_SEL, other=-1)
+                idx = tl.load(TOPK + t * stride_tk + n, mask=n < c_hi, other=-1)
                 valid = (idx >= 0) & (idx < nvis)
             else:
                 idx = n
-                valid = n < nvis
+                valid = n < c_hi
             ic = tl.maximum(idx, 0)
             blk = tl.load(CBT + seq * stride_cbt + ic // CMP_RPB, mask=valid, other=0).to(tl.int64)
             row = blk * CMP_RPB + ic % CMP_RPB
             k = tl.load(CMP + row[:, None] * D + offs_d[None, :], mask=valid[:, None] & dmask[None, :], other=0.0)
             m_i, l_i, acc = _attn_block(q, k, valid, m_i, l_i, acc, scale)
-    o = acc / l_i[:, None]
-    tl.store(O + t * stride_ot + offs_h[:, None] * stride_oh + offs_d[None, :], o.to(O.dtype.element_ty),
-             mask=hmask[:, None] & dmask[None, :])
+    out_ptr = O + t * stride_ot + offs_h[:, None] * stride_oh + offs_d[None, :]
+    if SPLIT:  # partial (m, l, unnormalized acc) per split; O is fp32 [T, NUM_SPLITS, H, D] here
+        out_ptr += split * H * D
+        tl.store(M_PART + (t * NUM_SPLITS + split) * H + offs_h, m_i, mask=hmask)
+        tl.store(L_PART + (t * NUM_SPLITS + split) * H + offs_h, l_i, mask=hmask)
+        tl.store(out_ptr, acc, mask=hmask[:, None] & dmask[None, :])
+    else:
+        tl.store(out_ptr, (acc / l_i[:, None]).to(O.dtype.element_ty), mask=hmask[:, None] & dmask[None, :])
 
 
 def _check(q, seq_ids, positions, win_pool, win_table, attn_sink, window, cmp_pool, cmp_table, ratio, topk_idxs):
@@ -207,9 +224,20 @@ def _check(q, seq_ids, positions, win_pool, win_table, attn_sink, window, cmp_po
         check(topk_idxs is None, "topk_idxs needs ratio > 0", ConfigError)
 
 
+def _auto_splits(q, positions, window, ratio, topk_idxs, programs: int) -> int:
+    """Split the row list when too few programs would run (decode): aim at ~2 programs per SM, ≥ 256 rows each."""
+    if not q.is_cuda or programs >= 256:
+        return 1
+    rows = window + (topk_idxs.shape[1] if topk_idxs is not None else
+                     (int(positions.max().item()) + 1) // ratio if ratio else 0)
+    sms = torch.cuda.get_device_properties(q.device).multi_processor_count
+    return max(1, min(triton.cdiv(2 * sms, programs), triton.cdiv(rows, 256)))
+
+
 def sparse_attn_triton(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
-                       cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None):
-    """Launch the Triton kernel (CUDA, or CPU under TRITON_INTERPRET=1). Shapes as in `sparse_attn`."""
+                       cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None, num_splits=None):
+    """Launch the Triton kernel (CUDA, or CPU under TRITON_INTERPRET=1). Shapes as in `sparse_attn`.
+    num_splits > 1 splits each query's rows over programs (split-KV, for decode) and merges the partials."""
     _check(q, seq_ids, positions, win_pool, win_table, attn_sink, window, cmp_pool, cmp_table, ratio, topk_idxs)
     t, h, d = q.shape
     o = torch.empty_like(q)
@@ -221,13 +249,22 @@ def sparse_attn_triton(q, seq_ids, positions, win_pool, win_table, attn_sink, so
     cmp_pool = cmp_pool if has_cmp else win_pool
     cmp_table = cmp_table if has_cmp else win_table
     topk = topk_idxs if has_topk else seq_ids.view(t, 1)
-    grid = (t, triton.cdiv(h, block_h))
-    _sparse_attn_kernel[grid](
-        q, o, win_pool, win_table, cmp_pool, cmp_table, topk, seq_ids, positions, attn_sink.float().contiguous(),
-        q.stride(0), q.stride(1), o.stride(0), o.stride(1), win_table.stride(0), cmp_table.stride(0), topk.stride(0),
-        h, d, topk.shape[1], window, max(ratio, 1), float(softmax_scale),
-        CMP_RPB=rows_per_block(ratio) if has_cmp else 1, HAS_CMP=has_cmp, HAS_TOPK=has_topk,
+    hb = triton.cdiv(h, block_h)
+    ns = num_splits or _auto_splits(q, positions, window, ratio, topk_idxs, t * hb)
+    split = ns > 1
+    out = torch.empty(t, ns, h, d, dtype=torch.float32, device=q.device) if split else o
+    m_part = torch.empty(t, ns, h, dtype=torch.float32, device=q.device) if split else o
+    l_part = torch.empty_like(m_part) if split else o
+    _sparse_attn_kernel[(t, hb, ns)](
+        q, out, win_pool, win_table, cmp_pool, cmp_table, topk, seq_ids, positions, attn_sink.float().contiguous(),
+        m_part, l_part,
+        q.stride(0), q.stride(1), out.stride(0), out.stride(-2), win_table.stride(0), cmp_table.stride(0),
+        topk.stride(0), h, d, topk.shape[1], window, max(ratio, 1), ns, float(softmax_scale),
+        CMP_RPB=rows_per_block(ratio) if has_cmp else 1, HAS_CMP=has_cmp, HAS_TOPK=has_topk, SPLIT=split,
         BLOCK_H=block_h, BLOCK_N=32, BLOCK_D=block_d, num_warps=4 if block_d <= 256 else 8)
+    if split:  # -- merge: o = Σ_s e^(m_s − M) acc_s / Σ_s e^(m_s − M) l_s (split 0 holds the sink, so M is finite)
+        w = torch.exp(m_part - m_part.amax(1, keepdim=True))                   # [T, S, H]
+        o.copy_(((w[..., None] * out).sum(1) / (w * l_part).sum(1)[..., None]).to(q.dtype))
     return o
 
 
@@ -305,11 +342,11 @@ def sparse_attn_gather_triton(q, kv, attn_sink, topk_idxs, softmax_scale):
     of = o.view(b * s, h, d)
     block_d = max(16, triton.next_power_of_2(d))
     block_h = 16 if block_d > 256 else max(16, min(64, triton.next_power_of_2(h)))
-    _sparse_attn_kernel[(b * s, triton.cdiv(h, block_h))](
-        qf, of, pool, table, pool, table, tk, seq, pos, attn_sink.float().contiguous(),
+    _sparse_attn_kernel[(b * s, triton.cdiv(h, block_h), 1)](
+        qf, of, pool, table, pool, table, tk, seq, pos, attn_sink.float().contiguous(), of, of,
         qf.stride(0), qf.stride(1), of.stride(0), of.stride(1), table.stride(0), table.stride(0), tk.stride(0),
-        h, d, tk.shape[1], 0, 1, float(softmax_scale),
-        CMP_RPB=1, HAS_CMP=True, HAS_TOPK=True, BLOCK_H=block_h, BLOCK_N=32, BLOCK_D=block_d,
+        h, d, tk.shape[1], 0, 1, 1, float(softmax_scale),
+        CMP_RPB=1, HAS_CMP=True, HAS_TOPK=True, SPLIT=False, BLOCK_H=block_h, BLOCK_N=32, BLOCK_D=block_d,
         num_warps=4 if block_d <= 256 else 8)
     return o
 

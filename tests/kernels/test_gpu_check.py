@@ -6,7 +6,8 @@ from kernels.gpu_check import check_all, kernel_metrics
 def test_check_all_small_passes(tdev):
     res = check_all(tdev, small=True)
     names = {r["kernel"] for r in res}
-    assert {"sparse_attn_r4", "indexer_scores", "compressor_r4", "hc_pre", "fp4_dequant", "inverse_rope"} <= names
+    assert {"sparse_attn_r4", "sparse_attn_r4_split4", "indexer_scores", "compressor_r4", "hc_pre", "fp4_dequant",
+            "inverse_rope"} <= names
     bad = [r for r in res if not r["ok"]]
     assert not bad, bad
 
