@@ -31,18 +31,31 @@ def broker_url() -> str:
     return f"sqla+sqlite:///{home / 'broker.sqlite'}"
 
 
+def broker_supports_broadcast(url: str) -> bool:
+    """kombu's SQLAlchemy transport has no fanout, so remote control (revoke) is unavailable on it."""
+    return not url.startswith("sqla+")
+
+
+def transport_options(url: str) -> dict:
+    """Redis: the visibility timeout. kombu's SQLAlchemy transport hands its options to create_engine: none."""
+    if url.startswith("sqla+"):
+        return {}
+    return {"visibility_timeout": int(env_seconds("WHOLEDOC_VISIBILITY_TIMEOUT", 3 * 3600))}
+
+
 def env_seconds(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
 def make_app() -> Celery:
     app = Celery("wholedoc", include=["workers.tasks.ingest", "workers.tasks.llm", "workers.tasks.reconcile"])
+    url = broker_url()
     reconcile_every = env_seconds("WHOLEDOC_RECONCILE_SECONDS", 30)
     app.conf.update(
-        broker_url=broker_url(),
+        broker_url=url,
         broker_connection_retry_on_startup=True,
         # NOTE: Redis redelivers an unacked message only after this; our DB lease + reconciler recover much sooner.
-        broker_transport_options={"visibility_timeout": int(env_seconds("WHOLEDOC_VISIBILITY_TIMEOUT", 3 * 3600))},
+        broker_transport_options=transport_options(url),
         task_ignore_result=True,  # results live in the database
         task_acks_late=True,  # tasks are idempotent: a lost worker's message is redelivered
         task_reject_on_worker_lost=True,

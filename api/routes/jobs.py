@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -14,7 +15,9 @@ from pipeline.errors import NotFound
 from pipeline.records import jobs
 from pipeline.records.models import FINAL_STATES
 from workers.app import app as celery_app
+from workers.app import broker_supports_broadcast
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENT_FIELDS = ("state", "stage", "progress", "prefill_tokens_done", "prefill_tokens_total", "tokens_generated",
                 "error", "result_id")
@@ -38,10 +41,12 @@ def cancel(job_id: str, session: SessionDep, tenant: TenantDep) -> JobPublic:
     """Cancel a queued or running job: the worker stops at its next check and aborts its inference request."""
     job = jobs.cancel_job(session, tenant.id, job_id)
     session.commit()
-    try:  # the message, if still queued, is dropped; a running task sees the cancel through its lease
-        celery_app.control.revoke(job_id)
-    except Exception:
-        pass
+    # the message, if still queued, is dropped; a running task sees the cancel through its lease anyway
+    if broker_supports_broadcast(celery_app.conf.broker_url):
+        try:
+            celery_app.control.revoke(job_id)
+        except Exception:
+            log.warning("could not revoke the task of job %s; its worker will skip it", job_id, exc_info=True)
     return job_public(session, job)
 
 

@@ -1,0 +1,97 @@
+"""The command line's HTTP client for a wholedoc deployment: upload, jobs (followed over SSE), results."""
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+
+CHUNK = 1 << 20
+
+
+class ApiError(RuntimeError):
+    """The API answered with an error; the message is its `detail`."""
+
+    def __init__(self, status: int, error: str, detail: str):
+        super().__init__(f"{detail} (HTTP {status} {error})")
+        self.status, self.error = status, error
+
+
+class ApiClient:
+    def __init__(self, base_url: str, key: str, timeout: float = 60):
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {key}"},
+                                 timeout=httpx.Timeout(timeout, read=None))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _check(self, r: httpx.Response) -> dict:
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+                raise ApiError(r.status_code, body.get("error", "error"), body.get("detail", r.text))
+            except (ValueError, AttributeError):
+                raise ApiError(r.status_code, "error", r.text[:500]) from None
+        return r.json() if r.content else {}
+
+    def upload(self, path: Path, on_bytes: Callable[[int], None] | None = None) -> dict:
+        """Stream the file to POST /v1/documents; `on_bytes(sent)` follows the upload."""
+        def body() -> Iterator[bytes]:
+            sent = 0
+            with path.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    sent += len(chunk)
+                    if on_bytes:
+                        on_bytes(sent)
+                    yield chunk
+
+        r = self.http.post("/v1/documents", params={"filename": path.name}, content=body(),
+                           headers={"Content-Type": "application/octet-stream"})
+        return self._check(r)
+
+    def summarize(self, document_id: str, style: str = "brief", thinking: bool = False) -> dict:
+        return self._check(self.http.post(f"/v1/documents/{document_id}/summaries",
+                                          json={"style": style, "thinking": thinking}))
+
+    def ask(self, document_id: str, question: str, thinking: bool = False) -> dict:
+        return self._check(self.http.post(f"/v1/documents/{document_id}/questions",
+                                          json={"question": question, "thinking": thinking}))
+
+    def job(self, job_id: str) -> dict:
+        return self._check(self.http.get(f"/v1/jobs/{job_id}"))
+
+    def document(self, document_id: str) -> dict:
+        return self._check(self.http.get(f"/v1/documents/{document_id}"))
+
+    def result(self, result_id: str) -> dict:
+        return self._check(self.http.get(f"/v1/results/{result_id}"))
+
+    def cancel(self, job_id: str) -> dict:
+        return self._check(self.http.post(f"/v1/jobs/{job_id}/cancel"))
+
+    def follow(self, job_id: str, on_event: Callable[[dict], None], stall_seconds: float = 300) -> dict:
+        """Follow the job's SSE stream until it ends; returns the final job.
+
+        A job still queued after `stall_seconds` without any event raises ApiError (no worker is taking it).
+        """
+        while True:
+            try:
+                with self.http.stream("GET", f"/v1/jobs/{job_id}/events",
+                                      timeout=httpx.Timeout(60, read=stall_seconds)) as r:
+                    if r.status_code >= 400:
+                        r.read()
+                        self._check(r)
+                    event = None
+                    for line in r.iter_lines():
+                        if line.startswith("event: "):
+                            event = line[7:]
+                        elif line.startswith("data: ") and event == "progress":
+                            on_event(json.loads(line[6:]))
+                        elif event == "end":
+                            return self.job(job_id)
+                return self.job(job_id)
+            except httpx.ReadTimeout:
+                job = self.job(job_id)
+                if job["state"] == "queued":
+                    raise ApiError(504, "stalled", f"no worker has taken job {job_id} in {stall_seconds:.0f} s "
+                                   "(is a worker running on its queue? see its log)") from None
