@@ -1,17 +1,15 @@
-"""Parity with HF transformers' DeepSeek-V4 modules (random weights, YaRN RoPE): HCA/CSA compressors, indexer."""
+"""Parity with HF transformers' DeepSeek-V4 modules (random weights, YaRN RoPE): compressors, indexer, attention."""
 
 import pytest
 import torch
+from transformers import DeepseekV4Config  # pinned in the `reference` extra: never skipped
+from transformers.models.deepseek_v4 import modeling_deepseek_v4 as hf
 
 from kernels.compressor import compressor
 from kernels.indexer import indexer_topk, naive_indexer_scores
 from kernels.layout import pool_from_rows
 from kernels.rope_norm import inverse_rope, rmsnorm_rope, rope
 from kernels.sparse_attn import sparse_attn
-
-transformers = pytest.importorskip("transformers", reason="transformers is a pinned dev dependency")
-from transformers import DeepseekV4Config  # noqa: E402
-from transformers.models.deepseek_v4 import modeling_deepseek_v4 as hf  # noqa: E402
 
 
 def _config() -> DeepseekV4Config:
