@@ -217,3 +217,18 @@ def test_format_errors_are_checkpoint_errors():
 
     with pytest.raises(CheckpointError):
         dequantize_fp8(fp8_bytes([[0x3C]]), e8m0(0, 0).view(1, 2))
+
+
+def test_agrees_with_the_kernels_layer_dequant():
+    """The GPU path (kernels.dequant) must read the same release bytes the CPU loader reads, odd shapes included."""
+    from kernels.dequant import naive_fp4_dequant, naive_fp8_dequant
+
+    g = torch.Generator().manual_seed(4)
+    raw = torch.randint(0, 256, (200, 130), dtype=torch.uint8, generator=g)
+    raw[(raw & 0x7F) == 0x7F] = 0x22
+    scale = torch.randint(115, 140, (2, 2), dtype=torch.uint8, generator=g).view(torch.float8_e8m0fnu)
+    w = raw.view(torch.float8_e4m3fn)
+    assert torch.equal(dequantize_fp8(w, scale), naive_fp8_dequant(w, scale, torch.float32))
+    packed = torch.randint(-128, 128, (24, 48), dtype=torch.int8, generator=g)
+    scale4 = torch.randint(118, 136, (24, 3), dtype=torch.uint8, generator=g).view(torch.float8_e8m0fnu)
+    assert torch.equal(dequantize_fp4(packed, scale4), naive_fp4_dequant(packed, scale4, torch.float32))
