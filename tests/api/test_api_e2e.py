@@ -93,3 +93,35 @@ def test_cancel_during_prefill_over_the_api(stack):
         time.sleep(0.05)
     final = client.get(f"/v1/jobs/{job['id']}").json()
     assert final["state"] == "cancelled" and final["result_id"] is None
+
+
+def test_cli_summarize_and_ask_against_the_deployment(stack, tmp_path):
+    """`wholedoc summarize` / `ask` with WHOLEDOC_API_URL + WHOLEDOC_API_KEY: upload, follow, print the result."""
+    import os
+    import subprocess
+    import sys
+
+    url, llm, records = stack
+    with transaction(records) as s:
+        tenant = create_tenant(s, f"cli-{new_id()}")
+        _, key = create_api_key(s, tenant.id)
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(make_pdf("Revenue grew", pages=2))
+    env = {**os.environ, "WHOLEDOC_API_URL": url, "WHOLEDOC_API_KEY": key}
+    llm.default = Reply(content=("Revenue grew ", '[p. 2: "Revenue grew 2"].'), progress=((50, 100), (100, 100)))
+    r = subprocess.run([sys.executable, "-m", "api.cli", "summarize", str(pdf)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == 'Revenue grew [p. 2: "Revenue grew 2"].'
+    for bar in ("upload", "extraction", "prefill", "generation"):
+        assert bar in r.stderr, r.stderr
+    assert "2 (verified)" in r.stderr and "64 cached" in r.stderr
+    llm.default = Reply(content=("It is a report.",))
+    r = subprocess.run([sys.executable, "-m", "api.cli", "ask", str(pdf), "What is this?"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "It is a report.", r.stderr
+    asked = [x.body for x in llm.received if x.path == "/v1/chat/completions"][-1]
+    assert "What is this?" in asked["messages"][-1]["content"]
+    bad = subprocess.run([sys.executable, "-m", "api.cli", "summarize", str(pdf)], capture_output=True, text=True,
+                         env={**env, "WHOLEDOC_API_KEY": "wd_000000000000_wrong"}, timeout=60)
+    assert bad.returncode == 1 and "unknown or revoked API key" in bad.stderr
