@@ -1,6 +1,6 @@
 """CPU benchmark: one CSA and one HCA layer's attention vs dense causal MQA, V4-Flash shape, prefill + decode.
 
-    python -m kernels.bench [--quick] [--lengths 8192,32768,131072] [--prefill 1024] [--dense-sample 256]
+    python -m kernels.bench [--quick] [--lengths 8192,32768,131072] [--prefill 1024] [--dense-sample 256] [--threads N]
 
 CSA = indexer scores + top-k + sparse attention; HCA = sparse attention over window + all visible rows; dense =
 torch SDPA (enable_gqa, one KV head) over the whole causal context. Prefill = the last `--prefill` queries of an
@@ -117,7 +117,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--lengths", default="", help="comma-separated context lengths (multiples of 1024)")
     ap.add_argument("--prefill", type=int, default=1024, help="prefill queries (the last ones of the context)")
     ap.add_argument("--dense-sample", type=int, default=256, help="dense prefill queries timed (0 = all)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default); 1 is steadier on a "
+                    "shared, oversubscribed machine")
     a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     lengths = [int(x) for x in a.lengths.split(",")] if a.lengths else ([8192, 32768] if a.quick else
                                                                         [8192, 32768, 131072])
     torch.manual_seed(0)
@@ -126,7 +130,7 @@ def main(argv=None) -> dict:
     hdr = (f"{'L':>6} {'phase':>7} {'CSA s':>9} {'HCA s':>9} {'dense s':>9} {'dense/CSA':>10} {'dense/HCA':>10} "
            f"{'CSA GF/s':>9} {'CSA eff':>8} {'HCA GF/s':>9} {'dense GF/s':>10} {'mm GF/s':>8}")
     print(hdr)
-    out, res = {"prefill_queries": a.prefill,
+    out, res = {"threads": torch.get_num_threads(), "prefill_queries": a.prefill,
                 "dense_prefill_sampled_queries": a.dense_sample or a.prefill}, {}
     for L in lengths:
         r = res[L] = bench_length(L, a.prefill, a.dense_sample)
