@@ -48,3 +48,25 @@ def test_kill9_mid_job_is_requeued_and_stores_exactly_one_result(wk_env, records
         stop(a)
         if b is not None:
             stop(b)
+
+
+def test_sigterm_mid_job_finishes_it_before_exiting(wk_env, records, blobs, llm, tmp_path):
+    """Warm shutdown: the running job completes and is stored; the worker then exits 0."""
+    tenant_id, doc_id, ingest_id = new_document(records, blobs, make_pdf("term me"))
+    w = start_worker(wk_env, tmp_path / "w.log", name="t")
+    try:
+        send(wk_env, "ingest", ingest_id, tenant_id)
+        assert wait_job(records, ingest_id, lambda j: j.state in ("done", "failed")).state == "done"
+        llm.default = Reply(content=tuple(f"t{i} " for i in range(10)), chunk_delay=0.2)
+        with transaction(records) as s:
+            job_id = jobs.create_job(s, tenant_id, "summarize", document_id=doc_id,
+                                     params={"style": "brief", "thinking": False, "max_tokens": 512}).id
+        send(wk_env, "summarize", job_id, tenant_id)
+        wait_job(records, job_id, lambda j: (j.tokens_generated or 0) > 0, what="generating")
+        w.send_signal(signal.SIGTERM)
+        assert w.wait(30) == 0
+        job = wait_job(records, job_id, lambda j: j.state != "running", timeout=5)
+        assert (job.state, job.attempts) == ("done", 1)
+        assert len(results_of(records, job_id)) == 1
+    finally:
+        stop(w)

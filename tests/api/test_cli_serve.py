@@ -1,0 +1,47 @@
+"""`wholedoc serve` starts the api, a worker and beat as processes, serves, and stops them all on SIGTERM."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.conftest import free_port
+from tests.pipeline.faultserver import FaultServer
+
+
+def test_serve_starts_and_stops_cleanly(tmp_path):
+    llm = FaultServer()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHOLEDOC_")}
+    env |= {"WHOLEDOC_HOME": str(tmp_path), "WHOLEDOC_INFERENCE_URL": llm.base_url}
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.2)
+        logs = sorted(p.name for p in (tmp_path / "logs").iterdir())
+        assert logs == ["api.log", "beat.log", "worker.log"]  # no inference server: WHOLEDOC_INFERENCE_URL is set
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        err = proc.stderr.read()
+        assert "serving on" in err and "stopping" in err
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            raise AssertionError("the api is still answering after serve stopped")
+        except httpx.HTTPError:
+            pass
+        assert "warm shutdown" in (tmp_path / "logs" / "worker.log").read_text().lower()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        llm.close()
