@@ -49,13 +49,15 @@ class ApiClient:
                            headers={"Content-Type": "application/octet-stream"})
         return self._check(r)
 
-    def summarize(self, document_id: str, style: str = "brief", thinking: bool = False) -> dict:
+    def summarize(self, document_id: str, style: str = "brief", thinking: bool = False,
+                  max_tokens: int | None = None) -> dict:
         return self._check(self.http.post(f"/v1/documents/{document_id}/summaries",
-                                          json={"style": style, "thinking": thinking}))
+                                          json={"style": style, "thinking": thinking, "max_tokens": max_tokens}))
 
-    def ask(self, document_id: str, question: str, thinking: bool = False) -> dict:
+    def ask(self, document_id: str, question: str, thinking: bool = False, max_tokens: int | None = None) -> dict:
         return self._check(self.http.post(f"/v1/documents/{document_id}/questions",
-                                          json={"question": question, "thinking": thinking}))
+                                          json={"question": question, "thinking": thinking,
+                                                "max_tokens": max_tokens}))
 
     def job(self, job_id: str) -> dict:
         return self._check(self.http.get(f"/v1/jobs/{job_id}"))
