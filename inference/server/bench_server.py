@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     batch = prompts(a.requests, a.prompt_words)
     engines = [Engine.from_checkpoint(a.checkpoint, config) for _ in range(2)]
     for engine in engines:  # NOTE: one warm-up run each: the first run of a process measured ~10x slower on CPU
-        run_engine(engine, prompts(2, 300), 4)
+        run_engine(engine, prompts(1, 20), 2)
     # NOTE: the baseline steps in its own thread, like the server's engine: torch on the main thread of a loaded
     # 2-core machine measured ~10x slower than in a worker thread, which would flatter HTTP
     base: dict = {}

@@ -162,3 +162,17 @@ def test_pipeline_client_streams_with_progress_and_reads_the_extras(server):
     assert any(p.phase == "prefill" and p.prefill_tokens_total == done.usage.prompt_tokens for p in progress)
     assert probe.prompt_tokens == done.usage.prompt_tokens and probe.cached_tokens > 0
     assert (status.state, status.tokens_generated) == ("finished", 4)
+
+
+def test_bench_server_smoke(tiny_checkpoint, capsys):
+    """The benchmark module runs end to end and counts exactly the fixed-length outputs on both paths."""
+    import json
+
+    from inference.server import bench_server
+
+    bench_server.main(["--checkpoint", str(tiny_checkpoint), "--requests", "2", "--prompt-words", "40",
+                       "--max-tokens", "3"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["bench"] == "server" and result["requests"] == 2
+    assert [line.split()[2] for line in lines[1:3]] == ["6", "6"]  # tokens column: 2 requests x 3 tokens
