@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             max_num_batched_tokens=args.max_num_batched_tokens, cache_bytes=int(args.cache_gib * (1 << 30)),
             max_waiting=args.max_waiting, dtype=args.dtype,
             reference_numerics=None if args.reference_numerics is None else ON_OFF[args.reference_numerics]))
+        if engine.tokenizer is None:
+            raise OSError("the checkpoint has no tokenizer.json (devcheckpoint writes one for the V4 vocabulary)")
         config = ServerConfig(model_name=args.served_model_name, default_thinking=ON_OFF[args.thinking],
                               default_max_tokens=args.default_max_tokens, progress_interval_s=args.progress_interval)
     except (InferenceModelError, OSError, AssertionError) as e:
