@@ -58,7 +58,6 @@ def _generate(ctx: JobContext) -> None:
         if doc.status != DocumentStatus.READY:
             raise Conflict(f"document {doc.id} is {doc.status}, not ready")
         text_key = doc.text_blob_key
-    ctx.progress(stage="prompt", progress=0.05)
     extracted = document_json.loads(blob_store().get_bytes(text_key))
     params = job.params
     if job.kind == "answer":
