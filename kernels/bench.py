@@ -3,11 +3,11 @@
     python -m kernels.bench [--quick] [--lengths 8192,32768,131072] [--prefill 1024] [--dense-sample 256] [--threads N]
 
 CSA = indexer scores + top-k + sparse attention; HCA = sparse attention over window + all visible rows; dense =
-torch SDPA (enable_gqa, one KV head) over the whole causal context. Prefill = the last `--prefill` queries of an
-L-token context, decode = the last query. Dense prefill is timed on `--dense-sample` of those queries (evenly spaced;
-every one sees ≈ L keys, so its cost is linear in the query count) and scaled; `--dense-sample 0` times them all.
-Prints a table, then one JSON line. Efficiency = achieved FLOPs/s (kernels.flops) ÷ fp32 matmul FLOPs/s measured
-in the same run.
+torch SDPA over the whole causal context with one KV head (MQA: heads folded into the query axis). Prefill = the
+last `--prefill` queries of an L-token context, decode = the last query. Dense prefill is timed on `--dense-sample`
+of those queries (evenly spaced; every one sees ≈ L keys, so its cost is linear in the query count) and scaled;
+`--dense-sample 0` times them all. Prints a table, then one JSON line. Efficiency = achieved FLOPs/s
+(kernels.flops) ÷ fp32 matmul FLOPs/s measured in the same run, just before each length.
 """
 
 import argparse
@@ -71,12 +71,21 @@ class Layer:
         return sparse_attn(self.q[sl], self.seq[sl], self.pos[sl], self.win_pool, self.win_table, self.sink,
                            self.scale, S.window, self.hca_pool, self.table, S.hca_ratio)
 
-    def dense(self, idx: torch.Tensor):
-        """Causal MQA over the whole context for the queries at rows idx (bottom-right aligned)."""
-        q = self.q[idx].transpose(0, 1)[None]                                      # [1, H, Tq, D]
+    def dense(self, idx: torch.Tensor, chunk: int = 16):
+        """Causal MQA over the whole context for the queries at rows idx: heads folded into the query axis so
+        the one KV head is read once per chunk (SDPA's CPU flash kernel), bottom-right causal mask."""
+        h, d = S.n_heads, S.head_dim
         k = self.kv[None, None]                                                    # [1, 1, L, D]
-        mask = torch.arange(self.L)[None, :] <= self.pos[idx].long()[:, None]      # [Tq, L]
-        return F.scaled_dot_product_attention(q, k, k, attn_mask=mask, scale=self.scale, enable_gqa=True)
+        out = []
+        for c in range(0, idx.numel(), chunk):
+            ic = idx[c:c + chunk]
+            q = self.q[ic].reshape(1, 1, ic.numel() * h, d)                        # [1, 1, Tq·H, D]
+            pos = self.pos[ic].long()
+            mask = None
+            if int(pos.min()) < self.L - 1:                                        # a query that can't see every key
+                mask = (torch.arange(self.L)[None, :] <= pos[:, None]).repeat_interleave(h, 0)   # [Tq·H, L]
+            out.append(F.scaled_dot_product_attention(q, k, k, attn_mask=mask, scale=self.scale))
+        return torch.cat(out, 2)
 
 
 def bench_length(L: int, n_q: int, dense_sample: int) -> dict:

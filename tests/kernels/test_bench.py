@@ -2,7 +2,9 @@
 
 import json
 
-from kernels.bench import main
+import torch
+
+from kernels.bench import Layer, main
 
 
 def test_bench_smoke(capsys):
@@ -12,3 +14,15 @@ def test_bench_smoke(capsys):
     for key in ("dense_over_csa_2k", "dense_over_hca_2k", "csa_efficiency_2k", "dense_over_csa_decode_2k"):
         assert out[key] > 0, key
     assert out["csa_growth_32k_128k"] is None
+
+
+def test_dense_baseline_is_causal_mqa():
+    """The dense comparator computes real causal attention (heads folded into queries, bottom-right mask)."""
+    lay = Layer(1024, 4)
+    idx = torch.tensor([0, 2, 3])
+    got = lay.dense(idx, chunk=2).reshape(3, 64, 512)
+    for n, i in enumerate(idx.tolist()):
+        p = int(lay.pos[i])
+        k = lay.kv[:p + 1]
+        expect = torch.softmax(lay.q[i] @ k.T * lay.scale, -1) @ k
+        torch.testing.assert_close(got[n], expect, rtol=1e-4, atol=1e-4)
