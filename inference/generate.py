@@ -39,10 +39,11 @@ def load_tokenizer(ckpt_dir: str | Path):
 @torch.no_grad()
 def generate(model: Transformer, prompt_ids: list[int], max_new_tokens: int, greedy: bool = True,
              temperature: float = 1.0, seed: int = 0, use_state: bool = True,
-             stop_ids: tuple[int, ...] = ()) -> tuple[list[int], torch.Tensor]:
+             stop_ids: tuple[int, ...] = (), chunk_tokens: int = 4096) -> tuple[list[int], torch.Tensor]:
     """Decode up to max_new_tokens; returns (new token ids, fp32 logits [steps, vocab] that chose each token).
 
-    use_state=False runs a full forward over the whole sequence per step (the slow reference)."""
+    use_state=False runs a full forward over the whole sequence per step (the slow reference); with the state
+    the prompt is prefilled in chunks of chunk_tokens."""
     if not prompt_ids:
         raise InputError("the prompt is empty")
     if temperature <= 0 and not greedy:
@@ -51,7 +52,7 @@ def generate(model: Transformer, prompt_ids: list[int], max_new_tokens: int, gre
     device = model.head.weight.device
     seq = torch.tensor([prompt_ids], dtype=torch.long, device=device)
     state = model.new_state(1) if use_state else None
-    logits = model(seq, 0, state, last_only=True)[0, -1]
+    logits = model(seq, 0, state, last_only=True, chunk_tokens=chunk_tokens if use_state else None)[0, -1]
     out, rows = [], []
     for step in range(max_new_tokens):
         rows.append(logits.float().cpu())

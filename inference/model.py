@@ -386,14 +386,27 @@ class Transformer(nn.Module):
 
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, start_pos: int = 0, state: ModelState | None = None,
-                last_only: bool = False) -> torch.Tensor:
+                last_only: bool = False, chunk_tokens: int | None = None) -> torch.Tensor:
         """input_ids [b,s] at positions start_pos… -> fp32 logits [b,s,vocab] ([b,1,vocab] with last_only).
 
-        With a state, continues it (start_pos must equal state.num_tokens) and updates it in place."""
-        x = self.forward_hidden(input_ids, start_pos, state)
-        if last_only:
-            x = x[:, -1:]
-        return self.logits(x)
+        With a state, continues it (start_pos must equal state.num_tokens) and updates it in place.
+        chunk_tokens runs a long prompt as a chunked prefill through the state (activations bounded by the chunk)."""
+        if chunk_tokens is not None and chunk_tokens < 1:
+            raise InputError(f"chunk_tokens must be positive, got {chunk_tokens}")
+        s = input_ids.shape[-1]
+        if chunk_tokens is None or s <= chunk_tokens:
+            x = self.forward_hidden(input_ids, start_pos, state)
+            return self.logits(x[:, -1:] if last_only else x)
+        if state is None:
+            if start_pos:
+                raise InputError("start_pos > 0 needs the state of the earlier positions")
+            state = self.new_state(input_ids.shape[0])
+        out = []
+        for c0 in range(0, s, chunk_tokens):
+            x = self.forward_hidden(input_ids[:, c0 : c0 + chunk_tokens], start_pos + c0, state)
+            if not last_only or c0 + chunk_tokens >= s:
+                out.append(self.logits(x[:, -1:] if last_only else x))
+        return torch.cat(out, dim=1)
 
     def forward_hidden(self, input_ids: torch.Tensor, start_pos: int = 0,
                        state: ModelState | None = None) -> torch.Tensor:

@@ -151,3 +151,14 @@ def test_a_batch_of_sequences_equals_separate_runs(checkpoint_dir):
     batch = model(torch.cat([a, b]))
     assert (batch[0] - model(a)[0]).abs().max().item() <= 2e-5
     assert (batch[1] - model(b)[0]).abs().max().item() <= 2e-5
+
+
+def test_forward_with_chunk_tokens_equals_one_piece(checkpoint_dir):
+    model = load_model(checkpoint_dir(SELECTING))
+    ids = _ids(90)
+    full = model(ids)
+    assert (model(ids, chunk_tokens=17) - full).abs().max().item() <= 2e-5
+    last = model(ids, last_only=True, chunk_tokens=32)
+    assert last.shape == (1, 1, 512) and (last[0, 0] - full[0, -1]).abs().max().item() <= 2e-5
+    with pytest.raises(InputError, match="chunk_tokens"):
+        model(ids, chunk_tokens=0)
