@@ -32,7 +32,9 @@ class Rotary:
         self.inv_freq = precompute_freqs_cis(args, compressed)
 
     def cos_sin(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """positions [s] (int) -> cos, sin [s, rope/2] fp32."""
+        """positions [s] (int) -> cos, sin [s, rope/2] fp32, on the device of positions."""
+        if self.inv_freq.device != positions.device:  # not a module buffer: follow the inputs (model.to(cuda))
+            self.inv_freq = self.inv_freq.to(positions.device)
         ang = positions.to(torch.float32)[:, None] * self.inv_freq[None, :]
         return ang.cos(), ang.sin()
 
