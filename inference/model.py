@@ -4,8 +4,6 @@ forward(input_ids, start_pos, state) runs a prompt in one piece, a prefill chunk
 reads window rows, compressed rows and indexer keys through inference.state and runs in query chunks, so no
 [T, T] tensor is ever built."""
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -455,7 +453,3 @@ class Transformer(nn.Module):
 
 def count_parameters(model: Transformer, include_mtp: bool = False) -> int:
     return sum(p.numel() for n, p in model.named_parameters() if include_mtp or not n.startswith("mtp."))
-
-
-def sqrt_fan_in_std(fan_in: int) -> float:
-    return 1.0 / math.sqrt(fan_in)
