@@ -3,6 +3,7 @@
 usage fields, cached tokens on a shared document prefix, concurrent requests."""
 
 import threading
+import time
 
 import anthropic
 import httpx
@@ -162,6 +163,21 @@ def test_pipeline_client_streams_with_progress_and_reads_the_extras(server):
     assert any(p.phase == "prefill" and p.prefill_tokens_total == done.usage.prompt_tokens for p in progress)
     assert probe.prompt_tokens == done.usage.prompt_tokens and probe.cached_tokens > 0
     assert (status.state, status.tokens_generated) == ("finished", 4)
+
+
+
+def test_metrics_reflect_the_traffic(server, oai):
+    for question in ("Metrics one?", "Metrics two?"):
+        oai.chat.completions.create(model="wholedoc", messages=ask(question), max_tokens=2, temperature=0,
+                                    extra_body={"thinking": {"type": "disabled"}})
+    server.wait_idle()
+    time.sleep(0.6)  # the engine thread refreshes its stats every 0.5 s
+    assert server.metric("prefill_tokens_total") > 500
+    assert server.metric("decode_tokens_total") >= 2  # each first token comes from its prefill step
+    assert 0 < server.metric("prefix_cache_hit_rate") < 1
+    assert server.metric("prefix_cache_hit_tokens_total") > 0
+    assert server.metric("time_to_first_token_seconds_count") >= 2
+    assert server.metric("cache_blocks_total") > 0 and server.metric("engine_healthy") == 1
 
 
 def test_bench_server_smoke(tiny_checkpoint, capsys):
