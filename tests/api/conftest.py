@@ -1,5 +1,8 @@
 """A real API: uvicorn on PostgreSQL, a local blob folder and a private Redis broker (no worker consumes)."""
 
+import subprocess
+import sys
+
 import httpx
 import pytest
 
@@ -65,3 +68,12 @@ def make_client(api_url, records):
     yield make
     for c in clients:
         c.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt") / "tiny"
+    r = subprocess.run([sys.executable, "-m", "inference.devcheckpoint", "--out", str(out), "--preset", "tiny"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return out

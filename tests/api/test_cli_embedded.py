@@ -8,18 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.api.helpers import make_pdf
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ckpt") / "tiny"
-    r = subprocess.run([sys.executable, "-m", "inference.devcheckpoint", "--out", str(out), "--preset", "tiny"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    return out
 
 
 def _children_of_home(home) -> list[str]:
