@@ -14,18 +14,18 @@ import pytest
 from pipeline.client.client import REQUESTED_IN_MESSAGE, WINDOW_IN_MESSAGE
 
 
-def long_prompt(tag: str) -> list[dict]:
-    """~3000 tokens (~190 prefill steps of 16), starting with `tag` so no two tests share a cached prefix."""
-    return [{"role": "user", "content": f"{tag}: " + "word " * 3000}]
+def long_prompt(tag: str, words: int = 3000) -> list[dict]:
+    """~`words` tokens (3000: ~190 prefill steps of 16), starting with `tag` so no two tests share a cached prefix."""
+    return [{"role": "user", "content": f"{tag}: " + "word " * words}]
 
 
 class Streamer(threading.Thread):
     """A raw streamed chat request in the background: all SSE lines, an event at the first progress comment."""
 
-    def __init__(self, server, request_id: str, max_tokens: int = 4):
+    def __init__(self, server, request_id: str, max_tokens: int = 4, words: int = 3000):
         super().__init__(daemon=True)
         self.server, self.request_id, self.max_tokens = server, request_id, max_tokens
-        self.messages = long_prompt(request_id)
+        self.messages = long_prompt(request_id, words)
         self.lines: list[str] = []
         self.status: int | None = None
         self.first_progress = threading.Event()
@@ -79,7 +79,7 @@ def test_over_window_is_400_for_both_clients(tight_server):
 
 
 def test_progress_comments_are_visible_during_a_long_prefill(tight_server):
-    s = Streamer(tight_server, "long-prefill")
+    s = Streamer(tight_server, "long-prefill", words=1000)
     s.start()
     s.join(120)
     assert s.status == 200
@@ -125,6 +125,9 @@ def test_a_dropped_connection_aborts_the_request_and_frees_its_blocks(tight_serv
     s.start()
     assert s.first_progress.wait(30)
     wait_state(tight_server, "drop-me", ("prefilling",))
+    deadline = time.monotonic() + 10  # the stats snapshot refreshes every 0.5 s
+    while tight_server.metric("cache_blocks_used") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert tight_server.metric("cache_blocks_used") > 0
     s.disconnect.set()
     s.join(30)
