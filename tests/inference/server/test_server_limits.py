@@ -22,7 +22,7 @@ def long_prompt(tag: str, words: int = 3000) -> list[dict]:
 class Streamer(threading.Thread):
     """A raw streamed chat request in the background: all SSE lines, an event at the first progress comment."""
 
-    def __init__(self, server, request_id: str, max_tokens: int = 4, words: int = 3000):
+    def __init__(self, server, request_id: str, max_tokens: int = 1000, words: int = 3000):
         super().__init__(daemon=True)
         self.server, self.request_id, self.max_tokens = server, request_id, max_tokens
         self.messages = long_prompt(request_id, words)
@@ -32,8 +32,9 @@ class Streamer(threading.Thread):
         self.disconnect = threading.Event()  # set: close the connection at the next line
 
     def run(self):
+        # ignore_eos: a request runs its full length (seconds) unless a test aborts it
         body = {"model": "wholedoc", "messages": self.messages, "max_tokens": self.max_tokens, "stream": True,
-                "thinking": {"type": "disabled"}}
+                "thinking": {"type": "disabled"}, "ignore_eos": True}
         with httpx.stream("POST", f"{self.server.url}/chat/completions", json=body, timeout=60,
                           headers={"X-Request-Id": self.request_id}) as r:
             self.status = r.status_code
@@ -79,7 +80,7 @@ def test_over_window_is_400_for_both_clients(tight_server):
 
 
 def test_progress_comments_are_visible_during_a_long_prefill(tight_server):
-    s = Streamer(tight_server, "long-prefill", words=1000)
+    s = Streamer(tight_server, "long-prefill", max_tokens=4, words=1000)
     s.start()
     s.join(120)
     assert s.status == 200
@@ -150,9 +151,9 @@ def test_status_of_a_waiting_request_and_its_cancellation_before_the_first_token
 
 
 def test_a_non_streaming_client_that_hangs_up_aborts_its_request(tight_server):
-    body = {"model": "wholedoc", "messages": long_prompt("hang-up"), "max_tokens": 4, "stream": False}
+    body = {"model": "wholedoc", "messages": long_prompt("hang-up"), "max_tokens": 1000, "ignore_eos": True}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{tight_server.url}/chat/completions", json=body, timeout=httpx.Timeout(1.0, connect=5.0),
+        httpx.post(f"{tight_server.url}/chat/completions", json=body, timeout=httpx.Timeout(0.5, connect=5.0),
                    headers={"X-Request-Id": "hang-up"})
     final = wait_state(tight_server, "hang-up", ("aborted",))
     assert final["prefill_tokens_done"] < final["prefill_tokens_total"]
