@@ -57,6 +57,12 @@ class Overloaded(ServerError):
     status, kind = 429, "rate_limit_error"
 
 
+class ClientGone(ServerError):
+    """The caller hung up before the answer (nginx's 499); the request was aborted."""
+
+    status, kind = 499, "client_closed_request"
+
+
 class EngineFailed(ServerError):
     status, kind = 503, "server_error"
 

@@ -15,7 +15,7 @@ from fastapi import Request
 
 from inference.engine.sampling import SamplingParams
 from inference.server.config import ServerConfig
-from inference.server.errors import ContextTooLong, UnknownModel
+from inference.server.errors import ClientGone, ContextTooLong, UnknownModel
 from inference.server.metrics import ServerMetrics
 from inference.server.reasoning import ReasoningSplitter
 from inference.server.runner import EngineRunner, RequestHandle
@@ -166,9 +166,8 @@ async def collect(gen: Generation, request: Request) -> tuple[str | None, str, D
         while not task.done():
             await asyncio.wait({task}, timeout=0.5)
             if not task.done() and await request.is_disconnected():
-                task.cancel()
                 gen.abandon()
-                break
+                raise ClientGone(f"the client closed the connection; request {gen.request_id} was aborted")
         await task
     finally:
         if not task.done():
