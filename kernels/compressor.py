@@ -91,7 +91,7 @@ def compressor_torch(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_po
                      ratio, overlap, rope_dim, eps=1e-6, budget_bytes=128 << 20):
     """Vectorized: gather `[R, slots, D]` windows in row chunks, softmax over slots, norm + RoPE."""
     d = norm_weight.shape[0]
-    seqs, wins, btok, atok = plan_rows(cu_seqlens, start_pos, first_window, ratio, overlap)
+    seqs, wins, btok, atok = (x.to(kv.device) for x in plan_rows(cu_seqlens, start_pos, first_window, ratio, overlap))
     out = torch.empty(wins.numel(), d, dtype=torch.float32, device=kv.device)
     slots = torch.arange(ratio, device=kv.device)
     boff = d if overlap else 0
@@ -201,7 +201,7 @@ def compressor_triton(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_p
     """Launch the Triton kernel; rows go to `out` `[R, D]` (allocated) — see `compressor` for shapes."""
     _check(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window, ratio, overlap, rope_dim)
     d = norm_weight.shape[0]
-    seqs, wins, btok, atok = plan_rows(cu_seqlens, start_pos, first_window, ratio, overlap)
+    seqs, wins, btok, atok = (x.to(kv.device) for x in plan_rows(cu_seqlens, start_pos, first_window, ratio, overlap))
     rows = torch.empty(wins.numel(), d, dtype=torch.float32, device=kv.device)
     if wins.numel():
         check(int(wins.max()) * ratio < cos.shape[0], "rope tables too short for the emitted rows")
