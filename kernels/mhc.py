@@ -43,7 +43,7 @@ def naive_hc_post(x, residual, post, comb):
 
 
 # The twins are vectorized over tokens with O(T·hc·d) memory: they are the CPU path.
-hc_pre_torch, hc_post_torch = naive_hc_pre, naive_hc_post
+hc_pre_torch, hc_post_torch, hc_split_sinkhorn_torch = naive_hc_pre, naive_hc_post, naive_hc_split_sinkhorn
 
 ##### Triton kernels #####
 
@@ -142,7 +142,7 @@ def hc_split_sinkhorn(mixes, hc_scale, hc_base, hc_mult=4, iters=20, eps=1e-6):
     """mixes `[T, (2+hc)·hc]` → pre, post `[T, hc]`, comb `[T, hc, hc]`; CUDA → Triton, CPU → torch."""
     if mixes.is_cuda:
         return hc_split_sinkhorn_triton(mixes, hc_scale, hc_base, hc_mult, iters, eps)
-    return naive_hc_split_sinkhorn(mixes, hc_scale, hc_base, hc_mult, iters, eps)
+    return hc_split_sinkhorn_torch(mixes, hc_scale, hc_base, hc_mult, iters, eps)
 
 
 def hc_post_triton(x, residual, post, comb):
