@@ -90,6 +90,17 @@ def test_triton_and_cpu_match_naive(tdev, ratio, overlap):
     assert_close(ref[0], cpu[0], 1e-6, atol=1e-5, what="cpu")
 
 
+def test_triton_bf16_projections(tdev):
+    """bf16 kv / gate projections (as a bf16 model produces them) pool in fp32 inside the kernel."""
+    ape, nw, cos, sin = _weights(4, True)
+    kv, sc, cu, start, first = _ragged(4, True)
+    kv, sc = kv.bfloat16(), sc.bfloat16()
+    kw = dict(ratio=4, overlap=True, rope_dim=RD)
+    ref = naive_compressor(kv, sc, ape, nw, cos, sin, cu, start, first, **kw)[0]
+    out = compressor_triton(*[x.to(tdev) for x in (kv, sc, ape, nw, cos, sin, cu, start, first)], **kw)[0]
+    assert_close(ref, out, 1e-5, atol=2e-5)
+
+
 @pytest.mark.parametrize("ratio,overlap", [pytest.param(4, True, id="csa-r4"), pytest.param(8, False, id="hca-r8")])
 def test_decode_token_by_token_equals_prefill(ratio, overlap):
     """Feeding tokens one at a time through the open state (carry + partial window) closes the same rows."""

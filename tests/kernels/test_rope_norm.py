@@ -53,3 +53,12 @@ def test_rope_matches_complex_form_and_inverse_undoes_it():
     torch.testing.assert_close(y, torch.cat([xn[..., :-16], rot.flatten(-2)], -1), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(inverse_rope(y, COS, SIN, POS, 16), xn, rtol=1e-5, atol=1e-6)
     assert torch.equal(y[..., :24], xn[..., :24].to(y.dtype))                 # nope channels untouched by RoPE
+
+
+def test_triton_strided_view(tdev):
+    """A head-strided view (e.g. q sliced out of a wider projection) is read and written through its strides."""
+    base = torch.randn(5, 3, 48, generator=torch.Generator().manual_seed(3))
+    x = base[:, :, 8:]                                                          # [5, 3, 40], stride(1) = 48
+    ref = naive_rmsnorm_rope(x.contiguous(), None, COS, SIN, POS, 16)
+    out = rmsnorm_rope_triton(x.to(tdev), None, COS.to(tdev), SIN.to(tdev), POS.to(tdev), 16)
+    assert_close(ref, out, 1e-6, 1e-5)
