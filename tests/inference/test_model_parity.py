@@ -4,8 +4,10 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import v4_config
 
+import inference.model as model_mod
 from inference.generate import generate, load_model
 
 transformers = pytest.importorskip("transformers")
@@ -23,9 +25,28 @@ CONFIGS = {
 }
 
 
+def _record_topk_margins(monkeypatch) -> list[float]:
+    """Wrap the indexer's top-k to record, per call, the smallest gap between the k-th and (k+1)-th visible score."""
+    gaps, real = [], model_mod.indexer_topk
+
+    def recording(q, k, weights, scale, positions, ratio, topk):
+        scores = (F.relu(torch.einsum("bshd,bnd->bshn", q.float(), k.float())) * scale * weights[..., None]).sum(2)
+        visible = torch.arange(k.shape[1])[None, None, :] < ((positions + 1) // ratio)[None, :, None]
+        scores = scores.masked_fill(~visible, float("-inf"))
+        rows = visible.sum(-1)[0] > topk  # queries where the indexer really drops rows
+        if rows.any() and k.shape[1] > topk:
+            top = scores[:, rows].topk(topk + 1, dim=-1).values
+            gaps.append((top[..., topk - 1] - top[..., topk]).min().item())
+        return real(q, k, weights, scale, positions, ratio, topk)
+
+    monkeypatch.setattr(model_mod, "indexer_topk", recording)
+    return gaps
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_logits_and_greedy_tokens_match_transformers(name, checkpoint_dir):
+def test_logits_and_greedy_tokens_match_transformers(name, checkpoint_dir, monkeypatch):
     config, prompt_len = CONFIGS[name]
+    gaps = _record_topk_margins(monkeypatch)
     ckpt = checkpoint_dir(config, seed=3)
     hf = transformers.DeepseekV4ForCausalLM.from_pretrained(str(ckpt), dtype=torch.float32).eval()
     ours = load_model(ckpt, torch.float32)
@@ -49,3 +70,4 @@ def test_logits_and_greedy_tokens_match_transformers(name, checkpoint_dir):
             seq = torch.cat([seq, torch.tensor([[tok]])], dim=1)
     assert new == ref_tokens
     assert len(set(new)) > 4  # random weights still give varied tokens
+    assert gaps and min(gaps) > 1e-4  # the indexer selected rows, with no (near-)tie at the cut-off
