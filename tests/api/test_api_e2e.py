@@ -21,7 +21,7 @@ def stack(api_pg_url, api_redis, moto_endpoint, tmp_path_factory):  # noqa: F811
     """(api base URL, fault server, records): everything a deployment has, each as its own process."""
     llm = FaultServer()
     logs = tmp_path_factory.mktemp("e2e")
-    env = {"WHOLEDOC_DATABASE_URL": api_pg_url, "WHOLEDOC_BROKER_URL": api_redis,
+    env = {"WHOLEDOC_DATABASE_URL": api_pg_url, "WHOLEDOC_BROKER_URL": api_redis.rsplit("/", 1)[0] + "/1",  # own queues
            "WHOLEDOC_BLOB_URL": f"s3://testing:testing@wholedoc-e2e?endpoint={moto_endpoint}&secure=0"
                                 "&region=us-east-1",
            "WHOLEDOC_INFERENCE_URL": llm.base_url, "WHOLEDOC_MODEL": llm.model, "WHOLEDOC_LEASE_SECONDS": "3",

@@ -36,7 +36,7 @@ def real(api_pg_url, api_redis, moto_endpoint, tiny_checkpoint, tmp_path_factory
             pass
         assert inference.poll() is None and time.monotonic() < deadline, (logs / "inference.log").read_text()
         time.sleep(0.2)
-    env = {"WHOLEDOC_DATABASE_URL": api_pg_url, "WHOLEDOC_BROKER_URL": api_redis,
+    env = {"WHOLEDOC_DATABASE_URL": api_pg_url, "WHOLEDOC_BROKER_URL": api_redis.rsplit("/", 1)[0] + "/2",  # own queues
            "WHOLEDOC_BLOB_URL": f"s3://testing:testing@wholedoc-real?endpoint={moto_endpoint}&secure=0"
                                 "&region=us-east-1",
            "WHOLEDOC_INFERENCE_URL": f"{base}/v1", "WHOLEDOC_LEASE_SECONDS": "2",
