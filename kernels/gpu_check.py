@@ -159,6 +159,8 @@ def _bench_phase(L: int, nq: int, caches: dict, s: AttnShape) -> list[dict]:
                                           s.csa_ratio, tk),
         "hca": lambda: sparse_attn_triton(q, seq, pos, c["win"], c["tab"], sink, scale, s.window, c["hca"], c["tab"],
                                           s.hca_ratio),
+        "csa_bh32": lambda: sparse_attn_triton(q, seq, pos, c["win"], c["tab"], sink, scale, s.window, c["csa"],
+                                               c["tab"], s.csa_ratio, tk, block_h=32),   # tuning probe
     }
 
     def dense():
@@ -173,7 +175,8 @@ def _bench_phase(L: int, nq: int, caches: dict, s: AttnShape) -> list[dict]:
     out = []
     for kind, fn in runs.items():
         ms = do_bench(fn, warmup=5, rep=20)
-        r = kernel_metrics(kind, L, nq, ms / 1e3, s)
+        r = kernel_metrics(kind.split("_")[0], L, nq, ms / 1e3, s, head_block=32 if kind.endswith("bh32") else 16)
+        r["kind"] = kind
         r["phase"] = "prefill" if nq > 1 else "decode"
         out.append(r)
         print(f"{L // 1024:>6}K {r['phase']:>7} {kind:>8} {ms:10.3f} ms {r['tflops']:8.2f} TFLOPS "

@@ -235,16 +235,19 @@ def _auto_splits(q, positions, window, ratio, topk_idxs, programs: int) -> int:
 
 
 def sparse_attn_triton(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
-                       cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None, num_splits=None):
+                       cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None, num_splits=None, block_h=None):
     """Launch the Triton kernel (CUDA, or CPU under TRITON_INTERPRET=1). Shapes as in `sparse_attn`.
-    num_splits > 1 splits each query's rows over programs (split-KV, for decode) and merges the partials."""
+    num_splits > 1 splits each query's rows over programs (split-KV, for decode) and merges the partials;
+    block_h = heads per program (≥ 16; default 16 at D > 256, where each head block re-reads the rows)."""
     _check(q, seq_ids, positions, win_pool, win_table, attn_sink, window, cmp_pool, cmp_table, ratio, topk_idxs)
     t, h, d = q.shape
     o = torch.empty_like(q)
     if t == 0:
         return o
     block_d = max(16, triton.next_power_of_2(d))
-    block_h = 16 if block_d > 256 else max(16, min(64, triton.next_power_of_2(h)))
+    block_h = block_h or (16 if block_d > 256 else max(16, min(64, triton.next_power_of_2(h))))
+    check(block_h >= 16 and block_h & (block_h - 1) == 0, f"block_h must be a power of two >= 16, got {block_h}",
+          ConfigError)
     has_cmp, has_topk = bool(ratio), topk_idxs is not None
     cmp_pool = cmp_pool if has_cmp else win_pool
     cmp_table = cmp_table if has_cmp else win_table

@@ -81,6 +81,15 @@ def test_triton_split_kv_matches_naive(tdev, case, splits):
     assert_close(ref, sparse_attn_triton(*a, **k, num_splits=splits), 1e-5, atol=1e-5, what=f"{splits} splits")
 
 
+def test_triton_block_h_32_over_20_heads(tdev):
+    args, kw = _case(h=20, d=32, window=5, ratio=8, k=40, positions=POS, seqs=SEQ)
+    ref = naive_sparse_attn(*args, **kw)
+    a, k = _to(tdev, args, kw)
+    assert_close(ref, sparse_attn_triton(*a, **k, block_h=32), 1e-5, atol=1e-5)
+    with pytest.raises(ConfigError):
+        sparse_attn_triton(*a, **k, block_h=24)
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-3), (torch.bfloat16, 1e-2)], ids=["fp16", "bf16"])
 def test_triton_matches_naive_half(tdev, dtype, tol):
     args, kw = _case(h=4, d=64, window=8, ratio=4, k=8, positions=POS, seqs=SEQ, dtype=dtype)
