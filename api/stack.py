@@ -95,6 +95,7 @@ class Stack:
                 self.say("making the `small` development checkpoint (first run only)…")
                 subprocess.run([sys.executable, "-m", "inference.devcheckpoint", "--out", checkpoint,
                                 "--preset", "small"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        self.env["WHOLEDOC_TOKENIZER"] = checkpoint  # count tokens with the served model's own tokenizer
         port = free_port()
         self._spawn("inference", [sys.executable, "-m", "inference.serve", "--checkpoint", checkpoint,
                                   "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"])

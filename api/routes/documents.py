@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import SessionDep, TenantDep
 from api.routes.common import enqueue, errors, job_public
 from api.schemas import DocumentCreated, DocumentList, DocumentPublic, JobPublic, QuestionCreate, SummaryCreate
-from api.upload import stream_to_store, too_large
+from api.upload import MULTIPART_SLACK, stream_to_store, too_large
 from pipeline.errors import Conflict
 from pipeline.prompts.builders import QUESTION_MAX_TOKENS
 from pipeline.prompts.styles import get_style
@@ -43,7 +43,7 @@ async def upload_document(request: Request, tenant: TenantDep, filename: str | N
     settings = request.app.state.settings
     limit = settings.max_upload_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:  # headroom for multipart framing
+    if declared and declared.isdigit() and int(declared) > limit + MULTIPART_SLACK:  # room for form framing
         raise too_large(limit)
     store = request.app.state.blob_store
     ref, part_name, kind, media_type = await stream_to_store(

@@ -49,8 +49,11 @@ def test_oversized_upload_is_413_naming_the_limit_and_keeps_nothing(make_client,
     r = client.post("/v1/documents", content=chunks(), headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 413
     assert r.json()["error"] == "too_large" and str(MAX_UPLOAD) in r.json()["detail"]
-    r = upload(client, big)  # with a Content-Length over the limit: refused before reading
+    r = upload(client, big)  # multipart, file over the limit: counted while streaming
     assert r.status_code == 413 and str(MAX_UPLOAD) in r.json()["detail"]
+    huge = make_pdf() + b"\0" * (MAX_UPLOAD + (2 << 20))
+    r = client.post("/v1/documents", content=huge, headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 413 and str(MAX_UPLOAD) in r.json()["detail"]  # Content-Length alone refuses it
     assert _blob_files(api_env, client.tenant_id) == []
     assert client.get("/v1/documents").json()["data"] == []
 
