@@ -23,3 +23,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for module in (health, documents, jobs, results):
         app.include_router(module.router)
     return app
+
+
+def __getattr__(name: str):
+    """`uvicorn api.main:app` builds the app from the environment on first access (importing stays side-effect free)."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -26,3 +26,18 @@ def test_openapi_documents_every_operation(api_url):
             if method == "post" and path == "/v1/documents":
                 assert {"413", "415"} <= op["responses"].keys()
                 assert "multipart/form-data" in op["requestBody"]["content"]
+
+
+def test_module_level_app_for_uvicorn(tmp_path):
+    """`uvicorn api.main:app` (compose) gets an app built from the environment; importing alone builds nothing."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import api.main as m; assert 'app' not in vars(m); a = m.app; "
+            "print(type(a).__name__, a.state.settings.database_url)")
+    url = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "WHOLEDOC_DATABASE_URL": url, "WHOLEDOC_HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["FastAPI", url]

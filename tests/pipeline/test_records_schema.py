@@ -48,3 +48,20 @@ def test_diff_check_sees_a_missing_migration(sqlite_url):  # noqa: F811
     finally:
         engine.dispose()
     assert [d[0] for d in diff] == ["add_column"] and diff[0][3].name == "not_migrated"
+
+
+def test_migrate_command_creates_the_schema(tmp_path):
+    """`python -m pipeline.records.migrate` (the compose `migrate` service) on an empty database."""
+    import os
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    r = subprocess.run([sys.executable, "-m", "pipeline.records.migrate"], capture_output=True, text=True,
+                       env={**os.environ, "WHOLEDOC_DATABASE_URL": url}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    engine = make_engine(url)
+    try:
+        assert set(inspect(engine).get_table_names()) == TABLES
+    finally:
+        engine.dispose()
