@@ -4,7 +4,7 @@ import sys
 
 from pipeline.errors import RecordError
 from pipeline.records.db import database_url, make_engine, session_factory, transaction, upgrade
-from pipeline.records.tenants import create_api_key, create_tenant, get_tenant
+from pipeline.records.tenants import create_api_key, create_tenant, get_tenant, revoke_api_key
 
 
 def register(subparsers) -> None:
@@ -19,6 +19,10 @@ def register(subparsers) -> None:
     p.add_argument("tenant", help="tenant name or id")
     p.add_argument("--name", help="a label for the key")
     p.set_defaults(func=_create_key)
+    p = sub.add_parser("revoke-key", help="revoke a key by its visible prefix (the part after wd_)")
+    p.add_argument("tenant", help="tenant name or id")
+    p.add_argument("prefix")
+    p.set_defaults(func=_revoke_key)
 
 
 def _sessions():
@@ -54,4 +58,15 @@ def _create_key(args) -> int:
         return 1
     print(f"# API key for tenant {tenant.name} (prefix {row.prefix}); it is shown only this once", file=sys.stderr)
     print(key)
+    return 0
+
+
+def _revoke_key(args) -> int:
+    try:
+        with transaction(_sessions()) as s:
+            revoke_api_key(s, get_tenant(s, args.tenant).id, args.prefix)
+    except RecordError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"revoked key {args.prefix}")
     return 0

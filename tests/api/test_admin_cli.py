@@ -30,3 +30,10 @@ def test_create_tenant_and_key(tmp_path):
     engine.dispose()
     missing = _admin(env, "create-key", "nobody")
     assert missing.returncode == 1 and "no tenant named 'nobody'" in missing.stderr
+    prefix = key.split("_")[1]
+    assert _admin(env, "revoke-key", "acme", prefix).returncode == 0
+    engine = make_engine(url)
+    with session_factory(engine)() as s:
+        assert authenticate(s, key) is None
+    engine.dispose()
+    assert "no API key" in _admin(env, "revoke-key", "acme", "000000000000").stderr
