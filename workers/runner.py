@@ -91,6 +91,8 @@ def run_job(job_id: str, tenant_id: str, kind: str, body: Callable[[JobContext],
                         on_failed(s, job, reason)
                 if again:
                     countdown = min(cfg.retry_backoff * 2 ** (job.attempts - 1), 600) * random.uniform(0.8, 1.2)
+                    if isinstance(exc, RateLimited) and exc.retry_after:  # the endpoint said how long to wait
+                        countdown = max(countdown, exc.retry_after)
                     raise Retry(reason, countdown) from exc
                 return "failed"
             if not isinstance(exc, PipelineError):
