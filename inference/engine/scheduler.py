@@ -125,34 +125,35 @@ class Scheduler:
             if seq in self.running and self._ensure_blocks(seq, seq.num_computed + 1, scheduled):
                 scheduled.append((seq, 1))
                 budget -= 1
+        self._admit_waiting(budget)
         prefilling = sorted((s for s in self.running if s.status == Status.PREFILLING),
                             key=lambda s: (s.num_tokens - s.num_computed, s.arrival))
-        for seq in prefilling:
+        for seq in prefilling:  # shortest remaining first: a short request is not stuck behind a 1M-token one
             if budget == 0:
                 break
             n = self._chunk(seq, budget)
             if seq in self.running and self._ensure_blocks(seq, seq.num_computed + n, scheduled):
                 scheduled.append((seq, n))
                 budget -= n
+        return scheduled
+
+    def _admit_waiting(self, budget: int) -> None:
+        """Move waiting sequences to running while there are seats, a window slot and blocks for a first chunk."""
         while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
             seq = self.waiting[0]
             if not self._admit(seq):
-                break
+                return
             self.waiting.popleft()
+            self.running.append(seq)
             n = self._chunk(seq, budget)
             need = -(-(seq.num_computed + n) // BLOCK_TOKENS) - len(seq.block_table)
-            self.running.append(seq)
             if need > self.blocks.num_free_blocks:  # never preempt running work to admit more
-                self.preempt(seq, scheduled)
+                self.preempt(seq, [])
                 seq.num_preemptions -= 1
                 self.num_preemptions -= 1
                 self.hit_tokens -= seq.cached_tokens
                 self.query_tokens -= seq.num_tokens
-                break
-            self._ensure_blocks(seq, seq.num_computed + n, scheduled)
-            scheduled.append((seq, n))
-            budget -= n
-        return scheduled
+                return
 
     def finish(self, seq: Sequence, status: Status) -> None:
         self.release(seq)
