@@ -84,6 +84,7 @@ class PagedState:
         self.block_table: list[int] = []
         self._table: torch.Tensor | None = None
         self.num_tokens, self.shared_upto = num_tokens, shared_upto
+        self.exact_from = 0  # positions below this may hold window rows rebuilt from a garbage start (recompute)
         self.token_ids = _NoTokenLog()
         self.layers = [PagedLayerState(self, i, num_tokens) for i in range(pools.layout.num_layers)]
 

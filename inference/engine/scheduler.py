@@ -56,6 +56,8 @@ class Scheduler:
         if ckpt is not None:
             self.blocks.use_checkpoint(hits[start // BLOCK_TOKENS - 1])
             state.load_checkpoint(ckpt)
+        elif start > 0:  # recompute from an unknown window: exact again only at the end of the hit
+            state.exact_from = len(hits) * BLOCK_TOKENS
         seq.state, seq.block_keys = state, keys
         if seq.num_preemptions == 0:
             seq.cached_tokens = start
@@ -103,7 +105,7 @@ class Scheduler:
 
     def checkpoint_at(self, seq: Sequence, pos: int) -> bool:
         """Whether the engine snapshots the window at block boundary pos (prompt's last full block, every N)."""
-        if pos == 0 or pos % BLOCK_TOKENS or pos > len(seq.prompt_ids):
+        if pos == 0 or pos % BLOCK_TOKENS or pos > len(seq.prompt_ids) or pos < seq.state.exact_from:
             return False
         k = pos // BLOCK_TOKENS
         return k == len(seq.prompt_ids) // BLOCK_TOKENS or k % self.config.checkpoint_every_blocks == 0

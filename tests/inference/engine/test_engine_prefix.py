@@ -62,3 +62,16 @@ def test_one_block_prefix_hits_and_short_prefix_misses(model):
     assert eng.probe(DOC[:128]) == 0  # the last prompt token is always computed (its logits are needed)
     got = run_all(eng, {"b": one})["b"]
     assert got[1].cached_tokens == 128 and got[0] == cold(model, one)
+
+
+def test_no_checkpoint_is_taken_while_a_recompute_is_still_inexact(model):
+    eng = make_engine(model, checkpoint_every_blocks=1, num_checkpoints=2)
+    run_all(eng, {"a": DOC + Q1}, max_tokens=1)  # keeps the two latest checkpoints: 768 and 896
+    # 5 hit blocks without a checkpoint: recompute [128, 640); 256…512 are checkpoint positions but not exact yet
+    got = run_all(eng, {"b": DOC[:700] + Q3}, max_tokens=1)["b"]
+    assert got[1].cached_tokens == 128
+    hits = eng.blocks.match(DOC, 7)[0]
+    assert [eng.blocks.blocks[b].checkpoint is not None for b in hits] == [False] * 4 + [True, False, True]
+    short = DOC[:600] + Q2  # 4 hit blocks, none with a checkpoint: recompute everything, exactly
+    got = run_all(eng, {"c": short})["c"]
+    assert got[1].cached_tokens == 0 and got[0] == cold(model, short)
