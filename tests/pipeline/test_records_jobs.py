@@ -200,3 +200,29 @@ def test_processes_racing_to_claim_one_job_exactly_one_wins(pg_url, round_):  # 
         job = s.get(Job, job_id)
         assert (job.state, job.lease_owner, job.attempts) == (JobState.RUNNING, winners[0], 1)
     engine.dispose()
+
+
+def test_two_reconcilers_never_handle_the_same_job(pg_url):  # noqa: F811
+    """Two beat processes: while one pass holds the expired rows, the other skips them (SKIP LOCKED)."""
+    engine = make_engine(pg_url)
+    factory = session_factory(engine)
+    _, _, job_id = _job(factory)
+    with transaction(factory) as s:
+        jobs.claim_job(s, job_id, "lost-worker", 1)
+    later = utcnow() + timedelta(seconds=10)
+    first, second = factory(), factory()
+    try:
+        first.begin()
+        mine = [j.id for j in jobs.reconcile(first, now=later).requeued]
+        assert job_id in mine
+        second.begin()
+        theirs = [j.id for j in jobs.reconcile(second, now=later).requeued]
+        assert job_id not in theirs
+        first.commit()
+        second.commit()
+        with transaction(factory) as s:
+            assert s.get(Job, job_id).state == "queued"
+    finally:
+        first.close()
+        second.close()
+        engine.dispose()
