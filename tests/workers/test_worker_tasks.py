@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from pipeline.prompts.builders import THINKING_TOKENS
 from pipeline.records import jobs
 from pipeline.records.db import transaction
 from pipeline.records.models import Document
@@ -82,6 +83,19 @@ def test_summarize_records_progress_and_stores_one_result(worker, records, blobs
     _ready_document(records, blobs, wk_env, pages=1)  # the queue has drained past the redeliveries
     assert [r.id for r in results_of(records, job_id)] == [result.id]
     assert len([r for r in llm.received if r.path == "/v1/chat/completions"]) == 1
+
+
+def test_thinking_summary_leaves_room_for_reasoning(worker, records, blobs, wk_env, llm):
+    """Regression: with thinking on, max_tokens was the answer's cap alone, so reasoning could use it all up."""
+    tenant_id, doc_id = _ready_document(records, blobs, wk_env, pages=2)
+    llm.default = Reply(content=("A short summary.",))
+    job_id = _summary_job(records, tenant_id, doc_id, thinking=True)
+    send(wk_env, "summarize", job_id, tenant_id)
+    job = wait_job(records, job_id, lambda j: j.state in ("done", "failed"), what="summary finished")
+    assert job.state == "done", job.error
+    [posted] = [r for r in llm.received if r.path == "/v1/chat/completions"]
+    assert posted.body["thinking"] == {"type": "enabled"}
+    assert posted.body["max_tokens"] == 512 + THINKING_TOKENS
 
 
 def test_cancel_during_prefill_aborts_the_inference_request(worker, records, blobs, wk_env, llm):

@@ -65,14 +65,17 @@ def _generate(ctx: JobContext) -> None:
                                  tokenizer_path=cfg.tokenizer_path)
     else:
         prompt = summary_prompt(extracted, params.get("style", "brief"), tokenizer_path=cfg.tokenizer_path)
-    max_tokens = min(params.get("max_tokens") or prompt.max_tokens, prompt.max_tokens)
+    thinking = bool(params.get("thinking"))
+    # the answer's cap, plus room for reasoning when thinking is on (it counts against max_tokens)
+    answer_cap = min(params.get("max_tokens") or prompt.max_tokens, prompt.max_tokens)
+    max_tokens = prompt.output_tokens(thinking) - prompt.max_tokens + answer_cap
     request_id = f"job-{job.id}-{job.attempts}"
     ctx.progress(stage="prefill", progress=0.1, request_id=request_id)
     cancel = threading.Event()
     ctx.lease.on_lost(cancel.set)  # cancel or takeover → abort the inference request by its id
     try:
         completion = inference_client().chat(prompt.messages, max_tokens=max_tokens,
-                                             thinking=bool(params.get("thinking")), request_id=request_id,
+                                             thinking=thinking, request_id=request_id,
                                              cancel=cancel, on_progress=ProgressRecorder(ctx))
     except RequestCancelled:
         ctx.lease.check()  # raises Cancelled / LeaseLost
