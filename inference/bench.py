@@ -1,0 +1,203 @@
+"""python -m inference.bench --checkpoint DIR: the engine on CPU beside transformers on the same checkpoint.
+
+Measures prefill/decode tokens/s at 2K and 8K (HF in a subprocess, so its memory stays apart), TTFT of a 50-token
+question after a cold vs a cached document, a long cold prefill (time, peak RSS), cache bytes per token (allocator)
+and prefill efficiency (model FLOP/s ÷ this machine's fp32 matmul FLOP/s). Prints a table, then one JSON line."""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import torch
+
+from inference.config import CSA, HCA, SLIDING, ModelArgs
+
+
+def peak_rss_mib() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak_rss() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def matmul_flops_per_s(n: int = 1024, seconds: float = 1.0) -> float:
+    """fp32 matmul throughput of this machine right now (same process, same threads)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def model_prefill_flops(args: ModelArgs, n: int, active_params: int) -> float:
+    """2·active params per token, plus attention (kernels.flops: window, CSA top-k + indexer, HCA) over n positions."""
+    from kernels.flops import AttnShape, prefill_flops
+
+    ratios = [args.compress_ratios[i] for i in range(args.num_hidden_layers)]
+    csa = next((r for r, t in zip(ratios, args.attn_types) if t == CSA), 4)
+    hca = next((r for r, t in zip(ratios, args.attn_types) if t == HCA), 128)
+    shape = AttnShape(args.num_attention_heads, args.head_dim, args.sliding_window, args.index_n_heads,
+                      args.index_head_dim, args.index_topk, csa, hca)
+    kinds = {SLIDING: "swa", CSA: "csa", HCA: "hca"}
+    attn = sum(prefill_flops(kinds[args.attn_types[i]], n, n, shape) for i in range(args.num_hidden_layers))
+    return 2.0 * active_params * n + attn + 2.0 * args.hidden_size * args.vocab_size  # + head at the last position
+
+
+def active_params(model) -> int:
+    """Parameters one prompt token uses: all but the embedding, the output head (last position only), MTP and the
+    routed experts it is not sent to."""
+    a, total = model.args, 0
+    for name, p in model.named_parameters():
+        if name.startswith(("mtp.", "embed.", "head.")):
+            continue
+        if ".ffn.experts." in name:
+            total += p.numel() * a.num_experts_per_tok // a.n_routed_experts
+        else:
+            total += p.numel()
+    return total
+
+
+def run_request(eng, rid: str, ids: list[int], max_tokens: int) -> dict:
+    """Run one request alone; TTFT, decode seconds after the first token, cached tokens."""
+    from inference.engine import SamplingParams
+
+    t0 = time.perf_counter()
+    eng.add_request(rid, ids, SamplingParams(max_tokens=max_tokens, ignore_eos=True))
+    t_first, last = None, None
+    while eng.has_unfinished():
+        for o in eng.step():
+            if o.new_token_ids and t_first is None:
+                t_first = time.perf_counter()
+            last = o
+    t_end = time.perf_counter()
+    return {"ttft_s": t_first - t0, "decode_s": t_end - t_first, "cached_tokens": last.cached_tokens,
+            "tokens": last.completion_tokens}
+
+
+def hf_worker(ckpt: str, n: int, decode: int, seed: int) -> dict:
+    """transformers' DeepseekV4ForCausalLM: one prefill of n tokens, then `decode` cached decode steps."""
+    from transformers import DeepseekV4ForCausalLM
+
+    model = DeepseekV4ForCausalLM.from_pretrained(ckpt, dtype=torch.float32).eval()
+    ids = torch.randint(2, model.config.vocab_size, (1, n), generator=torch.Generator().manual_seed(seed))
+    reset_peak_rss()
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        out = model(ids, use_cache=True, logits_to_keep=1)
+        t1 = time.perf_counter()
+        past, tok = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        for _ in range(decode):
+            out = model(tok, past_key_values=past, use_cache=True)
+            past, tok = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        t2 = time.perf_counter()
+    return {"prefill_tok_s": n / (t1 - t0), "decode_tok_s": decode / (t2 - t1), "peak_rss_mib": peak_rss_mib()}
+
+
+def run_hf(ckpt: str, n: int, decode: int, timeout_s: float) -> dict:
+    cmd = [sys.executable, "-m", "inference.bench", "--hf-worker", "--checkpoint", ckpt, "--n", str(n),
+           "--decode", str(decode)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s:.0f} s"}
+    if p.returncode != 0:
+        return {"error": f"exit {p.returncode}: {(p.stderr.strip().splitlines() or ['?'])[-1][:200]}"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def rand_ids(n: int, seed: int, vocab: int) -> list[int]:
+    return torch.randint(2, vocab, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--contexts", default="2048,8192", help="prefill/decode context lengths")
+    p.add_argument("--docs", default="8192,32768,131072", help="document lengths for cold vs cached TTFT")
+    p.add_argument("--question", type=int, default=50)
+    p.add_argument("--decode", type=int, default=16)
+    p.add_argument("--budget", type=int, default=2048, help="max_num_batched_tokens")
+    p.add_argument("--cache-mib", type=int, default=512, help="cache_bytes of the engine (pools are resident)")
+    p.add_argument("--hf-max", type=int, default=8192, help="skip transformers above this many tokens (OOM)")
+    p.add_argument("--hf-timeout", type=float, default=900)
+    p.add_argument("--no-hf", action="store_true")
+    p.add_argument("--hf-worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
+    ns = p.parse_args(argv)
+    if ns.hf_worker:
+        print(json.dumps(hf_worker(ns.checkpoint, ns.n, ns.decode, seed=1)))
+        return 0
+
+    from inference.engine import Engine, EngineConfig
+
+    contexts = [int(x) for x in ns.contexts.split(",") if x]
+    docs = [int(x) for x in ns.docs.split(",") if x]
+    flops_s = matmul_flops_per_s()
+    eng = Engine.from_checkpoint(ns.checkpoint, EngineConfig(max_num_batched_tokens=ns.budget,
+                                                                    cache_bytes=ns.cache_mib << 20))
+    vocab, res, seed = eng.model.args.vocab_size, {"contexts": {}, "docs": {}}, 100
+    act = active_params(eng.model)
+    rows = []
+    for n in contexts:
+        seed += 1
+        r = run_request(eng, f"ctx{n}", rand_ids(n, seed, vocab), ns.decode + 1)
+        ours = {"prefill_tok_s": n / r["ttft_s"], "decode_tok_s": ns.decode / r["decode_s"],
+                "model_flops_per_s": model_prefill_flops(eng.model.args, n, act) / r["ttft_s"]}
+        ours["prefill_efficiency"] = ours["model_flops_per_s"] / flops_s
+        hf = ({"skipped": "--no-hf"} if ns.no_hf else {"skipped": f"> --hf-max {ns.hf_max} (OOM)"}
+              if n > ns.hf_max else run_hf(ns.checkpoint, n, ns.decode, ns.hf_timeout))
+        res["contexts"][n] = {"ours": ours, "hf": hf}
+        for what in ("prefill_tok_s", "decode_tok_s"):
+            h = hf.get(what)
+            rows.append((f"{what} @{n}", ours[what], h, ours[what] / h if h else None))
+    for d in docs:
+        seed += 1
+        doc = rand_ids(d, seed, vocab)
+        reset_peak_rss()
+        cold = run_request(eng, f"cold{d}", doc + rand_ids(ns.question, seed + 1000, vocab), 1)
+        peak = peak_rss_mib()
+        hot = run_request(eng, f"hot{d}", doc + rand_ids(ns.question, seed + 2000, vocab), 1)
+        res["docs"][d] = {"cold_ttft_s": cold["ttft_s"], "cached_ttft_s": hot["ttft_s"],
+                          "cached_tokens": hot["cached_tokens"], "cold_prefill_peak_rss_mib": peak}
+        rows.append((f"TTFT q{ns.question} after doc {d}: cold / cached (s)", cold["ttft_s"], hot["ttft_s"],
+                     cold["ttft_s"] / hot["ttft_s"]))
+    pools = eng.pools
+    hist = sum(t.numel() * t.element_size() for t in pools.rows + pools.keys if t is not None)
+    res["cache"] = {"allocator_bytes_per_token": hist / (pools.num_blocks * 128),
+                    "layout": eng.layout.report(), "pool_bytes": pools.nbytes()}
+    res["matmul_flops_per_s"] = flops_s
+    res["peak_rss_mib"] = peak_rss_mib()
+    if docs:
+        big = max(docs)
+        res["long_cold_prefill"] = {"tokens": big + ns.question, "seconds": res["docs"][big]["cold_ttft_s"],
+                                    "peak_rss_mib": res["docs"][big]["cold_prefill_peak_rss_mib"]}
+    print(f"{'metric':<48} {'ours':>12} {'HF / cached':>12} {'ratio':>8}")
+    for name, a, b, r in rows:
+        fmt = lambda v: f"{v:12.2f}" if isinstance(v, float) else f"{'-':>12}"  # noqa: E731
+        print(f"{name:<48} {fmt(a)} {fmt(b)} {r if r is None else round(r, 2)!s:>8}")
+    c8 = res["contexts"].get(8192, {}).get("ours")
+    if c8:
+        print(f"prefill efficiency @8192: {c8['prefill_efficiency']:.3f} of {flops_s / 1e9:.1f} GFLOP/s fp32 matmul")
+    if docs:
+        lc = res["long_cold_prefill"]
+        print(f"cold prefill {lc['tokens']} tokens: {lc['seconds']:.1f} s, peak RSS {lc['peak_rss_mib']:.0f} MiB")
+    print(f"cache bytes/token (allocator): {res['cache']['allocator_bytes_per_token']:.1f}; "
+          f"peak RSS {res['peak_rss_mib']:.0f} MiB")
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
