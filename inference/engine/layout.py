@@ -95,3 +95,20 @@ class CacheLayout:
 def bytes_per_token(config_json: str, dtype: str = "bfloat16") -> dict:
     """Cache costs of a config.json file, without loading weights."""
     return CacheLayout(ModelArgs.from_file(config_json), dtype).report()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m inference.engine.layout CONFIG.json [--dtype bfloat16|float32|fp8]: cache costs as one JSON line."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(description="paged-cache bytes per token of a V4 config.json (no weights)")
+    p.add_argument("config")
+    p.add_argument("--dtype", default="bfloat16", choices=[*ELEM_BYTES, "fp8"])
+    ns = p.parse_args(argv)
+    print(json.dumps(bytes_per_token(ns.config, ns.dtype)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

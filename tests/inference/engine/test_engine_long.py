@@ -1,12 +1,9 @@
 """1M-token proxy on the `tiny` preset: the long prefill advances chunk by chunk with flat memory while a later short
 request completes; cancelling it returns every block. (A full 1M prefill would take hours on 2 cores.)"""
 
-import pytest
 import torch
 
-from inference.devcheckpoint import write_checkpoint
 from inference.engine import Engine, EngineConfig, SamplingParams
-from inference.presets import preset_config
 
 LONG = 1_000_000
 
@@ -14,11 +11,6 @@ LONG = 1_000_000
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return write_checkpoint(tmp_path_factory.mktemp("tiny"), preset_config("tiny"), seed=0)
 
 
 def test_million_token_prompt_is_chunked_and_cancellable(tiny_dir):
