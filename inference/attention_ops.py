@@ -1,7 +1,27 @@
-"""The three hot attention pieces as plain torch functions (kernels/ provides drop-in fast versions later)."""
+"""Dispatch point of the model's hot attention pieces onto kernels/: CUDA tensors run the Triton kernels, CPU tensors
+the kernels' vectorized torch paths (chunked over queries, never [T, T]). `naive_*` in kernels/ are the references.
+
+The model keeps its contiguous per-batch rows; `kv_pools` views them as the block-table pools the kernels read."""
+
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from kernels.indexer import indexer_topk_torch, indexer_topk_triton
+from kernels.layout import BLOCK_TOKENS, rows_per_block
+from kernels.sparse_attn import (
+    sparse_attn_gather_torch,
+    sparse_attn_gather_triton,
+    sparse_attn_torch,
+    sparse_attn_triton,
+)
+
+FORCE_TRITON = False  # tests: run the Triton kernels on CPU tensors too (under TRITON_INTERPRET=1)
+
+
+def use_triton(x: torch.Tensor) -> bool:
+    """Triton for CUDA tensors (or when FORCE_TRITON is set), the kernels' torch path otherwise."""
+    return x.is_cuda or FORCE_TRITON
 
 
 def compressor_pool(kv: torch.Tensor, score: torch.Tensor, ratio: int, carry_kv: torch.Tensor | None = None,
@@ -9,7 +29,8 @@ def compressor_pool(kv: torch.Tensor, score: torch.Tensor, ratio: int, carry_kv:
     """Gated pooling of closed windows: kv, score [b, n*m, coff*d] (score incl. ape) -> rows [b, n, d] fp32.
 
     coff=1 (HCA): softmax per channel over the m tokens of a window. coff=2 (CSA, overlap): row w pools the
-    A-half ([:d]) of window w-1 (carry_* [b, m, d] for w=0, -inf score = none) and the B-half of window w."""
+    A-half ([:d]) of window w-1 (carry_* [b, m, d] for w=0, -inf score = none) and the B-half of window w.
+    O(tokens·d) and already vectorized (kernels.compressor fuses it with norm + RoPE over a packed buffer)."""
     b, t, c = kv.shape
     n = t // ratio
     kv = kv.float().view(b, n, ratio, c)
@@ -23,38 +44,78 @@ def compressor_pool(kv: torch.Tensor, score: torch.Tensor, ratio: int, carry_kv:
     return (kv * score.softmax(dim=2)).sum(dim=2)
 
 
+def row_pool(rows: torch.Tensor, rpb: int, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """rows [b, n, d] = logical rows start… of each sequence -> (pool [nb, rpb, d] contiguous, int32 table [b, nblk]).
+
+    Blocks are aligned to rpb; table entries before start's block point at pool block 0 and are never read."""
+    b, n, d = rows.shape
+    b0, pad = divmod(start, rpb)
+    nb = max(1, -(-(pad + n) // rpb))
+    padded = rows.new_zeros(b, nb * rpb, d)
+    padded[:, pad : pad + n] = rows
+    table = torch.zeros(b, b0 + nb, dtype=torch.int32, device=rows.device)
+    table[:, b0:] = torch.arange(b * nb, dtype=torch.int32, device=rows.device).view(b, nb)
+    return padded.view(b * nb, rpb, d), table
+
+
+@dataclass(frozen=True)
+class KVPools:
+    """One layer's attended rows as kernel pools: raw window rows (128 per block) and compressed rows."""
+
+    win_pool: torch.Tensor  # [nb, 128, d]
+    win_table: torch.Tensor  # int32 [b, nblk], indexed by position // 128
+    cmp_pool: torch.Tensor | None  # [nb, 128 // ratio, d]
+    cmp_table: torch.Tensor | None  # int32 [b, nblk]
+    ratio: int  # 0 = sliding window only
+
+
+def kv_pools(win_rows: torch.Tensor, win_start: int, cmp_rows: torch.Tensor | None, ratio: int) -> KVPools:
+    """win_rows [b, P, d] (positions win_start…, covering every query's window), cmp_rows [b, n, d] -> KVPools."""
+    win_pool, win_table = row_pool(win_rows, BLOCK_TOKENS, win_start)
+    if not ratio:
+        return KVPools(win_pool, win_table, None, None, 0)
+    cmp_pool, cmp_table = row_pool(cmp_rows.to(win_rows.dtype), rows_per_block(ratio))
+    return KVPools(win_pool, win_table, cmp_pool, cmp_table, ratio)
+
+
+def _flat_queries(b: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(seq_ids, positions) int32 [b*s] for queries [b, s] sharing positions [s]."""
+    s = positions.numel()
+    seq = torch.arange(b, dtype=torch.int32, device=positions.device).repeat_interleave(s)
+    return seq, positions.to(torch.int32).repeat(b)
+
+
+def attend(q: torch.Tensor, positions: torch.Tensor, pools: KVPools, attn_sink: torch.Tensor, softmax_scale: float,
+           window: int, topk_idxs: torch.Tensor | None = None) -> torch.Tensor:
+    """V4 sparse attention: q [b,s,h,d] at positions [s] over the window plus compressed rows -> o [b,s,h,d].
+
+    Compressed rows: topk_idxs int32 [b,s,k] (CSA, rows of cmp, -1 = none) or, when None, every visible row (HCA)."""
+    b, s, h, d = q.shape
+    seq, pos = _flat_queries(b, positions)
+    qf = q.reshape(b * s, h, d).contiguous()
+    tk = topk_idxs.reshape(b * s, -1).to(torch.int32).contiguous() if topk_idxs is not None else None
+    fn = sparse_attn_triton if use_triton(q) else sparse_attn_torch
+    o = fn(qf, seq, pos, pools.win_pool, pools.win_table, attn_sink, softmax_scale, window,
+           pools.cmp_pool, pools.cmp_table, pools.ratio, tk)
+    return o.view(b, s, h, d)
+
+
 def indexer_topk(q: torch.Tensor, k: torch.Tensor, weights: torch.Tensor, softmax_scale: float,
                  positions: torch.Tensor, ratio: int, topk: int) -> torch.Tensor:
-    """Lightning-indexer top-k: q [b,s,h,d], k [b,n,d], weights [b,s,h] -> int64 [b,s,min(topk,n)], -1 = none.
+    """Lightning-indexer top-k: q [b,s,h,d], k [b,n,d], weights [b,s,h] -> int32 [b,s,topk], -1 = none.
 
-    score(t, w) = Σ_h weights[t,h] · relu(q[t,h]·k[w]) · softmax_scale; row w is visible iff w < (t+1)//ratio."""
-    b, s = q.shape[:2]
-    n = k.shape[1]
-    kk = min(topk, n)
-    if kk == 0:
-        return torch.empty(b, s, 0, dtype=torch.long, device=q.device)
-    scores = F.relu(torch.einsum("bshd,bnd->bshn", q.float(), k.float())) * softmax_scale
-    scores = (scores * weights.float()[..., None]).sum(dim=2)  # [b, s, n]
-    limit = ((positions + 1) // ratio)[None, :, None]  # [1, s, 1]
-    rows = torch.arange(n, device=q.device)[None, None, :]
-    scores = scores.masked_fill(rows >= limit, float("-inf"))
-    idx = scores.topk(kk, dim=-1).indices
-    return torch.where(idx >= limit, torch.full_like(idx, -1), idx)
+    score(t, w) = Σ_h weights[t,h]·softmax_scale · relu(q[t,h]·k[w]); row w is visible iff w < (t+1)//ratio."""
+    b, s, hi, di = q.shape
+    pool, table = row_pool(k.to(q.dtype), rows_per_block(ratio))
+    seq, pos = _flat_queries(b, positions)
+    w = (weights.float() * softmax_scale).reshape(b * s, hi)
+    fn = indexer_topk_triton if use_triton(q) else indexer_topk_torch
+    return fn(q.reshape(b * s, hi, di).contiguous(), w, seq, pos, pool, table, ratio, topk).view(b, s, topk)
 
 
 def sparse_attn(q: torch.Tensor, kv: torch.Tensor, attn_sink: torch.Tensor, topk_idxs: torch.Tensor,
                 softmax_scale: float) -> torch.Tensor:
-    """One softmax over listed K=V rows plus a per-head sink: q [b,s,h,d], kv [b,n,d], idxs [b,s,k] (-1 = no key).
-
-    p_j = exp(s_j) / (Σ exp(s_k) + exp(sink_h)); returns o [b,s,h,d] in q's dtype."""
-    b, s, h, d = q.shape
-    valid = topk_idxs >= 0
-    safe = topk_idxs.clamp(min=0)
-    flat = (safe + torch.arange(b, device=kv.device).view(b, 1, 1) * kv.shape[1]).flatten()
-    rows = kv.reshape(-1, d).index_select(0, flat).view(b, s, -1, d).float()  # [b,s,k,d]
-    scores = torch.einsum("bshd,bskd->bshk", q.float(), rows) * softmax_scale
-    scores = scores.masked_fill(~valid[:, :, None, :], float("-inf"))
-    sink = attn_sink.float().view(1, 1, h, 1).expand(b, s, h, 1)
-    logits = torch.cat([scores, sink], dim=-1)
-    probs = (logits - logits.amax(dim=-1, keepdim=True)).softmax(dim=-1)[..., :-1]
-    return torch.einsum("bshk,bskd->bshd", probs, rows).to(q.dtype)
+    """DeepSeek REF layout: one softmax over listed K=V rows plus a per-head sink: q [b,s,h,d], kv [b,n,d],
+    topk_idxs [b,s,k] (-1 = no key) -> o [b,s,h,d] in q's dtype."""
+    fn = sparse_attn_gather_triton if use_triton(q) else sparse_attn_gather_torch
+    return fn(q, kv, attn_sink, topk_idxs, softmax_scale)

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.attention_ops import compressor_pool, indexer_topk, sparse_attn
-from inference.config import CSA, HCA, SLIDING, ModelArgs
+from inference.attention_ops import attend, compressor_pool, indexer_topk, kv_pools
+from inference.config import CSA, SLIDING, ModelArgs
 from inference.errors import InputError
 from inference.rope import Rotary, apply_rotary_emb
 from inference.state import CompressorState, LayerState, ModelState
@@ -150,18 +150,16 @@ class Attention(nn.Module):
         if self.args.reference_numerics:
             kv = _numerics().act_quant_kv(kv, self.args.qk_rope_head_dim)
         prev = st.window_rows(start_pos)  # [b,P,d]
-        base = start_pos - prev.shape[1]  # position of kv_all row 0
-        parts = [prev, kv]
-        keys = None
+        base = start_pos - prev.shape[1]  # position of the first window row
+        comp, keys = None, None
         if self.compressor is not None:
             st.comp_rows.append(self.compressor(x, start_pos, st.compressor))
-            parts.append(st.comp_rows.view())
+            comp = st.comp_rows.view()  # [b, n_comp, d]
             if self.indexer is not None:
                 st.index_keys.append(self.indexer.compressor(x, start_pos, st.indexer))
                 keys = st.index_keys.view()
-        n_win = prev.shape[1] + s
-        kv_all = torch.cat(parts, dim=1).to(x.dtype)  # [b, n_win + n_comp, d]
-        n_comp = kv_all.shape[1] - n_win
+        pools = kv_pools(torch.cat([prev, kv], dim=1).to(x.dtype), base, comp, self.ratio if comp is not None else 0)
+        n_comp = comp.shape[1] if comp is not None else 0
         st.write_window(kv, start_pos)
         n_keys = self.window + (min(self.args.index_topk, n_comp) if self.indexer is not None else n_comp)
         per_query = max(n_keys * (d + h), self.args.index_n_heads * n_comp if self.indexer is not None else 0)
@@ -169,33 +167,17 @@ class Attention(nn.Module):
         out = []
         for c0 in range(0, s, chunk):
             pos_c = positions[c0 : c0 + chunk]
-            idx = [window_topk_idxs(pos_c, self.window, base)]
-            if self.kind == HCA:
-                idx.append(compress_topk_idxs(pos_c, self.ratio, n_comp, n_win))
-            elif self.kind == CSA:
+            sel = None
+            if self.indexer is not None:  # CSA: the indexer's picks among the compressed rows
                 sel = self.indexer(x[:, c0 : c0 + chunk], qr[:, c0 : c0 + chunk], pos_c, keys)
-                idx.append(torch.where(sel >= 0, sel + n_win, sel))
-            idx = torch.cat([i.expand(b, -1, -1) for i in idx], dim=-1)
-            out.append(sparse_attn(q[:, c0 : c0 + chunk], kv_all, self.attn_sink, idx, self.softmax_scale))
+            out.append(attend(q[:, c0 : c0 + chunk], pos_c, pools, self.attn_sink, self.softmax_scale, self.window,
+                              sel))
         o = apply_rotary_emb(torch.cat(out, dim=1), cos, sin, inverse=True)  # [b,s,h,d]
         g = self.args.o_groups
         o = o.reshape(b, s, g, -1)
         wo_a = self.wo_a.weight.view(g, self.args.o_lora_rank, -1)
         o = torch.einsum("bsgi,goi->bsgo", o, wo_a)
         return self.wo_b(o.flatten(2))
-
-
-def window_topk_idxs(positions: torch.Tensor, window: int, base: int) -> torch.Tensor:
-    """kv_all rows of the last `window` positions (incl. t) for each query: [1, s, window], -1 before position 0."""
-    p = positions[:, None] - (window - 1) + torch.arange(window, device=positions.device)[None, :]
-    return torch.where(p >= 0, p - base, torch.full_like(p, -1))[None]
-
-
-def compress_topk_idxs(positions: torch.Tensor, ratio: int, n_comp: int, offset: int) -> torch.Tensor:
-    """All compressed rows visible to each query (w < (t+1)//ratio), shifted by offset: [1, s, n_comp]."""
-    w = torch.arange(n_comp, device=positions.device)[None, :]
-    visible = w < ((positions + 1) // ratio)[:, None]
-    return torch.where(visible, w + offset, torch.full_like(w, -1))[None]
 
 
 class Gate(nn.Module):

@@ -102,17 +102,18 @@ def test_query_chunked_attention_equals_unchunked(checkpoint_dir, monkeypatch):
     ids = _ids(200)
     whole = load_model(ckpt)(ids)
     shapes = []
-    real = model_mod.sparse_attn
+    real = model_mod.attend
 
-    def recording(q, kv, sink, idxs, scale):
-        shapes.append(tuple(idxs.shape))
-        return real(q, kv, sink, idxs, scale)
+    def recording(q, positions, pools, sink, scale, window, topk_idxs=None):
+        shapes.append((q.shape[1], topk_idxs.shape[2] if topk_idxs is not None else 0))
+        return real(q, positions, pools, sink, scale, window, topk_idxs)
 
-    monkeypatch.setattr(model_mod, "sparse_attn", recording)
+    monkeypatch.setattr(model_mod, "attend", recording)
     chunked = load_model(ckpt, attn_chunk_elems=10_000)(ids)
-    assert (chunked - whole).abs().max().item() <= 1e-5
-    assert max(s[1] for s in shapes) < 200 and len(shapes) > 4 * 4  # several query chunks in each of 4 layers
-    assert max(s[1] * s[2] for s in shapes) < 200 * 200  # no [T, T] index list, let alone scores
+    # fp32 rounding only: the kernels' banded window GEMM changes shape with the query chunk
+    assert (chunked - whole).abs().max().item() <= 5e-5
+    assert max(s[0] for s in shapes) < 200 and len(shapes) > 4 * 4  # several query chunks in each of 4 layers
+    assert max(s[0] * s[1] for s in shapes) < 200 * 200  # no [T, T] index list, let alone scores
 
 
 def test_reference_numerics_change_logits_and_keep_incremental_exact(checkpoint_dir):
