@@ -1,5 +1,6 @@
 """The in-process engine: requests in, one scheduler step at a time, incremental outputs out (not thread-safe)."""
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from inference.engine.sequence import RequestOutput, RequestProgress, Sequence, 
 from inference.errors import DuplicateRequest, InputError, PromptTooLong, QueueFull
 from inference.model import Transformer
 
+log = logging.getLogger("inference.engine")
 DEFAULT_CONFIG, DEFAULT_PARAMS = EngineConfig(), SamplingParams()
 
 
@@ -131,7 +133,15 @@ class Engine:
         t0 = time.perf_counter()
         outputs = []
         for seq, n in self.scheduler.schedule():
-            outputs.append(self._run(seq, n))
+            try:
+                outputs.append(self._run(seq, n))
+            except Exception as exc:  # one request's failure must not take the others down
+                log.exception("request %s failed; aborting it", seq.request_id)
+                self.scheduler.finish(seq, Status.ABORTED)
+                seq.finish_reason = "abort"
+                out = self._output(seq, seq.output_ids[seq.num_emitted :], "")
+                out.error = f"{type(exc).__name__}: {exc}"
+                outputs.append(out)
         self._step_s = 0.8 * self._step_s + 0.2 * (time.perf_counter() - t0)
         for seq_id in [k for k, s in self.seqs.items() if s.is_finished and s.num_emitted == len(s.output_ids)]:
             if len(self.seqs) > 4 * self.config.max_num_seqs + self.config.max_waiting:

@@ -26,6 +26,7 @@ class RequestOutput:
     prompt_tokens: int
     cached_tokens: int  # positions neither prefilled nor recomputed
     completion_tokens: int
+    error: str | None = None  # set when the request was aborted because running it failed
 
 
 @dataclass

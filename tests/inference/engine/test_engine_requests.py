@@ -113,3 +113,17 @@ def test_sampling_seed_top_p_and_stop_token(model):
     assert sample(SamplingParams(temperature=5.0, top_p=1e-6, max_tokens=6, seed=1, ignore_eos=True))[0] == greedy
     toks, last = sample(SamplingParams(max_tokens=6, stop_token_ids=(greedy[2],)))
     assert toks == greedy[:3] and last.finish_reason == "stop" and last.finished
+
+
+def test_a_failing_request_is_aborted_without_stopping_the_others(model):
+    eng = make_engine(model)
+    eng.add_request("ok", random_ids(20, 1), SamplingParams(max_tokens=2, ignore_eos=True))
+    eng.add_request("bad", random_ids(20, 2), SamplingParams(max_tokens=2, ignore_eos=True))
+    eng.seqs["bad"].prompt_ids[5] = 10_000  # corrupt after admission control: the model rejects the id
+    outs = {o.request_id: o for o in eng.step()}
+    assert outs["bad"].finished and outs["bad"].finish_reason == "abort" and "InputError" in outs["bad"].error
+    assert not outs["ok"].finished and outs["ok"].error is None
+    while eng.has_unfinished():
+        eng.step()
+    assert eng.progress("ok").tokens_generated == 2 and eng.progress("bad").state == "aborted"
+    assert all_free(eng)
