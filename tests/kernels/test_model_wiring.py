@@ -1,0 +1,120 @@
+"""The model's attention goes through kernels/: attention_ops against the kernels' naive twins and an independent
+REF-layout formulation, and a tiny forward whose attention runs the Triton kernels (interpreter or CUDA)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import inference.attention_ops as ops
+import kernels
+from inference.config import ModelArgs
+from inference.devcheckpoint import init_random_
+from inference.model import Transformer
+
+# sliding + CSA(4) + HCA(8); the window (8) and top-k (3) are small so the 40-token prompt really selects rows
+TINY = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 3, "num_nextn_predict_layers": 0,
+        "num_attention_heads": 2, "head_dim": 32, "qk_rope_head_dim": 8, "q_lora_rank": 16, "o_groups": 1,
+        "o_lora_rank": 16, "sliding_window": 8, "compress_ratios": [0, 4, 8], "index_n_heads": 4,
+        "index_head_dim": 16, "index_topk": 3, "hc_mult": 2, "hc_sinkhorn_iters": 3, "n_routed_experts": 4,
+        "num_experts_per_tok": 2, "moe_intermediate_size": 16, "num_hash_layers": 0, "n_shared_experts": 1,
+        "max_position_embeddings": 4096, "torch_dtype": "float32", "bos_token_id": 0, "eos_token_id": 1}
+
+
+def tiny_model(device: str = "cpu") -> Transformer:
+    model = Transformer(ModelArgs.from_dict(TINY), torch.float32)
+    init_random_(model, seed=5)
+    return model.to(device).eval()
+
+
+def _ids(n: int) -> torch.Tensor:
+    return torch.randint(2, TINY["vocab_size"], (1, n), generator=torch.Generator().manual_seed(11))
+
+
+def _ref_idxs(positions: torch.Tensor, window: int, base: int, ratio: int, n_comp: int, n_win: int,
+              sel: torch.Tensor | None, b: int) -> torch.Tensor:
+    """REF layout index lists over cat(window rows from `base`, compressed rows): [b, s, window + k]."""
+    p = positions[:, None] - window + 1 + torch.arange(window)[None, :]
+    idx = [torch.where(p >= 0, p - base, -1)[None].expand(b, -1, -1)]
+    if ratio and sel is None:
+        w = torch.arange(n_comp)[None, :]
+        idx.append(torch.where(w < ((positions + 1) // ratio)[:, None], w + n_win, -1)[None].expand(b, -1, -1))
+    elif sel is not None:
+        idx.append(torch.where(sel >= 0, sel + n_win, -1))
+    return torch.cat(idx, -1)
+
+
+@pytest.mark.parametrize("ratio,csa", [(0, False), (128, False), (4, False), (4, True)])
+def test_attend_equals_ref_layout_twin(ratio, csa):
+    """Pools built from contiguous rows (window starting mid-block, batch 2) read the same rows as the REF list."""
+    g = torch.Generator().manual_seed(ratio + csa)
+    b, h, d, window, start, s = 2, 3, 32, 128, 300, 70
+    base = start - (window - 1)
+    win = torch.randn(b, window - 1 + s, d, generator=g)
+    n_comp = (start + s) // ratio if ratio else 0
+    comp = torch.randn(b, n_comp, d, generator=g) if ratio else None
+    q, sink = torch.randn(b, s, h, d, generator=g), torch.randn(h, generator=g)
+    positions = torch.arange(start, start + s)
+    sel = None
+    if csa:  # random picks among the visible rows, some -1
+        vis = ((positions + 1) // ratio)[None, :, None]
+        sel = (torch.rand(b, s, 5, generator=g) * vis).long()
+        sel = torch.where(torch.rand(b, s, 5, generator=g) < 0.2, -1, sel).to(torch.int32)
+    got = ops.attend(q, positions, ops.kv_pools(win, base, comp, ratio), sink, 0.2, window, sel)
+    kv_all = torch.cat([win] + ([comp] if ratio else []), 1)
+    idx = _ref_idxs(positions, window, base, ratio, n_comp, win.shape[1], sel, b)
+    want = kernels.naive_sparse_attn_gather(q, kv_all, sink, idx, 0.2)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_indexer_topk_picks_the_largest_visible_scores():
+    g = torch.Generator().manual_seed(3)
+    b, s, hi, di, n, ratio, topk, start = 2, 12, 4, 16, 10, 4, 3, 28
+    q, k = torch.randn(b, s, hi, di, generator=g), torch.randn(b, n, di, generator=g)
+    w = torch.randn(b, s, hi, generator=g)
+    positions = torch.arange(start, start + s)
+    got = ops.indexer_topk(q, k, w, 0.5, positions, ratio, topk)
+    assert got.shape == (b, s, topk) and got.dtype == torch.int32
+    scores = (F.relu(torch.einsum("bshd,bnd->bshn", q, k)) * w[..., None] * 0.5).sum(2)
+    visible = torch.arange(n)[None, None, :] < ((positions + 1) // ratio)[None, :, None]
+    want = scores.masked_fill(~visible, float("-inf")).topk(topk, -1).indices
+    assert torch.equal(got.long().sort(-1).values, want.sort(-1).values)
+    # a query that sees fewer rows than topk gets them all, then -1
+    few = ops.indexer_topk(q[:, :1], k, w[:, :1], 0.5, torch.tensor([5]), ratio, topk)
+    assert few[..., 0].eq(0).all() and few[..., 1:].eq(-1).all()
+
+
+def test_model_forward_runs_the_kernels_torch_paths_and_equals_the_naive_twins(monkeypatch):
+    model, ids = tiny_model(), _ids(40)
+    calls = {"attn": 0, "indexer": 0}
+    fast_attn, fast_idx = ops.sparse_attn_torch, ops.indexer_topk_torch
+
+    def count(name, fn):
+        def wrapped(*a, **kw):
+            calls[name] += 1
+            return fn(*a, **kw)
+        return wrapped
+
+    monkeypatch.setattr(ops, "sparse_attn_torch", count("attn", fast_attn))
+    monkeypatch.setattr(ops, "indexer_topk_torch", count("indexer", fast_idx))
+    with torch.no_grad():
+        fast = model(ids)
+    assert calls["attn"] >= 3 and calls["indexer"] >= 1  # every layer attends through kernels; CSA indexes
+    monkeypatch.setattr(ops, "sparse_attn_torch", kernels.naive_sparse_attn)
+    monkeypatch.setattr(ops, "indexer_topk_torch", kernels.naive_indexer_topk)
+    with torch.no_grad():
+        naive = model(ids)
+    torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-5)
+
+
+def test_model_forward_on_the_triton_path_matches_the_cpu_path(tdev, monkeypatch):
+    ids = _ids(40)
+    with torch.no_grad():
+        cpu = tiny_model()(ids)
+        if tdev == "cpu":  # interpreter: run the Triton kernels on CPU tensors
+            monkeypatch.setattr(ops, "FORCE_TRITON", True)
+        calls = []
+        real = ops.sparse_attn_triton
+        monkeypatch.setattr(ops, "sparse_attn_triton", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+        out = tiny_model(tdev)(ids.to(tdev)).cpu()
+    assert len(calls) >= 3
+    torch.testing.assert_close(out, cpu, rtol=1e-4, atol=1e-4)
