@@ -22,7 +22,7 @@ class PagedRows:
     def append(self, rows: torch.Tensor) -> None:  # rows: [1, k, d]
         k = rows.shape[1]
         if k:
-            w = torch.arange(self.n, self.n + k)
+            w = torch.arange(self.n, self.n + k, device=self.pool.device)
             keep = w * self.ratio >= self.state.shared_upto
             if bool(keep.any()):
                 w = w[keep]
@@ -47,10 +47,10 @@ class PagedLayerState:
         self.comp_rows = self.index_keys = self.compressor = self.indexer = None
         if kind != SLIDING:
             self.comp_rows = PagedRows(pools.rows[layer], state, ratio, n_tokens // ratio)
-            self.compressor = CompressorState.new(1, ratio, a.head_dim, kind == CSA, "cpu")
+            self.compressor = CompressorState.new(1, ratio, a.head_dim, kind == CSA, pools.device)
             if kind == CSA:
                 self.index_keys = PagedRows(pools.keys[layer], state, ratio, n_tokens // ratio)
-                self.indexer = CompressorState.new(1, ratio, a.index_head_dim, True, "cpu")
+                self.indexer = CompressorState.new(1, ratio, a.index_head_dim, True, pools.device)
 
     @property
     def ring(self) -> torch.Tensor:  # [128, d]
@@ -59,13 +59,13 @@ class PagedLayerState:
     def window_rows(self, start_pos: int) -> torch.Tensor:
         """Rows of positions max(0, start_pos-W+1) … start_pos-1: [1, P, d]."""
         first = max(0, start_pos - (self.sliding_window - 1))
-        return self.ring[torch.arange(first, start_pos) % BLOCK_TOKENS][None]
+        return self.ring[torch.arange(first, start_pos, device=self.ring.device) % BLOCK_TOKENS][None]
 
     def write_window(self, kv: torch.Tensor, start_pos: int) -> None:
         """Store the last min(s, 128) rows of kv [1, s, d] in the ring."""
         s = kv.shape[1]
         keep = min(s, BLOCK_TOKENS)
-        pos = torch.arange(start_pos + s - keep, start_pos + s)
+        pos = torch.arange(start_pos + s - keep, start_pos + s, device=self.ring.device)
         self.ring[pos % BLOCK_TOKENS] = kv[0, s - keep :].to(self.ring.dtype)
 
 
@@ -94,7 +94,7 @@ class PagedState:
 
     def table_tensor(self) -> torch.Tensor:
         if self._table is None or len(self._table) != len(self.block_table):
-            self._table = torch.tensor(self.block_table, dtype=torch.long)
+            self._table = torch.tensor(self.block_table, dtype=torch.long, device=self.pools.device)
         return self._table
 
     def set_blocks(self, block_ids: list[int]) -> None:

@@ -26,7 +26,7 @@ class CachePools:
 
     def __init__(self, layout: CacheLayout, num_blocks: int, num_window_slots: int, device="cpu"):
         a, dt = layout.args, TORCH_DTYPES[layout.dtype]
-        self.layout, self.num_blocks, self.num_slots = layout, num_blocks, num_window_slots
+        self.layout, self.num_blocks, self.num_slots, self.device = layout, num_blocks, num_window_slots, device
         self.rows: list[torch.Tensor | None] = []
         self.keys: list[torch.Tensor | None] = []
         self.window: list[torch.Tensor] = []
