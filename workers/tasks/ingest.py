@@ -25,7 +25,6 @@ def _document_failed(session: Session, job: Job, reason: str) -> None:
 
 def _ingest(ctx: JobContext) -> None:
     from pipeline.ingest import ingest_path
-
     from pipeline.tokens import count_tokens
 
     with sessions()() as s:
