@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
+from inference.rope import apply_rotary_emb
 from kernels.indexer import indexer_topk_torch, indexer_topk_triton
 from kernels.layout import BLOCK_TOKENS, rows_per_block
+from kernels.rope_norm import inverse_rope_triton, rmsnorm_rope_triton
 from kernels.sparse_attn import (
     sparse_attn_gather_torch,
     sparse_attn_gather_triton,
@@ -22,6 +24,33 @@ FORCE_TRITON = False  # tests: run the Triton kernels on CPU tensors too (under 
 def use_triton(x: torch.Tensor) -> bool:
     """Triton for CUDA tensors (or when FORCE_TRITON is set), the kernels' torch path otherwise."""
     return x.is_cuda or FORCE_TRITON
+
+
+def _flat_rows(x: torch.Tensor, cos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [b,s,(h,)d] -> (x [b*s,(h,)d] contiguous, int32 row of cos/sin [b*s]) for the rope kernels."""
+    b, s = x.shape[:2]
+    pos = torch.arange(s, dtype=torch.int32, device=x.device).repeat(b)
+    return x.reshape(b * s, *x.shape[2:]).contiguous(), pos
+
+
+def rmsnorm_rope(x: torch.Tensor, weight: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor,
+                 eps: float) -> torch.Tensor:
+    """RMSNorm in fp32 (weighted unless weight is None) then RoPE: x [b,s,(h,)d], cos/sin [s, rope/2] (the rows'
+    angles) -> x's shape and dtype. Triton: one fused kernel; torch: the model's two steps."""
+    if use_triton(x):
+        flat, pos = _flat_rows(x, cos)
+        return rmsnorm_rope_triton(flat, weight, cos, sin, pos, 2 * cos.shape[-1], eps).view(x.shape)
+    xf = x.float()
+    y = xf * torch.rsqrt(xf.square().mean(-1, keepdim=True) + eps)
+    return apply_rotary_emb((y * weight if weight is not None else y).to(x.dtype), cos, sin)
+
+
+def inverse_rope(o: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Attention outputs o [b,s,h,d] with the rope part rotated back by each query's angle (cos/sin [s, rope/2])."""
+    if use_triton(o):
+        flat, pos = _flat_rows(o, cos)
+        return inverse_rope_triton(flat, cos, sin, pos, 2 * cos.shape[-1]).view(o.shape)
+    return apply_rotary_emb(o, cos, sin, inverse=True)
 
 
 def compressor_pool(kv: torch.Tensor, score: torch.Tensor, ratio: int, carry_kv: torch.Tensor | None = None,

@@ -8,11 +8,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.attention_ops import attend, compressor_pool, indexer_topk, kv_pools
+from inference.attention_ops import (
+    attend,
+    compressor_pool,
+    indexer_topk,
+    inverse_rope,
+    kv_pools,
+    rmsnorm_rope,
+    use_triton,
+)
 from inference.config import CSA, SLIDING, ModelArgs
 from inference.errors import InputError
 from inference.rope import Rotary, apply_rotary_emb
 from inference.state import CompressorState, LayerState, ModelState
+from kernels.mhc import hc_post_triton, hc_pre_triton
 
 
 def _numerics():
@@ -143,10 +152,8 @@ class Attention(nn.Module):
         positions = torch.arange(start_pos, start_pos + s, device=x.device)
         cos, sin = self.rotary.cos_sin(positions)
         qr = self.q_norm(self.wq_a(x))  # [b,s,q_lora]; reused by the indexer
-        q = self.wq_b(qr).view(b, s, h, d)
-        q = (q.float() * torch.rsqrt(q.float().square().mean(-1, keepdim=True) + eps)).to(x.dtype)
-        q = apply_rotary_emb(q, cos, sin)
-        kv = apply_rotary_emb(self.kv_norm(self.wkv(x)), cos, sin)  # [b,s,d]
+        q = rmsnorm_rope(self.wq_b(qr).view(b, s, h, d), None, cos, sin, eps)  # per-head, unweighted
+        kv = rmsnorm_rope(self.wkv(x), self.kv_norm.weight, cos, sin, self.kv_norm.eps)  # [b,s,d]
         if self.args.reference_numerics:
             kv = _numerics().act_quant_kv(kv, self.args.qk_rope_head_dim)
         prev = st.window_rows(start_pos)  # [b,P,d]
@@ -172,7 +179,7 @@ class Attention(nn.Module):
                 sel = self.indexer(x[:, c0 : c0 + chunk], qr[:, c0 : c0 + chunk], pos_c, keys)
             out.append(attend(q[:, c0 : c0 + chunk], pos_c, pools, self.attn_sink, self.softmax_scale, self.window,
                               sel))
-        o = apply_rotary_emb(torch.cat(out, dim=1), cos, sin, inverse=True)  # [b,s,h,d]
+        o = inverse_rope(torch.cat(out, dim=1), cos, sin)  # [b,s,h,d]
         g = self.args.o_groups
         o = o.reshape(b, s, g, -1)
         wo_a = self.wo_a.weight.view(g, self.args.o_lora_rank, -1)
@@ -298,12 +305,21 @@ class Block(nn.Module):
 
     def hc_pre(self, x: torch.Tensor, fn, scale, base):
         a = self.args
+        if use_triton(x):  # fused RMS scale + Sinkhorn split + stream reduction
+            b, s, hc, dim = x.shape
+            y, post, comb = hc_pre_triton(x.reshape(b * s, hc, dim).contiguous(), fn, scale, base,
+                                          iters=a.hc_sinkhorn_iters, norm_eps=a.rms_norm_eps, hc_eps=a.hc_eps)
+            return y.view(b, s, dim), post.view(b, s, hc), comb.view(b, s, hc, hc)
         pre, post, comb = hc_split_sinkhorn(hc_mix(x, fn, a.rms_norm_eps), scale, base, a.hc_mult,
                                             a.hc_sinkhorn_iters, a.hc_eps)
         return (pre[..., None] * x.float()).sum(dim=2).to(x.dtype), post, comb
 
     @staticmethod
     def hc_post(y: torch.Tensor, residual: torch.Tensor, post: torch.Tensor, comb: torch.Tensor) -> torch.Tensor:
+        if use_triton(y):
+            b, s, hc, dim = residual.shape
+            return hc_post_triton(y.reshape(b * s, dim), residual.reshape(b * s, hc, dim).contiguous(),
+                                  post.reshape(b * s, hc), comb.reshape(b * s, hc, hc)).view(b, s, hc, dim)
         out = post[..., None] * y.float()[:, :, None] + torch.einsum("bsjk,bsjd->bskd", comb, residual.float())
         return out.to(residual.dtype)
 
