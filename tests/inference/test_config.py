@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import v4_config
 
 from inference.config import CSA, HCA, SLIDING, ModelArgs
 from inference.errors import ConfigError
 from inference.rope import precompute_freqs_cis
+from tests.inference.configs import v4_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import torch
-from conftest import v4_config
 
 from inference.generate import generate, load_model
+from tests.inference.configs import v4_config
 
 
 def _run(*args):

@@ -5,10 +5,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import v4_config
 
 import inference.model as model_mod
 from inference.generate import generate, load_model
+from tests.inference.configs import v4_config
 
 transformers = pytest.importorskip("transformers")
 

@@ -4,13 +4,13 @@ import json
 
 import pytest
 import torch
-from conftest import v4_config
 
 from inference.devcheckpoint import main as devcheckpoint_main
 from inference.devcheckpoint import write_checkpoint
 from inference.generate import generate, load_model
 from inference.quant import dequantize_state_dict, release_format
 from inference.weights import CheckpointReader
+from tests.inference.configs import v4_config
 
 CONFIG = v4_config()  # fp32 tiny config: sliding + CSA + HCA, 8 experts, MTP
 

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from conftest import v4_config
 
 import inference.model as model_mod
 from inference.errors import InputError
 from inference.generate import load_model
+from tests.inference.configs import v4_config
 
 # topk 64 >= every visible compressed row here: no indexer selection, so no tie can differ between paths
 EXACT = v4_config(index_topk=64)

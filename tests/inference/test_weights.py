@@ -4,13 +4,13 @@ import json
 
 import pytest
 import torch
-from conftest import v4_config
 
 from inference.config import ModelArgs
 from inference.errors import CheckpointError
 from inference.generate import load_model
 from inference.model import Transformer
 from inference.weights import CheckpointReader, hf_name, load_weights, save_sharded, to_hf_state_dict
+from tests.inference.configs import v4_config
 
 
 def _official_state(ckpt):
