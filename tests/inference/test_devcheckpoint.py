@@ -58,7 +58,7 @@ def test_random_weights_give_varied_greedy_tokens_with_margins(tiny_dir):
 
 
 def test_same_seed_same_weights_other_seed_differs(tmp_path):
-    from conftest import v4_config
+    from tests.inference.configs import v4_config
 
     from inference.devcheckpoint import write_checkpoint
 
