@@ -58,9 +58,8 @@ def test_random_weights_give_varied_greedy_tokens_with_margins(tiny_dir):
 
 
 def test_same_seed_same_weights_other_seed_differs(tmp_path):
-    from tests.inference.configs import v4_config
-
     from inference.devcheckpoint import write_checkpoint
+    from tests.inference.configs import v4_config
 
     a = write_checkpoint(tmp_path / "a", v4_config(), seed=4)
     b = write_checkpoint(tmp_path / "b", v4_config(), seed=4)
