@@ -11,12 +11,7 @@ from inference.rope import apply_rotary_emb
 from kernels.indexer import indexer_topk_torch, indexer_topk_triton
 from kernels.layout import BLOCK_TOKENS, rows_per_block
 from kernels.rope_norm import inverse_rope_triton, rmsnorm_rope_triton
-from kernels.sparse_attn import (
-    sparse_attn_gather_torch,
-    sparse_attn_gather_triton,
-    sparse_attn_torch,
-    sparse_attn_triton,
-)
+from kernels.sparse_attn import sparse_attn_torch, sparse_attn_triton
 
 FORCE_TRITON = False  # tests: run the Triton kernels on CPU tensors too (under TRITON_INTERPRET=1)
 
@@ -141,10 +136,3 @@ def indexer_topk(q: torch.Tensor, k: torch.Tensor, weights: torch.Tensor, softma
     fn = indexer_topk_triton if use_triton(q) else indexer_topk_torch
     return fn(q.reshape(b * s, hi, di).contiguous(), w, seq, pos, pool, table, ratio, topk).view(b, s, topk)
 
-
-def sparse_attn(q: torch.Tensor, kv: torch.Tensor, attn_sink: torch.Tensor, topk_idxs: torch.Tensor,
-                softmax_scale: float) -> torch.Tensor:
-    """DeepSeek REF layout: one softmax over listed K=V rows plus a per-head sink: q [b,s,h,d], kv [b,n,d],
-    topk_idxs [b,s,k] (-1 = no key) -> o [b,s,h,d] in q's dtype."""
-    fn = sparse_attn_gather_triton if use_triton(q) else sparse_attn_gather_torch
-    return fn(q, kv, attn_sink, topk_idxs, softmax_scale)
