@@ -6,8 +6,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 quiet() { grep -v -e "is ignored: it is neither a file nor a directory" -e "^$" || true; }
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+# System packages: redis-server (tests start private instances), Tesseract's English data (OCR of scanned
+# pages through MuPDF's built-in Tesseract).
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need+=(tesseract-ocr-eng)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -175,6 +176,9 @@ def ocr_data(language: str) -> tuple[str | None, str | None]:
     prefix = os.environ.get("TESSDATA_PREFIX")
     if prefix and os.path.isfile(os.path.join(prefix, f"{language}.traineddata")):
         return prefix, None
+    # Debian/Ubuntu's tesseract-ocr-<lang> packages: the data without the tesseract binary
+    for found in sorted(glob.glob(f"/usr/share/tesseract-ocr/*/tessdata/{language}.traineddata"), reverse=True):
+        return os.path.dirname(found), None
     if shutil.which("tesseract"):
         return None, None
     return None, f"tesseract is not installed (no {language}.traineddata in $TESSDATA_PREFIX)"
