@@ -1,5 +1,6 @@
 """End to end on the real inference server (the `tiny` random-weight checkpoint) behind uvicorn, a Celery
-worker, PostgreSQL, Redis and moto's S3: a summary with usage, and a cancel that aborts a running prefill."""
+worker, PostgreSQL, Redis and moto's S3: PDF and codebase summaries with usage, and a cancel that aborts a
+running prefill."""
 
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
-from tests.api.helpers import make_pdf, upload
+from tests.api.helpers import make_pdf, make_zip, upload
 from tests.conftest import free_port
 from tests.pipeline.conftest import moto_endpoint  # noqa: F401
 from tests.workers.services import start_worker, stop, uvicorn_api
@@ -82,6 +83,20 @@ def test_summary_on_the_tiny_checkpoint_stores_usage(real):
     result = client.get(f"/v1/results/{job['result_id']}").json()
     assert result["usage"]["prompt_tokens"] == job["prefill_tokens_total"]
     assert 0 < result["usage"]["completion_tokens"] <= 8 and result["usage"]["cached_tokens"] is not None
+
+
+def test_codebase_archive_summary_on_the_tiny_checkpoint(real):
+    client, _ = real
+    doc = upload(client, make_zip(), name="app.zip").json()
+    ingested = _wait(client, doc["ingest_job_id"], _final)
+    assert ingested["state"] == "done", ingested
+    assert client.get(f"/v1/documents/{doc['id']}").json()["kind"] == "codebase"
+    job = client.post(f"/v1/documents/{doc['id']}/summaries", json={"style": "brief", "max_tokens": 8}).json()
+    job = _wait(client, job["id"], _final)
+    assert job["state"] == "done", job
+    result = client.get(f"/v1/results/{job['result_id']}").json()
+    assert result["usage"]["prompt_tokens"] == job["prefill_tokens_total"] > 100  # the packed file went in whole
+    assert 0 < result["usage"]["completion_tokens"] <= 8
 
 
 def test_cancel_aborts_the_prefill_on_the_server(real):
