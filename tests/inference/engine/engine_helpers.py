@@ -11,7 +11,7 @@ def random_ids(n: int, seed: int) -> list[int]:
 
 def make_engine(model, **kw) -> Engine:
     kw.setdefault("cache_bytes", 32 << 20)
-    kw.setdefault("max_num_batched_tokens", 256)
+    kw.setdefault("max_num_batched_tokens", 1024)
     kw.setdefault("num_checkpoints", 8)
     return Engine(model, EngineConfig(**kw))
 
