@@ -7,7 +7,6 @@ sampling types): it runs in the full environment; the torch-free CI environment 
 
 import threading
 import time
-from dataclasses import dataclass
 
 import pytest
 
@@ -15,96 +14,12 @@ pytest.importorskip("torch", reason="wholedoc's inference server needs the engin
 import uvicorn  # noqa: E402
 
 from inference.server import ServerConfig, create_app  # noqa: E402
-from inference.tokenizer import load_tokenizer  # noqa: E402
 from pipeline.client import ClientConfig, InferenceClient  # noqa: E402
 from pipeline.errors import ContextWindowExceeded, RequestCancelled  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
+from tests.inference.server.scripted_engine import ScriptedEngine  # noqa: E402
 
 MESSAGES = [{"role": "system", "content": "S"}, {"role": "user", "content": "word " * 300}]
-
-
-@dataclass
-class Out:
-    request_id: str
-    new_token_ids: list
-    new_text: str
-    finished: bool
-    finish_reason: str | None
-    prompt_tokens: int
-    cached_tokens: int
-    completion_tokens: int
-
-
-@dataclass
-class Prog:
-    request_id: str
-    state: str
-    prefill_tokens_done: int
-    prefill_tokens_total: int
-    tokens_generated: int
-    cached_tokens: int
-
-
-@dataclass
-class Stats:
-    num_waiting: int = 0
-    num_running: int = 0
-    cache_usage: float = 0.0
-    cache_blocks_used: int = 0
-    cache_blocks_total: int = 8
-    prefix_hit_tokens: int = 0
-    prefix_query_tokens: int = 0
-    prefill_tokens: int = 0
-    decode_tokens: int = 0
-
-
-class ScriptedEngine:
-    """Prefills `chunk` tokens per step (sleeping `step_s`), then emits one scripted piece per step."""
-
-    def __init__(self, pieces, *, chunk=64, cached=128, step_s=0.0, max_model_len=8192):
-        self.tokenizer, self.max_model_len = load_tokenizer(), max_model_len
-        self.pieces, self.chunk, self.cached, self.step_s = list(pieces), chunk, cached, step_s
-        self.reqs: dict[str, dict] = {}
-        self.aborted: list[str] = []
-
-    def add_request(self, request_id, prompt_token_ids, params):
-        self.reqs[request_id] = {"total": len(prompt_token_ids) - self.cached, "done": 0, "gen": 0,
-                                 "n": len(prompt_token_ids), "pieces": list(self.pieces)}
-
-    def progress(self, request_id):
-        r = self.reqs.get(request_id)
-        if r is None:
-            return None
-        return Prog(request_id, "prefilling" if r["done"] < r["total"] else "decoding", r["done"], r["total"],
-                    r["gen"], self.cached)
-
-    def step(self):
-        time.sleep(self.step_s)
-        outs = []
-        for rid, r in list(self.reqs.items()):
-            if r["done"] < r["total"]:
-                r["done"] = min(r["total"], r["done"] + self.chunk)
-                continue
-            text = r["pieces"].pop(0) if r["pieces"] else ""
-            r["gen"] += 1
-            finished = not r["pieces"]
-            outs.append(Out(rid, [7], text, finished, "stop" if finished else None, r["n"], self.cached, r["gen"]))
-            if finished:
-                del self.reqs[rid]
-        return outs
-
-    def abort(self, request_id):
-        self.aborted.append(request_id)
-        return self.reqs.pop(request_id, None) is not None
-
-    def probe(self, token_ids):
-        return min(self.cached, len(token_ids))
-
-    def has_unfinished(self):
-        return bool(self.reqs)
-
-    def stats(self):
-        return Stats(num_running=len(self.reqs))
 
 
 @pytest.fixture
@@ -132,7 +47,7 @@ def serve():
 
 @pytest.mark.parametrize("stream", [True, False])
 def test_thinking_usage_and_progress(serve, stream):
-    engine = ScriptedEngine(["Let me", " think</think>", "The answer", "<｜end▁of▁sentence｜>"], chunk=100)
+    engine = ScriptedEngine(["Let me", " think</think>", "The answer", "<｜end▁of▁sentence｜>"], cached=128, chunk=100)
     reports = []
     with serve(engine) as c:
         out = c.chat(MESSAGES, max_tokens=50, thinking=True, stream=stream, request_id="t-1",
@@ -145,7 +60,7 @@ def test_thinking_usage_and_progress(serve, stream):
 
 
 def test_extras_probe_tokenize_models_status(serve):
-    engine = ScriptedEngine(["ok"])
+    engine = ScriptedEngine(["ok"], cached=128)
     with serve(engine) as c:
         assert c.max_model_len() == 8192
         n = c.tokenize(MESSAGES)
@@ -157,7 +72,7 @@ def test_extras_probe_tokenize_models_status(serve):
 
 
 def test_cancel_in_prefill_aborts_on_the_server(serve):
-    engine = ScriptedEngine(["never"], chunk=1, step_s=0.01)  # ~300 slow prefill steps
+    engine = ScriptedEngine(["never"], cached=128, chunk=1, step_s=0.01)  # ~300 slow prefill steps
     cancel = threading.Event()
     threading.Timer(0.3, cancel.set).start()
     t0 = time.monotonic()
@@ -171,7 +86,7 @@ def test_cancel_in_prefill_aborts_on_the_server(serve):
 
 
 def test_over_the_window_is_a_typed_error_with_both_counts(serve):
-    engine = ScriptedEngine(["x"], max_model_len=200)
+    engine = ScriptedEngine(["x"], cached=128, max_model_len=200)
     with serve(engine) as c, pytest.raises(ContextWindowExceeded) as e:
         c.chat(MESSAGES, max_tokens=8)
     assert e.value.window_tokens == 200 and e.value.requested_tokens > 300

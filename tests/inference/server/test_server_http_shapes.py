@@ -2,101 +2,13 @@
 reasoning routing, Anthropic events, error JSON. The behaviour on the real engine is in test_server_engine.py."""
 
 import json
-from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
 
 from inference.server import ServerConfig, create_app
-from inference.tokenizer import load_tokenizer
 from pipeline.client.client import REQUESTED_IN_MESSAGE, WINDOW_IN_MESSAGE
-
-TOKENIZER = load_tokenizer()
-
-
-@dataclass
-class Out:
-    request_id: str
-    new_token_ids: list
-    new_text: str
-    finished: bool
-    finish_reason: str | None
-    prompt_tokens: int
-    cached_tokens: int
-    completion_tokens: int
-
-
-@dataclass
-class Prog:
-    request_id: str
-    state: str
-    prefill_tokens_done: int
-    prefill_tokens_total: int
-    tokens_generated: int
-    cached_tokens: int
-
-
-@dataclass
-class Stats:
-    num_waiting: int = 0
-    num_running: int = 0
-    cache_usage: float = 0.0
-    cache_blocks_used: int = 0
-    cache_blocks_total: int = 8
-    prefix_hit_tokens: int = 0
-    prefix_query_tokens: int = 0
-    prefill_tokens: int = 0
-    decode_tokens: int = 0
-
-
-class ScriptedEngine:
-    """Engine-shaped: prefills `chunk` tokens per step, then emits one scripted text piece (one token) per step."""
-
-    def __init__(self, pieces, *, chunk=64, cached=0, max_model_len=8192):
-        self.tokenizer, self.max_model_len = TOKENIZER, max_model_len
-        self.pieces, self.chunk, self.cached = list(pieces), chunk, cached
-        self.reqs: dict[str, dict] = {}
-        self.params = {}
-
-    def add_request(self, request_id, prompt_token_ids, params):
-        self.params[request_id] = params
-        self.reqs[request_id] = {"total": len(prompt_token_ids) - self.cached, "done": 0, "gen": 0,
-                                 "n": len(prompt_token_ids), "pieces": list(self.pieces), "max": params.max_tokens}
-
-    def progress(self, request_id):
-        r = self.reqs.get(request_id)
-        if r is None:
-            return None
-        state = "prefilling" if r["done"] < r["total"] else "decoding"
-        return Prog(request_id, state, r["done"], r["total"], r["gen"], self.cached)
-
-    def step(self):
-        outs = []
-        for rid, r in list(self.reqs.items()):
-            if r["done"] < r["total"]:
-                r["done"] = min(r["total"], r["done"] + self.chunk)
-                continue
-            text = r["pieces"].pop(0) if r["pieces"] else ""
-            r["gen"] += 1
-            length = r["gen"] >= r["max"]
-            finished = length or not r["pieces"]
-            outs.append(Out(rid, [7], text, finished, ("length" if length and r["pieces"] else "stop")
-                            if finished else None, r["n"], self.cached, r["gen"]))
-            if finished:
-                del self.reqs[rid]
-        return outs
-
-    def abort(self, request_id):
-        return self.reqs.pop(request_id, None) is not None
-
-    def probe(self, token_ids):
-        return min(self.cached, len(token_ids))
-
-    def has_unfinished(self):
-        return bool(self.reqs)
-
-    def stats(self):
-        return Stats(num_running=len(self.reqs))
+from tests.inference.server.scripted_engine import TOKENIZER, ScriptedEngine
 
 
 def client_for(engine, **cfg):
