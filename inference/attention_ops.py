@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from inference.rope import apply_rotary_emb
+from kernels.compressor import compressor_torch, compressor_triton
 from kernels.indexer import indexer_topk_torch, indexer_topk_triton
 from kernels.layout import BLOCK_TOKENS, rows_per_block
 from kernels.rope_norm import inverse_rope_triton, rmsnorm_rope_triton
@@ -48,24 +49,20 @@ def inverse_rope(o: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return apply_rotary_emb(o, cos, sin, inverse=True)
 
 
-def compressor_pool(kv: torch.Tensor, score: torch.Tensor, ratio: int, carry_kv: torch.Tensor | None = None,
-                    carry_score: torch.Tensor | None = None) -> torch.Tensor:
-    """Gated pooling of closed windows: kv, score [b, n*m, coff*d] (score incl. ape) -> rows [b, n, d] fp32.
+def compress_rows(kv: torch.Tensor, score: torch.Tensor, ape: torch.Tensor, norm_weight: torch.Tensor,
+                  cos: torch.Tensor, sin: torch.Tensor, start: int, first_window: int, *, ratio: int, overlap: bool,
+                  rope_dim: int, eps: float, rope_offset: int) -> torch.Tensor:
+    """Fused pooling + RMSNorm + RoPE (kernels.compressor) of every window closed in buffers kv, score [b, T, coff*d]
+    at positions start… (start = (first_window − overlap)·ratio when the carry window leads) -> rows [b, n, d] fp32.
 
-    coff=1 (HCA): softmax per channel over the m tokens of a window. coff=2 (CSA, overlap): row w pools the
-    A-half ([:d]) of window w-1 (carry_* [b, m, d] for w=0, -inf score = none) and the B-half of window w.
-    O(tokens·d) and already vectorized (kernels.compressor fuses it with norm + RoPE over a packed buffer)."""
+    cos/sin [P, rope/2]: table row i is position rope_offset + i (only the emitted rows' positions are needed)."""
     b, t, c = kv.shape
-    n = t // ratio
-    kv = kv.float().view(b, n, ratio, c)
-    score = score.float().view(b, n, ratio, c)
-    if carry_kv is not None:  # overlap: slots [A-half of prev window | B-half of this window]
-        d = c // 2
-        prev_kv = torch.cat([carry_kv[:, None].float(), kv[:, :-1, :, :d]], dim=1)
-        prev_score = torch.cat([carry_score[:, None].float(), score[:, :-1, :, :d]], dim=1)
-        kv = torch.cat([prev_kv, kv[..., d:]], dim=2)  # [b, n, 2m, d]
-        score = torch.cat([prev_score, score[..., d:]], dim=2)
-    return (kv * score.softmax(dim=2)).sum(dim=2)
+    cu = torch.arange(b + 1, dtype=torch.int64) * t
+    fn = compressor_triton if use_triton(kv) else compressor_torch
+    rows, _, _ = fn(kv.reshape(b * t, c).contiguous(), score.reshape(b * t, c).contiguous(), ape, norm_weight, cos, sin,
+                    cu, torch.full((b,), start, dtype=torch.int64), torch.full((b,), first_window, dtype=torch.int64),
+                    ratio=ratio, overlap=overlap, rope_dim=rope_dim, eps=eps, rope_offset=rope_offset)
+    return rows.view(b, -1, rows.shape[-1])
 
 
 def row_pool(rows: torch.Tensor, rpb: int, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

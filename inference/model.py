@@ -10,7 +10,7 @@ from torch import nn
 
 from inference.attention_ops import (
     attend,
-    compressor_pool,
+    compress_rows,
     indexer_topk,
     inverse_rope,
     kv_pools,
@@ -78,13 +78,21 @@ class Compressor(nn.Module):
         used = n_close * m
         rows = x.new_zeros(b, 0, d)
         if n_close:
-            rows = compressor_pool(kv[:, :used], score[:, :used], m, st.carry_kv, st.carry_score)
+            buf_kv, buf_score, start = kv[:, :used], score[:, :used], first_window * m
+            if self.overlap and first_window > 0:  # the carry window leads the buffer (A-half only is read)
+                lead = kv.new_zeros(b, m, 2 * d)
+                lead_score = torch.zeros_like(lead)
+                lead[..., :d], lead_score[..., :d] = st.carry_kv, st.carry_score
+                buf_kv, buf_score = torch.cat([lead, buf_kv], 1), torch.cat([lead_score, buf_score], 1)
+                start -= m
             if self.overlap:
                 st.carry_kv = kv[:, used - m : used, :d].clone()
                 st.carry_score = score[:, used - m : used, :d].clone()
-            rows = self.norm(rows)
-            cos, sin = self.rotary.cos_sin((first_window + torch.arange(n_close, device=x.device)) * m)
-            rows = apply_rotary_emb(rows, cos, sin)
+            offset = first_window * m  # RoPE slice: only the emitted rows' positions w·m
+            cos, sin = self.rotary.cos_sin(torch.arange(offset, offset + (n_close - 1) * m + 1, device=x.device))
+            rows = compress_rows(buf_kv, buf_score, torch.zeros_like(self.ape), self.norm.weight, cos, sin, start,
+                                 first_window, ratio=m, overlap=self.overlap, rope_dim=self.rope_dim,
+                                 eps=self.norm.eps, rope_offset=offset)  # score already holds ape[pos % m]
             if self.reference_numerics:
                 num = _numerics()
                 rows = num.fp4_act_quant(num.rotate_activation(rows)) if self.rotate else num.act_quant_kv(

@@ -51,8 +51,18 @@ def open_state_start(end_pos: int, ratio: int, overlap: bool) -> int:
     return max(0, (end_pos // ratio - int(overlap)) * ratio)
 
 
+def _rope_rows(wins, ratio, cos, rope_offset, rope_dim):
+    """Table rows w·ratio − rope_offset of the emitted windows; ConfigError when the tables don't cover them."""
+    rows = wins * ratio - rope_offset
+    if rope_dim and rows.numel():
+        lo, hi = int(rows.min()), int(rows.max())
+        check(lo >= 0 and hi < cos.shape[0], f"rope tables (rows {rope_offset}…{rope_offset + cos.shape[0] - 1}) "
+              f"don't cover positions {lo + rope_offset}…{hi + rope_offset}", ConfigError)
+    return rows
+
+
 def _norm_rope(x, norm_weight, cos, sin, pos, rope_dim, eps):
-    """Weighted RMSNorm then interleaved-pair RoPE on the last rope_dim channels at positions pos. x `[R, D]` fp32."""
+    """Weighted RMSNorm then interleaved-pair RoPE on the last rope_dim channels; pos = table rows. x `[R, D]` fp32."""
     x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * norm_weight.float()
     if rope_dim:
         c, s = cos[pos].float(), sin[pos].float()                                  # [R, rd/2]
@@ -66,7 +76,7 @@ def _norm_rope(x, norm_weight, cos, sin, pos, rope_dim, eps):
 
 
 def naive_compressor(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window, *,
-                     ratio, overlap, rope_dim, eps=1e-6):
+                     ratio, overlap, rope_dim, eps=1e-6, rope_offset=0):
     """Readable twin: one row at a time, REF's slot layout (A-half of w−1 then B-half of w)."""
     d = norm_weight.shape[0]
     seqs, wins, btok, atok = plan_rows(cu_seqlens, start_pos, first_window, ratio, overlap)
@@ -81,17 +91,19 @@ def naive_compressor(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_po
             g = torch.cat([z[at:at + ratio, :d] + ape[:, :d], g])
         rows.append((c * g.softmax(0)).sum(0))                                     # per-channel softmax over slots
     x = torch.stack(rows) if rows else kv.new_zeros(0, d, dtype=torch.float32)
-    return _norm_rope(x, norm_weight, cos, sin, wins * ratio, rope_dim, eps), seqs.to(torch.int32), wins.to(torch.int32)
+    pos = _rope_rows(wins, ratio, cos, rope_offset, rope_dim)
+    return _norm_rope(x, norm_weight, cos, sin, pos, rope_dim, eps), seqs.to(torch.int32), wins.to(torch.int32)
 
 
 ##### CPU fast path #####
 
 
 def compressor_torch(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window, *,
-                     ratio, overlap, rope_dim, eps=1e-6, budget_bytes=128 << 20):
+                     ratio, overlap, rope_dim, eps=1e-6, rope_offset=0, budget_bytes=128 << 20):
     """Vectorized: gather `[R, slots, D]` windows in row chunks, softmax over slots, norm + RoPE."""
     d = norm_weight.shape[0]
     seqs, wins, btok, atok = (x.to(kv.device) for x in plan_rows(cu_seqlens, start_pos, first_window, ratio, overlap))
+    pos = _rope_rows(wins, ratio, cos, rope_offset, rope_dim)
     out = torch.empty(wins.numel(), d, dtype=torch.float32, device=kv.device)
     slots = torch.arange(ratio, device=kv.device)
     boff = d if overlap else 0
@@ -106,7 +118,7 @@ def compressor_torch(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_po
             ga = (score[at.clamp_min(0), :d].float() + ape[None, :, :d]).masked_fill(~has_a, float("-inf"))
             c, g = torch.cat([ca, c], 1), torch.cat([ga, g], 1)
         out[r0:r0 + chunk] = (c * g.softmax(1)).sum(1)
-    out = _norm_rope(out, norm_weight, cos, sin, wins * ratio, rope_dim, eps)
+    out = _norm_rope(out, norm_weight, cos, sin, pos, rope_dim, eps)
     return out, seqs.to(torch.int32), wins.to(torch.int32)
 
 
@@ -143,7 +155,7 @@ def _pool_half(KV, SC, APE, tok0, ch0, C, RATIO, offs_p, pmask, m_e, l_e, a_e, m
 
 @triton.jit
 def _compressor_kernel(KV, SC, APE, NW, COS, SIN, BTOK, ATOK, WIN, DST, OUT,
-                       C, D, RATIO, B_OFF, ROPE_PAIRS, stride_cos, eps,
+                       C, D, RATIO, B_OFF, ROPE_PAIRS, ROPE_OFF, stride_cos, eps,
                        BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr):
     r = tl.program_id(0)
     offs_p = tl.arange(0, BLOCK_P)                                             # channel pair index
@@ -167,10 +179,10 @@ def _compressor_kernel(KV, SC, APE, NW, COS, SIN, BTOK, ATOK, WIN, DST, OUT,
     rstd = tl.math.rsqrt((tl.sum(e * e, 0) + tl.sum(o * o, 0)) / D + eps)
     e = e * rstd * tl.load(NW + 2 * offs_p, mask=pmask, other=0.0).to(tl.float32)
     o = o * rstd * tl.load(NW + 2 * offs_p + 1, mask=pmask, other=0.0).to(tl.float32)
-    # -- interleaved RoPE on the last ROPE_PAIRS pairs at position w·ratio (identity elsewhere)
+    # -- interleaved RoPE on the last ROPE_PAIRS pairs at position w·ratio, table row w·ratio − ROPE_OFF
     i = offs_p - (D // 2 - ROPE_PAIRS)
     rmask = pmask & (i >= 0)
-    pos = tl.load(WIN + r) * RATIO
+    pos = (tl.load(WIN + r) * RATIO - ROPE_OFF).to(tl.int64)
     c = tl.load(COS + pos * stride_cos + i, mask=rmask, other=1.0)
     s = tl.load(SIN + pos * stride_cos + i, mask=rmask, other=0.0)
     e, o = e * c - o * s, e * s + o * c
@@ -197,38 +209,38 @@ def _check(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_w
 
 
 def compressor_triton(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window, *,
-                      ratio, overlap, rope_dim, eps=1e-6, out=None):
+                      ratio, overlap, rope_dim, eps=1e-6, rope_offset=0, out=None):
     """Launch the Triton kernel; rows go to `out` `[R, D]` (allocated) — see `compressor` for shapes."""
     _check(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window, ratio, overlap, rope_dim)
     d = norm_weight.shape[0]
     seqs, wins, btok, atok = (x.to(kv.device) for x in plan_rows(cu_seqlens, start_pos, first_window, ratio, overlap))
     rows = torch.empty(wins.numel(), d, dtype=torch.float32, device=kv.device)
     if wins.numel():
-        check(int(wins.max()) * ratio < cos.shape[0], "rope tables too short for the emitted rows")
+        _rope_rows(wins, ratio, cos, rope_offset, rope_dim)
         block_p = triton.next_power_of_2(d // 2)
         _compressor_kernel[(wins.numel(),)](
             kv, score, ape.contiguous(), norm_weight.contiguous(), cos.contiguous(), sin.contiguous(),
             btok, atok, wins, torch.arange(wins.numel(), device=kv.device), rows,
-            kv.shape[1], d, ratio, d if overlap else 0, rope_dim // 2, cos.stride(0), eps,
+            kv.shape[1], d, ratio, d if overlap else 0, rope_dim // 2, rope_offset, cos.stride(0), eps,
             BLOCK_P=block_p, BLOCK_S=min(ratio, 8 if block_p >= 256 else 16))
     return rows, seqs.to(torch.int32), wins.to(torch.int32)
 
 
 def compressor(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window, *,
-               ratio, overlap, rope_dim, eps=1e-6):
+               ratio, overlap, rope_dim, eps=1e-6, rope_offset=0):
     """Compressed rows of every window closed in the buffers; CUDA → Triton, CPU → `compressor_torch`.
 
-    kv, score `[N, coff·D]` (coff = 2 if overlap), ape fp32 `[ratio, coff·D]`, norm_weight `[D]`,
-    cos/sin `[max_pos, rope_dim/2]`, cu_seqlens int `[B+1]` (buffers packed), start_pos `[B]` (position of each
-    buffer's first token, a multiple of ratio), first_window `[B]` (rows already emitted). Returns
+    kv, score `[N, coff·D]` (coff = 2 if overlap), ape fp32 `[ratio, coff·D]`, norm_weight `[D]`, cos/sin
+    `[P, rope_dim/2]` (row i = position rope_offset + i), cu_seqlens int `[B+1]` (buffers packed), start_pos `[B]`
+    (position of each buffer's first token, a multiple of ratio), first_window `[B]` (rows already emitted). Returns
     (rows fp32 `[R, D]`, row_seq int32 `[R]`, row_win int32 `[R]`); store them with `write_rows`.
     """
     if kv.is_cuda:
         return compressor_triton(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window,
-                                 ratio=ratio, overlap=overlap, rope_dim=rope_dim, eps=eps)
+                                 ratio=ratio, overlap=overlap, rope_dim=rope_dim, eps=eps, rope_offset=rope_offset)
     _check(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window, ratio, overlap, rope_dim)
     return compressor_torch(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window,
-                            ratio=ratio, overlap=overlap, rope_dim=rope_dim, eps=eps)
+                            ratio=ratio, overlap=overlap, rope_dim=rope_dim, eps=eps, rope_offset=rope_offset)
 
 
 def write_rows(pool, table, row_seq, row_win, rows, ratio: int) -> None:

@@ -121,6 +121,35 @@ def test_decode_token_by_token_equals_prefill(ratio, overlap):
     assert_close(full, torch.cat(rows), 1e-6, atol=1e-6)
 
 
+def test_rope_offset_table_equals_full_table(tdev):
+    """A cos/sin slice starting at rope_offset (table row = position − offset) gives the full-table rows, all paths."""
+    ape, nw, cos, sin = _weights(4, True)
+    kv, sc, cu, start, first = _ragged(4, True)
+    kw = dict(ratio=4, overlap=True, rope_dim=RD)
+    full = naive_compressor(kv, sc, ape, nw, cos, sin, cu, start, first, **kw)[0]
+    wins = naive_compressor(kv, sc, ape, nw, cos, sin, cu, start, first, **kw)[2]
+    off = int(wins.min()) * 4
+    cs, sn = cos[off:int(wins.max()) * 4 + 1].clone(), sin[off:int(wins.max()) * 4 + 1].clone()
+    assert off == 0 or not torch.equal(cs[:1], cos[:1])
+    args = (kv, sc, ape, nw, cs, sn, cu, start, first)
+    for fn in (naive_compressor, compressor_torch, compressor):
+        torch.testing.assert_close(fn(*args, **kw, rope_offset=off)[0], full, rtol=0, atol=1e-6)
+    out = compressor_triton(*[x.to(tdev) for x in args], **kw, rope_offset=off)[0]
+    assert_close(full, out, 1e-5, atol=2e-5, what="triton offset")
+    # a late slice (only the last sequence's rows): offset > 0 really shifts the table rows
+    k0 = int(cu[2])
+    cu2 = torch.tensor([0, int(cu[3]) - k0])
+    sub = naive_compressor(kv[k0:], sc[k0:], ape, nw, cos, sin, cu2, start[2:], first[2:], **kw)
+    off2 = int(sub[2].min()) * 4
+    assert off2 > 0
+    late = (kv[k0:], sc[k0:], ape, nw, cos[off2:].clone(), sin[off2:].clone(), cu2, start[2:], first[2:])
+    torch.testing.assert_close(compressor_torch(*late, **kw, rope_offset=off2)[0], sub[0], rtol=0, atol=1e-6)
+    out2 = compressor_triton(*[x.to(tdev) for x in late], **kw, rope_offset=off2)[0]
+    assert_close(sub[0], out2, 1e-5, atol=2e-5, what="triton late offset")
+    with pytest.raises(ConfigError):  # table doesn't reach back to the first emitted row
+        compressor_torch(*late[:4], cos[off2 + 4:], sin[off2 + 4:], *late[6:], **kw, rope_offset=off2 + 4)
+
+
 def test_write_rows_through_block_table():
     ape, nw, cos, sin = _weights(4, True)
     kv, sc, cu, start, first = _ragged(4, True)

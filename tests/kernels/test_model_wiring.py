@@ -112,9 +112,64 @@ def test_model_forward_on_the_triton_path_matches_the_cpu_path(tdev, monkeypatch
         cpu = tiny_model()(ids)
         if tdev == "cpu":  # interpreter: run the Triton kernels on CPU tensors
             monkeypatch.setattr(ops, "FORCE_TRITON", True)
-        calls = []
-        real = ops.sparse_attn_triton
+        calls, comp_calls = [], []
+        real, real_comp = ops.sparse_attn_triton, ops.compressor_triton
         monkeypatch.setattr(ops, "sparse_attn_triton", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+        monkeypatch.setattr(ops, "compressor_triton", lambda *a, **kw: comp_calls.append(1) or real_comp(*a, **kw))
         out = tiny_model(tdev)(ids.to(tdev)).cpu()
-    assert len(calls) >= 3
+    assert len(calls) >= 3 and len(comp_calls) >= 3  # CSA + its indexer + HCA compressors run the Triton kernel
     torch.testing.assert_close(out, cpu, rtol=1e-4, atol=1e-4)
+
+
+def _ref_compressor_rows(comp, x: torch.Tensor) -> torch.Tensor:
+    """REF Compressor at start_pos=0, written out here: window softmax pooling (CSA: A-half of w−1 | B-half of w),
+    weighted RMSNorm, interleaved RoPE at w·m — independent of kernels/."""
+    m, d = comp.ratio, comp.head_dim
+    n = x.shape[1] // m
+    kv = F.linear(x.float(), comp.wkv.weight.float())[:, : n * m].unflatten(1, (n, m))  # [b,n,m,coff*d]
+    z = (F.linear(x.float(), comp.wgate.weight.float())[:, : n * m].unflatten(1, (n, m)) + comp.ape)
+    if comp.overlap:
+        pad = lambda t, v: torch.cat([torch.full_like(t[:, :1, :, :d], v), t[:, :-1, :, :d]], 1)
+        kv, z = torch.cat([pad(kv, 0.0), kv[..., d:]], 2), torch.cat([pad(z, float("-inf")), z[..., d:]], 2)
+    rows = (kv * z.softmax(2)).sum(2)  # [b,n,d]
+    rows = rows * torch.rsqrt(rows.square().mean(-1, keepdim=True) + comp.norm.eps) * comp.norm.weight
+    cos, sin = comp.rotary.cos_sin(torch.arange(n) * m)
+    rd = comp.rope_dim
+    e, o = rows[..., -rd::2], rows[..., -rd + 1::2]
+    rot = torch.stack([e * cos - o * sin, e * sin + o * cos], -1).flatten(-2)
+    return torch.cat([rows[..., :-rd], rot], -1)
+
+
+def _state(comp):
+    from inference.state import CompressorState
+
+    return CompressorState.new(2, comp.ratio, comp.head_dim, comp.overlap, "cpu")
+
+
+@pytest.mark.parametrize("layer", [1, 2], ids=["csa", "hca"])
+def test_model_compressor_runs_the_fused_kernel_and_decodes_exactly(layer, monkeypatch):
+    """Compressor rows come from kernels.compressor (norm + RoPE fused, RoPE slice with an offset), equal an
+    independent REF formulation, and prefill-then-decode (open state + carry) closes exactly the same rows."""
+    model = tiny_model()
+    attn = model.layers[layer].attn
+    comps = [attn.compressor] + ([attn.indexer.compressor] if attn.indexer is not None else [])
+    calls = []
+    real = ops.compressor_torch
+    monkeypatch.setattr(ops, "compressor_torch", lambda *a, **kw: calls.append(kw["rope_offset"]) or real(*a, **kw))
+    x = torch.randn(2, 37, TINY["hidden_size"], generator=torch.Generator().manual_seed(4))
+    for comp in comps:
+        with torch.no_grad():
+            full = comp(x, 0, _state(comp))
+            assert full.shape == (2, 37 // comp.ratio, comp.head_dim)
+            torch.testing.assert_close(full, _ref_compressor_rows(comp, x), rtol=1e-5, atol=1e-5)
+            st, parts, p = _state(comp), [], 0
+            for n in (11, 1, 6, 1, 1, 17):  # chunked prefill then decode steps, mostly mid-window
+                parts.append(comp(x[:, p : p + n], p, st))
+                p += n
+        torch.testing.assert_close(torch.cat(parts, 1), full, rtol=1e-6, atol=1e-6)  # incremental == one shot
+    assert len(calls) >= 2 * len(comps) and max(calls) > 0  # later calls read an offset RoPE slice
+    comp = comps[0]
+    with torch.no_grad():
+        fast = comp(x, 0, _state(comp))
+        monkeypatch.setattr(ops, "compressor_torch", kernels.naive_compressor)
+        torch.testing.assert_close(comp(x, 0, _state(comp)), fast, rtol=1e-6, atol=1e-6)
