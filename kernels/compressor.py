@@ -28,22 +28,25 @@ def plan_rows(cu_seqlens, start_pos, first_window, ratio: int, overlap: bool):
     seqs, wins, btok, atok = [], [], [], []
     cu, sp, fw = cu_seqlens.tolist(), start_pos.tolist(), first_window.tolist()
     for b in range(len(sp)):
-        n, p0 = cu[b + 1] - cu[b], sp[b]
+        n, p0, f = cu[b + 1] - cu[b], sp[b], fw[b]
         check(p0 % ratio == 0 and p0 >= 0, f"start_pos[{b}]={p0} must be a multiple of ratio {ratio}", ConfigError)
-        w_end = (p0 + n) // ratio
-        for w in range(fw[b], w_end):
-            bt = cu[b] + w * ratio - p0
-            check(bt >= cu[b], f"sequence {b}: window {w} starts before its buffer (start_pos {p0})", ConfigError)
-            at = -1
-            if overlap and w > 0:
-                at = bt - ratio
-                check(at >= cu[b], f"sequence {b}: row {w} needs the carry window {w - 1} in its buffer", ConfigError)
-            seqs.append(b)
-            wins.append(w)
-            btok.append(bt)
-            atok.append(at)
-    mk = lambda v: torch.tensor(v, dtype=torch.int64, device=cu_seqlens.device)
-    return mk(seqs), mk(wins), mk(btok), mk(atok)
+        w = torch.arange(f, max(f, (p0 + n) // ratio), dtype=torch.int64)
+        if not w.numel():
+            continue
+        check(f * ratio >= p0, f"sequence {b}: window {f} starts before its buffer (start_pos {p0})", ConfigError)
+        bt = cu[b] + w * ratio - p0
+        at = torch.full_like(bt, -1)
+        if overlap:
+            check(f == 0 or (f - 1) * ratio >= p0,
+                  f"sequence {b}: row {f} needs the carry window {f - 1} in its buffer", ConfigError)
+            at = torch.where(w > 0, bt - ratio, at)
+        seqs.append(torch.full_like(w, b))
+        wins.append(w)
+        btok.append(bt)
+        atok.append(at)
+    dev = cu_seqlens.device
+    cat = lambda v: torch.cat(v).to(dev) if v else torch.zeros(0, dtype=torch.int64, device=dev)
+    return cat(seqs), cat(wins), cat(btok), cat(atok)
 
 
 def open_state_start(end_pos: int, ratio: int, overlap: bool) -> int:
