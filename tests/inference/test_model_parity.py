@@ -5,12 +5,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
+import transformers  # the pinned reference: a missing one fails, never skips
 
 import inference.model as model_mod
 from inference.generate import generate, load_model
 from tests.inference.configs import v4_config
-
-transformers = pytest.importorskip("transformers")
 
 CONFIGS = {
     # sliding + CSA + HCA, hc_mult 4, hash layer then scored layers; prompt > window (8) and > 4 x topk (16)
