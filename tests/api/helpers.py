@@ -1,6 +1,7 @@
 """Small factories for the API tests: PDFs and archives made in memory, documents made ready in the records."""
 
 import io
+import time
 import zipfile
 
 import pymupdf
@@ -43,3 +44,18 @@ def finish(records, job_id: str, text: str = "a summary [p. 1]") -> str:
                                  citations=[{"anchor": "1", "status": "verified"}],
                                  usage={"prompt_tokens": 100, "completion_tokens": 5, "cached_tokens": 0})
         return result.id
+
+
+def job_finished(job: dict) -> bool:
+    return job["state"] in ("done", "failed", "cancelled")
+
+
+def wait_job_http(client, job_id: str, until, timeout: float = 60, poll: float = 0.1) -> dict:
+    """Poll `GET /v1/jobs/{id}` until `until(job)` holds; fail with the last job seen after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        assert time.monotonic() < deadline, f"job stuck: {job}"
+        time.sleep(poll)

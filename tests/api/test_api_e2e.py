@@ -10,10 +10,14 @@ import pytest
 from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
-from tests.api.helpers import make_pdf, make_zip, upload
+from tests.api.helpers import job_finished, make_pdf, make_zip, upload, wait_job_http
 from tests.pipeline.conftest import moto_endpoint  # noqa: F401
 from tests.pipeline.faultserver import FaultServer, Reply
 from tests.workers.services import start_worker, stop, uvicorn_api
+
+
+def _wait(client, job_id, until):
+    return wait_job_http(client, job_id, until, timeout=60, poll=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -45,32 +49,18 @@ def _client(stack) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
 
 
-def _wait(client, job_id, until, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        assert time.monotonic() < deadline, f"job stuck: {job}"
-        time.sleep(0.1)
-
-
-def _done(job):
-    return job["state"] in ("done", "failed", "cancelled")
-
-
 @pytest.mark.parametrize("data,name,anchor", [(make_pdf("Revenue grew", pages=2), "r.pdf", "p. 2"),
                                               (make_zip(), "repo.zip", "src/app.py:1")])
 def test_upload_then_summarize_stores_a_result_with_usage(stack, data, name, anchor):
     _, llm, _ = stack
     client = _client(stack)
     doc = upload(client, data, name).json()
-    assert _wait(client, doc["ingest_job_id"], _done)["state"] == "done"
+    assert _wait(client, doc["ingest_job_id"], job_finished)["state"] == "done"
     doc = client.get(f"/v1/documents/{doc['id']}").json()
     assert doc["status"] == "ready" and doc["num_tokens"] > 0
     llm.default = Reply(content=(f"Summary [{anchor}].",))
     job = client.post(f"/v1/documents/{doc['id']}/summaries", json={"style": "brief"}).json()
-    job = _wait(client, job["id"], _done)
+    job = _wait(client, job["id"], job_finished)
     assert job["state"] == "done" and job["result_id"], job
     result = client.get(f"/v1/results/{job['result_id']}").json()
     assert result["text"] == f"Summary [{anchor}]."
@@ -82,7 +72,7 @@ def test_cancel_during_prefill_over_the_api(stack):
     _, llm, _ = stack
     client = _client(stack)
     doc = upload(client, make_pdf("long one")).json()
-    _wait(client, doc["ingest_job_id"], _done)
+    _wait(client, doc["ingest_job_id"], job_finished)
     llm.default = Reply(progress=tuple((i * 10, 1000) for i in range(100)), chunk_delay=0.1)
     job = client.post(f"/v1/documents/{doc['id']}/questions", json={"question": "What is it?"}).json()
     _wait(client, job["id"], lambda j: (j["prefill_tokens_done"] or 0) > 0)

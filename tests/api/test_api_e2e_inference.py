@@ -12,7 +12,7 @@ import pytest
 from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
-from tests.api.helpers import make_pdf, make_zip, upload
+from tests.api.helpers import job_finished, make_pdf, make_zip, upload, wait_job_http
 from tests.conftest import free_port
 from tests.pipeline.conftest import moto_endpoint  # noqa: F401
 from tests.workers.services import start_worker, stop, uvicorn_api
@@ -58,26 +58,17 @@ def real(api_pg_url, api_redis, moto_endpoint, tiny_checkpoint, tmp_path_factory
         engine.dispose()
 
 
-def _wait(client, job_id, until, timeout=120):
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        assert time.monotonic() < deadline, f"job stuck: {job}"
-        time.sleep(0.05)
 
-
-def _final(job):
-    return job["state"] in ("done", "failed", "cancelled")
+def _wait(client, job_id, until):
+    return wait_job_http(client, job_id, until, timeout=120, poll=0.05)
 
 
 def test_summary_on_the_tiny_checkpoint_stores_usage(real):
     client, _ = real
     doc = upload(client, make_pdf("Revenue grew", pages=2)).json()
-    assert _wait(client, doc["ingest_job_id"], _final)["state"] == "done"
+    assert _wait(client, doc["ingest_job_id"], job_finished)["state"] == "done"
     job = client.post(f"/v1/documents/{doc['id']}/summaries", json={"style": "brief", "max_tokens": 8}).json()
-    job = _wait(client, job["id"], _final)
+    job = _wait(client, job["id"], job_finished)
     assert job["state"] == "done", job
     assert job["prefill_tokens_total"] and job["prefill_tokens_total"] > 50  # progress came from the server
     result = client.get(f"/v1/results/{job['result_id']}").json()
@@ -88,11 +79,11 @@ def test_summary_on_the_tiny_checkpoint_stores_usage(real):
 def test_codebase_archive_summary_on_the_tiny_checkpoint(real):
     client, _ = real
     doc = upload(client, make_zip(), name="app.zip").json()
-    ingested = _wait(client, doc["ingest_job_id"], _final)
+    ingested = _wait(client, doc["ingest_job_id"], job_finished)
     assert ingested["state"] == "done", ingested
     assert client.get(f"/v1/documents/{doc['id']}").json()["kind"] == "codebase"
     job = client.post(f"/v1/documents/{doc['id']}/summaries", json={"style": "brief", "max_tokens": 8}).json()
-    job = _wait(client, job["id"], _final)
+    job = _wait(client, job["id"], job_finished)
     assert job["state"] == "done", job
     result = client.get(f"/v1/results/{job['result_id']}").json()
     assert result["usage"]["prompt_tokens"] == job["prefill_tokens_total"] > 100  # the packed file went in whole
@@ -102,10 +93,10 @@ def test_codebase_archive_summary_on_the_tiny_checkpoint(real):
 def test_cancel_aborts_the_prefill_on_the_server(real):
     client, base = real
     doc = upload(client, make_pdf("A long document to prefill slowly. " * 40, pages=20)).json()
-    assert _wait(client, doc["ingest_job_id"], _final)["state"] == "done"
+    assert _wait(client, doc["ingest_job_id"], job_finished)["state"] == "done"
     job = client.post(f"/v1/documents/{doc['id']}/questions", json={"question": "What is it?",
                                                                     "max_tokens": 8}).json()
-    running = _wait(client, job["id"], lambda j: (j["prefill_tokens_done"] or 0) > 0 or _final(j))
+    running = _wait(client, job["id"], lambda j: (j["prefill_tokens_done"] or 0) > 0 or job_finished(j))
     assert running["state"] == "running", running
     assert running["prefill_tokens_done"] < running["prefill_tokens_total"]
     assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
