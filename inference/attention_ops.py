@@ -1,16 +1,18 @@
 """Dispatch point of the model's hot attention pieces onto kernels/: CUDA tensors run the Triton kernels, CPU tensors
 the kernels' vectorized torch paths (chunked over queries, never [T, T]). `naive_*` in kernels/ are the references.
 
-The model keeps its contiguous per-batch rows; `kv_pools` views them as the block-table pools the kernels read."""
+`kv_pools` turns the rows of a call's sequences (contiguous rows of a batched state, or the engine's paged pools as
+they are) into the block-table pools the kernels read."""
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from inference.rope import apply_rotary_emb
 from kernels.compressor import compressor_torch, compressor_triton
 from kernels.indexer import indexer_topk_torch, indexer_topk_triton
-from kernels.layout import BLOCK_TOKENS, rows_per_block
+from kernels.layout import BLOCK_TOKENS
 from kernels.rope_norm import inverse_rope_triton, rmsnorm_rope_triton
 from kernels.sparse_attn import sparse_attn_torch, sparse_attn_triton
 
@@ -79,57 +81,74 @@ def row_pool(rows: torch.Tensor, rpb: int, start: int = 0) -> tuple[torch.Tensor
     return padded.view(b * nb, rpb, d), table
 
 
+def merge_pools(parts: list[tuple[torch.Tensor, torch.Tensor]], dtype: torch.dtype
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-span (pool [nb, rpb, d], int32 table [b, nblk]) -> one pool and one table, span-major rows.
+
+    Spans on one shared pool (the engine's paged cache) keep it as it is: only their tables are stacked. Otherwise
+    the pools are concatenated and each table shifted by the blocks before it. Short tables are padded with block 0,
+    which the kernels never read (a row is read only if a query's position makes it visible)."""
+    if len(parts) == 1 and parts[0][0].dtype == dtype:
+        return parts[0]
+    width = max(t.shape[1] for _, t in parts)
+    first = parts[0][0]
+    if all(p is first for p, _ in parts):
+        pool, shifts = first, [0] * len(parts)
+    else:
+        sizes = [p.shape[0] for p, _ in parts]
+        pool, shifts = torch.cat([p for p, _ in parts]), [sum(sizes[:i]) for i in range(len(parts))]
+    tables = [F.pad(t + k, (0, width - t.shape[1])) for (_, t), k in zip(parts, shifts)]
+    return pool.to(dtype), torch.cat(tables).to(torch.int32)
+
+
 @dataclass(frozen=True)
 class KVPools:
     """One layer's attended rows as kernel pools: raw window rows (128 per block) and compressed rows."""
 
     win_pool: torch.Tensor  # [nb, 128, d]
-    win_table: torch.Tensor  # int32 [b, nblk], indexed by position // 128
+    win_table: torch.Tensor  # int32 [seqs, nblk], indexed by position // 128
     cmp_pool: torch.Tensor | None  # [nb, 128 // ratio, d]
-    cmp_table: torch.Tensor | None  # int32 [b, nblk]
+    cmp_table: torch.Tensor | None  # int32 [seqs, nblk]
     ratio: int  # 0 = sliding window only
 
 
-def kv_pools(win_rows: torch.Tensor, win_start: int, cmp_rows: torch.Tensor | None, ratio: int) -> KVPools:
-    """win_rows [b, P, d] (positions win_start…, covering every query's window), cmp_rows [b, n, d] -> KVPools."""
-    win_pool, win_table = row_pool(win_rows, BLOCK_TOKENS, win_start)
+def kv_pools(windows: list[tuple[torch.Tensor, int]], comps: list[tuple[torch.Tensor, torch.Tensor]] | None,
+             ratio: int) -> KVPools:
+    """Per span: window rows [b, P, d] at positions start… (covering its queries' windows) and compressed rows as
+    (pool, table) (see GrowingRows.blocks / PagedRows.blocks) -> one KVPools for all of the call's sequences."""
+    dtype = windows[0][0].dtype
+    win_pool, win_table = merge_pools([row_pool(rows, BLOCK_TOKENS, start) for rows, start in windows], dtype)
     if not ratio:
         return KVPools(win_pool, win_table, None, None, 0)
-    cmp_pool, cmp_table = row_pool(cmp_rows.to(win_rows.dtype), rows_per_block(ratio))
+    cmp_pool, cmp_table = merge_pools(comps, dtype)
     return KVPools(win_pool, win_table, cmp_pool, cmp_table, ratio)
 
 
-def _flat_queries(b: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(seq_ids, positions) int32 [b*s] for queries [b, s] sharing positions [s]."""
-    s = positions.numel()
-    seq = torch.arange(b, dtype=torch.int32, device=positions.device).repeat_interleave(s)
-    return seq, positions.to(torch.int32).repeat(b)
-
-
-def attend(q: torch.Tensor, positions: torch.Tensor, pools: KVPools, attn_sink: torch.Tensor, softmax_scale: float,
-           window: int, topk_idxs: torch.Tensor | None = None) -> torch.Tensor:
-    """V4 sparse attention: q [b,s,h,d] at positions [s] over the window plus compressed rows -> o [b,s,h,d].
+def attend(q: torch.Tensor, seq_ids: torch.Tensor, positions: torch.Tensor, pools: KVPools, attn_sink: torch.Tensor,
+           softmax_scale: float, window: int, topk_idxs: torch.Tensor | None = None) -> torch.Tensor:
+    """V4 sparse attention: q [b,s,h,d] (sequence seq_ids, position positions: both [b,s]) over the window plus
+    compressed rows -> o [b,s,h,d].
 
     Compressed rows: topk_idxs int32 [b,s,k] (CSA, rows of cmp, -1 = none) or, when None, every visible row (HCA)."""
     b, s, h, d = q.shape
-    seq, pos = _flat_queries(b, positions)
     qf = q.reshape(b * s, h, d).contiguous()
     tk = topk_idxs.reshape(b * s, -1).to(torch.int32).contiguous() if topk_idxs is not None else None
     fn = sparse_attn_triton if use_triton(q) else sparse_attn_torch
-    o = fn(qf, seq, pos, pools.win_pool, pools.win_table, attn_sink, softmax_scale, window,
-           pools.cmp_pool, pools.cmp_table, pools.ratio, tk)
+    o = fn(qf, seq_ids.reshape(-1).to(torch.int32), positions.reshape(-1).to(torch.int32), pools.win_pool,
+           pools.win_table, attn_sink, softmax_scale, window, pools.cmp_pool, pools.cmp_table, pools.ratio, tk)
     return o.view(b, s, h, d)
 
 
-def indexer_topk(q: torch.Tensor, k: torch.Tensor, weights: torch.Tensor, softmax_scale: float,
-                 positions: torch.Tensor, ratio: int, topk: int) -> torch.Tensor:
-    """Lightning-indexer top-k: q [b,s,h,d], k [b,n,d], weights [b,s,h] -> int32 [b,s,topk], -1 = none.
+def indexer_topk(q: torch.Tensor, keys: tuple[torch.Tensor, torch.Tensor], weights: torch.Tensor,
+                 softmax_scale: float, seq_ids: torch.Tensor, positions: torch.Tensor, ratio: int,
+                 topk: int) -> torch.Tensor:
+    """Lightning-indexer top-k: q [b,s,h,d], keys (pool, int32 table) as kv_pools merges them, weights [b,s,h],
+    seq_ids/positions [b,s] -> int32 [b,s,topk] rows of the query's own sequence, -1 = none.
 
     score(t, w) = Σ_h weights[t,h]·softmax_scale · relu(q[t,h]·k[w]); row w is visible iff w < (t+1)//ratio."""
     b, s, hi, di = q.shape
-    pool, table = row_pool(k.to(q.dtype), rows_per_block(ratio))
-    seq, pos = _flat_queries(b, positions)
+    pool, table = keys
     w = (weights.float() * softmax_scale).reshape(b * s, hi)
     fn = indexer_topk_triton if use_triton(q) else indexer_topk_torch
-    return fn(q.reshape(b * s, hi, di).contiguous(), w, seq, pos, pool, table, ratio, topk).view(b, s, topk)
-
+    return fn(q.reshape(b * s, hi, di).contiguous(), w, seq_ids.reshape(-1).to(torch.int32),
+              positions.reshape(-1).to(torch.int32), pool.to(q.dtype), table, ratio, topk).view(b, s, topk)

@@ -9,18 +9,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from inference.attention_ops import (
+    KVPools,
     attend,
     compress_rows,
     indexer_topk,
     inverse_rope,
     kv_pools,
+    merge_pools,
     rmsnorm_rope,
     use_triton,
 )
-from inference.config import CSA, SLIDING, ModelArgs
+from inference.config import BLOCK_TOKENS, CSA, SLIDING, ModelArgs
 from inference.errors import InputError
 from inference.rope import Rotary, apply_rotary_emb
-from inference.state import CompressorState, LayerState, ModelState
+from inference.span import Packing, Span
+from inference.state import CompressorState, ModelState
 from kernels.mhc import hc_post_triton, hc_pre_triton
 
 
@@ -63,20 +66,30 @@ class Compressor(nn.Module):
         self.ape = nn.Parameter(torch.zeros(compress_ratio, coff * head_dim, dtype=torch.float32))
         self.norm = RMSNorm(head_dim, args.rms_norm_eps)
 
+    def project(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [b,s,dim] at positions [s] -> (kv, gate score + ape) [b,s,coff*d] fp32, as in the reference."""
+        kv = F.linear(x.float(), self.wkv.weight.float())
+        score = F.linear(x.float(), self.wgate.weight.float()) + self.ape[positions % self.ratio]
+        return kv, score
+
     def forward(self, x: torch.Tensor, start_pos: int, st: CompressorState) -> torch.Tensor:
         """x [b,s,dim] -> rows closed by these tokens [b, n_new, head_dim] (normed, RoPE at w*m)."""
-        b, s, _ = x.shape
+        positions = torch.arange(start_pos, start_pos + x.shape[1], device=x.device)
+        return self.close(*self.project(x, positions), start_pos, st, x.dtype)
+
+    def close(self, kv: torch.Tensor, score: torch.Tensor, start_pos: int, st: CompressorState,
+              dtype: torch.dtype) -> torch.Tensor:
+        """Projections of tokens start_pos… (project) -> the rows they close [b, n_new, head_dim]; keeps the open
+        window and the CSA carry in st."""
+        b = kv.shape[0]
         m, d = self.ratio, self.head_dim
-        kv = F.linear(x.float(), self.wkv.weight.float())  # fp32 as in the reference: [b,s,coff*d]
-        pos = torch.arange(start_pos, start_pos + s, device=x.device)
-        score = F.linear(x.float(), self.wgate.weight.float()) + self.ape[pos % m]
         n_open = start_pos % m
         kv = torch.cat([st.open_kv[:, :n_open], kv], dim=1)
         score = torch.cat([st.open_score[:, :n_open], score], dim=1)
         first_window = (start_pos - n_open) // m
         n_close = kv.shape[1] // m
         used = n_close * m
-        rows = x.new_zeros(b, 0, d)
+        rows = kv.new_zeros(b, 0, d, dtype=dtype)
         if n_close:
             buf_kv, buf_score, start = kv[:, :used], score[:, :used], first_window * m
             if self.overlap and first_window > 0:  # the carry window leads the buffer (A-half only is read)
@@ -89,7 +102,7 @@ class Compressor(nn.Module):
                 st.carry_kv = kv[:, used - m : used, :d].clone()
                 st.carry_score = score[:, used - m : used, :d].clone()
             offset = first_window * m  # RoPE slice: only the emitted rows' positions w·m
-            cos, sin = self.rotary.cos_sin(torch.arange(offset, offset + (n_close - 1) * m + 1, device=x.device))
+            cos, sin = self.rotary.cos_sin(torch.arange(offset, offset + (n_close - 1) * m + 1, device=kv.device))
             rows = compress_rows(buf_kv, buf_score, torch.zeros_like(self.ape), self.norm.weight, cos, sin, start,
                                  first_window, ratio=m, overlap=self.overlap, rope_dim=self.rope_dim,
                                  eps=self.norm.eps, rope_offset=offset)  # score already holds ape[pos % m]
@@ -97,7 +110,7 @@ class Compressor(nn.Module):
                 num = _numerics()
                 rows = num.fp4_act_quant(num.rotate_activation(rows)) if self.rotate else num.act_quant_kv(
                     rows, self.rope_dim)
-            rows = rows.to(x.dtype)
+            rows = rows.to(dtype)
         rem = kv.shape[1] - used
         st.open_kv[:, :rem] = kv[:, used:]
         st.open_score[:, :rem] = score[:, used:]
@@ -117,17 +130,19 @@ class Indexer(nn.Module):
         self.weights_proj = linear(args.hidden_size, self.n_heads, dtype)
         self.compressor = Compressor(args, compress_ratio, self.head_dim, rotary, True, dtype, rotate=True)
 
-    def forward(self, x: torch.Tensor, qr: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """x [b,c,dim], qr [b,c,q_lora], keys [b,n,d_I] -> compressed-row indices [b,c,k] (-1 = none)."""
+    def forward(self, x: torch.Tensor, qr: torch.Tensor, seq_ids: torch.Tensor, positions: torch.Tensor,
+                keys: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """x [b,c,dim], qr [b,c,q_lora] of queries seq_ids/positions [b,c], keys (pool, table) of every sequence
+        -> compressed-row indices [b,c,k] (-1 = none)."""
         b, c, _ = x.shape
         q = self.wq_b(qr).view(b, c, self.n_heads, self.head_dim)
-        cos, sin = self.rotary.cos_sin(positions)
+        cos, sin = self.rotary.cos_sin(positions[0])  # positions are equal across the batch rows
         q = apply_rotary_emb(q, cos, sin)
         if self.reference_numerics:
             num = _numerics()
             q = num.fp4_act_quant(num.rotate_activation(q))
         weights = self.weights_proj(x).float() * self.n_heads ** -0.5
-        return indexer_topk(q, keys, weights, self.softmax_scale, positions, self.ratio, self.topk)
+        return indexer_topk(q, keys, weights, self.softmax_scale, seq_ids, positions, self.ratio, self.topk)
 
 
 class Attention(nn.Module):
@@ -153,46 +168,61 @@ class Attention(nn.Module):
                            if self.kind != SLIDING else None)
         self.indexer = Indexer(args, self.ratio, self.rotary, dtype) if self.kind == CSA else None
 
-    def forward(self, x: torch.Tensor, start_pos: int, st: LayerState) -> torch.Tensor:
-        """x [b,s,dim] (normed) -> [b,s,dim]; reads and updates the layer state."""
+    def forward(self, x: torch.Tensor, pk: Packing) -> torch.Tensor:
+        """x [b,s,dim] (normed), the tokens of pk's spans -> [b,s,dim]; reads and updates each span's layer state."""
         b, s, _ = x.shape
         h, d, eps = self.n_heads, self.head_dim, self.args.rms_norm_eps
-        positions = torch.arange(start_pos, start_pos + s, device=x.device)
-        cos, sin = self.rotary.cos_sin(positions)
+        cos, sin = self.rotary.cos_sin(pk.positions)
         qr = self.q_norm(self.wq_a(x))  # [b,s,q_lora]; reused by the indexer
         q = rmsnorm_rope(self.wq_b(qr).view(b, s, h, d), None, cos, sin, eps)  # per-head, unweighted
         kv = rmsnorm_rope(self.wkv(x), self.kv_norm.weight, cos, sin, self.kv_norm.eps)  # [b,s,d]
         if self.args.reference_numerics:
             kv = _numerics().act_quant_kv(kv, self.args.qk_rope_head_dim)
-        prev = st.window_rows(start_pos)  # [b,P,d]
-        base = start_pos - prev.shape[1]  # position of the first window row
-        comp, keys = None, None
-        if self.compressor is not None:
-            st.comp_rows.append(self.compressor(x, start_pos, st.compressor))
-            comp = st.comp_rows.view()  # [b, n_comp, d]
-            if self.indexer is not None:
-                st.index_keys.append(self.indexer.compressor(x, start_pos, st.indexer))
-                keys = st.index_keys.view()
-        pools = kv_pools(torch.cat([prev, kv], dim=1).to(x.dtype), base, comp, self.ratio if comp is not None else 0)
-        n_comp = comp.shape[1] if comp is not None else 0
-        st.write_window(kv, start_pos)
+        pools, keys, n_comp = self._cache(x, kv, pk)
         n_keys = self.window + (min(self.args.index_topk, n_comp) if self.indexer is not None else n_comp)
         per_query = max(n_keys * (d + h), self.args.index_n_heads * n_comp if self.indexer is not None else 0)
         chunk = max(1, self.args.attn_chunk_elems // max(1, per_query * b))
+        seq_ids, positions = pk.seq_ids(b), pk.positions[None].expand(b, s)
         out = []
         for c0 in range(0, s, chunk):
-            pos_c = positions[c0 : c0 + chunk]
+            c = slice(c0, c0 + chunk)
             sel = None
             if self.indexer is not None:  # CSA: the indexer's picks among the compressed rows
-                sel = self.indexer(x[:, c0 : c0 + chunk], qr[:, c0 : c0 + chunk], pos_c, keys)
-            out.append(attend(q[:, c0 : c0 + chunk], pos_c, pools, self.attn_sink, self.softmax_scale, self.window,
-                              sel))
+                sel = self.indexer(x[:, c], qr[:, c], seq_ids[:, c], positions[:, c], keys)
+            out.append(attend(q[:, c], seq_ids[:, c], positions[:, c], pools, self.attn_sink, self.softmax_scale,
+                              self.window, sel))
         o = inverse_rope(torch.cat(out, dim=1), cos, sin)  # [b,s,h,d]
         g = self.args.o_groups
         o = o.reshape(b, s, g, -1)
         wo_a = self.wo_a.weight.view(g, self.args.o_lora_rank, -1)
         o = torch.einsum("bsgi,goi->bsgo", o, wo_a)
         return self.wo_b(o.flatten(2))
+
+    def _cache(self, x: torch.Tensor, kv: torch.Tensor, pk: Packing) -> tuple[KVPools, tuple | None, int]:
+        """Per span: read its window, close its compressed rows and indexer keys, write its window; then the kernel
+        pools of all spans (window rows copied, history rows read in place from a paged cache) and the largest
+        compressed-row count."""
+        comp = self.compressor
+        if comp is not None:  # one projection for every span's tokens
+            proj = comp.project(x, pk.positions)
+            iproj = self.indexer.compressor.project(x, pk.positions) if self.indexer is not None else None
+        windows, rows, keys, n_comp = [], [], [], 0
+        for sp in pk.spans:
+            st, part = sp.state.layers[self.layer_id], slice(sp.offset, sp.offset + sp.n)
+            prev = st.window_rows(sp.start)  # [b,P,d]
+            windows.append((torch.cat([prev, kv[:, part]], dim=1).to(x.dtype), sp.start - prev.shape[1]))
+            if comp is not None:
+                st.comp_rows.append(comp.close(proj[0][:, part], proj[1][:, part], sp.start, st.compressor, x.dtype))
+                rows.append(st.comp_rows.blocks(BLOCK_TOKENS // self.ratio))
+                n_comp = max(n_comp, (sp.start + sp.n) // self.ratio)
+                if self.indexer is not None:
+                    ic = self.indexer.compressor
+                    st.index_keys.append(ic.close(iproj[0][:, part], iproj[1][:, part], sp.start, st.indexer,
+                                                  x.dtype))
+                    keys.append(st.index_keys.blocks(BLOCK_TOKENS // self.ratio))
+            st.write_window(kv[:, part], sp.start)
+        pools = kv_pools(windows, rows, self.ratio if comp is not None else 0)
+        return pools, merge_pools(keys, x.dtype) if keys else None, n_comp
 
 
 class Gate(nn.Module):
@@ -331,10 +361,10 @@ class Block(nn.Module):
         out = post[..., None] * y.float()[:, :, None] + torch.einsum("bsjk,bsjd->bskd", comb, residual.float())
         return out.to(residual.dtype)
 
-    def forward(self, x: torch.Tensor, start_pos: int, input_ids: torch.Tensor, st: LayerState) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pk: Packing, input_ids: torch.Tensor) -> torch.Tensor:
         """x [b,s,hc,dim] -> [b,s,hc,dim]."""
         y, post, comb = self.hc_pre(x, self.hc_attn_fn, self.hc_attn_scale, self.hc_attn_base)
-        x = self.hc_post(self.attn(self.attn_norm(y), start_pos, st), x, post, comb)
+        x = self.hc_post(self.attn(self.attn_norm(y), pk), x, post, comb)
         y, post, comb = self.hc_pre(x, self.hc_ffn_fn, self.hc_ffn_scale, self.hc_ffn_base)
         return self.hc_post(self.ffn(self.ffn_norm(y), input_ids), x, post, comb)
 
@@ -357,12 +387,12 @@ class MTPBlock(Block):
         self.hc_head_base = nn.Parameter(torch.zeros(hc, dtype=torch.float32))
         self.hc_head_scale = nn.Parameter(torch.ones(1, dtype=torch.float32))
 
-    def forward(self, x_last: torch.Tensor, e: torch.Tensor, start_pos: int, input_ids: torch.Tensor,
-                st: LayerState) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x_last: torch.Tensor, e: torch.Tensor, pk: Packing, input_ids: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """x_last [b,s,hc,dim] (target residual before hc_head), e [b,s,dim] (embedding of the next tokens)
         -> (hidden after norm [b,s,dim], new residual [b,s,hc,dim])."""
         x = self.e_proj(self.enorm(e))[:, :, None] + self.h_proj(self.hnorm(x_last))
-        x = super().forward(x, start_pos, input_ids, st)
+        x = super().forward(x, pk, input_ids)
         a = self.args
         y = hc_head(x, self.hc_head_fn, self.hc_head_scale, self.hc_head_base, a.rms_norm_eps, a.hc_eps)
         return self.norm(y), x
@@ -430,13 +460,46 @@ class Transformer(nn.Module):
                 raise InputError("start_pos > 0 needs the state of the earlier positions")
             state = self.new_state(b)
         state.check_start(start_pos, b)
-        h = self.embed(input_ids)
-        x = h[:, :, None].expand(b, s, a.hc_mult, a.hidden_size).contiguous()
-        for layer, st in zip(self.layers, state.layers):
-            x = layer(x, start_pos, input_ids, st)
-        state.num_tokens += s
-        state.token_ids.append(input_ids.detach().clone())
+        return self._run(input_ids, Packing.of([Span(state, start_pos, 0, s)], input_ids.device))
+
+    def _run(self, input_ids: torch.Tensor, pk: Packing) -> torch.Tensor:
+        """Embedding and the blocks over a call's tokens [b, s]; advances every span's state."""
+        a, (b, s) = self.args, input_ids.shape
+        x = self.embed(input_ids)[:, :, None].expand(b, s, a.hc_mult, a.hidden_size).contiguous()
+        for layer in self.layers:
+            x = layer(x, pk, input_ids)
+        for sp in pk.spans:
+            sp.state.num_tokens += sp.n
+            sp.state.token_ids.append(input_ids[:, sp.offset : sp.offset + sp.n].detach().clone())
         return x
+
+    @torch.no_grad()
+    def forward_packed(self, pieces: list[tuple[object, list[int]]]) -> torch.Tensor:
+        """Pieces of different sequences in one call: (state of batch 1, its next token ids) each, every state
+        continuing at its own num_tokens -> fp32 logits [len(pieces), vocab] of each piece's last token.
+
+        One matmul per weight for all pieces' tokens and one attention launch per layer; this is how the engine runs
+        prefill chunks and decode tokens of many requests in one step."""
+        a = self.args
+        if not pieces:
+            raise InputError("forward_packed needs at least one piece")
+        spans, flat, offset = [], [], 0
+        for i, (state, ids) in enumerate(pieces):
+            if not ids:
+                raise InputError(f"piece {i} has no tokens")
+            if min(ids) < 0 or max(ids) >= a.vocab_size:
+                raise InputError(f"piece {i}: token ids must lie in [0, {a.vocab_size}); got {min(ids)}…{max(ids)}")
+            if state.num_tokens + len(ids) > a.max_position_embeddings:
+                raise InputError(f"piece {i}: positions up to {state.num_tokens + len(ids)} exceed "
+                                 f"max_position_embeddings {a.max_position_embeddings}")
+            state.check_start(state.num_tokens, 1)
+            spans.append(Span(state, state.num_tokens, offset, len(ids)))
+            flat += ids
+            offset += len(ids)
+        device = self.head.weight.device
+        pk = Packing.of(spans, device)
+        x = self._run(torch.tensor([flat], dtype=torch.long, device=device), pk)
+        return self.logits(x[:, pk.last_tokens()])[0]
 
     @torch.no_grad()
     def forward_mtp(self, x_last: torch.Tensor, next_ids: torch.Tensor, start_pos: int, state: ModelState,
@@ -444,10 +507,10 @@ class Transformer(nn.Module):
         """MTP draft logits [b,s,vocab] for the tokens after next_ids, and the MTP residual for a further depth.
 
         x_last: the target's residual streams at the same positions; the MTP layer keeps its own window state."""
-        n = self.args.num_hidden_layers
         if depth >= len(self.mtp):
             raise InputError(f"the checkpoint has {len(self.mtp)} MTP layers; depth {depth} does not exist")
-        h, x = self.mtp[depth](x_last, self.embed(next_ids), start_pos, next_ids, state.layers[n + depth])
+        pk = Packing.of([Span(state, start_pos, 0, next_ids.shape[1])], next_ids.device)
+        h, x = self.mtp[depth](x_last, self.embed(next_ids), pk, next_ids)
         return self.head(h).float(), x
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:

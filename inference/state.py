@@ -33,6 +33,12 @@ class GrowingRows:
     def view(self) -> torch.Tensor:  # [b, n, d]
         return self.buf[:, : self.n]
 
+    def blocks(self, rpb: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows as a kernel pool: (pool [nb, rpb, d], int32 table [b, nblk]) (a copy into rpb-row blocks)."""
+        from inference.attention_ops import row_pool
+
+        return row_pool(self.view(), rpb)
+
     def truncate(self, n: int) -> None:
         self.n = min(self.n, n)
 

@@ -129,29 +129,47 @@ class Engine:
     ##### stepping #####
 
     def step(self) -> list[RequestOutput]:
-        """One scheduler step (bounded by max_num_batched_tokens); outputs of the requests that progressed."""
+        """One scheduler step (bounded by max_num_batched_tokens): every scheduled prefill chunk and decode token in
+        one forward call; outputs of the requests that progressed."""
         t0 = time.perf_counter()
-        outputs = []
-        for seq, n in self.scheduler.schedule():
-            try:
-                outputs.append(self._run(seq, n))
-            except Exception as exc:  # one request's failure must not take the others down
-                log.exception("request %s failed; aborting it", seq.request_id)
-                self.scheduler.finish(seq, Status.ABORTED)
-                seq.finish_reason = "abort"
-                out = self._output(seq, seq.output_ids[seq.num_emitted :], "")
-                out.error = f"{type(exc).__name__}: {exc}"
-                outputs.append(out)
+        outputs = self._execute(self.scheduler.schedule())
         self._step_s = 0.8 * self._step_s + 0.2 * (time.perf_counter() - t0)
         for seq_id in [k for k, s in self.seqs.items() if s.is_finished and s.num_emitted == len(s.output_ids)]:
             if len(self.seqs) > 4 * self.config.max_num_seqs + self.config.max_waiting:
                 del self.seqs[seq_id]  # keep recent finished ones for progress(); forget the oldest
         return outputs
 
-    def _run(self, seq: Sequence, n: int) -> RequestOutput:
-        st, start = seq.state, seq.num_computed
-        ids = torch.tensor([seq.tokens(start, start + n)], dtype=torch.long, device=self.pools.window[0].device)
-        logits = self.model(ids, start, st, last_only=True)[0, -1]
+    def _execute(self, scheduled: list[tuple[Sequence, int]]) -> list[RequestOutput]:
+        """Run a schedule: (sequence, tokens) pieces in one Transformer.forward_packed call."""
+        outputs, work = [], []
+        vocab = self.model.args.vocab_size
+        for seq, n in scheduled:
+            ids = seq.tokens(seq.num_computed, seq.num_computed + n)
+            if min(ids) < 0 or max(ids) >= vocab:  # one request's bad input must not take the others down
+                outputs.append(self._fail(seq, InputError(f"token ids must lie in [0, {vocab}); got {min(ids)}…"
+                                                          f"{max(ids)}")))
+            else:
+                work.append((seq, ids))
+        if work:
+            try:
+                logits = self.model.forward_packed([(seq.state, ids) for seq, ids in work])
+            except Exception as exc:  # states may be half-updated: every request of this step ends
+                log.exception("forward of %d requests failed; aborting them", len(work))
+                outputs += [self._fail(seq, exc) for seq, _ in work]
+            else:
+                outputs += [self._advance(seq, len(ids), row) for (seq, ids), row in zip(work, logits)]
+        return outputs
+
+    def _fail(self, seq: Sequence, exc: Exception) -> RequestOutput:
+        self.scheduler.finish(seq, Status.ABORTED)
+        seq.finish_reason = "abort"
+        out = self._output(seq, seq.output_ids[seq.num_emitted :], "")
+        out.error = f"{type(exc).__name__}: {exc}"
+        return out
+
+    def _advance(self, seq: Sequence, n: int, logits: torch.Tensor) -> RequestOutput:
+        """Bookkeeping after n of seq's tokens ran: blocks, checkpoint, and a sampled token at the prompt's end."""
+        st, start = seq.state, seq.num_computed - n
         if start < len(seq.prompt_ids):
             self.prefill_tokens += n
         else:

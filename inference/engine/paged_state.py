@@ -30,6 +30,11 @@ class PagedRows:
                 self.pool[bids, w % self.per] = rows[0, keep].to(self.pool.dtype)
         self.n += k
 
+    def blocks(self, rpb: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The history pool itself and this sequence's int32 block table [1, nblk]: the kernels read rows in place."""
+        assert rpb == self.per, (rpb, self.per)
+        return self.pool, self.state.table_tensor(torch.int32)[None]
+
     def view(self) -> torch.Tensor:  # [1, n, d]
         n = max(self.n, self.state.shared_upto // self.ratio)
         nb = -(-n // self.per)
@@ -82,7 +87,8 @@ class PagedState:
     def __init__(self, pools: CachePools, slot: int, num_tokens: int = 0, shared_upto: int = 0):
         self.pools, self.slot = pools, slot
         self.block_table: list[int] = []
-        self._table: torch.Tensor | None = None
+        self._table: torch.Tensor | None = None  # block_table as int64 and int32 tensors (rebuilt when it grows)
+        self._table32: torch.Tensor | None = None
         self.num_tokens, self.shared_upto = num_tokens, shared_upto
         self.exact_from = 0  # positions below this may hold window rows rebuilt from a garbage start (recompute)
         self.token_ids = _NoTokenLog()
@@ -92,10 +98,11 @@ class PagedState:
     def batch(self) -> int:
         return 1
 
-    def table_tensor(self) -> torch.Tensor:
+    def table_tensor(self, dtype: torch.dtype = torch.long) -> torch.Tensor:
         if self._table is None or len(self._table) != len(self.block_table):
             self._table = torch.tensor(self.block_table, dtype=torch.long, device=self.pools.device)
-        return self._table
+            self._table32 = self._table.to(torch.int32)
+        return self._table if dtype == torch.long else self._table32
 
     def set_blocks(self, block_ids: list[int]) -> None:
         self.block_table = list(block_ids)

@@ -9,6 +9,7 @@ import transformers  # the pinned reference: a missing one fails, never skips
 
 import inference.model as model_mod
 from inference.generate import generate, load_model
+from kernels.layout import sequence_rows
 from tests.inference.configs import v4_config
 
 CONFIGS = {
@@ -28,7 +29,10 @@ def _record_topk_margins(monkeypatch) -> list[float]:
     """Wrap the indexer's top-k to record, per call, the smallest gap between the k-th and (k+1)-th visible score."""
     gaps, real = [], model_mod.indexer_topk
 
-    def recording(q, k, weights, scale, positions, ratio, topk):
+    def recording(q, keys, weights, scale, seq_ids, positions, ratio, topk):
+        assert q.shape[0] == 1 and seq_ids.eq(0).all()  # one sequence: its rows are the keys
+        positions = positions[0]
+        k = sequence_rows(keys[0], keys[1][0], int(positions.max() + 1) // ratio)[None]
         scores = (F.relu(torch.einsum("bshd,bnd->bshn", q.float(), k.float())) * scale * weights[..., None]).sum(2)
         visible = torch.arange(k.shape[1])[None, None, :] < ((positions + 1) // ratio)[None, :, None]
         scores = scores.masked_fill(~visible, float("-inf"))
@@ -36,7 +40,7 @@ def _record_topk_margins(monkeypatch) -> list[float]:
         if rows.any() and k.shape[1] > topk:
             top = scores[:, rows].topk(topk + 1, dim=-1).values
             gaps.append((top[..., topk - 1] - top[..., topk]).min().item())
-        return real(q, k, weights, scale, positions, ratio, topk)
+        return real(q, keys, weights, scale, seq_ids, positions[None], ratio, topk)
 
     monkeypatch.setattr(model_mod, "indexer_topk", recording)
     return gaps

@@ -104,9 +104,9 @@ def test_query_chunked_attention_equals_unchunked(checkpoint_dir, monkeypatch):
     shapes = []
     real = model_mod.attend
 
-    def recording(q, positions, pools, sink, scale, window, topk_idxs=None):
+    def recording(q, seq_ids, positions, pools, sink, scale, window, topk_idxs=None):
         shapes.append((q.shape[1], topk_idxs.shape[2] if topk_idxs is not None else 0))
-        return real(q, positions, pools, sink, scale, window, topk_idxs)
+        return real(q, seq_ids, positions, pools, sink, scale, window, topk_idxs)
 
     monkeypatch.setattr(model_mod, "attend", recording)
     chunked = load_model(ckpt, attn_chunk_elems=10_000)(ids)
@@ -127,7 +127,8 @@ def test_reference_numerics_change_logits_and_keep_incremental_exact(checkpoint_
     assert (quant.argmax(-1) == plain.argmax(-1)).float().mean().item() > 0.6
     state = model.new_state()
     got = torch.cat([model(ids[:, :50], 0, state)] + [model(ids[:, t : t + 1], t, state) for t in range(50, 70)], 1)
-    assert (got - quant).abs().max().item() <= 2e-5
+    # fp32 rounding only, but an fp8 bucket can flip on a 1-ulp input change (seen: 6e-5 on AVX-512 machines)
+    assert (got - quant).abs().max().item() <= 2e-4
 
 
 def test_mtp_block_loads_and_drafts_from_the_target_residual(checkpoint_dir):
@@ -163,3 +164,40 @@ def test_forward_with_chunk_tokens_equals_one_piece(checkpoint_dir):
     assert last.shape == (1, 1, 512) and (last[0, 0] - full[0, -1]).abs().max().item() <= 2e-5
     with pytest.raises(InputError, match="chunk_tokens"):
         model(ids, chunk_tokens=0)
+
+
+@pytest.mark.parametrize("config,numerics", [(SELECTING, False), (REAL_RATIOS, False), (EXACT, True)],
+                         ids=["selecting", "real-ratios", "reference-numerics"])
+def test_packed_pieces_of_different_sequences_equal_separate_runs(checkpoint_dir, config, numerics):
+    """forward_packed: three sequences at different positions (prefill chunks, decode tokens, a first chunk) in
+    each call, over several calls, give every sequence the logits of its own full forward."""
+    model = load_model(checkpoint_dir(config), reference_numerics=numerics)
+    lens = {"a": 150, "b": 41, "c": 133}
+    ids = {k: _ids(n, seed=10 + i) for i, (k, n) in enumerate(lens.items())}
+    full = {k: model(v)[0] for k, v in ids.items()}
+    states = {k: model.new_state() for k in lens}
+    plan = [{"a": 100, "b": 1, "c": 7}, {"a": 27, "b": 17, "c": 1}, {"a": 1, "b": 22, "c": 125},
+            {"a": 22, "b": 1}]  # b decodes from position 18 on; a crosses 128 inside a call
+    for call in plan:
+        pieces, ends = [], []
+        for k, n in call.items():
+            p = states[k].num_tokens
+            pieces.append((states[k], ids[k][0, p : p + n].tolist()))
+            ends.append((k, p + n - 1))
+        out = model.forward_packed(pieces)
+        assert out.shape == (len(call), 512)
+        for row, (k, pos) in zip(out, ends):
+            assert (row - full[k][pos]).abs().max().item() <= (2e-4 if numerics else 2e-5), (k, pos)
+    assert {k: st.num_tokens for k, st in states.items()} == lens
+
+
+def test_packed_forward_refuses_bad_pieces_before_any_work(checkpoint_dir):
+    model = load_model(checkpoint_dir(EXACT))
+    st = model.new_state()
+    with pytest.raises(InputError, match="piece 1: token ids"):
+        model.forward_packed([(st, [3, 4]), (model.new_state(), [5, 9999])])
+    with pytest.raises(InputError, match="piece 0 has no tokens"):
+        model.forward_packed([(st, [])])
+    with pytest.raises(InputError, match="only once"):
+        model.forward_packed([(st, [3]), (st, [4])])
+    assert st.num_tokens == 0 and st.layers[0].window.abs().sum() == 0  # nothing ran

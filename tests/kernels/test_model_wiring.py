@@ -59,7 +59,9 @@ def test_attend_equals_ref_layout_twin(ratio, csa):
         vis = ((positions + 1) // ratio)[None, :, None]
         sel = (torch.rand(b, s, 5, generator=g) * vis).long()
         sel = torch.where(torch.rand(b, s, 5, generator=g) < 0.2, -1, sel).to(torch.int32)
-    got = ops.attend(q, positions, ops.kv_pools(win, base, comp, ratio), sink, 0.2, window, sel)
+    comps = [ops.row_pool(comp, 128 // ratio)] if ratio else None
+    seq, pos = torch.arange(b, dtype=torch.int32)[:, None].expand(b, s), positions[None].expand(b, s)
+    got = ops.attend(q, seq, pos, ops.kv_pools([(win, base)], comps, ratio), sink, 0.2, window, sel)
     kv_all = torch.cat([win] + ([comp] if ratio else []), 1)
     idx = _ref_idxs(positions, window, base, ratio, n_comp, win.shape[1], sel, b)
     want = kernels.naive_sparse_attn_gather(q, kv_all, sink, idx, 0.2)
@@ -72,15 +74,52 @@ def test_indexer_topk_picks_the_largest_visible_scores():
     q, k = torch.randn(b, s, hi, di, generator=g), torch.randn(b, n, di, generator=g)
     w = torch.randn(b, s, hi, generator=g)
     positions = torch.arange(start, start + s)
-    got = ops.indexer_topk(q, k, w, 0.5, positions, ratio, topk)
+    seq = torch.arange(b, dtype=torch.int32)[:, None]
+    keys = ops.row_pool(k, 128 // ratio)
+    got = ops.indexer_topk(q, keys, w, 0.5, seq.expand(b, s), positions[None].expand(b, s), ratio, topk)
     assert got.shape == (b, s, topk) and got.dtype == torch.int32
     scores = (F.relu(torch.einsum("bshd,bnd->bshn", q, k)) * w[..., None] * 0.5).sum(2)
     visible = torch.arange(n)[None, None, :] < ((positions + 1) // ratio)[None, :, None]
     want = scores.masked_fill(~visible, float("-inf")).topk(topk, -1).indices
     assert torch.equal(got.long().sort(-1).values, want.sort(-1).values)
     # a query that sees fewer rows than topk gets them all, then -1
-    few = ops.indexer_topk(q[:, :1], k, w[:, :1], 0.5, torch.tensor([5]), ratio, topk)
+    few = ops.indexer_topk(q[:, :1], keys, w[:, :1], 0.5, seq, torch.tensor([[5]]).expand(b, 1), ratio, topk)
     assert few[..., 0].eq(0).all() and few[..., 1:].eq(-1).all()
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["copied", "one-pool"])
+def test_pools_of_several_sequences_merge_so_each_query_reads_only_its_own(shared):
+    """kv_pools/merge_pools over spans of different lengths and positions (rows copied per span, or all spans on one
+    shared paged pool): one attend / indexer call over every query equals a call per sequence."""
+    g = torch.Generator().manual_seed(9)
+    h, d, window, ratio, rpb = 2, 16, 128, 4, 32
+    spans = [(300, 5), (7, 1), (1000, 40)]  # (first position, queries): decode beside prefill chunks
+    big = torch.randn(64, rpb, d, generator=g)  # the shared pool: sequence i owns blocks 20*i …
+    wins, comps, qs, alone = [], [], [], []
+    for i, (start, n) in enumerate(spans):
+        base = max(0, start - window + 1)
+        win = torch.randn(1, start + n - base, d, generator=g)
+        nblk = -(-(start + n) // 128)
+        comp = (big, torch.arange(20 * i, 20 * i + nblk, dtype=torch.int32)[None]) if shared else ops.row_pool(
+            torch.randn(1, (start + n) // ratio, d, generator=g), rpb)
+        q = torch.randn(1, n, h, d, generator=g)
+        pos = torch.arange(start, start + n)[None]
+        zero = torch.zeros(1, n, dtype=torch.int32)
+        one = ops.kv_pools([(win, base)], [comp], ratio)
+        alone.append((ops.attend(q, zero, pos, one, torch.zeros(h), 0.25, window),
+                      ops.indexer_topk(q, comp, torch.ones(1, n, h), 0.25, zero, pos, ratio, 3)))
+        wins.append((win, base))
+        comps.append(comp)
+        qs.append((q, torch.full((1, n), i, dtype=torch.int32), pos))
+    pools = ops.kv_pools(wins, comps, ratio)
+    if shared:
+        assert pools.cmp_pool is big  # read in place, never copied
+    q, seq, pos = (torch.cat(t, 1) for t in zip(*qs))
+    got = ops.attend(q, seq, pos, pools, torch.zeros(h), 0.25, window)
+    picks = ops.indexer_topk(q, ops.merge_pools(comps, q.dtype), torch.ones(1, q.shape[1], h), 0.25, seq, pos,
+                             ratio, 3)
+    torch.testing.assert_close(got, torch.cat([a for a, _ in alone], 1), rtol=1e-6, atol=1e-6)
+    assert torch.equal(picks, torch.cat([p for _, p in alone], 1))
 
 
 def test_model_forward_runs_the_kernels_torch_paths_and_equals_the_naive_twins(monkeypatch):

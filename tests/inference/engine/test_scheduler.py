@@ -13,11 +13,11 @@ def test_decodes_and_prefills_share_steps_within_the_budget(model):
     eng.add_request("c", random_ids(10, 3), SamplingParams(max_tokens=2, ignore_eos=True))
     work = []
     while eng.has_unfinished():
-        plan = [(s.request_id, n) for s, n in eng.scheduler.schedule()]
+        scheduled = eng.scheduler.schedule()
+        plan = [(s.request_id, n) for s, n in scheduled]
         assert sum(n for _, n in plan) <= 100
         work.append(plan)
-        for seq, n in [(eng.seqs[r], n) for r, n in plan]:
-            eng._run(seq, n)
+        eng._execute(scheduled)
     assert work == [
         [("a", 30), ("b", 70)],  # a (shorter) first, b gets the rest of the budget; c waits for a seat
         [("a", 1), ("b", 58)],  # a decodes while b's prefill continues, up to its checkpoint at 128
@@ -34,9 +34,9 @@ def test_prefill_chunks_stop_at_checkpoint_boundaries(model):
     eng.add_request("a", random_ids(700, 4), SamplingParams(max_tokens=1))
     chunks = []
     while eng.has_unfinished():
-        for seq, n in eng.scheduler.schedule():
-            chunks.append(n)
-            eng._run(seq, n)
+        scheduled = eng.scheduler.schedule()
+        chunks += [n for _, n in scheduled]
+        eng._execute(scheduled)
     # checkpoints at 256 and 512 (every 2 blocks) and 640 (the prompt's last full block)
     assert chunks == [256, 256, 128, 60]
     hits = eng.blocks.match(random_ids(700, 4), 5)[0]

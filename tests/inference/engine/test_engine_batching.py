@@ -1,0 +1,48 @@
+"""Batched compute across requests: each step is one forward call over every scheduled prefill chunk and decode
+token, and what each request gets is what it gets alone."""
+
+from engine_helpers import make_engine, random_ids, run_all
+
+
+def _spy(eng, monkeypatch) -> list[list[int]]:
+    """Record the piece sizes of every forward_packed call the engine makes."""
+    calls, real = [], eng.model.forward_packed
+
+    def recording(pieces):
+        calls.append([len(ids) for _, ids in pieces])
+        return real(pieces)
+
+    monkeypatch.setattr(eng.model, "forward_packed", recording)
+    return calls
+
+
+def test_one_forward_per_step_for_all_requests_and_each_gets_its_solo_tokens(model, monkeypatch):
+    doc = random_ids(300, 7)
+    prompts = {"short": random_ids(9, 1), "mid": random_ids(140, 2), "long": random_ids(700, 3),
+               "doc-a": doc + random_ids(20, 4), "one": random_ids(1, 5)}
+    solo = {rid: run_all(make_engine(model), {rid: ids}, max_tokens=6)[rid][0] for rid, ids in prompts.items()}
+    eng = make_engine(model, max_num_batched_tokens=256)
+    calls = _spy(eng, monkeypatch)
+    got = run_all(eng, prompts, max_tokens=6)
+    assert {rid: toks for rid, (toks, _) in got.items()} == solo
+    assert all(sum(c) <= 256 for c in calls)
+    mixed = [c for c in calls if len(c) >= 3 and max(c) > 1 and min(c) == 1]
+    assert mixed, calls  # prefill chunks and decode tokens of several requests ran in the same call
+    assert len(calls) < sum(len(c) for c in calls)  # fewer forward calls than pieces: requests share them
+    # a second question about the document, while others decode: the hit resumes inside a shared call
+    later = {"doc-b": doc + random_ids(20, 6), "more": random_ids(50, 8)}
+    got = run_all(eng, later, max_tokens=6)
+    assert got["doc-b"][1].cached_tokens == 256
+    for rid, ids in later.items():
+        assert got[rid][0] == run_all(make_engine(model), {rid: ids}, max_tokens=6)[rid][0]
+
+
+def test_decodes_of_many_requests_share_one_call(model, monkeypatch):
+    eng = make_engine(model, max_num_seqs=8)
+    calls = _spy(eng, monkeypatch)
+    prompts = {f"r{i}": random_ids(20 + 13 * i, 20 + i) for i in range(8)}
+    got = run_all(eng, prompts, max_tokens=5)
+    assert [8] * 4 == [len(c) for c in calls[-4:]] and all(c == [1] * 8 for c in calls[-4:])
+    assert len(calls) == 5  # one call prefills all eight prompts, then one call per decode step
+    for rid in ("r0", "r7"):
+        assert got[rid][0] == run_all(make_engine(model), {rid: prompts[rid]}, max_tokens=5)[rid][0]
