@@ -1,6 +1,7 @@
 """python -m inference.bench --checkpoint DIR: the engine on CPU beside transformers on the same checkpoint.
 
-Measures prefill/decode tokens/s at 2K and 8K (HF in a subprocess, so its memory stays apart), TTFT of a 50-token
+Measures prefill/decode tokens/s at 2K and 8K (HF in a subprocess, so its memory stays apart), aggregate decode
+tokens/s of 16 requests decoding together vs one alone (batched compute: one forward per step), TTFT of a 50-token
 question after a cold vs a cached document, a long cold prefill (time, peak RSS), cache bytes per token (allocator)
 and prefill efficiency (model FLOP/s ÷ this machine's fp32 matmul FLOP/s). Prints a table, then one JSON line."""
 
@@ -86,6 +87,29 @@ def run_request(eng, rid: str, ids: list[int], max_tokens: int) -> dict:
             "tokens": last.completion_tokens}
 
 
+def run_concurrent(eng, n_req: int, prompt: int, decode: int, vocab: int) -> dict:
+    """n_req requests of `prompt` tokens submitted at once: prefill tokens/s of the whole set, then aggregate decode
+    tokens/s over `decode` steps in which all n_req requests decode (one forward call per step for all of them)."""
+    from inference.engine import SamplingParams
+    from inference.engine.sequence import Status
+
+    spare = -(-n_req * prompt // eng.config.max_num_batched_tokens) + 2  # the first ones decode while others prefill
+    t0 = time.perf_counter()
+    for i in range(n_req):
+        eng.add_request(f"batch{i}", rand_ids(prompt, 5000 + i, vocab),
+                        SamplingParams(max_tokens=decode + spare, ignore_eos=True))
+    running = eng.scheduler.running
+    while len(running) < n_req or any(s.status != Status.DECODING for s in running):
+        eng.step()
+    t1 = time.perf_counter()
+    tokens = sum(len(o.new_token_ids) for _ in range(decode) for o in eng.step())
+    t2 = time.perf_counter()
+    while eng.has_unfinished():
+        eng.step()
+    return {"requests": n_req, "prompt_tokens": prompt, "to_all_decoding_s": t1 - t0, "decode_steps": decode,
+            "decode_tokens": tokens, "decode_tok_s": tokens / (t2 - t1)}
+
+
 def hf_worker(ckpt: str, n: int, decode: int, seed: int) -> dict:
     """transformers' DeepseekV4ForCausalLM: one prefill of n tokens, then `decode` cached decode steps."""
     from transformers import DeepseekV4ForCausalLM
@@ -127,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--contexts", default="2048,8192", help="prefill/decode context lengths")
     p.add_argument("--docs", default="8192,32768,131072", help="document lengths for cold vs cached TTFT")
     p.add_argument("--question", type=int, default=50)
+    p.add_argument("--concurrent", type=int, default=16, help="requests decoding together (0: skip)")
+    p.add_argument("--concurrent-prompt", type=int, default=1024, help="prompt tokens of each concurrent request")
     p.add_argument("--decode", type=int, default=16)
     p.add_argument("--budget", type=int, default=2048, help="max_num_batched_tokens")
     p.add_argument("--cache-mib", type=int, default=512, help="cache_bytes of the engine (pools are resident)")
@@ -146,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     docs = [int(x) for x in ns.docs.split(",") if x]
     flops_s = matmul_flops_per_s()
     eng = Engine.from_checkpoint(ns.checkpoint, EngineConfig(max_num_batched_tokens=ns.budget,
-                                                                    cache_bytes=ns.cache_mib << 20))
+                                                                    cache_bytes=ns.cache_mib << 20,
+                                                                    max_num_seqs=max(16, ns.concurrent)))
     vocab, res, seed = eng.model.args.vocab_size, {"contexts": {}, "docs": {}}, 100
     act = active_params(eng.model)
     rows = []
@@ -162,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         for what in ("prefill_tok_s", "decode_tok_s"):
             h = hf.get(what)
             rows.append((f"{what} @{n}", ours[what], h, ours[what] / h if h else None))
+    if ns.concurrent:  # baseline: the same prompt length decoding alone, same engine, same run
+        seed += 1
+        solo = run_request(eng, "solo", rand_ids(ns.concurrent_prompt, seed, vocab), ns.decode + 1)
+        res["concurrent"] = run_concurrent(eng, ns.concurrent, ns.concurrent_prompt, ns.decode, vocab)
+        res["concurrent"]["solo_decode_tok_s"] = ns.decode / solo["decode_s"]
+        rows.append((f"decode tok/s, {ns.concurrent} requests @{ns.concurrent_prompt} vs 1",
+                     res["concurrent"]["decode_tok_s"], res["concurrent"]["solo_decode_tok_s"],
+                     res["concurrent"]["decode_tok_s"] / res["concurrent"]["solo_decode_tok_s"]))
     for d in docs:
         seed += 1
         doc = rand_ids(d, seed, vocab)
@@ -183,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         big = max(docs)
         res["long_cold_prefill"] = {"tokens": big + ns.question, "seconds": res["docs"][big]["cold_ttft_s"],
                                     "peak_rss_mib": res["docs"][big]["cold_prefill_peak_rss_mib"]}
-    print(f"{'metric':<48} {'ours':>12} {'HF / cached':>12} {'ratio':>8}")
+    print(f"{'metric':<48} {'ours':>12} {'HF/cached/1':>12} {'ratio':>8}")
     for name, a, b, r in rows:
         fmt = lambda v: f"{v:12.2f}" if isinstance(v, float) else f"{'-':>12}"  # noqa: E731
         print(f"{name:<48} {fmt(a)} {fmt(b)} {r if r is None else round(r, 2)!s:>8}")

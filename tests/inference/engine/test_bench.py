@@ -7,7 +7,8 @@ from inference import bench
 
 def test_bench_prints_table_then_one_json_line(tiny_dir, capsys):
     assert bench.main(["--checkpoint", str(tiny_dir), "--contexts", "160", "--docs", "200", "--question", "8",
-                       "--decode", "2", "--budget", "128", "--cache-mib", "16", "--no-hf"]) == 0
+                       "--decode", "2", "--budget", "128", "--cache-mib", "16", "--no-hf", "--concurrent", "3",
+                       "--concurrent-prompt", "20"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split()[:2] == ["metric", "ours"]
     res = json.loads(lines[-1])
@@ -15,3 +16,4 @@ def test_bench_prints_table_then_one_json_line(tiny_dir, capsys):
     assert res["docs"]["200"]["cached_tokens"] == 128  # the document's one full block, via its checkpoint
     assert res["cache"]["allocator_bytes_per_token"] == 208.0  # tiny: 2 CSA × (64+32)·4/4 + HCA 64·4/16
     assert res["contexts"]["160"]["ours"]["prefill_efficiency"] > 0
+    assert res["concurrent"]["decode_tokens"] == 3 * 2  # every measured step decoded all three requests
