@@ -160,6 +160,26 @@ def test_model_forward_on_the_triton_path_matches_the_cpu_path(tdev, monkeypatch
     torch.testing.assert_close(out, cpu, rtol=1e-4, atol=1e-4)
 
 
+def test_packed_forward_on_the_triton_path_matches_the_cpu_path(tdev, monkeypatch):
+    """The engine's call shape (pieces of several sequences at their own positions) through the Triton kernels."""
+    ids = _ids(60)[0].tolist()
+
+    def run(model):
+        a, b = model.new_state(), model.new_state()
+        first = model.forward_packed([(a, ids[:37]), (b, ids[:9])])
+        return torch.cat([first, model.forward_packed([(a, ids[37:38]), (b, ids[9:30])])]).cpu()
+
+    with torch.no_grad():
+        cpu = run(tiny_model())
+        if tdev == "cpu":
+            monkeypatch.setattr(ops, "FORCE_TRITON", True)
+        calls, real = [], ops.sparse_attn_triton
+        monkeypatch.setattr(ops, "sparse_attn_triton", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+        out = run(tiny_model(tdev))
+    assert len(calls) >= 6
+    torch.testing.assert_close(out, cpu, rtol=1e-4, atol=1e-4)
+
+
 def _ref_compressor_rows(comp, x: torch.Tensor) -> torch.Tensor:
     """REF Compressor at start_pos=0, written out here: window softmax pooling (CSA: A-half of w−1 | B-half of w),
     weighted RMSNorm, interleaved RoPE at w·m — independent of kernels/."""
