@@ -35,12 +35,6 @@ class PagedRows:
         assert rpb == self.per, (rpb, self.per)
         return self.pool, self.state.table_tensor(torch.int32)[None]
 
-    def view(self) -> torch.Tensor:  # [1, n, d]
-        n = max(self.n, self.state.shared_upto // self.ratio)
-        nb = -(-n // self.per)
-        rows = self.pool[self.state.table_tensor()[:nb]].reshape(-1, self.pool.shape[-1])
-        return rows[:n][None]
-
 
 class PagedLayerState:
     """One layer's view: window ring in the window slot, compressed rows and keys in the history pool, open state."""

@@ -3,6 +3,8 @@ token, and what each request gets is what it gets alone."""
 
 from engine_helpers import make_engine, random_ids, run_all
 
+from inference.engine import SamplingParams
+
 
 def _spy(eng, monkeypatch) -> list[list[int]]:
     """Record the piece sizes of every forward_packed call the engine makes."""
@@ -46,3 +48,24 @@ def test_decodes_of_many_requests_share_one_call(model, monkeypatch):
     assert len(calls) == 5  # one call prefills all eight prompts, then one call per decode step
     for rid in ("r0", "r7"):
         assert got[rid][0] == run_all(make_engine(model), {rid: prompts[rid]}, max_tokens=5)[rid][0]
+
+
+def test_a_failing_forward_ends_every_request_of_its_step_and_the_engine_goes_on(model, monkeypatch):
+    """States may be half-updated after a failure inside the shared call: its requests end with the error, every
+    block comes back, and later requests run normally."""
+    eng = make_engine(model)
+    for rid in ("a", "b"):
+        eng.add_request(rid, random_ids(30, ord(rid)), SamplingParams(max_tokens=3, ignore_eos=True))
+
+    def broken(pieces):
+        raise RuntimeError("simulated kernel failure")
+
+    monkeypatch.setattr(eng.model, "forward_packed", broken)
+    outs = {o.request_id: o for o in eng.step()}
+    assert {rid: (o.finished, o.finish_reason) for rid, o in outs.items()} == {"a": (True, "abort"),
+                                                                               "b": (True, "abort")}
+    assert all("simulated kernel failure" in o.error for o in outs.values())
+    assert eng.stats().cache_blocks_used == 0 and not eng.has_unfinished()
+    monkeypatch.undo()
+    got = run_all(eng, {"c": random_ids(30, 3)}, max_tokens=3)
+    assert got["c"][0] == run_all(make_engine(model), {"c": random_ids(30, 3)}, max_tokens=3)["c"][0]
