@@ -20,6 +20,16 @@ def block_key(parent: bytes | None, token_ids: list[int] | tuple[int, ...], salt
     return h.digest()
 
 
+def salt_root(cache_salt: str | None) -> bytes | None:
+    """Parent key of a request's first block: None for the unsalted chain, else a hash of its cache_salt.
+
+    NOTE: every later key chains on the first, so one root separates a salt's whole chain (vLLM's cache_salt):
+    requests with different salts (or none) never share a block, a hit or a checkpoint."""
+    if cache_salt is None:
+        return None
+    return hashlib.blake2b(b"cache_salt\0" + cache_salt.encode(), digest_size=16).digest()
+
+
 @dataclass
 class Block:
     block_id: int
@@ -97,9 +107,11 @@ class BlockManager:
             b.key, b.token_ids = key, tuple(token_ids)
         return key
 
-    def match(self, token_ids: list[int], max_blocks: int) -> tuple[list[int], list[bytes]]:
-        """Leading full blocks of token_ids found in the cache (verified), with their keys; no side effects."""
-        hits, keys, parent = [], [], None
+    def match(self, token_ids: list[int], max_blocks: int, root: bytes | None = None
+              ) -> tuple[list[int], list[bytes]]:
+        """Leading full blocks of token_ids found in the cache (verified), with their keys; no side effects.
+        `root` is the chain's first parent (salt_root of the request's cache_salt)."""
+        hits, keys, parent = [], [], root
         for i in range(min(max_blocks, len(token_ids) // BLOCK_TOKENS)):
             chunk = tuple(token_ids[i * BLOCK_TOKENS : (i + 1) * BLOCK_TOKENS])
             key = block_key(parent, chunk, self.salt)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from inference.config import BLOCK_TOKENS
-from inference.engine.block_manager import BlockManager
+from inference.engine.block_manager import BlockManager, salt_root
 from inference.engine.config import EngineConfig
 from inference.engine.detok import Detokenizer
 from inference.engine.layout import CacheLayout
@@ -71,9 +71,12 @@ class Engine:
 
     ##### requests #####
 
-    def add_request(self, request_id: str, prompt_token_ids: list[int], params: SamplingParams = DEFAULT_PARAMS
-                    ) -> None:
-        """Queue a request; refuses (typed errors) before any work if it cannot be served."""
+    def add_request(self, request_id: str, prompt_token_ids: list[int], params: SamplingParams = DEFAULT_PARAMS,
+                    cache_salt: str | None = None) -> None:
+        """Queue a request; refuses (typed errors) before any work if it cannot be served.
+
+        `cache_salt` (e.g. one per tenant) gives the request its own prefix cache: it hits only blocks written by
+        requests with the same salt; no salt is a cache of its own too."""
         seq = self.seqs.get(request_id)
         if seq is not None and not seq.is_finished:
             raise DuplicateRequest(f"request {request_id!r} is already in the engine")
@@ -87,9 +90,12 @@ class Engine:
             raise PromptTooLong(len(ids), params.max_tokens, self.max_model_len)
         if params.stop and self.tokenizer is None:
             raise InputError("stop strings need the checkpoint's tokenizer.json")
+        if cache_salt is not None and (not isinstance(cache_salt, str) or not cache_salt):
+            raise InputError(f"cache_salt must be a non-empty string or None; got {cache_salt!r}")
         if len(self.scheduler.waiting) >= self.config.max_waiting:
             raise QueueFull(len(self.scheduler.waiting), max(1.0, round(self._step_s * 10, 1)))
-        seq = Sequence(request_id, ids, params, Detokenizer(self.tokenizer, params.stop), self._arrivals)
+        seq = Sequence(request_id, ids, params, Detokenizer(self.tokenizer, params.stop), self._arrivals,
+                       salt_root(cache_salt))
         self._arrivals += 1
         self.seqs[request_id] = seq
         self.scheduler.waiting.append(seq)
@@ -109,11 +115,12 @@ class Engine:
         seq = self.seqs.get(request_id)
         return seq.progress() if seq is not None else None
 
-    def probe(self, token_ids: list[int]) -> int:
-        """Leading tokens a request with this prompt would get from the cache (its cached_tokens); no side effects."""
+    def probe(self, token_ids: list[int], cache_salt: str | None = None) -> int:
+        """Leading tokens a request with this prompt and salt would get from the cache (its cached_tokens); no side
+        effects."""
         if not token_ids:
             return 0
-        return self.scheduler.plan_hit(list(token_ids))[2]
+        return self.scheduler.plan_hit(list(token_ids), salt_root(cache_salt))[2]
 
     def has_unfinished(self) -> bool:
         return bool(self.scheduler.waiting or self.scheduler.running)
@@ -202,7 +209,7 @@ class Engine:
         """Key every block the sequence has just filled (chained on its previous block's key)."""
         st = seq.state
         for i in range(len(seq.block_keys), st.num_tokens // BLOCK_TOKENS):
-            parent = seq.block_keys[-1] if seq.block_keys else None
+            parent = seq.block_keys[-1] if seq.block_keys else seq.cache_root
             chunk = seq.tokens(i * BLOCK_TOKENS, (i + 1) * BLOCK_TOKENS)
             seq.block_keys.append(self.blocks.register(st.block_table[i], parent, chunk))
 

@@ -26,9 +26,11 @@ class Scheduler:
 
     ##### prefix cache #####
 
-    def plan_hit(self, token_ids: list[int]) -> tuple[list[int], list[bytes], int, int | None]:
-        """(hit blocks, their keys, position to resume from, checkpoint slot to load) for a prompt; no side effects."""
-        hits, keys = self.blocks.match(token_ids, (len(token_ids) - 1) // BLOCK_TOKENS)
+    def plan_hit(self, token_ids: list[int], root: bytes | None = None
+                 ) -> tuple[list[int], list[bytes], int, int | None]:
+        """(hit blocks, their keys, position to resume from, checkpoint slot to load) for a prompt whose block
+        chain starts at `root` (its cache salt's); no side effects."""
+        hits, keys = self.blocks.match(token_ids, (len(token_ids) - 1) // BLOCK_TOKENS, root)
         n = len(hits)
         start, slot = max(0, BLOCK_TOKENS * (n - self.num_layers)), None
         for j in range(n, 0, -1):  # the latest checkpoint inside the hit that beats the recompute start
@@ -42,7 +44,7 @@ class Scheduler:
     def _admit(self, seq: Sequence) -> bool:
         """Give a waiting sequence a window slot, its prefix hit and a fresh state; False if there is no room."""
         tokens = seq.token_ids
-        hits, keys, start, ckpt = self.plan_hit(tokens)
+        hits, keys, start, ckpt = self.plan_hit(tokens, seq.cache_root)
         self.blocks.acquire(hits)
         slot = self.blocks.allocate_slot() if self.blocks.num_free_blocks else None
         if slot is None:

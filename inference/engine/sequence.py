@@ -43,8 +43,9 @@ class Sequence:
     """Prompt + generated tokens; `num_computed` positions are in its state (= state.num_tokens)."""
 
     def __init__(self, request_id: str, prompt_ids: list[int], params: SamplingParams, detok: Detokenizer,
-                 arrival: int):
+                 arrival: int, cache_root: bytes | None = None):
         self.request_id, self.prompt_ids, self.params = request_id, list(prompt_ids), params
+        self.cache_root = cache_root  # first parent of its block chain: its cache_salt's (kept across preemption)
         self.output_ids: list[int] = []
         self.sampler, self.detok, self.arrival = Sampler(params), detok, arrival
         self.status = Status.WAITING

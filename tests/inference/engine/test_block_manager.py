@@ -1,6 +1,6 @@
 """BlockManager: exact block ids on allocation, verified prefix hits, LRU eviction order, checkpoint slots."""
 
-from inference.engine.block_manager import BlockManager, block_key
+from inference.engine.block_manager import BlockManager, block_key, salt_root
 
 B = 128
 
@@ -10,9 +10,9 @@ def toks(*block_seeds: int) -> list[int]:
     return [s * 1000 + i for s in block_seeds for i in range(B)]
 
 
-def fill(bm: BlockManager, tokens: list[int]) -> tuple[list[int], list[bytes]]:
+def fill(bm: BlockManager, tokens: list[int], root: bytes | None = None) -> tuple[list[int], list[bytes]]:
     """Allocate and register one block per full 128 tokens, like a sequence that prefilled them."""
-    ids, keys, parent = [], [], None
+    ids, keys, parent = [], [], root
     for i in range(len(tokens) // B):
         bid = bm.allocate()
         parent = bm.register(bid, parent, tokens[i * B : (i + 1) * B])
@@ -47,6 +47,18 @@ def test_salt_separates_models():
     b.by_key.update(a.by_key)
     b.blocks[0].token_ids = a.blocks[0].token_ids
     assert b.match(toks(1), 1)[0] == []
+
+
+def test_cache_salt_roots_separate_chains():
+    """Per-request cache_salt: one root per salt; the same tokens under another salt (or none) never hit."""
+    a, b = salt_root("tenant-a"), salt_root("tenant-b")
+    assert salt_root(None) is None and None not in (a, b) and a != b and a == salt_root("tenant-a")
+    bm = BlockManager(num_blocks=8, num_window_slots=1)
+    ids, keys = fill(bm, toks(1, 2), root=a)
+    assert bm.match(toks(1, 2, 3), 3, a) == (ids, keys)
+    assert bm.match(toks(1, 2, 3), 3, b) == ([], []) and bm.match(toks(1, 2, 3), 3) == ([], [])
+    plain, _ = fill(bm, toks(1, 2))  # the unsalted copy is a block of its own, not a duplicate of a's
+    assert plain == [2, 3] and bm.match(toks(1, 2), 2)[0] == plain and bm.match(toks(1, 2), 2, a)[0] == ids
 
 
 def test_lru_eviction_order_tail_first():
