@@ -105,7 +105,8 @@ def run(num_jobs: int, db_url: str, tmp: Path) -> dict:
                               "--dir", str(tmp)], stdout=subprocess.DEVNULL)
     env = {**os.environ, "WHOLEDOC_DATABASE_URL": db_url, "WHOLEDOC_BROKER_URL": f"redis://127.0.0.1:{rport}/0",
            "WHOLEDOC_BLOB_URL": f"file://{tmp / 'blobs'}", "WHOLEDOC_INFERENCE_URL": stub.url,
-           "WHOLEDOC_HOME": str(tmp), "WHOLEDOC_SSE_POLL_SECONDS": "0.01"}
+           "WHOLEDOC_HOME": str(tmp), "WHOLEDOC_SSE_POLL_SECONDS": "0.01",
+           "WHOLEDOC_RATE_PER_MIN": "0"}  # polling every 10 ms is far over a key's default rate limit
     aport = _port()
     procs = [redis,
              subprocess.Popen([str(BIN / "celery"), "-A", "workers.app", "worker", "--pool=solo", "--without-gossip",

@@ -32,6 +32,17 @@ class Unauthorized(Exception):
     """Missing, malformed, unknown or revoked API key."""
 
 
+class LimitExceeded(Exception):
+    """A rate limit or quota refused the request: 429 with `Retry-After` (whole seconds, >= 1).
+
+    `error` names the limit (rate_limited, too_many_active_jobs, token_budget_exhausted); it labels the metric too.
+    """
+
+    def __init__(self, error: str, detail: str, *, retry_after: int):
+        super().__init__(detail)
+        self.error, self.retry_after = error, max(1, int(retry_after))
+
+
 def error_response(status: int, error: str, detail: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
@@ -52,3 +63,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
         return error_response(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(LimitExceeded)
+    async def _limited(request: Request, exc: LimitExceeded) -> JSONResponse:
+        request.app.state.metrics.rejections.labels(exc.error).inc()
+        return error_response(429, exc.error, str(exc), {"Retry-After": str(exc.retry_after)})

@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.metrics import Metrics
+from api.rate_limit import make_limiter
 from api.routes import documents, health, jobs, results
 from api.settings import ApiSettings
 from pipeline.records.db import make_engine, session_factory
@@ -18,6 +19,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.sessions = session_factory(app.state.engine)
     app.state.blob_store = settings.blob_store()
     app.state.metrics = Metrics(app.state.sessions)
+    app.state.limiter = make_limiter(settings.rate_per_min, settings.rate_burst, settings.redis_url)
     app.middleware("http")(app.state.metrics.middleware())
     errors.install(app)
     for module in (health, documents, jobs, results):

@@ -30,6 +30,8 @@ class Metrics:
                                 registry=self.registry)
         self.latency = Histogram("wholedoc_http_request_seconds", "HTTP request latency", ["method", "route"],
                                  registry=self.registry)
+        self.rejections = Counter("wholedoc_rejections", "requests refused with 429, by the limit that refused them",
+                                  ["reason"], registry=self.registry)
         self.registry.register(JobsByState(sessions))
 
     def middleware(self):

@@ -13,10 +13,13 @@ log = logging.getLogger(__name__)
 
 
 def errors(*codes: int) -> dict:
-    """OpenAPI `responses` for the error statuses a route can answer (all with ErrorBody)."""
+    """OpenAPI `responses` for the error statuses a route can answer (all with ErrorBody).
+
+    Every authenticated route may answer 429 (the key's rate limit; LLM jobs also the tenant's quotas)."""
     text = {401: "missing or bad API key", 404: "no such object for this tenant", 409: "state conflict",
-            413: "upload over the size limit", 415: "unsupported file type", 422: "invalid request"}
-    return {code: {"model": ErrorBody, "description": text[code]} for code in (401, *codes)}
+            413: "upload over the size limit", 415: "unsupported file type", 422: "invalid request",
+            429: "over a rate limit or quota; retry after the `Retry-After` header's seconds"}
+    return {code: {"model": ErrorBody, "description": text[code]} for code in (401, *codes, 429)}
 
 
 def job_public(session: Session, job: Job) -> JobPublic:

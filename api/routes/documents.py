@@ -5,6 +5,7 @@ import logging
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from api.admission import admit_llm_job
 from api.deps import SessionDep, TenantDep
 from api.routes.common import enqueue, errors, job_public
 from api.schemas import DocumentCreated, DocumentList, DocumentPublic, JobPublic, QuestionCreate, SummaryCreate
@@ -93,11 +94,15 @@ def _ready(session, tenant_id: str, document_id: str):
 
 
 @router.post("/{document_id}/summaries", status_code=202, response_model=JobPublic, responses=errors(404, 409, 422))
-def create_summary(document_id: str, body: SummaryCreate, session: SessionDep, tenant: TenantDep) -> JobPublic:
-    """Queue a summary job. Its output is capped per style (brief: 512 tokens); thinking is off by default."""
+def create_summary(document_id: str, body: SummaryCreate, request: Request, session: SessionDep,
+                   tenant: TenantDep) -> JobPublic:
+    """Queue a summary job. Its output is capped per style (brief: 512 tokens); thinking is off by default.
+
+    429 when the tenant's daily token budget is used up or it has too many jobs queued or running."""
     doc = _ready(session, tenant.id, document_id)
     cap = get_style(body.style).max_tokens
     params = {"style": body.style, "thinking": body.thinking, "max_tokens": min(body.max_tokens or cap, cap)}
+    admit_llm_job(session, tenant.id, request.app.state.settings)
     job = jobs.create_job(session, tenant.id, "summarize", document_id=doc.id, params=params)
     session.commit()
     enqueue(job)
@@ -105,11 +110,13 @@ def create_summary(document_id: str, body: SummaryCreate, session: SessionDep, t
 
 
 @router.post("/{document_id}/questions", status_code=202, response_model=JobPublic, responses=errors(404, 409, 422))
-def create_question(document_id: str, body: QuestionCreate, session: SessionDep, tenant: TenantDep) -> JobPublic:
-    """Queue an answer job for one question about the document."""
+def create_question(document_id: str, body: QuestionCreate, request: Request, session: SessionDep,
+                    tenant: TenantDep) -> JobPublic:
+    """Queue an answer job for one question about the document (429 on the same quotas as summaries)."""
     doc = _ready(session, tenant.id, document_id)
     cap = QUESTION_MAX_TOKENS
     params = {"question": body.question, "thinking": body.thinking, "max_tokens": min(body.max_tokens or cap, cap)}
+    admit_llm_job(session, tenant.id, request.app.state.settings)
     job = jobs.create_job(session, tenant.id, "answer", document_id=doc.id, params=params)
     session.commit()
     enqueue(job)
