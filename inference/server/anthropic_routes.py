@@ -41,7 +41,8 @@ async def messages(body: AnthropicMessagesRequest, request: Request):
     params = services.sampling(len(ids), max_tokens=body.max_tokens, temperature=body.temperature,
                                top_p=body.top_p, stop=body.stop_sequences)
     rid = request_id_of(request, "msg")
-    gen = await Generation.start(services, rid, ids, params, thinking=thinking, api="anthropic")
+    gen = await Generation.start(services, rid, ids, params, thinking=thinking, api="anthropic",
+                                 cache_salt=body.cache_salt)
     message = {"id": rid, "type": "message", "role": "assistant", "model": services.config.model_name}
     headers = {"X-Request-Id": rid}
     if body.stream:

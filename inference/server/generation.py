@@ -103,8 +103,8 @@ class Generation:
 
     @classmethod
     async def start(cls, services: Services, request_id: str, prompt_token_ids: list[int], params: SamplingParams,
-                    *, thinking: bool, api: str) -> Generation:
-        handle = await services.runner.submit(request_id, prompt_token_ids, params)
+                    *, thinking: bool, api: str, cache_salt: str | None = None) -> Generation:
+        handle = await services.runner.submit(request_id, prompt_token_ids, params, cache_salt)
         return cls(services, handle, thinking=thinking, api=api)
 
     def abandon(self) -> None:

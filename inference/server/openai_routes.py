@@ -47,7 +47,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
                                temperature=body.temperature, top_p=body.top_p, stop=body.stop, seed=body.seed,
                                ignore_eos=body.ignore_eos)
     rid = request_id_of(request, "chatcmpl")
-    gen = await Generation.start(services, rid, ids, params, thinking=thinking, api="openai")
+    gen = await Generation.start(services, rid, ids, params, thinking=thinking, api="openai",
+                                 cache_salt=body.cache_salt)
     headers = {"X-Request-Id": rid}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

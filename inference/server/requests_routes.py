@@ -60,7 +60,8 @@ async def _prompt_ids(services: Services, body: CacheProbeRequest | TokenizeRequ
 
 @router.post("/v1/cache/probe")
 async def cache_probe(body: CacheProbeRequest, request: Request):
-    """How many leading prompt tokens the prefix cache holds and how many a request would compute (no side effects)."""
+    """How many leading prompt tokens the prefix cache holds and how many a request would compute (no side effects);
+    with `cache_salt`, as a request carrying that salt would see it."""
     services = _services(request)
     services.check_model(body.model)
     if body.messages is None and body.prompt_token_ids is not None:
@@ -72,7 +73,7 @@ async def cache_probe(body: CacheProbeRequest, request: Request):
                              param="prompt_token_ids")
     else:
         ids = await _prompt_ids(services, body, None)
-    cached = await services.runner.probe(ids)
+    cached = await services.runner.probe(ids, body.cache_salt)
     return {"prompt_tokens": len(ids), "cached_tokens": cached, "tokens_to_compute": len(ids) - cached,
             "max_model_len": services.runner.max_model_len}
 

@@ -96,10 +96,11 @@ class EngineRunner:
         self._inbox.put((fut, fn, args))
         return await asyncio.wrap_future(fut)
 
-    async def submit(self, request_id: str, prompt_token_ids: list[int], params) -> RequestHandle:
+    async def submit(self, request_id: str, prompt_token_ids: list[int], params,
+                     cache_salt: str | None = None) -> RequestHandle:
         """Add a request; engine refusals (PromptTooLong, QueueFull, DuplicateRequest) raise here, before any reply."""
         handle = RequestHandle(request_id, len(prompt_token_ids))
-        await self.call(self._add, handle, prompt_token_ids, params)
+        await self.call(self._add, handle, prompt_token_ids, params, cache_salt)
         return handle
 
     async def abort(self, request_id: str) -> Any:
@@ -114,13 +115,13 @@ class EngineRunner:
         """RequestProgress of a live or recently finished request; None if unknown."""
         return await self.call(self._progress, request_id)
 
-    async def probe(self, token_ids: list[int]) -> int:
-        return await self.call(self.engine.probe, token_ids)
+    async def probe(self, token_ids: list[int], cache_salt: str | None = None) -> int:
+        return await self.call(self.engine.probe, token_ids, cache_salt)
 
     ##### Engine thread #####
 
-    def _add(self, handle: RequestHandle, token_ids: list[int], params) -> None:
-        self.engine.add_request(handle.request_id, token_ids, params)
+    def _add(self, handle: RequestHandle, token_ids: list[int], params, cache_salt: str | None) -> None:
+        self.engine.add_request(handle.request_id, token_ids, params, cache_salt=cache_salt)
         self._recent.pop(handle.request_id, None)
         self._handles[handle.request_id] = handle
         p = self.engine.progress(handle.request_id)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+# vLLM's per-request prefix-cache isolation: requests hit only cache blocks written under the same salt
+CacheSalt = Annotated[str | None, Field(min_length=1, max_length=256)]
 
 
 class Thinking(_Body):
@@ -39,6 +43,7 @@ class ChatCompletionRequest(_Body):
     thinking: Thinking | None = None
     reasoning_effort: str | None = None
     ignore_eos: bool = False  # vLLM's extension: benchmarks with fixed output lengths
+    cache_salt: CacheSalt = None
 
 
 class AnthropicMessagesRequest(_Body):
@@ -54,6 +59,7 @@ class AnthropicMessagesRequest(_Body):
     stream: bool = False
     thinking: Thinking | None = None
     output_config: dict[str, Any] | None = None  # DeepSeek: output_config.effort
+    cache_salt: CacheSalt = None
 
 
 class CacheProbeRequest(_Body):
@@ -64,6 +70,7 @@ class CacheProbeRequest(_Body):
     prompt_token_ids: list[int] | None = None
     thinking: Thinking | None = None
     reasoning_effort: str | None = None
+    cache_salt: CacheSalt = None
 
 
 class TokenizeRequest(_Body):

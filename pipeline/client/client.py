@@ -86,13 +86,15 @@ class InferenceClient:
         cancel: threading.Event | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         on_delta: Callable[[str, str], None] | None = None,
+        cache_salt: str | None = None,
         extra_body: dict | None = None,
     ) -> Completion:
         """Run one chat completion to the end and return it.
 
         Args: `thinking` None leaves the server default; `cancel` aborts at once (RequestCancelled) and sends
         DELETE /requests/{id}; `on_delta(kind, text)` gets each "reasoning"/"content" piece as it streams;
-        `request_id` is sent as X-Request-Id (retries use `<id>.2`, `<id>.3`, …).
+        `request_id` is sent as X-Request-Id (retries use `<id>.2`, `<id>.3`, …); `cache_salt` (vLLM's and
+        wholedoc's field) keeps the request in the prefix cache of that salt only, e.g. one per tenant.
         Raises: RateLimited, EndpointUnavailable (after retries), ContextWindowExceeded, RequestRejected,
         RequestCancelled, StreamInterrupted.
         """
@@ -106,6 +108,8 @@ class InferenceClient:
             body["reasoning_effort"] = reasoning_effort
         if temperature is not None:
             body["temperature"] = temperature
+        if cache_salt is not None:
+            body["cache_salt"] = cache_salt
         body.update(extra_body or {})
         rid = request_id or uuid.uuid4().hex
         attempt = 0
@@ -223,10 +227,12 @@ class InferenceClient:
         """The configured model's window, when the server says (wholedoc, vLLM); None otherwise."""
         return next((m.max_model_len for m in self.models() if m.id == self.config.model), None)
 
-    def probe_cache(self, messages: Sequence[dict] | None = None, *,
-                    prompt_token_ids: Sequence[int] | None = None) -> CacheProbe | None:
-        """POST /cache/probe: prompt tokens, how many are cached, how many would be computed."""
+    def probe_cache(self, messages: Sequence[dict] | None = None, *, prompt_token_ids: Sequence[int] | None = None,
+                    cache_salt: str | None = None) -> CacheProbe | None:
+        """POST /cache/probe: prompt tokens, how many are cached, how many would be computed (for `cache_salt`)."""
         body: dict[str, Any] = {"model": self.config.model}
+        if cache_salt is not None:
+            body["cache_salt"] = cache_salt
         body.update({"messages": list(messages)} if messages is not None else
                     {"prompt_token_ids": list(prompt_token_ids or ())})
         data = self._control("POST", "cache/probe", body)

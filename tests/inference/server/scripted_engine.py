@@ -19,10 +19,12 @@ class ScriptedEngine:
         self.pieces, self.chunk, self.cached, self.step_s = list(pieces), chunk, cached, step_s
         self.reqs: dict[str, dict] = {}
         self.params: dict = {}
+        self.salts: dict = {}  # request id -> the cache_salt it came with
         self.aborted: list[str] = []
 
-    def add_request(self, request_id, prompt_token_ids, params):
+    def add_request(self, request_id, prompt_token_ids, params, cache_salt=None):
         self.params[request_id] = params
+        self.salts[request_id] = cache_salt
         self.reqs[request_id] = {"total": len(prompt_token_ids) - self.cached, "done": 0, "gen": 0,
                                  "n": len(prompt_token_ids), "pieces": list(self.pieces), "max": params.max_tokens}
 
@@ -54,7 +56,7 @@ class ScriptedEngine:
         self.aborted.append(request_id)
         return self.reqs.pop(request_id, None) is not None
 
-    def probe(self, token_ids):
+    def probe(self, token_ids, cache_salt=None):
         return min(self.cached, len(token_ids))
 
     def has_unfinished(self):
