@@ -1,6 +1,7 @@
 """The command line's HTTP client for a wholedoc deployment: upload, jobs (followed over SSE), results."""
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,10 +18,35 @@ class ApiError(RuntimeError):
         self.status, self.error = status, error
 
 
+def retry_after(r: httpx.Response) -> float | None:
+    """Seconds a 429 asks us to wait (Retry-After in seconds), or None."""
+    try:
+        return max(0.0, float(r.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
+
+
 class ApiClient:
-    def __init__(self, base_url: str, key: str, timeout: float = 60):
+    """max_wait: a 429 whose Retry-After is at most this many seconds is waited out and the request sent again
+    (rate limits); a longer one (the active-jobs cap, the daily budget) is raised at once with its message."""
+
+    def __init__(self, base_url: str, key: str, timeout: float = 60, max_wait: float = 30, max_retries: int = 8,
+                 sleep: Callable[[float], None] = time.sleep):
         self.http = httpx.Client(base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {key}"},
                                  timeout=httpx.Timeout(timeout, read=None))
+        self.max_wait, self.max_retries, self.sleep = max_wait, max_retries, sleep
+        self.waited = 0.0  # seconds spent waiting out 429s
+
+    def _send(self, method: str, url: str, **kw) -> httpx.Response:
+        """One request; a short 429 is waited out (a refused request created nothing, so sending again is safe)."""
+        for _ in range(self.max_retries):
+            r = self.http.request(method, url, **kw)
+            wait = retry_after(r) if r.status_code == 429 else None
+            if wait is None or wait > self.max_wait:
+                return r
+            self.sleep(wait)
+            self.waited += wait
+        return self.http.request(method, url, **kw)
 
     def close(self) -> None:
         self.http.close()
@@ -51,35 +77,41 @@ class ApiClient:
 
     def summarize(self, document_id: str, style: str = "brief", thinking: bool = False,
                   max_tokens: int | None = None) -> dict:
-        return self._check(self.http.post(f"/v1/documents/{document_id}/summaries",
-                                          json={"style": style, "thinking": thinking, "max_tokens": max_tokens}))
+        return self._check(self._send("POST", f"/v1/documents/{document_id}/summaries",
+                                      json={"style": style, "thinking": thinking, "max_tokens": max_tokens}))
 
     def ask(self, document_id: str, question: str, thinking: bool = False, max_tokens: int | None = None) -> dict:
-        return self._check(self.http.post(f"/v1/documents/{document_id}/questions",
-                                          json={"question": question, "thinking": thinking,
-                                                "max_tokens": max_tokens}))
+        return self._check(self._send("POST", f"/v1/documents/{document_id}/questions",
+                                      json={"question": question, "thinking": thinking, "max_tokens": max_tokens}))
 
     def job(self, job_id: str) -> dict:
-        return self._check(self.http.get(f"/v1/jobs/{job_id}"))
+        return self._check(self._send("GET", f"/v1/jobs/{job_id}"))
 
     def document(self, document_id: str) -> dict:
-        return self._check(self.http.get(f"/v1/documents/{document_id}"))
+        return self._check(self._send("GET", f"/v1/documents/{document_id}"))
 
     def result(self, result_id: str) -> dict:
-        return self._check(self.http.get(f"/v1/results/{result_id}"))
+        return self._check(self._send("GET", f"/v1/results/{result_id}"))
 
     def cancel(self, job_id: str) -> dict:
-        return self._check(self.http.post(f"/v1/jobs/{job_id}/cancel"))
+        return self._check(self._send("POST", f"/v1/jobs/{job_id}/cancel"))
 
     def follow(self, job_id: str, on_event: Callable[[dict], None], stall_seconds: float = 300) -> dict:
         """Follow the job's SSE stream until it ends; returns the final job.
 
         A job still queued after `stall_seconds` without any event raises ApiError (no worker is taking it).
         """
+        refusals = 0
         while True:
             try:
                 with self.http.stream("GET", f"/v1/jobs/{job_id}/events",
                                       timeout=httpx.Timeout(60, read=stall_seconds)) as r:
+                    wait = retry_after(r) if r.status_code == 429 else None
+                    if wait is not None and wait <= self.max_wait and refusals < self.max_retries:
+                        refusals += 1
+                        self.sleep(wait)
+                        self.waited += wait
+                        continue
                     if r.status_code >= 400:
                         r.read()
                         self._check(r)
