@@ -44,5 +44,6 @@ def test_every_setting_compose_passes_is_read_by_the_code():
 
 def test_secrets_fail_fast_when_unset():
     text = (ROOT / "compose.yaml").read_text()
-    for var in ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "WHOLEDOC_CHECKPOINT"):
+    for var in ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "WHOLEDOC_CHECKPOINT",
+                "WHOLEDOC_CACHE_SALT_SECRET"):
         assert re.search(r"\$\{" + var + r":\?", text), var

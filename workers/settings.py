@@ -1,5 +1,7 @@
 """Worker settings, read from the environment once per process."""
 
+import hashlib
+import hmac
 import os
 import socket
 import uuid
@@ -7,6 +9,9 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from pipeline.records.db import database_url, make_engine, session_factory, wholedoc_home
+
+# NOTE: only for a laptop; anyone holding it can compute every tenant's salt (compose requires a real one)
+DEV_CACHE_SALT_SECRET = "wholedoc-dev-cache-salt-secret"
 
 
 def _f(name: str, default: float) -> float:
@@ -28,11 +33,19 @@ class WorkerSettings:
     lease_seconds: float = 60.0  # a lost worker's job is requeued about this long after its last heartbeat
     resend_queued_after: float = 300.0  # a queued job with no worker after this long gets its message re-sent
     retry_backoff: float = 2.0  # seconds, doubled per attempt, capped at 600
+    cache_salt_secret: str = DEV_CACHE_SALT_SECRET  # "" sends no cache_salt (endpoints that refuse unknown fields)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
 
     @property
     def heartbeat_seconds(self) -> float:
         return max(self.lease_seconds / 3, 0.2)
+
+    def cache_salt(self, tenant_id: str) -> str | None:
+        """The tenant's prefix-cache salt: HMAC-SHA256(secret, tenant id) in hex, so one tenant's requests never hit
+        (or time) another's cached prefix, and nobody can derive the salt from a tenant id. None: no secret set."""
+        if not self.cache_salt_secret:
+            return None
+        return hmac.new(self.cache_salt_secret.encode(), tenant_id.encode(), hashlib.sha256).hexdigest()
 
 
 def blob_url() -> str:
@@ -53,6 +66,7 @@ def settings() -> WorkerSettings:
         lease_seconds=_f("WHOLEDOC_LEASE_SECONDS", 60),
         resend_queued_after=_f("WHOLEDOC_RESEND_QUEUED_AFTER", 300),
         retry_backoff=_f("WHOLEDOC_RETRY_BACKOFF", 2),
+        cache_salt_secret=os.environ.get("WHOLEDOC_CACHE_SALT_SECRET", DEV_CACHE_SALT_SECRET),
     )
 
 

@@ -12,6 +12,7 @@ from tests.api.helpers import make_pdf
 from tests.pipeline.faultserver import Reply
 from tests.workers.helpers import new_document, results_of, send, wait_job
 from tests.workers.services import start_worker, stop
+from workers.settings import WorkerSettings
 
 
 @pytest.fixture
@@ -77,6 +78,7 @@ def test_summarize_records_progress_and_stores_one_result(worker, records, blobs
     assert len(posted) == 1 and posted[0].body["max_tokens"] == 512
     assert posted[0].body["thinking"] == {"type": "disabled"}
     assert "The quarterly report 1" in posted[0].body["messages"][1]["content"]
+    assert posted[0].body["cache_salt"] == WorkerSettings("", "", None, "", None).cache_salt(tenant_id)  # its own
     send(wk_env, "summarize", job_id, tenant_id)  # a redelivered message: claims nothing, stores nothing
     send(wk_env, "summarize", job_id, tenant_id)
     llm.default = Reply(content=("a second answer",))

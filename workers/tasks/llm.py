@@ -76,7 +76,8 @@ def _generate(ctx: JobContext) -> None:
     try:
         completion = inference_client().chat(prompt.messages, max_tokens=max_tokens,
                                              thinking=thinking, request_id=request_id,
-                                             cancel=cancel, on_progress=ProgressRecorder(ctx))
+                                             cancel=cancel, on_progress=ProgressRecorder(ctx),
+                                             cache_salt=cfg.cache_salt(job.tenant_id))  # tenants share no cache
     except RequestCancelled:
         ctx.lease.check()  # raises Cancelled / LeaseLost
         raise
