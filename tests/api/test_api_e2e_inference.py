@@ -1,6 +1,6 @@
 """End to end on the real inference server (the `tiny` random-weight checkpoint) behind uvicorn, a Celery
 worker, PostgreSQL, Redis and moto's S3: PDF and codebase summaries with usage, and a cancel that aborts a
-running prefill."""
+running prefill; two tenants asking about the same document share no prefix cache (cache_salt)."""
 
 import subprocess
 import sys
@@ -9,6 +9,8 @@ import time
 import httpx
 import pytest
 
+from pipeline.pdf import extract_pdf
+from pipeline.prompts import question_prompt
 from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
@@ -16,6 +18,7 @@ from tests.api.helpers import job_finished, make_pdf, make_zip, upload, wait_job
 from tests.conftest import free_port
 from tests.pipeline.conftest import moto_endpoint  # noqa: F401
 from tests.workers.services import start_worker, stop, uvicorn_api
+from workers.settings import WorkerSettings
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +113,46 @@ def test_cancel_aborts_the_prefill_on_the_server(real):
         time.sleep(0.1)
     assert status["prefill_tokens_done"] < status["prefill_tokens_total"]  # stopped during prefill
     assert client.get(f"/v1/jobs/{job['id']}").json()["result_id"] is None
+
+
+def test_tenants_asking_about_the_same_document_share_no_prefix_cache(real, api_pg_url):
+    """I5: tenant B's question on the document A asked about gets 0 cached tokens (each job carries its tenant's
+    cache_salt); A's own second question hits its cache, as the probe under A's salt predicted."""
+    client, base = real
+    engine = make_engine(api_pg_url)
+    with transaction(session_factory(engine)) as s:
+        tenants = [create_tenant(s, f"salt-{name}-{new_id()}").id for name in "ab"]
+        keys = [create_api_key(s, t)[1] for t in tenants]
+    engine.dispose()
+    line = "Vendor Aldous invoiced 1200 for cables; vendor Brandt disputes 300 of it."
+    pdf = make_pdf("\n".join(f"{line} ({i})" for i in range(12)), pages=2)  # ~750 prompt tokens: 5 full blocks
+    a, b = (httpx.Client(base_url=client.base_url, headers={"Authorization": f"Bearer {k}"}, timeout=60) for k in keys)
+
+    def ask(who: httpx.Client, doc_id: str, question: str) -> dict:
+        job = who.post(f"/v1/documents/{doc_id}/questions", json={"question": question, "max_tokens": 2}).json()
+        job = _wait(who, job["id"], job_finished)
+        assert job["state"] == "done", job
+        return who.get(f"/v1/results/{job['result_id']}").json()["usage"]
+
+    def probe(question: str, salt: str | None) -> dict:
+        """The server's cache probe for the prompt a worker sends (same builder, thinking off as the API default)."""
+        messages = question_prompt(extract_pdf(pdf), question).messages
+        body = {"messages": messages, "thinking": {"type": "disabled"}} | ({"cache_salt": salt} if salt else {})
+        return httpx.post(f"{base}/v1/cache/probe", json=body, timeout=30).json()
+
+    with a, b:
+        docs = []
+        for who in (a, b):
+            doc = upload(who, pdf).json()
+            assert _wait(who, doc["ingest_job_id"], job_finished)["state"] == "done"
+            docs.append(doc["id"])
+        first = ask(a, docs[0], "Which vendor disputes an amount?")
+        assert first["cached_tokens"] == 0 and first["prompt_tokens"] > 5 * 128
+        other = ask(b, docs[1], "Which vendor disputes an amount?")  # the very prompt A's job sent
+        assert other["prompt_tokens"] == first["prompt_tokens"] and other["cached_tokens"] == 0
+        salt_a = WorkerSettings("", "", None, "", None).cache_salt(tenants[0])  # the workers' dev default secret
+        unsalted, predicted = probe("How much is disputed?", None), probe("How much is disputed?", salt_a)
+        again = ask(a, docs[0], "How much is disputed?")
+    assert unsalted["cached_tokens"] == 0  # nothing was cached without a salt: every job sent its tenant's
+    assert predicted["prompt_tokens"] == again["prompt_tokens"]  # the probe saw the worker's exact prompt
+    assert 0 < again["cached_tokens"] == predicted["cached_tokens"]  # A's own cache: a hit, as predicted
