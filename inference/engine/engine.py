@@ -37,6 +37,8 @@ class EngineStats:
     decode_tokens: int
     num_preemptions: int
     cache_bytes: int  # allocated pool bytes
+    forward_calls: int = 0  # steps that ran the model (one call each, whatever the number of requests in it)
+    forward_pieces: int = 0  # requests' pieces over those calls: / forward_calls = requests batched per call
 
 
 class Engine:
@@ -57,6 +59,7 @@ class Engine:
         self.seqs: dict[str, Sequence] = {}
         self.eos = args.eos_token_id
         self.prefill_tokens = self.decode_tokens = 0
+        self.forward_calls = self.forward_pieces = 0
         self._arrivals = 0
         self._step_s = 0.0  # moving average of a step's duration (for retry_after_s)
 
@@ -131,7 +134,8 @@ class Engine:
         return EngineStats(len(self.scheduler.waiting), len(self.scheduler.running), used, b.num_blocks,
                            used / b.num_blocks, len(b.cached), self.scheduler.hit_tokens,
                            self.scheduler.query_tokens, self.prefill_tokens, self.decode_tokens,
-                           self.scheduler.num_preemptions, self.pools.nbytes())
+                           self.scheduler.num_preemptions, self.pools.nbytes(), self.forward_calls,
+                           self.forward_pieces)
 
     ##### stepping #####
 
@@ -158,6 +162,8 @@ class Engine:
             else:
                 work.append((seq, ids))
         if work:
+            self.forward_calls += 1
+            self.forward_pieces += len(work)
             try:
                 logits = self.model.forward_packed([(seq.state, ids) for seq, ids in work])
             except Exception as exc:  # states may be half-updated: every request of this step ends

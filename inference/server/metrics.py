@@ -43,6 +43,10 @@ class _EngineCollector:
             ("decode_tokens", "tokens generated", s.decode_tokens),
             ("prefix_cache_hit_tokens", "prompt tokens served from the prefix cache", hits),
             ("prefix_cache_query_tokens", "prompt tokens looked up in the prefix cache", queries),
+            ("preemptions", "requests preempted (recompute) when the KV cache was full", s.num_preemptions),
+            ("forward_calls", "engine steps that ran the model (one forward call each)", s.forward_calls),
+            ("forward_requests", "requests batched into those calls (÷ forward_calls = batch size)",
+             s.forward_pieces),
         )
         for name, doc, value in counters:
             yield CounterMetricFamily(f"{PREFIX}_{name}", doc, value=float(value))

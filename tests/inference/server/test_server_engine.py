@@ -119,6 +119,9 @@ def test_concurrent_requests_each_get_their_own_answer(server, oai):
         chunks = oai.chat.completions.create(messages=[{"role": "user", "content": prompts[i]}], stream=True, **kw)
         together[i] = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
+    server.wait_idle()
+    time.sleep(0.6)  # the engine thread refreshes its stats every 0.5 s
+    calls, reqs = server.metric("forward_calls_total"), server.metric("forward_requests_total")
     threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
@@ -126,6 +129,10 @@ def test_concurrent_requests_each_get_their_own_answer(server, oai):
         t.join(60)
     assert [together.get(i) for i in range(4)] == alone
     server.wait_idle()
+    time.sleep(0.6)
+    calls, reqs = server.metric("forward_calls_total") - calls, server.metric("forward_requests_total") - reqs
+    assert reqs >= 4 * 8 and calls < reqs  # 4 × (prefill giving token 1 + 7 decodes), sharing forward calls
+    assert server.metric("preemptions_total") == 0
 
 
 @pytest.mark.parametrize("thinking", [False, True])
