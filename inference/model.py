@@ -1,8 +1,9 @@
 """DeepSeek-V4 in plain PyTorch, class by class after DeepSeek's reference inference/model.py (same parameter names).
 
-forward(input_ids, start_pos, state) runs a prompt in one piece, a prefill chunk or one decode step; attention
-reads window rows, compressed rows and indexer keys through inference.state and runs in query chunks, so no
-[T, T] tensor is ever built."""
+forward(input_ids, start_pos, state) runs a prompt in one piece, a prefill chunk or one decode step;
+forward_packed(pieces) runs pieces of several sequences, each at its own position, in one call (the engine's step).
+Both go through one code path (inference.span: the spans of a call). Attention reads window rows, compressed rows
+and indexer keys through the states and runs in query chunks, so no [T, T] tensor is ever built."""
 
 import torch
 import torch.nn.functional as F
