@@ -1,12 +1,16 @@
 """Continuous batching: decodes first, then prefill chunks (shortest remaining first), then admissions.
 
 Every step is bounded by the token budget; prefill chunks end on checkpoint boundaries; when history blocks run out
-the most recently admitted other sequence is preempted (recompute: its full blocks stay cached for its return)."""
+the most recently admitted other sequence is preempted (recompute: its full blocks stay cached for its return).
+
+Requests that share a prefix with one being prefilled right now (bulk Q&A: many questions about one document,
+submitted at once) wait until that prefill has written the shared blocks, then start from them; the prefill takes a
+window checkpoint where they diverge, so they resume with nothing recomputed. The document is prefilled once."""
 
 from collections import deque
 
 from inference.config import BLOCK_TOKENS
-from inference.engine.block_manager import BlockManager
+from inference.engine.block_manager import BlockManager, block_key
 from inference.engine.config import EngineConfig
 from inference.engine.paged_state import PagedState
 from inference.engine.pools import CachePools
@@ -106,11 +110,50 @@ class Scheduler:
     ##### scheduling #####
 
     def checkpoint_at(self, seq: Sequence, pos: int) -> bool:
-        """Whether the engine snapshots the window at block boundary pos (prompt's last full block, every N)."""
+        """Whether the engine snapshots the window at block boundary pos (prompt's last full block, every N, and
+        where requests waiting on this prefill diverge from it)."""
         if pos == 0 or pos % BLOCK_TOKENS or pos > len(seq.prompt_ids) or pos < seq.state.exact_from:
             return False
         k = pos // BLOCK_TOKENS
-        return k == len(seq.prompt_ids) // BLOCK_TOKENS or k % self.config.checkpoint_every_blocks == 0
+        return (k == len(seq.prompt_ids) // BLOCK_TOKENS or k % self.config.checkpoint_every_blocks == 0
+                or k in seq.wanted_checkpoints)
+
+    ##### prefix sharing with running prefills #####
+
+    def block_keys_of(self, seq: Sequence) -> list[bytes]:
+        """Chained keys of all full blocks of seq's tokens (computed once, extended when the sequence grows)."""
+        keys, n = seq.full_block_keys, seq.num_tokens // BLOCK_TOKENS
+        for i in range(len(keys), n):
+            keys.append(block_key(keys[-1] if keys else seq.cache_root,
+                                  seq.tokens(i * BLOCK_TOKENS, (i + 1) * BLOCK_TOKENS), self.blocks.salt))
+        return keys
+
+    def _pending_blocks(self) -> dict[bytes, tuple[Sequence, int]]:
+        """Key -> (running prefill, block index) of every full block a running prefill will write but has not yet."""
+        pending = {}
+        for seq in self.running:
+            if seq.status == Status.PREFILLING:
+                keys = self.block_keys_of(seq)
+                for i in range(len(seq.block_keys), len(keys)):
+                    pending.setdefault(keys[i], (seq, i))
+        return pending
+
+    def _waits_for_prefill(self, seq: Sequence, pending: dict) -> bool:
+        """True if a running prefill is about to write seq's next uncached block: seq should wait for it (and that
+        prefill is asked for a checkpoint where the two diverge)."""
+        limit = (seq.num_tokens - 1) // BLOCK_TOKENS  # the last position is always computed
+        n = len(self.blocks.match(seq.token_ids, limit, seq.cache_root)[0])
+        if n >= limit:
+            return False
+        keys = self.block_keys_of(seq)
+        leader, i = pending.get(keys[n], (None, 0))
+        if leader is None:
+            return False
+        lead_keys = self.block_keys_of(leader)
+        while n < limit and i < len(lead_keys) and keys[n] == lead_keys[i]:
+            n, i = n + 1, i + 1
+        leader.wanted_checkpoints.add(i)
+        return True
 
     def _chunk(self, seq: Sequence, budget: int) -> int:
         done, target = seq.num_computed, seq.num_tokens
@@ -142,11 +185,25 @@ class Scheduler:
         return scheduled
 
     def _admit_waiting(self, budget: int) -> None:
-        """Move waiting sequences to running while there are seats, a window slot and blocks for a first chunk."""
+        """Move waiting sequences to running while there are seats, a window slot and blocks for a first chunk.
+        One whose prefix a running prefill is writing stays waiting (in its place) and the next one is tried."""
+        held, pending = [], None
+        try:
+            self._admit_from_queue(budget, held, pending)
+        finally:
+            self.waiting.extendleft(reversed(held))
+
+    def _admit_from_queue(self, budget: int, held: list, pending) -> None:
         while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
             seq = self.waiting[0]
+            if any(s.status == Status.PREFILLING for s in self.running):
+                pending = self._pending_blocks() if pending is None else pending
+                if self._waits_for_prefill(seq, pending):
+                    held.append(self.waiting.popleft())
+                    continue
             if not self._admit(seq):
                 return
+            pending = None  # the admitted one may be the prefill that later ones wait for
             self.waiting.popleft()
             self.running.append(seq)
             n = self._chunk(seq, budget)

@@ -56,6 +56,8 @@ class Sequence:
         self.num_emitted = 0  # output tokens already returned in a RequestOutput
         self.finish_reason: str | None = None
         self.num_preemptions = 0
+        self.full_block_keys: list[bytes] = []  # chained keys of token_ids' full blocks (Scheduler.block_keys_of)
+        self.wanted_checkpoints: set[int] = set()  # block counts where requests waiting on this one resume
 
     @property
     def token_ids(self) -> list[int]:
