@@ -1,7 +1,8 @@
 """python -m inference.bench --checkpoint DIR: the engine on CPU beside transformers on the same checkpoint.
 
 Measures prefill/decode tokens/s at 2K and 8K (HF in a subprocess, so its memory stays apart), aggregate decode
-tokens/s of 16 requests decoding together vs one alone (batched compute: one forward per step), TTFT of a 50-token
+tokens/s of 16 requests decoding together vs one alone (batched compute: one forward per step), 16 questions about
+one cold 8K document at once (prompt tokens vs tokens computed: the document is prefilled once), TTFT of a 50-token
 question after a cold vs a cached document, a long cold prefill (time, peak RSS), cache bytes per token (allocator)
 and prefill efficiency (model FLOP/s ÷ this machine's fp32 matmul FLOP/s). Prints a table, then one JSON line."""
 
@@ -110,6 +111,24 @@ def run_concurrent(eng, n_req: int, prompt: int, decode: int, vocab: int) -> dic
             "decode_tokens": tokens, "decode_tok_s": tokens / (t2 - t1)}
 
 
+def run_bulk_questions(eng, n_q: int, doc_tokens: int, question: int, vocab: int) -> dict:
+    """n_q questions about one cold document submitted together (bulk Q&A): wall seconds until all have their first
+    token, and prompt tokens submitted vs prefill tokens the engine computed (the document should be computed once)."""
+    from inference.engine import SamplingParams
+
+    doc = rand_ids(doc_tokens, 7000, vocab)
+    before, t0, first = eng.prefill_tokens, time.perf_counter(), set()
+    for i in range(n_q):
+        eng.add_request(f"bulk{i}", doc + rand_ids(question, 7100 + i, vocab), SamplingParams(max_tokens=1))
+    while eng.has_unfinished():
+        first |= {o.request_id for o in eng.step() if o.new_token_ids}
+    submitted = n_q * (doc_tokens + question)
+    computed = eng.prefill_tokens - before
+    return {"questions": n_q, "doc_tokens": doc_tokens, "seconds": time.perf_counter() - t0,
+            "prompt_tokens": submitted, "prefill_tokens_computed": computed, "saving": submitted / computed,
+            "answered": len(first)}
+
+
 def hf_worker(ckpt: str, n: int, decode: int, seed: int) -> dict:
     """transformers' DeepseekV4ForCausalLM: one prefill of n tokens, then `decode` cached decode steps."""
     from transformers import DeepseekV4ForCausalLM
@@ -153,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--question", type=int, default=50)
     p.add_argument("--concurrent", type=int, default=16, help="requests decoding together (0: skip)")
     p.add_argument("--concurrent-prompt", type=int, default=1024, help="prompt tokens of each concurrent request")
+    p.add_argument("--bulk", type=int, default=16, help="questions about one cold document at once (0: skip)")
+    p.add_argument("--bulk-doc", type=int, default=8192, help="document tokens of the bulk questions")
     p.add_argument("--decode", type=int, default=16)
     p.add_argument("--budget", type=int, default=2048, help="max_num_batched_tokens")
     p.add_argument("--cache-mib", type=int, default=512, help="cache_bytes of the engine (pools are resident)")
@@ -197,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"decode tok/s, {ns.concurrent} requests @{ns.concurrent_prompt} vs 1",
                      res["concurrent"]["decode_tok_s"], res["concurrent"]["solo_decode_tok_s"],
                      res["concurrent"]["decode_tok_s"] / res["concurrent"]["solo_decode_tok_s"]))
+    if ns.bulk:
+        b = res["bulk"] = run_bulk_questions(eng, ns.bulk, ns.bulk_doc, ns.question, vocab)
+        rows.append((f"bulk: {ns.bulk} q @{ns.bulk_doc} doc, prompt / computed tok", float(b["prompt_tokens"]),
+                     float(b["prefill_tokens_computed"]), b["saving"]))
+        rows.append((f"bulk: {ns.bulk} q @{ns.bulk_doc} doc, seconds", b["seconds"], None, None))
     for d in docs:
         seed += 1
         doc = rand_ids(d, seed, vocab)
