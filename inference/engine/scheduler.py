@@ -142,10 +142,11 @@ class Scheduler:
         """True if a running prefill is about to write seq's next uncached block: seq should wait for it (and that
         prefill is asked for a checkpoint where the two diverge)."""
         limit = (seq.num_tokens - 1) // BLOCK_TOKENS  # the last position is always computed
-        n = len(self.blocks.match(seq.token_ids, limit, seq.cache_root)[0])
+        keys, n = self.block_keys_of(seq), 0
+        while n < limit and keys[n] in self.blocks.by_key:  # cached already (admission verifies the tokens)
+            n += 1
         if n >= limit:
             return False
-        keys = self.block_keys_of(seq)
         leader, i = pending.get(keys[n], (None, 0))
         if leader is None:
             return False
