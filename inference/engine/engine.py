@@ -170,7 +170,12 @@ class Engine:
                 log.exception("forward of %d requests failed; aborting them", len(work))
                 outputs += [self._fail(seq, exc) for seq, _ in work]
             else:
-                outputs += [self._advance(seq, len(ids), row) for (seq, ids), row in zip(work, logits)]
+                for (seq, ids), row in zip(work, logits):
+                    try:
+                        outputs.append(self._advance(seq, len(ids), row))
+                    except Exception as exc:  # its bookkeeping (sampling, detokenizing) failed: only it ends
+                        log.exception("request %s failed; aborting it", seq.request_id)
+                        outputs.append(self._fail(seq, exc))
         return outputs
 
     def _fail(self, seq: Sequence, exc: Exception) -> RequestOutput:

@@ -69,3 +69,20 @@ def test_a_failing_forward_ends_every_request_of_its_step_and_the_engine_goes_on
     monkeypatch.undo()
     got = run_all(eng, {"c": random_ids(30, 3)}, max_tokens=3)
     assert got["c"][0] == run_all(make_engine(model), {"c": random_ids(30, 3)}, max_tokens=3)["c"][0]
+
+
+def test_a_failure_after_the_shared_forward_ends_only_its_request(model, monkeypatch):
+    eng = make_engine(model)
+    for rid in ("ok", "bad"):
+        eng.add_request(rid, random_ids(25, len(rid)), SamplingParams(max_tokens=3, ignore_eos=True))
+
+    def broken(logits):
+        raise ValueError("sampler exploded")
+
+    monkeypatch.setattr(eng.seqs["bad"], "sampler", broken)
+    outs = {o.request_id: o for o in eng.step()}
+    assert outs["bad"].finish_reason == "abort" and "sampler exploded" in outs["bad"].error
+    assert not outs["ok"].finished and outs["ok"].new_token_ids
+    while eng.has_unfinished():
+        eng.step()
+    assert eng.progress("ok").tokens_generated == 3 and eng.stats().cache_blocks_used == 0
