@@ -1,9 +1,12 @@
-"""The one place pipeline errors become HTTP JSON errors: {"error": type, "detail": message}."""
+"""The one place pipeline (and Starlette) errors become HTTP JSON errors: {"error": type, "detail": message}."""
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
+from api.auth import has_live_key
 from pipeline.errors import (
     BlobNotFound,
     BlobTooLarge,
@@ -43,8 +46,21 @@ class LimitExceeded(Exception):
         self.error, self.retry_after = error, max(1, int(retry_after))
 
 
+# Starlette's own errors (no route, wrong method, a body that is not even text) in the same ErrorBody shape
+HTTP_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+UNAUTHORIZED = (401, "unauthorized", "no live API key: send yours as `Authorization: Bearer <key>`")
+
+
 def error_response(status: int, error: str, detail: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+async def _unauthenticated(request: Request) -> bool:
+    """A /v1 request without a live key, refused 401 even when its body failed to parse.
+
+    NOTE: FastAPI parses a JSON body before it runs the auth dependency; without this a caller with no key would
+    learn from 400 / 422 what a route expects (reliability.md A5: no usable key is 401 on every route)."""
+    return request.url.path.startswith("/v1/") and not await run_in_threadpool(has_live_key, request)
 
 
 def install(app: FastAPI) -> None:
@@ -56,9 +72,18 @@ def install(app: FastAPI) -> None:
         raise AssertionError("PipelineError is in STATUS")
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if await _unauthenticated(request):
+            return error_response(*UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
         parts = [f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in exc.errors()]
         return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and await _unauthenticated(request):
+            return error_response(*UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+        return error_response(exc.status_code, HTTP_ERRORS.get(exc.status_code, "http_error"), str(exc.detail),
+                              exc.headers)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:

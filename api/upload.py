@@ -9,6 +9,7 @@ import io
 import queue
 from collections.abc import AsyncIterator
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from pipeline.errors import BlobTooLarge, PipelineError, UnsupportedFormat
@@ -109,15 +110,18 @@ async def file_chunks(body: AsyncIterator[bytes], content_type: str, limit: int
                                         "on_header_end": on_header_end, "on_part_data": on_part_data,
                                         "on_part_end": on_part_end})
     raw = 0
-    async for chunk in body:
-        raw += len(chunk)
-        if raw > limit + MULTIPART_SLACK:
-            raise too_large(limit)
-        parser.write(chunk)
-        for piece in out:
-            yield state["filename"], piece
-        out.clear()
-    parser.finalize()
+    try:
+        async for chunk in body:
+            raw += len(chunk)
+            if raw > limit + MULTIPART_SLACK:
+                raise too_large(limit)
+            parser.write(chunk)
+            for piece in out:
+                yield state["filename"], piece
+            out.clear()
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise PipelineError(f"malformed multipart/form-data body: {exc}") from exc
     for piece in out:
         yield state["filename"], piece
     if state["filename"] is None:

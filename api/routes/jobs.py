@@ -9,11 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from api.deps import SessionDep, TenantDep
-from api.routes.common import errors, job_public
+from api.routes.common import DocumentIdQuery, JobId, Limit, Offset, errors, job_public
 from api.schemas import JobList, JobPublic
 from pipeline.errors import NotFound
 from pipeline.records import jobs
-from pipeline.records.models import FINAL_STATES
+from pipeline.records.models import FINAL_STATES, JobState
 from workers.app import app as celery_app
 from workers.app import broker_supports_broadcast
 
@@ -24,20 +24,19 @@ EVENT_FIELDS = ("state", "stage", "progress", "prefill_tokens_done", "prefill_to
 
 
 @router.get("", response_model=JobList, responses=errors())
-def list_(session: SessionDep, tenant: TenantDep, state: str | None = None, document_id: str | None = None,
-          limit: int = 50, offset: int = 0) -> JobList:
-    found = jobs.list_jobs(session, tenant.id, state=state, document_id=document_id, limit=min(max(limit, 1), 200),
-                           offset=max(offset, 0))
+def list_(session: SessionDep, tenant: TenantDep, state: JobState | None = None, document_id: DocumentIdQuery = None,
+          limit: Limit = 50, offset: Offset = 0) -> JobList:
+    found = jobs.list_jobs(session, tenant.id, state=state, document_id=document_id, limit=limit, offset=offset)
     return JobList(data=[job_public(session, j) for j in found])
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=errors(404))
-def get(job_id: str, session: SessionDep, tenant: TenantDep) -> JobPublic:
+def get(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobPublic:
     return job_public(session, jobs.get_job(session, tenant.id, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses=errors(404, 409))
-def cancel(job_id: str, session: SessionDep, tenant: TenantDep) -> JobPublic:
+def cancel(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobPublic:
     """Cancel a queued or running job: the worker stops at its next check and aborts its inference request."""
     job = jobs.cancel_job(session, tenant.id, job_id)
     session.commit()
@@ -59,10 +58,17 @@ def _snapshot(sessions, tenant_id: str, job_id: str) -> dict | None:
         return job_public(s, job).model_dump(mode="json")
 
 
-@router.get("/{job_id}/events", responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+# One server-sent event as clients parse it (OpenAPI < 3.2: the schema describes each event of the stream).
+SSE_EVENT = {"type": "object", "required": ["event", "data"], "properties": {
+    "event": {"type": "string", "enum": ["progress", "end"]},
+    "data": {"type": "string", "contentMediaType": "application/json",
+             "description": f"progress: the job's id and {', '.join(EVENT_FIELDS)}; end: its id and final state"}}}
+
+
+@router.get("/{job_id}/events", responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}},
                                                  "description": "`progress` events, then one `end` event"},
                                            **errors(404)})
-async def events(job_id: str, request: Request, tenant: TenantDep) -> StreamingResponse:
+async def events(job_id: JobId, request: Request, tenant: TenantDep) -> StreamingResponse:
     """Server-sent events: a `progress` event whenever the job's state, stage or progress changes, then `end`."""
     sessions, poll = request.app.state.sessions, request.app.state.settings.sse_poll_seconds
     first = await run_in_threadpool(_snapshot, sessions, tenant.id, job_id)
