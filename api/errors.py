@@ -38,12 +38,13 @@ class Unauthorized(Exception):
 class LimitExceeded(Exception):
     """A rate limit or quota refused the request: 429 with `Retry-After` (whole seconds, >= 1).
 
-    `error` names the limit (rate_limited, too_many_active_jobs, token_budget_exhausted); it labels the metric too.
+    `error` names the limit (rate_limited, too_many_active_jobs, token_budget_exhausted; service_busy with status 503);
+    it labels the metric too.
     """
 
-    def __init__(self, error: str, detail: str, *, retry_after: int):
+    def __init__(self, error: str, detail: str, *, retry_after: int, status: int = 429):
         super().__init__(detail)
-        self.error, self.retry_after = error, max(1, int(retry_after))
+        self.error, self.retry_after, self.status = error, max(1, int(retry_after)), status
 
 
 # Starlette's own errors (no route, wrong method, a body that is not even text) in the same ErrorBody shape
@@ -92,4 +93,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LimitExceeded)
     async def _limited(request: Request, exc: LimitExceeded) -> JSONResponse:
         request.app.state.metrics.rejections.labels(exc.error).inc()
-        return error_response(429, exc.error, str(exc), {"Retry-After": str(exc.retry_after)})
+        return error_response(exc.status, exc.error, str(exc), {"Retry-After": str(exc.retry_after)})

@@ -30,7 +30,7 @@ class Metrics:
                                 registry=self.registry)
         self.latency = Histogram("wholedoc_http_request_seconds", "HTTP request latency", ["method", "route"],
                                  registry=self.registry)
-        self.rejections = Counter("wholedoc_rejections", "requests refused with 429, by the limit that refused them",
+        self.rejections = Counter("wholedoc_rejections", "requests refused by a limit (429, 503), by limit",
                                   ["reason"], registry=self.registry)
         self.registry.register(JobsByState(sessions))
 

@@ -35,6 +35,7 @@ class ApiSettings:
 
     Limits (429 + Retry-After): `rate_per_min` / `rate_burst` per API key (0: off), `max_active_jobs` queued or
     running LLM jobs per tenant (0: no cap), `daily_token_budget` tokens per tenant per UTC day (0: unlimited).
+    `max_active_jobs_total` caps queued or running LLM jobs of all tenants together (0: no cap): 503 + Retry-After.
     `redis_url` holds the rate buckets shared by every API process; None keeps them in this process.
     """
 
@@ -47,12 +48,13 @@ class ApiSettings:
     max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS
     daily_token_budget: int = 0
     redis_url: str | None = None
+    max_active_jobs_total: int = 0
 
     def __post_init__(self):
         assert self.max_upload_bytes > 0, f"max_upload_bytes={self.max_upload_bytes}"
         assert self.rate_per_min >= 0 and self.rate_burst >= 1, f"rate {self.rate_per_min}/min burst {self.rate_burst}"
-        assert self.max_active_jobs >= 0 and self.daily_token_budget >= 0, (self.max_active_jobs,
-                                                                            self.daily_token_budget)
+        assert min(self.max_active_jobs, self.daily_token_budget, self.max_active_jobs_total) >= 0, (
+            self.max_active_jobs, self.daily_token_budget, self.max_active_jobs_total)
 
     @classmethod
     def from_env(cls) -> "ApiSettings":
@@ -62,7 +64,8 @@ class ApiSettings:
                    rate_per_min=float(os.environ.get("WHOLEDOC_RATE_PER_MIN") or DEFAULT_RATE_PER_MIN),
                    rate_burst=_int("WHOLEDOC_RATE_BURST", DEFAULT_RATE_BURST),
                    max_active_jobs=_int("WHOLEDOC_MAX_ACTIVE_JOBS", DEFAULT_MAX_ACTIVE_JOBS),
-                   daily_token_budget=_int("WHOLEDOC_DAILY_TOKEN_BUDGET", 0), redis_url=_redis_url())
+                   daily_token_budget=_int("WHOLEDOC_DAILY_TOKEN_BUDGET", 0), redis_url=_redis_url(),
+                   max_active_jobs_total=_int("WHOLEDOC_MAX_ACTIVE_JOBS_TOTAL", 0))
 
     def blob_store(self):
         return blob_store_from_url(self.blob_url)

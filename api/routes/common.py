@@ -37,7 +37,8 @@ def errors(*codes: int) -> dict:
     the tenant's quotas)."""
     text = {400: "malformed request", 401: "missing or bad API key", 404: "no such object for this tenant",
             409: "state conflict", 413: "upload over the size limit", 415: "unsupported file type",
-            422: "invalid request", 429: "over a rate limit or quota; retry after the `Retry-After` header's seconds"}
+            422: "invalid request", 429: "over a rate limit or quota; retry after the `Retry-After` header's seconds",
+            503: "the service is at its limit of active jobs; retry after the `Retry-After` header's seconds"}
     return {code: {"model": ErrorBody, "description": text[code]} for code in sorted({401, *codes, 422, 429})}
 
 

@@ -106,7 +106,8 @@ def _ready(session, tenant_id: str, document_id: str):
     return doc
 
 
-@router.post("/{document_id}/summaries", status_code=202, response_model=JobPublic, responses=errors(400, 404, 409))
+@router.post("/{document_id}/summaries", status_code=202, response_model=JobPublic,
+             responses=errors(400, 404, 409, 503))
 def create_summary(document_id: DocumentId, body: SummaryCreate, request: Request, session: SessionDep,
                    tenant: TenantDep) -> JobPublic:
     """Queue a summary job. Its output is capped per style (brief: 512 tokens); thinking is off by default.
@@ -122,7 +123,8 @@ def create_summary(document_id: DocumentId, body: SummaryCreate, request: Reques
     return job_public(session, job)
 
 
-@router.post("/{document_id}/questions", status_code=202, response_model=JobPublic, responses=errors(400, 404, 409))
+@router.post("/{document_id}/questions", status_code=202, response_model=JobPublic,
+             responses=errors(400, 404, 409, 503))
 def create_question(document_id: DocumentId, body: QuestionCreate, request: Request, session: SessionDep,
                     tenant: TenantDep) -> JobPublic:
     """Queue an answer job for one question about the document (429 on the same quotas as summaries)."""

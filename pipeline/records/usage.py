@@ -21,10 +21,23 @@ def lock_tenant(session: Session, tenant_id: str) -> None:
     session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
 
 
-def active_llm_jobs(session: Session, tenant_id: str) -> int:
-    """The tenant's summarize / answer jobs that are queued or running."""
-    return session.scalar(select(func.count()).select_from(Job).where(
-        Job.tenant_id == tenant_id, Job.kind.in_(LLM_KINDS), Job.state.in_(ACTIVE_STATES))) or 0
+def active_llm_jobs(session: Session, tenant_id: str | None) -> int:
+    """The tenant's (None: every tenant's) summarize / answer jobs that are queued or running."""
+    where = [Job.kind.in_(LLM_KINDS), Job.state.in_(ACTIVE_STATES)]
+    if tenant_id is not None:
+        where.append(Job.tenant_id == tenant_id)
+    return session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+
+
+# any constant: the key of the transaction-scoped PostgreSQL advisory lock that serialises global admissions
+ADMISSION_LOCK = 0x77686F6C65646F63
+
+
+def lock_admissions(session: Session) -> None:
+    """Serialise LLM-job admissions of all tenants until the transaction ends (PostgreSQL advisory lock; SQLite
+    has one writer anyway), so two API processes cannot both admit the job that goes over a global cap."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(ADMISSION_LOCK)))
 
 
 def tokens_used_since(session: Session, tenant_id: str, since: datetime) -> int:
