@@ -201,9 +201,12 @@ class Engine:
         if st.num_tokens < seq.num_tokens:  # prefill chunk that does not reach the end
             return self._output(seq, [], "")
         seq.status = Status.DECODING
-        tok = seq.sampler(logits)
-        seq.output_ids.append(tok)
         p = seq.params
+        over_budget = (p.thinking_budget is not None and not seq.thinking_closed
+                       and len(seq.output_ids) >= p.thinking_budget)
+        tok = p.end_thinking_id if over_budget else seq.sampler(logits)
+        seq.output_ids.append(tok)
+        seq.thinking_closed = seq.thinking_closed or tok == p.end_thinking_id
         is_stop_token = (tok == self.eos and not p.ignore_eos) or tok in p.stop_token_ids
         text, hit_stop = ("", False) if is_stop_token else seq.detok.push([tok])
         if is_stop_token or hit_stop:

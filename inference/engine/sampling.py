@@ -16,6 +16,10 @@ class SamplingParams:
     stop_token_ids: tuple[int, ...] = ()
     seed: int | None = None
     ignore_eos: bool = False
+    # thinking budget: after this many generated tokens without end_thinking_id, that token is forced (the model then
+    # answers); None = no budget. The prompt must open the thinking block (chat encoding with thinking on).
+    thinking_budget: int | None = None
+    end_thinking_id: int | None = None
 
     def __post_init__(self):
         if not self.temperature >= 0:
@@ -26,6 +30,9 @@ class SamplingParams:
             raise InputError(f"max_tokens must be at least 1, got {self.max_tokens}")
         if any(not s for s in self.stop):
             raise InputError("stop strings must be non-empty")
+        if self.thinking_budget is not None and (self.thinking_budget < 0 or self.end_thinking_id is None):
+            raise InputError(f"thinking_budget must be >= 0 and come with end_thinking_id; got "
+                             f"{self.thinking_budget}, {self.end_thinking_id}")
 
 
 class Sampler:

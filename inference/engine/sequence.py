@@ -58,6 +58,7 @@ class Sequence:
         self.num_preemptions = 0
         self.full_block_keys: list[bytes] = []  # chained keys of token_ids' full blocks (Scheduler.block_keys_of)
         self.wanted_checkpoints: set[int] = set()  # block counts where requests waiting on this one resume
+        self.thinking_closed = False  # params.end_thinking_id has been generated (thinking budget)
 
     @property
     def token_ids(self) -> list[int]:

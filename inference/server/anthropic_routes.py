@@ -39,7 +39,8 @@ async def messages(body: AnthropicMessagesRequest, request: Request):
     msgs = prompt.anthropic_messages(body.system, body.messages)
     ids = await run_in_threadpool(prompt.encode, services.runner.tokenizer, msgs, thinking=thinking, effort=effort)
     params = services.sampling(len(ids), max_tokens=body.max_tokens, temperature=body.temperature,
-                               top_p=body.top_p, stop=body.stop_sequences)
+                               top_p=body.top_p, stop=body.stop_sequences,
+                               thinking_budget=body.thinking.budget() if thinking else None)
     rid = request_id_of(request, "msg")
     gen = await Generation.start(services, rid, ids, params, thinking=thinking, api="anthropic",
                                  cache_salt=body.cache_salt)

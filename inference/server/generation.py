@@ -19,6 +19,7 @@ from inference.server.errors import ClientGone, ContextTooLong, UnknownModel
 from inference.server.metrics import ServerMetrics
 from inference.server.reasoning import ReasoningSplitter
 from inference.server.runner import EngineRunner, RequestHandle
+from inference.tokenizer import END_THINK
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ class Services:
 
     def sampling(self, prompt_tokens: int, *, max_tokens: int | None, temperature: float | None,
                  top_p: float | None, stop: list[str] | str | None, seed: int | None = None,
-                 ignore_eos: bool = False) -> SamplingParams:
-        """SamplingParams for a request; ContextTooLong when prompt + max_tokens exceed the window."""
+                 ignore_eos: bool = False, thinking_budget: int | None = None) -> SamplingParams:
+        """SamplingParams for a request; ContextTooLong when prompt + max_tokens exceed the window.
+        thinking_budget: reasoning tokens after which `</think>` is forced (the prompt opened the thinking block)."""
         window = self.runner.max_model_len
         room = window - prompt_tokens
         if max_tokens is None:
@@ -78,7 +80,8 @@ class Services:
         stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
         return SamplingParams(temperature=1.0 if temperature is None else temperature,
                               top_p=1.0 if top_p is None else top_p, max_tokens=max_tokens, stop=stops,
-                              seed=seed, ignore_eos=ignore_eos)
+                              seed=seed, ignore_eos=ignore_eos, thinking_budget=thinking_budget,
+                              end_thinking_id=END_THINK if thinking_budget is not None else None)
 
 
 def request_id_of(request: Request, prefix: str) -> str:

@@ -45,7 +45,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     ids = await run_in_threadpool(prompt.encode, services.runner.tokenizer, messages, thinking=thinking, effort=effort)
     params = services.sampling(len(ids), max_tokens=body.max_completion_tokens or body.max_tokens,
                                temperature=body.temperature, top_p=body.top_p, stop=body.stop, seed=body.seed,
-                               ignore_eos=body.ignore_eos)
+                               ignore_eos=body.ignore_eos,
+                               thinking_budget=body.thinking.budget() if thinking and body.thinking else None)
     rid = request_id_of(request, "chatcmpl")
     gen = await Generation.start(services, rid, ids, params, thinking=thinking, api="openai",
                                  cache_salt=body.cache_salt)

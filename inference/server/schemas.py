@@ -16,10 +16,15 @@ CacheSalt = Annotated[str | None, Field(min_length=1, max_length=256)]
 
 
 class Thinking(_Body):
-    """DeepSeek's / Anthropic's toggle: `{"type": "enabled"|"disabled"}` (Anthropic adds budget_tokens)."""
+    """DeepSeek's / Anthropic's toggle: `{"type": "enabled"|"disabled"}`; Anthropic's budget_tokens caps the
+    reasoning: after that many tokens the thinking block is closed and the model answers."""
 
     type: Literal["enabled", "disabled", "adaptive"]
-    budget_tokens: int | None = None
+    budget_tokens: int | None = Field(None, ge=0)
+
+    def budget(self) -> int | None:
+        """The reasoning token cap when thinking is on, else None."""
+        return self.budget_tokens if self.type != "disabled" else None
 
 
 class StreamOptions(_Body):

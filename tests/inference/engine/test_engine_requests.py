@@ -127,3 +127,25 @@ def test_a_failing_request_is_aborted_without_stopping_the_others(model):
         eng.step()
     assert eng.progress("ok").tokens_generated == 2 and eng.progress("bad").state == "aborted"
     assert all_free(eng)
+
+
+def test_thinking_budget_forces_the_end_of_thinking_token(model):
+    ids = random_ids(40, 9)
+    free = run_all(make_engine(model), {"a": ids}, max_tokens=6)["a"][0]
+    end = next(t for t in range(2, 512) if t not in free)  # an id the model does not produce here on its own
+
+    def capped(budget):
+        eng = make_engine(model)
+        eng.add_request("c", ids, SamplingParams(max_tokens=6, ignore_eos=True, thinking_budget=budget,
+                                                 end_thinking_id=end))
+        toks = []
+        while eng.has_unfinished():
+            for o in eng.step():
+                toks += o.new_token_ids
+        return toks
+
+    three = capped(3)
+    assert three[:3] == free[:3] and three[3] == end and len(three) == 6 and three.count(end) == 1
+    assert capped(0)[0] == end
+    with pytest.raises(InputError, match="end_thinking_id"):
+        SamplingParams(thinking_budget=3)

@@ -157,6 +157,26 @@ def test_anthropic_streaming_and_not(claude, thinking):
     assert whole.stop_reason in ("max_tokens", "end_turn")
 
 
+def test_thinking_budget_closes_the_thinking_block_and_the_model_answers(server, claude, oai):
+    """budget_tokens is enforced: after that many reasoning tokens `</think>` is forced and the answer follows."""
+    kw = dict(model="wholedoc", max_tokens=9, messages=[{"role": "user", "content": "Hello?"}])
+    free = claude.messages.create(**kw, extra_body={"temperature": 0},
+                                  thinking={"type": "enabled", "budget_tokens": 1024})
+    capped = claude.messages.create(**kw, extra_body={"temperature": 0},
+                                    thinking={"type": "enabled", "budget_tokens": 3})
+    assert [b.type for b in free.content] == ["thinking"]  # the random model never closes it on its own
+    assert [b.type for b in capped.content] == ["thinking", "text"] and capped.content[1].text != ""
+    tok = httpx.post(f"{server.url}/tokenize", json={"prompt": capped.content[0].thinking, "return_token_ids": True})
+    assert tok.json()["count"] == 3 and capped.content[0].thinking == free.content[0].thinking[
+        : len(capped.content[0].thinking)]  # the same first three reasoning tokens, then the cut
+    chat = oai.chat.completions.create(model="wholedoc", messages=kw["messages"], max_tokens=9, temperature=0,
+                                       extra_body={"thinking": {"type": "enabled", "budget_tokens": 3}})
+    msg = chat.choices[0].message
+    assert msg.reasoning_content == capped.content[0].thinking and msg.content == capped.content[1].text
+    bad = httpx.post(f"{server.url}/messages", json={**kw, "thinking": {"type": "enabled", "budget_tokens": -1}})
+    assert bad.status_code == 400 and "budget_tokens" in bad.text
+
+
 def test_pipeline_client_streams_with_progress_and_reads_the_extras(server):
     progress = []
     with InferenceClient(ClientConfig(base_url=server.url, model="wholedoc", max_retries=0)) as client:
