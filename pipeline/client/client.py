@@ -79,6 +79,7 @@ class InferenceClient:
         *,
         max_tokens: int,
         thinking: bool | None = None,
+        thinking_budget: int | None = None,
         reasoning_effort: str | None = None,
         stream: bool = True,
         temperature: float | None = None,
@@ -91,10 +92,12 @@ class InferenceClient:
     ) -> Completion:
         """Run one chat completion to the end and return it.
 
-        Args: `thinking` None leaves the server default; `cancel` aborts at once (RequestCancelled) and sends
-        DELETE /requests/{id}; `on_delta(kind, text)` gets each "reasoning"/"content" piece as it streams;
-        `request_id` is sent as X-Request-Id (retries use `<id>.2`, `<id>.3`, …); `cache_salt` (vLLM's and
-        wholedoc's field) keeps the request in the prefix cache of that salt only, e.g. one per tenant.
+        Args: `thinking` None leaves the server default; `thinking_budget` (with thinking on) caps the reasoning
+        tokens: wholedoc's server then closes the thinking block so the answer keeps its room; `cancel` aborts at
+        once (RequestCancelled) and sends DELETE /requests/{id}; `on_delta(kind, text)` gets each
+        "reasoning"/"content" piece as it streams; `request_id` is sent as X-Request-Id (retries use `<id>.2`,
+        `<id>.3`, …); `cache_salt` (vLLM's and wholedoc's field) keeps the request in the prefix cache of that
+        salt only, e.g. one per tenant.
         Raises: RateLimited, EndpointUnavailable (after retries), ContextWindowExceeded, RequestRejected,
         RequestCancelled, StreamInterrupted.
         """
@@ -104,6 +107,8 @@ class InferenceClient:
             body["stream_options"] = {"include_usage": True}
         if thinking is not None:
             body["thinking"] = {"type": "enabled" if thinking else "disabled"}
+            if thinking and thinking_budget is not None:
+                body["thinking"]["budget_tokens"] = thinking_budget
         if reasoning_effort is not None:
             body["reasoning_effort"] = reasoning_effort
         if temperature is not None:

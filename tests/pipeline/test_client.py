@@ -48,6 +48,14 @@ def test_streaming_completion_with_openai_usage(server):
     assert req.body["stream_options"] == {"include_usage": True} and req.body["messages"] == MESSAGES
 
 
+def test_thinking_budget_is_sent_only_with_thinking_on(server):
+    with client(server) as c:
+        c.chat(MESSAGES, max_tokens=64, thinking=True, thinking_budget=40)
+        c.chat(MESSAGES, max_tokens=64, thinking=False, thinking_budget=40)
+    assert [r.body["thinking"] for r in server.received] == [{"type": "enabled", "budget_tokens": 40},
+                                                             {"type": "disabled"}]
+
+
 @pytest.mark.parametrize("stream", [True, False])
 def test_deepseek_usage_spelling(server, stream):
     server.script.append(Reply(usage=DEEPSEEK_USAGE))

@@ -74,8 +74,9 @@ def _generate(ctx: JobContext) -> None:
     cancel = threading.Event()
     ctx.lease.on_lost(cancel.set)  # cancel or takeover → abort the inference request by its id
     try:
-        completion = inference_client().chat(prompt.messages, max_tokens=max_tokens,
-                                             thinking=thinking, request_id=request_id,
+        completion = inference_client().chat(prompt.messages, max_tokens=max_tokens, thinking=thinking,
+                                             thinking_budget=max_tokens - answer_cap if thinking else None,
+                                             request_id=request_id,
                                              cancel=cancel, on_progress=ProgressRecorder(ctx),
                                              cache_salt=cfg.cache_salt(job.tenant_id))  # tenants share no cache
     except RequestCancelled:
