@@ -6,7 +6,9 @@ import sys
 import time
 from pathlib import Path
 
+import anthropic
 import httpx
+import openai
 import pytest
 
 from inference.devcheckpoint import write_checkpoint
@@ -89,3 +91,15 @@ def tight_server(tiny_checkpoint, tmp_path_factory):
                log=tmp_path_factory.mktemp("log") / "tight.log")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def oai(server):
+    """The unmodified official OpenAI client on the module's server."""
+    return openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def claude(server):
+    """The unmodified official Anthropic client on the module's server."""
+    return anthropic.Anthropic(base_url=server.root, api_key="unused", max_retries=0, timeout=60)

@@ -8,24 +8,14 @@ import openai
 import pytest
 
 from pipeline.client import ClientConfig, InferenceClient
+from tests.inference.server.helpers import document_question
 
 DOC = "The ledger lists invoices, vendors, payment terms and the disputed amounts of each quarter. " * 40
 OFF = {"type": "disabled"}
 
 
 def ask(question: str, doc: str = DOC) -> list[dict]:
-    return [{"role": "system", "content": "Answer from the document."},
-            {"role": "user", "content": f"<document>\n{doc}</document>\n\nQuestion: {question}"}]
-
-
-@pytest.fixture(scope="module")
-def oai(server):
-    return openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def claude(server):
-    return anthropic.Anthropic(base_url=server.root, api_key="unused", max_retries=0, timeout=60)
+    return document_question(doc, question)
 
 
 def chat(oai, messages, salt: str | None):

@@ -5,30 +5,18 @@ usage fields, cached tokens on a shared document prefix, concurrent requests."""
 import threading
 import time
 
-import anthropic
 import httpx
-import openai
 import pytest
 
 from inference.tokenizer import END_THINK, THINK
 from pipeline.client import ClientConfig, InferenceClient
+from tests.inference.server.helpers import document_question
 
 DOC = "The quarterly report covers revenue, costs and the outlook for each region. " * 40  # ~600 tokens
 
 
 def ask(question: str) -> list[dict]:
-    return [{"role": "system", "content": "Answer from the document."},
-            {"role": "user", "content": f"<document>\n{DOC}</document>\n\nQuestion: {question}"}]
-
-
-@pytest.fixture(scope="module")
-def oai(server):
-    return openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def claude(server):
-    return anthropic.Anthropic(base_url=server.root, api_key="unused", max_retries=0, timeout=60)
+    return document_question(DOC, question)
 
 
 def token_ids(server, messages, thinking: bool) -> list[int]:
