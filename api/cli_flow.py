@@ -1,7 +1,9 @@
 """What `wholedoc summarize` and `wholedoc ask` share: reach a deployment (or start an embedded one), upload
-with progress, follow extraction, prefill and generation, and print the result."""
+with progress, follow extraction, prefill and generation, and print the result (or, for many questions about one
+document, submit them all at once and print every answer in order, as text or JSON lines)."""
 
 import _thread
+import json
 import os
 import signal
 import sys
@@ -121,6 +123,25 @@ def _follow(client: ApiClient, job_id: str, label: str, max_tokens: int | None =
     return job
 
 
+def _ready_document(client: ApiClient, file: Path) -> dict | None:
+    """Upload with a bar, follow extraction; the ready document, or None (the reason printed)."""
+    bar = Bar("upload", file.stat().st_size, "bytes")
+    doc = client.upload(file, bar.update)
+    bar.close()
+    ingest = _follow(client, doc["ingest_job_id"], "extract")
+    doc = client.document(doc["id"])
+    if ingest["state"] != "done":
+        _err(f"error: {file.name} could not be read: {doc.get('error') or ingest.get('error')}")
+        return None
+    _err(f"{file.name}: {doc['kind']}, {doc['num_sections']} sections, {doc['num_tokens']:,} tokens")
+    return doc
+
+
+def _usage_line(u: dict) -> str:
+    return (f"{u.get('prompt_tokens')} prompt tokens ({u.get('cached_tokens') or 0} cached), "
+            f"{u.get('completion_tokens')} completion tokens")
+
+
 def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | None = None) -> int:
     """Upload `path`, wait for it to be ready, create the job with `create(client, document_id)`, print the result."""
     file = Path(path)
@@ -129,16 +150,9 @@ def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | N
         return 2
     try:
         with connect() as client:
-            bar = Bar("upload", file.stat().st_size, "bytes")
-            doc = client.upload(file, bar.update)
-            bar.close()
-            ingest = _follow(client, doc["ingest_job_id"], "extract")
-            if ingest["state"] != "done":
-                doc = client.document(doc["id"])
-                _err(f"error: {file.name} could not be read: {doc.get('error') or ingest.get('error')}")
+            doc = _ready_document(client, file)
+            if doc is None:
                 return 1
-            doc = client.document(doc["id"])
-            _err(f"{file.name}: {doc['kind']}, {doc['num_sections']} sections, {doc['num_tokens']:,} tokens")
             job = create(client, doc["id"])
             job = _follow(client, job["id"], "generate", max_tokens or job["params"].get("max_tokens"))
             if job["state"] != "done":
@@ -151,9 +165,62 @@ def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | N
     print(result["text"])
     if result["citations"]:
         _err("citations: " + ", ".join(f"{c['anchor']} ({c['status']})" for c in result["citations"]))
-    u = result["usage"]
-    _err(f"usage: {u.get('prompt_tokens')} prompt tokens ({u.get('cached_tokens') or 0} cached), "
-         f"{u.get('completion_tokens')} completion tokens")
+    _err(f"usage: {_usage_line(result['usage'])}")
     if result.get("notice"):
         _err(f"notice: {result['notice']}")
     return 0
+
+
+def run_questions(path: str, questions: list[str], thinking: bool, max_tokens: int | None, as_json: bool) -> int:
+    """Many questions about one document: upload and extract once, submit every question at once (the document is
+    prefilled once and each question costs its own tokens), then print the answers in order: text blocks, or one
+    JSON object per line. Exit 1 if any question failed (the others are still printed)."""
+    file = Path(path)
+    if not file.is_file():
+        _err(f"error: {path}: no such file")
+        return 2
+    try:
+        with connect() as client:
+            doc = _ready_document(client, file)
+            if doc is None:
+                return 1
+            jobs = [client.ask(doc["id"], q, thinking, max_tokens) for q in questions]
+            bar, pending = Bar("answered", len(jobs), "questions"), {j["id"] for j in jobs}
+            while pending:
+                for job_id in sorted(pending):
+                    if client.job(job_id)["state"] in ("done", "failed", "cancelled"):
+                        pending.discard(job_id)
+                bar.update(len(jobs) - len(pending))
+                if pending:
+                    time.sleep(0.2)
+            bar.close()
+            answers = []
+            for q, job in zip(questions, jobs):
+                job = client.job(job["id"])
+                result = client.result(job["result_id"]) if job["state"] == "done" else None
+                answers.append((q, job, result))
+    except (ApiError, StackDied) as exc:
+        _err(f"error: {exc}")
+        return 1
+    failed = 0
+    for i, (q, job, result) in enumerate(answers, 1):
+        failed += result is None
+        if as_json:
+            print(json.dumps({"question": q, "state": job["state"], "error": job.get("error"),
+                              "answer": result and result["text"], "citations": result and result["citations"],
+                              "usage": result and result["usage"]}, ensure_ascii=False))
+            continue
+        print(f"## Q{i}: {q}\n")
+        if result is None:
+            print(f"(the job {job['state']}: {job.get('error')})\n")
+            continue
+        print(result["text"].rstrip() + "\n")
+        if result["citations"]:
+            print("citations: " + ", ".join(f"{c['anchor']} ({c['status']})" for c in result["citations"]) + "\n")
+        _err(f"Q{i} usage: {_usage_line(result['usage'])}")
+    notice = next((r.get("notice") for _, _, r in answers if r and r.get("notice")), None)
+    if notice:
+        _err(f"notice: {notice}")
+    if failed:
+        _err(f"error: {failed} of {len(answers)} questions failed")
+    return 1 if failed else 0

@@ -1,16 +1,42 @@
-"""`wholedoc ask FILE "question" [--thinking]`: against WHOLEDOC_API_URL, or an embedded deployment."""
+"""`wholedoc ask FILE "question" ["question" …] [--questions-file F] [--json] [--thinking]`: against
+WHOLEDOC_API_URL, or an embedded deployment. Many questions about one document are submitted at once."""
+
+import sys
+from pathlib import Path
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("ask", help="answer a question about a whole PDF or codebase, with citations")
+    p = subparsers.add_parser("ask", help="answer questions about a whole PDF or codebase, with citations")
     p.add_argument("file")
-    p.add_argument("question")
+    p.add_argument("question", nargs="*", help="one or more questions (each its own answer)")
+    p.add_argument("--questions-file", help="more questions, one per line (blank lines and #-comments skipped)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per question (question, answer, "
+                   "citations, usage, state, error)")
     p.add_argument("--thinking", action="store_true", help="let the model think first (off by default)")
-    p.add_argument("--max-tokens", type=int, help="output cap (at most the style's / the answer cap)")
+    p.add_argument("--max-tokens", type=int, help="output cap (at most the answer cap)")
     p.set_defaults(func=_run)
 
 
-def _run(args) -> int:
-    from api.cli_flow import run
+def _questions(args) -> list[str]:
+    questions = list(args.question)
+    if args.questions_file:
+        text = Path(args.questions_file).read_text(encoding="utf-8")
+        questions += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return questions
 
-    return run(args.file, lambda client, doc_id: client.ask(doc_id, args.question, args.thinking, args.max_tokens))
+
+def _run(args) -> int:
+    from api.cli_flow import run, run_questions
+
+    try:
+        questions = _questions(args)
+    except OSError as exc:
+        print(f"error: --questions-file: {exc}", file=sys.stderr)
+        return 2
+    if not questions:
+        print("error: give at least one question (as an argument or with --questions-file)", file=sys.stderr)
+        return 2
+    if len(questions) == 1 and not args.json:
+        return run(args.file, lambda client, doc_id: client.ask(doc_id, questions[0], args.thinking,
+                                                                args.max_tokens))
+    return run_questions(args.file, questions, args.thinking, args.max_tokens, args.json)

@@ -2,6 +2,8 @@
 worker, PostgreSQL, Redis and moto's S3: PDF and codebase summaries with usage, and a cancel that aborts a
 running prefill; two tenants asking about the same document share no prefix cache (cache_salt)."""
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -77,6 +79,36 @@ def test_summary_on_the_tiny_checkpoint_stores_usage(real):
     result = client.get(f"/v1/results/{job['result_id']}").json()
     assert result["usage"]["prompt_tokens"] == job["prefill_tokens_total"]
     assert 0 < result["usage"]["completion_tokens"] <= 8 and result["usage"]["cached_tokens"] is not None
+
+
+def test_cli_asks_many_questions_about_one_document_at_once(real, tmp_path):
+    """`wholedoc ask FILE q1 q2 --questions-file F --json` against the deployment: one upload, every question its own
+    job submitted at once, answers printed in order as JSON lines; later questions reuse the document's cache."""
+    client, _ = real
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(make_pdf("Quarterly revenue and costs by region", pages=3))
+    listed = tmp_path / "questions.txt"
+    listed.write_text("# more questions\nWhat about costs?\n\nAnd the outlook?\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHOLEDOC_")}
+    env |= {"WHOLEDOC_API_URL": str(client.base_url),
+            "WHOLEDOC_API_KEY": client.headers["authorization"].removeprefix("Bearer ")}
+    r = subprocess.run([sys.executable, "-m", "api.cli", "ask", str(pdf), "What grew?", "Which region?",
+                        "--questions-file", str(listed), "--json", "--max-tokens", "3"],
+                       env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    answers = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [a["question"] for a in answers] == ["What grew?", "Which region?", "What about costs?", "And the outlook?"]
+    assert all(a["state"] == "done" and isinstance(a["answer"], str) for a in answers), answers
+    assert all(0 < a["usage"]["completion_tokens"] <= 3 for a in answers)
+    assert sum(1 for a in answers if a["usage"]["cached_tokens"]) >= 3  # the document was prefilled once
+    docs = [d for d in client.get("/v1/documents").json()["data"] if d["filename"] == "report.pdf"]
+    assert len(docs) == 1  # one upload for all four questions
+
+
+def test_cli_ask_without_a_question_says_so(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "api.cli", "ask", str(tmp_path / "x.pdf")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "at least one question" in r.stderr
 
 
 def test_codebase_archive_summary_on_the_tiny_checkpoint(real):
