@@ -4,6 +4,8 @@ Unrelated requests are not held back, and every request gets its solo tokens."""
 
 from engine_helpers import make_engine, random_ids, run_all
 
+from inference.engine import SamplingParams
+
 
 def _solo(model, ids: list[int]) -> list[int]:
     return run_all(make_engine(model), {"x": ids}, max_tokens=4)["x"][0]
@@ -39,3 +41,19 @@ def test_unrelated_requests_are_not_held_behind_waiting_ones(model):
         eng.add_request(rid, ids)
     first = {seq.request_id for seq, _ in eng.scheduler.schedule()}
     assert first == {"lead", "other"} and [s.request_id for s in eng.scheduler.waiting] == ["follow"]
+
+
+def test_a_waiting_request_goes_on_when_the_prefill_it_waits_for_is_aborted(model):
+    doc = random_ids(900, 44)
+    eng = make_engine(model, max_num_batched_tokens=128)
+    for rid, ids in (("lead", doc + [7]), ("follow", doc + [8])):
+        eng.add_request(rid, ids, SamplingParams(max_tokens=4, ignore_eos=True))
+    eng.step()
+    assert [s.request_id for s in eng.scheduler.waiting] == ["follow"]  # waits for lead's blocks
+    eng.abort("lead")
+    toks = []
+    while eng.has_unfinished():
+        for o in eng.step():
+            toks += o.new_token_ids
+    assert eng.progress("follow").state == "finished" and toks == _solo(model, doc + [8])
+    assert eng.stats().cache_blocks_used == 0
