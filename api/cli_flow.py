@@ -142,26 +142,35 @@ def _usage_line(u: dict) -> str:
             f"{u.get('completion_tokens')} completion tokens")
 
 
-def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | None = None) -> int:
-    """Upload `path`, wait for it to be ready, create the job with `create(client, document_id)`, print the result."""
+def _on_document(path: str, work: Callable[[ApiClient, dict], object]) -> tuple[int | None, object]:
+    """Upload `path` and follow its extraction, then `work(client, document)`: (exit code to stop with, or None;
+    what work returned). Missing file → 2; unreadable document or an API / embedded-stack error → 1 (printed)."""
     file = Path(path)
     if not file.is_file():
         _err(f"error: {path}: no such file")
-        return 2
+        return 2, None
     try:
         with connect() as client:
             doc = _ready_document(client, file)
-            if doc is None:
-                return 1
-            job = create(client, doc["id"])
-            job = _follow(client, job["id"], "generate", max_tokens or job["params"].get("max_tokens"))
-            if job["state"] != "done":
-                _err(f"error: the job {job['state']}: {job.get('error')}")
-                return 1
-            result = client.result(job["result_id"])
+            return (1, None) if doc is None else (None, work(client, doc))
     except (ApiError, StackDied) as exc:
         _err(f"error: {exc}")
-        return 1
+        return 1, None
+
+
+def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | None = None) -> int:
+    """Upload `path`, wait for it to be ready, create the job with `create(client, document_id)`, print the result."""
+    def work(client: ApiClient, doc: dict) -> dict | None:
+        job = create(client, doc["id"])
+        job = _follow(client, job["id"], "generate", max_tokens or job["params"].get("max_tokens"))
+        if job["state"] != "done":
+            _err(f"error: the job {job['state']}: {job.get('error')}")
+            return None
+        return client.result(job["result_id"])
+
+    code, result = _on_document(path, work)
+    if code is not None or result is None:
+        return 1 if code is None else code
     print(result["text"])
     if result["citations"]:
         _err("citations: " + ", ".join(f"{c['anchor']} ({c['status']})" for c in result["citations"]))
@@ -175,33 +184,26 @@ def run_questions(path: str, questions: list[str], thinking: bool, max_tokens: i
     """Many questions about one document: upload and extract once, submit every question at once (the document is
     prefilled once and each question costs its own tokens), then print the answers in order: text blocks, or one
     JSON object per line. Exit 1 if any question failed (the others are still printed)."""
-    file = Path(path)
-    if not file.is_file():
-        _err(f"error: {path}: no such file")
-        return 2
-    try:
-        with connect() as client:
-            doc = _ready_document(client, file)
-            if doc is None:
-                return 1
-            jobs = [client.ask(doc["id"], q, thinking, max_tokens) for q in questions]
-            bar, pending = Bar("answered", len(jobs), "questions"), {j["id"] for j in jobs}
-            while pending:
-                for job_id in sorted(pending):
-                    if client.job(job_id)["state"] in ("done", "failed", "cancelled"):
-                        pending.discard(job_id)
-                bar.update(len(jobs) - len(pending))
-                if pending:
-                    time.sleep(0.2)
-            bar.close()
-            answers = []
-            for q, job in zip(questions, jobs):
-                job = client.job(job["id"])
-                result = client.result(job["result_id"]) if job["state"] == "done" else None
-                answers.append((q, job, result))
-    except (ApiError, StackDied) as exc:
-        _err(f"error: {exc}")
-        return 1
+    def work(client: ApiClient, doc: dict) -> list:
+        jobs = [client.ask(doc["id"], q, thinking, max_tokens) for q in questions]
+        bar, pending = Bar("answered", len(jobs), "questions"), {j["id"] for j in jobs}
+        while pending:
+            for job_id in sorted(pending):
+                if client.job(job_id)["state"] in ("done", "failed", "cancelled"):
+                    pending.discard(job_id)
+            bar.update(len(jobs) - len(pending))
+            if pending:
+                time.sleep(0.2)
+        bar.close()
+        answers = []
+        for q, job in zip(questions, jobs):
+            job = client.job(job["id"])
+            answers.append((q, job, client.result(job["result_id"]) if job["state"] == "done" else None))
+        return answers
+
+    code, answers = _on_document(path, work)
+    if code is not None:
+        return code
     failed = 0
     for i, (q, job, result) in enumerate(answers, 1):
         failed += result is None

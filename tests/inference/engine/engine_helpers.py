@@ -29,3 +29,16 @@ def run_all(engine: Engine, requests: dict[str, list[int]], max_tokens: int = 5,
             out[o.request_id] = (out[o.request_id][0], o)
     assert not engine.has_unfinished()
     return out
+
+
+def run_one(engine: Engine, rid: str, ids: list[int], params: SamplingParams, **kw) -> tuple[list[int], object]:
+    """Submit one request (kw: add_request's extras, e.g. cache_salt), step until the engine is idle: (its token
+    ids, its last RequestOutput)."""
+    engine.add_request(rid, ids, params, **kw)
+    tokens, last = [], None
+    while engine.has_unfinished():
+        for out in engine.step():
+            if out.request_id == rid:
+                tokens += out.new_token_ids
+                last = out
+    return tokens, last

@@ -1,7 +1,7 @@
 """Per-request cache_salt: the same prompt under another salt (or none) gets no hit, no shared block and no
 checkpoint; the same salt hits as an unsalted cache does; probe() answers per salt; preemption keeps the salt."""
 
-from engine_helpers import make_engine, random_ids
+from engine_helpers import make_engine, random_ids, run_one
 
 from inference.engine import SamplingParams
 from inference.engine.block_manager import salt_root
@@ -13,13 +13,7 @@ Q1, Q2, Q3 = random_ids(20, 22), random_ids(33, 23), random_ids(7, 24)
 
 def run_salted(eng, rid: str, ids: list[int], salt: str | None, max_tokens: int = 5):
     """One request with a cache salt, stepped to the end: (token ids, last RequestOutput)."""
-    eng.add_request(rid, ids, SamplingParams(max_tokens=max_tokens, ignore_eos=True), cache_salt=salt)
-    tokens, last = [], None
-    while eng.has_unfinished():
-        for out in eng.step():
-            tokens += out.new_token_ids
-            last = out
-    return tokens, last
+    return run_one(eng, rid, ids, SamplingParams(max_tokens=max_tokens, ignore_eos=True), cache_salt=salt)
 
 
 def test_salts_separate_the_prefix_cache_exactly(model):

@@ -1,7 +1,7 @@
 """Engine API: refusals before any work, abort frees everything, progress, preemption, sampling, finish reasons."""
 
 import pytest
-from engine_helpers import make_engine, random_ids, run_all
+from engine_helpers import make_engine, random_ids, run_all, run_one
 
 from inference.engine import SamplingParams
 from inference.errors import DuplicateRequest, InputError, PromptTooLong, QueueFull
@@ -98,14 +98,7 @@ def test_sampling_seed_top_p_and_stop_token(model):
     greedy = generate(model, ids, 6)[0]
 
     def sample(params):
-        eng = make_engine(model)
-        eng.add_request("s", ids, params)
-        toks, last = [], None
-        while eng.has_unfinished():
-            for o in eng.step():
-                toks += o.new_token_ids
-                last = o
-        return toks, last
+        return run_one(make_engine(model), "s", ids, params)
 
     hot = SamplingParams(temperature=5.0, max_tokens=6, seed=123, ignore_eos=True)
     a, b = sample(hot)[0], sample(hot)[0]
@@ -135,14 +128,8 @@ def test_thinking_budget_forces_the_end_of_thinking_token(model):
     end = next(t for t in range(2, 512) if t not in free)  # an id the model does not produce here on its own
 
     def capped(budget):
-        eng = make_engine(model)
-        eng.add_request("c", ids, SamplingParams(max_tokens=6, ignore_eos=True, thinking_budget=budget,
-                                                 end_thinking_id=end))
-        toks = []
-        while eng.has_unfinished():
-            for o in eng.step():
-                toks += o.new_token_ids
-        return toks
+        return run_one(make_engine(model), "c", ids, SamplingParams(max_tokens=6, ignore_eos=True,
+                                                                      thinking_budget=budget, end_thinking_id=end))[0]
 
     three = capped(3)
     assert three[:3] == free[:3] and three[3] == end and len(three) == 6 and three.count(end) == 1
