@@ -169,8 +169,10 @@ def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | N
         return client.result(job["result_id"])
 
     code, result = _on_document(path, work)
-    if code is not None or result is None:
-        return 1 if code is None else code
+    if code is not None:
+        return code
+    if result is None:  # the job did not finish (said above)
+        return 1
     print(result["text"])
     if result["citations"]:
         _err("citations: " + ", ".join(f"{c['anchor']} ({c['status']})" for c in result["citations"]))

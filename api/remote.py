@@ -37,15 +37,21 @@ class ApiClient:
         self.max_wait, self.max_retries, self.sleep = max_wait, max_retries, sleep
         self.waited = 0.0  # seconds spent waiting out 429s
 
+    def _waited_out(self, r: httpx.Response) -> bool:
+        """True after sleeping through a short 429's Retry-After (the caller sends again); False to keep r."""
+        wait = retry_after(r) if r.status_code == 429 else None
+        if wait is None or wait > self.max_wait:
+            return False
+        self.sleep(wait)
+        self.waited += wait
+        return True
+
     def _send(self, method: str, url: str, **kw) -> httpx.Response:
         """One request; a short 429 is waited out (a refused request created nothing, so sending again is safe)."""
         for _ in range(self.max_retries):
             r = self.http.request(method, url, **kw)
-            wait = retry_after(r) if r.status_code == 429 else None
-            if wait is None or wait > self.max_wait:
+            if not self._waited_out(r):
                 return r
-            self.sleep(wait)
-            self.waited += wait
         return self.http.request(method, url, **kw)
 
     def close(self) -> None:
@@ -106,11 +112,8 @@ class ApiClient:
             try:
                 with self.http.stream("GET", f"/v1/jobs/{job_id}/events",
                                       timeout=httpx.Timeout(60, read=stall_seconds)) as r:
-                    wait = retry_after(r) if r.status_code == 429 else None
-                    if wait is not None and wait <= self.max_wait and refusals < self.max_retries:
+                    if refusals < self.max_retries and self._waited_out(r):
                         refusals += 1
-                        self.sleep(wait)
-                        self.waited += wait
                         continue
                     if r.status_code >= 400:
                         r.read()

@@ -15,21 +15,7 @@ import time
 import torch
 
 from inference.config import CSA, HCA, SLIDING, ModelArgs
-
-
-def peak_rss_mib() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def reset_peak_rss() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+from inference.rss import peak_rss_mib, reset_peak_rss
 
 
 def matmul_flops_per_s(n: int = 1024, seconds: float = 1.0) -> float:

@@ -10,27 +10,13 @@ import subprocess
 import sys
 import time
 
+from inference.rss import peak_rss_mib, reset_peak_rss
+
 
 def _usage() -> tuple[float, float]:
-    """(CPU seconds of this process, peak RSS MiB since the last _reset_peak)."""
+    """(CPU seconds of this process, peak RSS MiB since the last reset_peak_rss)."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    peak = ru.ru_maxrss / 1024  # Linux reports KiB; lifetime peak if /proc is unavailable
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return ru.ru_utime + ru.ru_stime, peak
-
-
-def _reset_peak() -> None:
-    """Reset the kernel's peak-RSS mark so the forward's own peak is measured (Linux clear_refs 5)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+    return ru.ru_utime + ru.ru_stime, peak_rss_mib()
 
 
 def worker(impl: str, ckpt: str, tokens: int, dtype_name: str, seed: int) -> dict:
@@ -56,7 +42,7 @@ def worker(impl: str, ckpt: str, tokens: int, dtype_name: str, seed: int) -> dic
 
     ids = torch.randint(2, vocab, (1, tokens), generator=torch.Generator().manual_seed(seed))
     cpu0, rss_loaded = _usage()
-    _reset_peak()
+    reset_peak_rss()
     t0 = time.perf_counter()
     with torch.inference_mode():
         logits = run(ids).float()

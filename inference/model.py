@@ -28,6 +28,12 @@ from inference.state import CompressorState, ModelState
 from kernels.mhc import hc_post_triton, hc_pre_triton
 
 
+def check_token_ids(lo: int, hi: int, vocab: int, where: str = "") -> None:
+    """InputError unless the smallest (lo) and largest (hi) token ids lie in [0, vocab)."""
+    if lo < 0 or hi >= vocab:
+        raise InputError(f"{where}token ids must lie in [0, {vocab}); got {lo}…{hi}")
+
+
 def _numerics():
     import inference.numerics as numerics  # written for issue 3; only needed when reference_numerics is on
 
@@ -449,9 +455,7 @@ class Transformer(nn.Module):
         a = self.args
         if input_ids.dim() != 2 or input_ids.shape[1] == 0:
             raise InputError(f"input_ids must be [batch, tokens] with at least one token, got {tuple(input_ids.shape)}")
-        if int(input_ids.min()) < 0 or int(input_ids.max()) >= a.vocab_size:
-            raise InputError(f"token ids must lie in [0, {a.vocab_size}); got {int(input_ids.min())}…"
-                             f"{int(input_ids.max())}")
+        check_token_ids(int(input_ids.min()), int(input_ids.max()), a.vocab_size)
         b, s = input_ids.shape
         if start_pos + s > a.max_position_embeddings:
             raise InputError(f"positions up to {start_pos + s} exceed max_position_embeddings "
@@ -488,8 +492,7 @@ class Transformer(nn.Module):
         for i, (state, ids) in enumerate(pieces):
             if not ids:
                 raise InputError(f"piece {i} has no tokens")
-            if min(ids) < 0 or max(ids) >= a.vocab_size:
-                raise InputError(f"piece {i}: token ids must lie in [0, {a.vocab_size}); got {min(ids)}…{max(ids)}")
+            check_token_ids(min(ids), max(ids), a.vocab_size, f"piece {i}: ")
             if state.num_tokens + len(ids) > a.max_position_embeddings:
                 raise InputError(f"piece {i}: positions up to {state.num_tokens + len(ids)} exceed "
                                  f"max_position_embeddings {a.max_position_embeddings}")

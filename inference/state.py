@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from inference.attention_ops import row_pool
 from inference.config import BLOCK_TOKENS, CSA, SLIDING, ModelArgs
 from inference.errors import InputError
 
@@ -35,8 +36,6 @@ class GrowingRows:
 
     def blocks(self, rpb: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The rows as a kernel pool: (pool [nb, rpb, d], int32 table [b, nblk]) (a copy into rpb-row blocks)."""
-        from inference.attention_ops import row_pool
-
         return row_pool(self.view(), rpb)
 
     def truncate(self, n: int) -> None:

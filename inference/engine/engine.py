@@ -17,7 +17,7 @@ from inference.engine.sampling import SamplingParams
 from inference.engine.scheduler import Scheduler
 from inference.engine.sequence import RequestOutput, RequestProgress, Sequence, Status
 from inference.errors import DuplicateRequest, InputError, PromptTooLong, QueueFull
-from inference.model import Transformer
+from inference.model import Transformer, check_token_ids
 
 log = logging.getLogger("inference.engine")
 DEFAULT_CONFIG, DEFAULT_PARAMS = EngineConfig(), SamplingParams()
@@ -86,9 +86,7 @@ class Engine:
         ids = list(prompt_token_ids)
         if not ids:
             raise InputError("the prompt is empty")
-        vocab = self.model.args.vocab_size
-        if min(ids) < 0 or max(ids) >= vocab:
-            raise InputError(f"token ids must lie in [0, {vocab}); got {min(ids)}…{max(ids)}")
+        check_token_ids(min(ids), max(ids), self.model.args.vocab_size)
         if len(ids) + params.max_tokens > self.max_model_len:
             raise PromptTooLong(len(ids), params.max_tokens, self.max_model_len)
         if params.stop and self.tokenizer is None:
@@ -156,9 +154,10 @@ class Engine:
         vocab = self.model.args.vocab_size
         for seq, n in scheduled:
             ids = seq.tokens(seq.num_computed, seq.num_computed + n)
-            if min(ids) < 0 or max(ids) >= vocab:  # one request's bad input must not take the others down
-                outputs.append(self._fail(seq, InputError(f"token ids must lie in [0, {vocab}); got {min(ids)}…"
-                                                          f"{max(ids)}")))
+            try:  # one request's bad input must not take the others down
+                check_token_ids(min(ids), max(ids), vocab)
+            except InputError as exc:
+                outputs.append(self._fail(seq, exc))
             else:
                 work.append((seq, ids))
         if work:

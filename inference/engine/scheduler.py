@@ -190,32 +190,29 @@ class Scheduler:
         One whose prefix a running prefill is writing stays waiting (in its place) and the next one is tried."""
         held, pending = [], None
         try:
-            self._admit_from_queue(budget, held, pending)
+            while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
+                seq = self.waiting[0]
+                if any(s.status == Status.PREFILLING for s in self.running):
+                    pending = self._pending_blocks() if pending is None else pending
+                    if self._waits_for_prefill(seq, pending):
+                        held.append(self.waiting.popleft())
+                        continue
+                if not self._admit(seq):
+                    return
+                pending = None  # the admitted one may be the prefill that later ones wait for
+                self.waiting.popleft()
+                self.running.append(seq)
+                n = self._chunk(seq, budget)
+                need = -(-(seq.num_computed + n) // BLOCK_TOKENS) - len(seq.block_table)
+                if need > self.blocks.num_free_blocks:  # never preempt running work to admit more
+                    self.preempt(seq, [])
+                    seq.num_preemptions -= 1
+                    self.num_preemptions -= 1
+                    self.hit_tokens -= seq.cached_tokens
+                    self.query_tokens -= seq.num_tokens
+                    return
         finally:
             self.waiting.extendleft(reversed(held))
-
-    def _admit_from_queue(self, budget: int, held: list, pending) -> None:
-        while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
-            seq = self.waiting[0]
-            if any(s.status == Status.PREFILLING for s in self.running):
-                pending = self._pending_blocks() if pending is None else pending
-                if self._waits_for_prefill(seq, pending):
-                    held.append(self.waiting.popleft())
-                    continue
-            if not self._admit(seq):
-                return
-            pending = None  # the admitted one may be the prefill that later ones wait for
-            self.waiting.popleft()
-            self.running.append(seq)
-            n = self._chunk(seq, budget)
-            need = -(-(seq.num_computed + n) // BLOCK_TOKENS) - len(seq.block_table)
-            if need > self.blocks.num_free_blocks:  # never preempt running work to admit more
-                self.preempt(seq, [])
-                seq.num_preemptions -= 1
-                self.num_preemptions -= 1
-                self.hit_tokens -= seq.cached_tokens
-                self.query_tokens -= seq.num_tokens
-                return
 
     def finish(self, seq: Sequence, status: Status) -> None:
         self.release(seq)

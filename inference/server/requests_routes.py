@@ -27,22 +27,22 @@ def progress_json(p) -> dict:
             "cached_tokens": p.cached_tokens}
 
 
-@router.get("/v1/requests/{request_id}")
-async def request_status(request_id: str, request: Request):
-    """Where a request is: waiting, prefilling (tokens done/total), decoding, finished or aborted."""
-    p = await _services(request).runner.progress(request_id)
+def _found(p, request_id: str) -> dict:
     if p is None:
         raise UnknownRequest(f"no request with id {request_id!r} (unknown, or finished long ago)")
     return progress_json(p)
+
+
+@router.get("/v1/requests/{request_id}")
+async def request_status(request_id: str, request: Request):
+    """Where a request is: waiting, prefilling (tokens done/total), decoding, finished or aborted."""
+    return _found(await _services(request).runner.progress(request_id), request_id)
 
 
 @router.delete("/v1/requests/{request_id}")
 async def abort_request(request_id: str, request: Request):
     """Abort a request (its stream ends with finish_reason "abort"); a finished one is left as it is."""
-    p = await _services(request).runner.abort(request_id)
-    if p is None:
-        raise UnknownRequest(f"no request with id {request_id!r} (unknown, or finished long ago)")
-    return progress_json(p)
+    return _found(await _services(request).runner.abort(request_id), request_id)
 
 
 async def _prompt_ids(services: Services, body: CacheProbeRequest | TokenizeRequest, raw_text: str | None) -> list[int]:

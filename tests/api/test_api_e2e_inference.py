@@ -19,7 +19,7 @@ from pipeline.records.tenants import create_api_key, create_tenant
 from tests.api.helpers import job_finished, make_pdf, make_zip, upload, wait_job_http
 from tests.conftest import free_port
 from tests.pipeline.conftest import moto_endpoint  # noqa: F401
-from tests.workers.services import start_worker, stop, uvicorn_api
+from tests.workers.services import start_worker, stop, uvicorn_api, wait_healthy
 from workers.settings import WorkerSettings
 
 
@@ -33,15 +33,7 @@ def real(api_pg_url, api_redis, moto_endpoint, tiny_checkpoint, tmp_path_factory
                                   "0.05", "--log-level", "warning"],
                                  stdout=(logs / "inference.log").open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert inference.poll() is None and time.monotonic() < deadline, (logs / "inference.log").read_text()
-        time.sleep(0.2)
+    wait_healthy(base, inference, f"inference server (log: {logs / 'inference.log'})", 180)
     env = {"WHOLEDOC_DATABASE_URL": api_pg_url, "WHOLEDOC_BROKER_URL": api_redis.rsplit("/", 1)[0] + "/2",  # own queues
            "WHOLEDOC_BLOB_URL": f"s3://testing:testing@wholedoc-real?endpoint={moto_endpoint}&secure=0"
                                 "&region=us-east-1",

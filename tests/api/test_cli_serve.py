@@ -4,12 +4,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 
 from tests.conftest import free_port
 from tests.pipeline.faultserver import FaultServer
+from tests.workers.services import wait_healthy
 
 
 def test_serve_starts_and_stops_cleanly(tmp_path):
@@ -20,15 +20,7 @@ def test_serve_starts_and_stops_cleanly(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.2)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, "wholedoc serve", 90)
         logs = sorted(p.name for p in (tmp_path / "logs").iterdir())
         assert logs == ["api.log", "beat.log", "worker.log"]  # no inference server: WHOLEDOC_INFERENCE_URL is set
         proc.send_signal(signal.SIGTERM)

@@ -29,6 +29,17 @@ def _wait(check, proc: subprocess.Popen, what: str, timeout: float = 30) -> None
         time.sleep(0.05)
 
 
+def wait_healthy(base: str, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    """Until GET {base}/health answers 200; RuntimeError if proc exits first or the time runs out."""
+    def up():
+        try:
+            return httpx.get(f"{base}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    _wait(up, proc, what, timeout)
+
+
 def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15) -> None:
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -75,15 +86,8 @@ def uvicorn_api(env: dict, log: Path):
                                  "--port", str(port), "--log-level", "warning"],
                                 cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return httpx.get(f"{base}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        _wait(up, proc, f"uvicorn (log: {log})", 30)
+        wait_healthy(base, proc, f"uvicorn (log: {log})")
         yield base
     finally:
         stop(proc)

@@ -11,19 +11,24 @@ from tests.workers.helpers import new_document, results_of, send, wait_job
 from tests.workers.services import start_worker, stop
 
 
+def _summary_generating(wk_env, records, llm, tenant_id, doc_id, ingest_id, word: str, n: int):
+    """Ingest the document, then a summary job whose slow reply (n words) is streaming: (job id, its row then)."""
+    send(wk_env, "ingest", ingest_id, tenant_id)
+    assert wait_job(records, ingest_id, lambda j: j.state in ("done", "failed")).state == "done"
+    llm.default = Reply(content=tuple(f"{word}{i} " for i in range(n)), chunk_delay=0.2)
+    with transaction(records) as s:
+        job_id = jobs.create_job(s, tenant_id, "summarize", document_id=doc_id,
+                                 params={"style": "brief", "thinking": False, "max_tokens": 512}).id
+    send(wk_env, "summarize", job_id, tenant_id)
+    return job_id, wait_job(records, job_id, lambda j: (j.tokens_generated or 0) > 0, what="generating")
+
+
 def test_kill9_mid_job_is_requeued_and_stores_exactly_one_result(wk_env, records, blobs, llm, tmp_path):
     tenant_id, doc_id, ingest_id = new_document(records, blobs, make_pdf("kill me", pages=2))
     a = start_worker(wk_env, tmp_path / "a.log", name="a")
     b = None
     try:
-        send(wk_env, "ingest", ingest_id, tenant_id)
-        assert wait_job(records, ingest_id, lambda j: j.state in ("done", "failed")).state == "done"
-        llm.default = Reply(content=tuple(f"w{i} " for i in range(25)), chunk_delay=0.2)
-        with transaction(records) as s:
-            job_id = jobs.create_job(s, tenant_id, "summarize", document_id=doc_id,
-                                     params={"style": "brief", "thinking": False, "max_tokens": 512}).id
-        send(wk_env, "summarize", job_id, tenant_id)
-        running = wait_job(records, job_id, lambda j: (j.tokens_generated or 0) > 0, what="generating on worker a")
+        job_id, running = _summary_generating(wk_env, records, llm, tenant_id, doc_id, ingest_id, "w", 25)
         assert running.lease_owner and running.attempts == 1
         a.send_signal(signal.SIGKILL)
         a.wait(10)
@@ -55,14 +60,7 @@ def test_sigterm_mid_job_finishes_it_before_exiting(wk_env, records, blobs, llm,
     tenant_id, doc_id, ingest_id = new_document(records, blobs, make_pdf("term me"))
     w = start_worker(wk_env, tmp_path / "w.log", name="t")
     try:
-        send(wk_env, "ingest", ingest_id, tenant_id)
-        assert wait_job(records, ingest_id, lambda j: j.state in ("done", "failed")).state == "done"
-        llm.default = Reply(content=tuple(f"t{i} " for i in range(10)), chunk_delay=0.2)
-        with transaction(records) as s:
-            job_id = jobs.create_job(s, tenant_id, "summarize", document_id=doc_id,
-                                     params={"style": "brief", "thinking": False, "max_tokens": 512}).id
-        send(wk_env, "summarize", job_id, tenant_id)
-        wait_job(records, job_id, lambda j: (j.tokens_generated or 0) > 0, what="generating")
+        job_id, _ = _summary_generating(wk_env, records, llm, tenant_id, doc_id, ingest_id, "t", 10)
         w.send_signal(signal.SIGTERM)
         assert w.wait(30) == 0
         job = wait_job(records, job_id, lambda j: j.state != "running", timeout=5)
