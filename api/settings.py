@@ -4,19 +4,13 @@ import os
 from dataclasses import dataclass
 
 from pipeline.records.db import database_url
-from pipeline.storage import blob_store_from_url
+from pipeline.storage import blob_store_from_url, blob_url
 
 DEFAULT_MAX_UPLOAD = 512 * 1024 * 1024
 # Generous defaults: a client polling a job 10 times a second stays well inside them.
 DEFAULT_RATE_PER_MIN = 1200
 DEFAULT_RATE_BURST = 300
 DEFAULT_MAX_ACTIVE_JOBS = 32
-
-
-def _blob_url() -> str:
-    from pipeline.records.db import wholedoc_home
-
-    return os.environ.get("WHOLEDOC_BLOB_URL") or f"file://{wholedoc_home() / 'blobs'}"
 
 
 def _redis_url() -> str | None:
@@ -58,7 +52,7 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls) -> "ApiSettings":
-        return cls(database_url=database_url(), blob_url=_blob_url(),
+        return cls(database_url=database_url(), blob_url=blob_url(),
                    max_upload_bytes=int(os.environ.get("WHOLEDOC_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD)),
                    sse_poll_seconds=float(os.environ.get("WHOLEDOC_SSE_POLL_SECONDS", 0.5)),
                    rate_per_min=float(os.environ.get("WHOLEDOC_RATE_PER_MIN") or DEFAULT_RATE_PER_MIN),

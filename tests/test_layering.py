@@ -1,4 +1,5 @@
-"""The one layering rule of architecture.md, checked by parsing every import of our packages."""
+"""The one layering rule of architecture.md, checked by parsing every import of our packages; and inside api/, the
+HTTP service never imports the command line (api/cli/), which reaches the service over HTTP or as processes."""
 
 import ast
 from pathlib import Path
@@ -18,10 +19,19 @@ RULES = {
 }
 # api may reach workers only through the Celery app (task names), never task code.
 ALLOWED_MODULES = {"api": {"workers": {"workers", "workers.app"}}}
+# package -> its subpackage that the rest of the package never imports: api's HTTP modules never import the CLI.
+SEPARATE = {"api": "api.cli"}
 
 
-def _imports(path: Path) -> list[tuple[str, int]]:
-    """Absolute module names imported by one file (outside `if TYPE_CHECKING:` blocks)."""
+def _package_of(path: Path) -> list[str]:
+    """The package a file's relative imports start from: `api/routes/x.py` → api.routes (an __init__.py: its own)."""
+    return list(path.relative_to(ROOT).parent.parts)
+
+
+def _imports(path: Path, with_names: bool = False) -> list[tuple[str, int]]:
+    """Absolute module names imported by one file (outside `if TYPE_CHECKING:` blocks); relative imports resolved.
+
+    with_names: `from m import a` also yields `m.a` (a may be a submodule: `from api import cli`)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     skip: set[int] = set()
     for node in ast.walk(tree):
@@ -33,8 +43,14 @@ def _imports(path: Path) -> list[tuple[str, int]]:
             continue
         if isinstance(node, ast.Import):
             found += [(alias.name, node.lineno) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.module, node.lineno))
+        elif isinstance(node, ast.ImportFrom):
+            package = _package_of(path)
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            if module:
+                found.append((module, node.lineno))
+            if with_names or not node.module:  # `from . import x` imports the module x
+                found += [(f"{module}.{alias.name}", node.lineno) for alias in node.names]
     return found
 
 
@@ -55,16 +71,63 @@ def _violations(package: str) -> list[str]:
     return out
 
 
+def _separate_violations(package: str) -> list[str]:
+    """Imports of SEPARATE[package] (e.g. api.cli) by the package's modules outside it."""
+    inner = SEPARATE[package]
+    inner_dir = ROOT.joinpath(*inner.split("."))
+    out = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        if inner_dir in path.parents:
+            continue
+        hits: dict[int, str] = {}  # line -> the first name it imports from inside (`m` before `m.x`)
+        for module, line in _imports(path, with_names=True):
+            if module == inner or module.startswith(inner + "."):
+                hits.setdefault(line, module)
+        out += [f"{path.relative_to(ROOT)}:{line} imports {module}" for line, module in sorted(hits.items())]
+    return out
+
+
 @pytest.mark.parametrize("package", sorted(RULES))
 def test_package_respects_layering(package):
     assert (ROOT / package / "__init__.py").exists()
     assert _violations(package) == []
 
 
+@pytest.mark.parametrize("package", sorted(SEPARATE))
+def test_package_never_imports_its_separate_subpackage(package):
+    """api/ outside api/cli/ is the HTTP service alone: it never imports the command line."""
+    assert ROOT.joinpath(*SEPARATE[package].split("."), "__init__.py").exists()
+    assert _separate_violations(package) == []
+
+
 def test_checker_catches_a_forbidden_edge(tmp_path, monkeypatch):
     """The checker itself must see a violation, or the test above could never fail."""
     (tmp_path / "pipeline").mkdir()
     (tmp_path / "pipeline" / "__init__.py").write_text("")
-    (tmp_path / "pipeline" / "bad.py").write_text("import torch\nfrom inference.model import Transformer\n")
+    (tmp_path / "pipeline" / "bad.py").write_text("import torch\nfrom inference.model.model import Transformer\n")
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
     assert len(_violations("pipeline")) == 2
+
+
+def test_checker_catches_the_http_service_importing_the_cli(tmp_path, monkeypatch):
+    """Every way of importing api.cli from an HTTP module is seen (absolute, `from api import cli`, relative);
+    the command line importing itself is not a violation."""
+    files = {
+        "api/__init__.py": "",
+        "api/main.py": "import api.cli.main\nfrom api import cli, settings\n",
+        "api/upload.py": "from .cli import remote\nfrom . import cli\nfrom .settings import ApiSettings\n",
+        "api/routes/__init__.py": "",
+        "api/routes/jobs.py": "from ..cli.stack import Stack\nfrom api.cli.flow import run\nfrom ..deps import db\n",
+        "api/cli/__init__.py": "",
+        "api/cli/main.py": "from api.cli import commands\nfrom . import flow\nfrom .remote import ApiClient\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    assert _separate_violations("api") == [
+        "api/main.py:1 imports api.cli.main", "api/main.py:2 imports api.cli",
+        "api/routes/jobs.py:1 imports api.cli.stack", "api/routes/jobs.py:2 imports api.cli.flow",
+        "api/upload.py:1 imports api.cli", "api/upload.py:2 imports api.cli",
+    ]
+    assert _violations("api") == []  # relative imports stay inside api: no package edge

@@ -1,4 +1,5 @@
-"""Run one job under a lease: claim it, heartbeat, hand the body a context, and record how it ended."""
+"""Run one job under a lease: claim it, heartbeat, hand the body a context, and record how it ended (a task
+re-sends its job when the attempt went back to the queue: `run_or_resend`)."""
 
 import logging
 import random
@@ -21,6 +22,7 @@ from pipeline.errors import (
 from pipeline.records import jobs
 from pipeline.records.db import transaction
 from pipeline.records.models import Job
+from workers.app import send_job
 from workers.lease import Lease
 from workers.settings import WorkerSettings, sessions, settings
 
@@ -99,6 +101,16 @@ def run_job(job_id: str, tenant_id: str, kind: str, body: Callable[[JobContext],
                 log.exception("job %s: unexpected error", job_id)
                 reason = f"internal error ({type(exc).__name__}: {reason})"
             return _fail(job, cfg, reason, on_failed)
+
+
+def run_or_resend(job_id: str, tenant_id: str, kind: str, body: Callable[[JobContext], None],
+                  on_failed: Callable[[Session, Job, str], None] | None = None) -> str:
+    """`run_job`, for a task: on Retry the job's message is sent again after its countdown and this returns "retry"."""
+    try:
+        return run_job(job_id, tenant_id, kind, body, on_failed=on_failed)
+    except Retry as r:
+        send_job(kind, job_id, tenant_id, countdown=r.countdown)
+        return "retry"
 
 
 def _fail(job: Job, cfg: WorkerSettings, reason: str, on_failed) -> str:

@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cache
 
-from pipeline.records.db import database_url, make_engine, session_factory, wholedoc_home
+from pipeline.records.db import database_url, make_engine, session_factory
+from pipeline.storage import blob_url
 
 # NOTE: only for a laptop; anyone holding it can compute every tenant's salt (compose requires a real one)
 DEV_CACHE_SALT_SECRET = "wholedoc-dev-cache-salt-secret"
@@ -46,10 +47,6 @@ class WorkerSettings:
         if not self.cache_salt_secret:
             return None
         return hmac.new(self.cache_salt_secret.encode(), tenant_id.encode(), hashlib.sha256).hexdigest()
-
-
-def blob_url() -> str:
-    return os.environ.get("WHOLEDOC_BLOB_URL") or f"file://{wholedoc_home() / 'blobs'}"
 
 
 @cache

@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import NotFound
 from pipeline.records.models import Document, DocumentStatus
+from pipeline.records.owned import get_owned
 
 
 def create_document(session: Session, tenant_id: str, *, kind: str, blob_key: str, sha256: str, size_bytes: int,
@@ -17,10 +18,7 @@ def create_document(session: Session, tenant_id: str, *, kind: str, blob_key: st
 
 
 def get_document(session: Session, tenant_id: str, document_id: str) -> Document:
-    doc = session.scalar(select(Document).where(Document.id == document_id, Document.tenant_id == tenant_id))
-    if doc is None:
-        raise NotFound(f"no document {document_id!r}")
-    return doc
+    return get_owned(session, Document, tenant_id, document_id)
 
 
 def list_documents(session: Session, tenant_id: str, *, limit: int = 50, offset: int = 0) -> list[Document]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.errors import Cancelled, Conflict, LeaseLost, NotFound
 from pipeline.records.models import FINAL_STATES, Document, DocumentStatus, Job, JobKind, JobState, Result
+from pipeline.records.owned import get_owned
 from pipeline.records.types import utcnow
 
 PROGRESS_FIELDS = {"stage", "progress", "prefill_tokens_done", "prefill_tokens_total", "tokens_generated",
@@ -29,10 +30,7 @@ def create_job(session: Session, tenant_id: str, kind: str, *, document_id: str 
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
-    job = session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
-    if job is None:
-        raise NotFound(f"no job {job_id!r}")
-    return job
+    return get_owned(session, Job, tenant_id, job_id)
 
 
 def list_jobs(session: Session, tenant_id: str, *, state: str | None = None, document_id: str | None = None,
@@ -50,10 +48,7 @@ def result_for_job(session: Session, job_id: str) -> Result | None:
 
 
 def get_result(session: Session, tenant_id: str, result_id: str) -> Result:
-    result = session.scalar(select(Result).where(Result.id == result_id, Result.tenant_id == tenant_id))
-    if result is None:
-        raise NotFound(f"no result {result_id!r}")
-    return result
+    return get_owned(session, Result, tenant_id, result_id)
 
 
 def _reload(session: Session, job_id: str) -> Job:

@@ -1,10 +1,24 @@
-"""Build a blob store from a URL: `file:///path` or `s3://[key:secret@]bucket?endpoint=host:port&secure=0`."""
+"""Build a blob store from a URL: `file:///path` or `s3://[key:secret@]bucket?endpoint=host:port&secure=0`; and
+the URL every process uses when none is configured (`blob_url`)."""
 
 import os
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from pipeline.errors import StorageError
 from pipeline.storage.base import BlobStore
+
+
+def blob_url(home: Path | None = None) -> str:
+    """`WHOLEDOC_BLOB_URL`, else the `blobs` folder of the embedded data folder (`home`, default WHOLEDOC_HOME)."""
+    url = os.environ.get("WHOLEDOC_BLOB_URL")
+    if url:
+        return url
+    if home is None:
+        from pipeline.records.db import wholedoc_home
+
+        home = wholedoc_home()
+    return f"file://{home / 'blobs'}"
 
 
 def blob_store_from_url(url: str) -> BlobStore:

@@ -1,11 +1,11 @@
-"""The command line's client (api.remote.ApiClient) against a rate-limited API process: a short 429 is waited out
+"""The command line's client (api.cli.remote.ApiClient) against a rate-limited API process: a short 429 is waited out
 (Retry-After) and the request sent again; a long one (the active-jobs cap) is raised at once with its message."""
 
 import time
 
 import pytest
 
-from api.remote import ApiClient, ApiError
+from api.cli.remote import ApiClient, ApiError
 from pipeline.records.db import transaction
 from pipeline.records.tenants import create_api_key, create_tenant
 from tests.api.helpers import make_pdf, make_ready

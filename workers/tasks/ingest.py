@@ -11,8 +11,8 @@ from pipeline.records.db import transaction
 from pipeline.records.documents import mark_document_failed, mark_document_ready
 from pipeline.records.models import Document, Job
 from workers import document_json
-from workers.app import INGEST, app, send_job
-from workers.runner import JobContext, Retry, run_job
+from workers.app import INGEST, app
+from workers.runner import JobContext, run_or_resend
 from workers.settings import blob_store, sessions
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,4 @@ def _ingest(ctx: JobContext) -> None:
 
 @app.task(name=INGEST, soft_time_limit=900, time_limit=960)
 def ingest(job_id: str, tenant_id: str) -> str:
-    try:
-        return run_job(job_id, tenant_id, "ingest", _ingest, on_failed=_document_failed)
-    except Retry as r:
-        send_job("ingest", job_id, tenant_id, countdown=r.countdown)
-        return "retry"
+    return run_or_resend(job_id, tenant_id, "ingest", _ingest, on_failed=_document_failed)

@@ -14,8 +14,8 @@ from pipeline.records import jobs
 from pipeline.records.db import transaction
 from pipeline.records.models import Document, DocumentStatus
 from workers import document_json
-from workers.app import ANSWER, SUMMARIZE, app, send_job
-from workers.runner import JobContext, Retry, run_job
+from workers.app import ANSWER, SUMMARIZE, app
+from workers.runner import JobContext, run_or_resend
 from workers.settings import blob_store, inference_client, sessions
 
 log = logging.getLogger(__name__)
@@ -91,19 +91,11 @@ def _generate(ctx: JobContext) -> None:
                         extracted), usage=usage, notice=cfg.result_notice)
 
 
-def _run(kind: str, job_id: str, tenant_id: str) -> str:
-    try:
-        return run_job(job_id, tenant_id, kind, _generate)
-    except Retry as r:
-        send_job(kind, job_id, tenant_id, countdown=r.countdown)
-        return "retry"
-
-
 @app.task(name=SUMMARIZE, soft_time_limit=4 * 3600, time_limit=4 * 3600 + 60)
 def summarize(job_id: str, tenant_id: str) -> str:
-    return _run("summarize", job_id, tenant_id)
+    return run_or_resend(job_id, tenant_id, "summarize", _generate)
 
 
 @app.task(name=ANSWER, soft_time_limit=4 * 3600, time_limit=4 * 3600 + 60)
 def answer(job_id: str, tenant_id: str) -> str:
-    return _run("answer", job_id, tenant_id)
+    return run_or_resend(job_id, tenant_id, "answer", _generate)

@@ -13,6 +13,6 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from api.cli_flow import run
+    from api.cli.flow import run
 
     return run(args.file, lambda client, doc_id: client.summarize(doc_id, args.style, args.thinking, args.max_tokens))

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from api.stack import Stack, StackError
+    from api.cli.stack import Stack, StackError
 
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -1,18 +1,18 @@
-"""The `wholedoc` command line. Each subcommand lives in api/commands/<name>.py with `register(subparsers)`."""
+"""The `wholedoc` command line. Each subcommand lives in api/cli/commands/<name>.py with `register(subparsers)`."""
 
 import argparse
 import importlib
 import pkgutil
 import sys
 
-from api import commands
+from api.cli import commands
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wholedoc", description="Summaries and Q&A over whole documents.")
     sub = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"api.commands.{info.name}").register(sub)
+        importlib.import_module(f"api.cli.commands.{info.name}").register(sub)
     return parser
 
 

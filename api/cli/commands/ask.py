@@ -26,7 +26,7 @@ def _questions(args) -> list[str]:
 
 
 def _run(args) -> int:
-    from api.cli_flow import run, run_questions
+    from api.cli.flow import run, run_questions
 
     try:
         questions = _questions(args)

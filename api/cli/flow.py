@@ -1,0 +1,68 @@
+"""What `wholedoc summarize` and `wholedoc ask` share: a document uploaded and extracted on a deployment, then one
+job followed to its result, or many questions submitted at once and every answer printed in order.
+
+The parts live in their own modules: the deployment (api/cli/deployment.py, with the embedded one's key in
+api/cli/credentials.py), following jobs (api/cli/follow.py) and printing (api/cli/output.py).
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from api.cli.deployment import StackDied, connect
+from api.cli.follow import follow_job, ready_document, wait_for_jobs
+from api.cli.output import err, print_answers, print_result
+from api.cli.remote import ApiClient, ApiError
+
+
+def _on_document(path: str, work: Callable[[ApiClient, dict], object]) -> tuple[int | None, object]:
+    """Upload `path` and follow its extraction, then `work(client, document)`: (exit code to stop with, or None;
+    what work returned). Missing file → 2; unreadable document or an API / embedded-stack error → 1 (printed)."""
+    file = Path(path)
+    if not file.is_file():
+        err(f"error: {path}: no such file")
+        return 2, None
+    try:
+        with connect() as client:
+            doc = ready_document(client, file)
+            return (1, None) if doc is None else (None, work(client, doc))
+    except (ApiError, StackDied) as exc:
+        err(f"error: {exc}")
+        return 1, None
+
+
+def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | None = None) -> int:
+    """Upload `path`, wait for it to be ready, create the job with `create(client, document_id)`, print the result."""
+    def work(client: ApiClient, doc: dict) -> dict | None:
+        job = create(client, doc["id"])
+        job = follow_job(client, job["id"], "generate", max_tokens or job["params"].get("max_tokens"))
+        if job["state"] != "done":
+            err(f"error: the job {job['state']}: {job.get('error')}")
+            return None
+        return client.result(job["result_id"])
+
+    code, result = _on_document(path, work)
+    if code is not None:
+        return code
+    if result is None:  # the job did not finish (said above)
+        return 1
+    print_result(result)
+    return 0
+
+
+def run_questions(path: str, questions: list[str], thinking: bool, max_tokens: int | None, as_json: bool) -> int:
+    """Many questions about one document: upload and extract once, submit every question at once (the document is
+    prefilled once and each question costs its own tokens), then print the answers in order: text blocks, or one
+    JSON object per line. Exit 1 if any question failed (the others are still printed)."""
+    def work(client: ApiClient, doc: dict) -> list:
+        jobs = [client.ask(doc["id"], q, thinking, max_tokens) for q in questions]
+        wait_for_jobs(client, jobs)
+        answers = []
+        for q, job in zip(questions, jobs):
+            job = client.job(job["id"])
+            answers.append((q, job, client.result(job["result_id"]) if job["state"] == "done" else None))
+        return answers
+
+    code, answers = _on_document(path, work)
+    if code is not None:
+        return code
+    return 1 if print_answers(answers, as_json) else 0
