@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from inference.config import CSA, HCA, SLIDING, ModelArgs
-from inference.rss import peak_rss_mib, reset_peak_rss
+from inference.bench_forward import peak_rss_mib, reset_peak_rss
+from inference.model.config import CSA, HCA, SLIDING, ModelArgs
 
 
 def matmul_flops_per_s(n: int = 1024, seconds: float = 1.0) -> float:

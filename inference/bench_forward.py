@@ -10,7 +10,26 @@ import subprocess
 import sys
 import time
 
-from inference.rss import peak_rss_mib, reset_peak_rss
+
+# Peak resident memory (Linux: VmHWM, reset with clear_refs); inference.bench uses these too.
+def peak_rss_mib() -> float:
+    """Peak RSS in MiB since the last reset_peak_rss (the lifetime peak where /proc is unavailable)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def reset_peak_rss() -> None:
+    """Reset the kernel's peak-RSS mark so a phase's own peak is measured (Linux clear_refs 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def _usage() -> tuple[float, float]:
@@ -24,13 +43,15 @@ def worker(impl: str, ckpt: str, tokens: int, dtype_name: str, seed: int) -> dic
 
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype_name]
     if impl == "ours":
-        from inference.generate import load_model
+        from inference.checkpoint.loader import load_model
+        from inference.model.runner import ModelRunner
 
         model = load_model(ckpt, dtype)
+        runner = ModelRunner(model)
         vocab = model.args.vocab_size
 
         def run(ids):
-            return model(ids, last_only=True)[0, -1]
+            return runner(ids, last_only=True)[0, -1]
     else:
         from transformers import DeepseekV4ForCausalLM
 

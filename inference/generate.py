@@ -7,71 +7,12 @@ from pathlib import Path
 
 import torch
 
-from inference import chat
-from inference.config import ModelArgs
-from inference.errors import CheckpointError, InferenceModelError, InputError
-from inference.model import Transformer
-from inference.numerics import add_reference_numerics_arg
-from inference.weights import load_weights
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-def load_model(ckpt_dir: str | Path, dtype: torch.dtype = torch.float32, **overrides) -> Transformer:
-    """Build the model described by DIR/config.json and load its weights (official or HF naming)."""
-    cfg = Path(ckpt_dir) / "config.json"
-    if not cfg.exists():
-        raise CheckpointError(f"{ckpt_dir} has no config.json")
-    model = Transformer(ModelArgs.from_file(cfg, **overrides), dtype)
-    load_weights(model, ckpt_dir)
-    return model.eval()
-
-
-def load_tokenizer(ckpt_dir: str | Path):
-    from tokenizers import Tokenizer
-
-    path = Path(ckpt_dir) / "tokenizer.json"
-    if not path.exists():
-        raise CheckpointError(f"{ckpt_dir} has no tokenizer.json; pass --prompt-ids instead of --prompt")
-    return Tokenizer.from_file(str(path))
-
-
-@torch.no_grad()
-def generate(model: Transformer, prompt_ids: list[int], max_new_tokens: int, greedy: bool = True,
-             temperature: float = 1.0, seed: int = 0, use_state: bool = True,
-             stop_ids: tuple[int, ...] = (), chunk_tokens: int = 4096) -> tuple[list[int], torch.Tensor]:
-    """Decode up to max_new_tokens; returns (new token ids, fp32 logits [steps, vocab] that chose each token).
-
-    use_state=False runs a full forward over the whole sequence per step (the slow reference); with the state
-    the prompt is prefilled in chunks of chunk_tokens."""
-    if not prompt_ids:
-        raise InputError("the prompt is empty")
-    if temperature <= 0 and not greedy:
-        raise InputError("temperature must be positive for sampling")
-    gen = torch.Generator().manual_seed(seed)
-    device = model.head.weight.device
-    seq = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-    state = model.new_state(1) if use_state else None
-    logits = model(seq, 0, state, last_only=True, chunk_tokens=chunk_tokens if use_state else None)[0, -1]
-    out, rows = [], []
-    for step in range(max_new_tokens):
-        rows.append(logits.float().cpu())
-        if greedy:
-            tok = int(logits.argmax())
-        else:
-            probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
-            tok = int(torch.multinomial(probs, 1, generator=gen))
-        out.append(tok)
-        if tok in stop_ids or step == max_new_tokens - 1:
-            break
-        nxt = torch.tensor([[tok]], dtype=torch.long, device=device)
-        if use_state:
-            logits = model(nxt, state.num_tokens, state, last_only=True)[0, -1]
-        else:
-            seq = torch.cat([seq, nxt], dim=1)
-            logits = model(seq, last_only=True)[0, -1]
-    vocab = model.args.vocab_size
-    return out, torch.stack(rows) if rows else torch.empty(0, vocab)
+from inference.checkpoint.loader import DTYPES, load_model
+from inference.errors import InferenceModelError, InputError
+from inference.model.decode import generate
+from inference.model.numerics import add_reference_numerics_arg
+from inference.text import chat
+from inference.text.tokenizer import load_tokenizer
 
 
 def build_prompt_ids(ns: argparse.Namespace, ckpt_dir: str) -> list[int]:
@@ -81,6 +22,8 @@ def build_prompt_ids(ns: argparse.Namespace, ckpt_dir: str) -> list[int]:
             return [int(t) for t in ns.prompt_ids.split(",") if t.strip()]
         except ValueError as exc:
             raise InputError(f"--prompt-ids must be comma-separated integers: {exc}") from exc
+    if not (Path(ckpt_dir) / "tokenizer.json").exists():
+        raise InputError(f"{ckpt_dir} has no tokenizer.json; pass --prompt-ids instead of --prompt")
     tok = load_tokenizer(ckpt_dir)
     if ns.chat is not None:
         text = chat.encode_messages([{"role": "user", "content": ns.chat}], thinking=ns.thinking == "on")
@@ -94,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt")
     src.add_argument("--prompt-ids")
-    src.add_argument("--chat", help="one user message, encoded with the V4 chat format (inference.chat)")
+    src.add_argument("--chat", help="one user message, encoded with the V4 chat format (inference.text.chat)")
     p.add_argument("--thinking", choices=("on", "off"), default="off", help="with --chat: <think> or </think>")
     add_reference_numerics_arg(p)
     p.add_argument("--max-new-tokens", type=int, default=32)

@@ -130,7 +130,7 @@ def count_message_tokens(
 ) -> int:
     """Prompt tokens of OpenAI-style system/user messages under the V4 chat encoding, with the generation prompt.
 
-    Matches `inference.chat.encode_messages(messages, thinking=…)` tokenized (tested at token level); assistant
+    Matches `inference.text.chat.encode_messages(messages, thinking=…)` tokenized (tested at token level); assistant
     history turns are not supported here (our prompts have none).
     """
     total = 1  # BOS

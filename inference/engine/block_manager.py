@@ -8,7 +8,7 @@ import hashlib
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-from inference.config import BLOCK_TOKENS
+from inference.model.config import BLOCK_TOKENS
 
 
 def block_key(parent: bytes | None, token_ids: list[int] | tuple[int, ...], salt: bytes = b"") -> bytes:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import torch
 
-from inference.config import BLOCK_TOKENS
 from inference.engine.block_manager import BlockManager, salt_root
 from inference.engine.config import EngineConfig
 from inference.engine.detok import Detokenizer
@@ -17,7 +16,9 @@ from inference.engine.sampling import SamplingParams
 from inference.engine.scheduler import Scheduler
 from inference.engine.sequence import RequestOutput, RequestProgress, Sequence, Status
 from inference.errors import DuplicateRequest, InputError, PromptTooLong, QueueFull
-from inference.model import Transformer, check_token_ids
+from inference.model.config import BLOCK_TOKENS
+from inference.model.model import Transformer
+from inference.model.runner import ModelRunner, check_token_ids
 
 log = logging.getLogger("inference.engine")
 DEFAULT_CONFIG, DEFAULT_PARAMS = EngineConfig(), SamplingParams()
@@ -46,6 +47,7 @@ class Engine:
 
     def __init__(self, model: Transformer, config: EngineConfig = DEFAULT_CONFIG, tokenizer=None, model_id: str = ""):
         self.model, self.config, self.tokenizer = model, config, tokenizer
+        self.runner = ModelRunner(model)
         args = model.args
         self.layout = CacheLayout(args, config.dtype)
         slots = config.max_num_seqs + config.checkpoint_slots
@@ -65,7 +67,8 @@ class Engine:
 
     @classmethod
     def from_checkpoint(cls, path, config: EngineConfig = DEFAULT_CONFIG) -> "Engine":
-        from inference.generate import load_model, load_tokenizer
+        from inference.checkpoint.loader import load_model
+        from inference.text.tokenizer import load_tokenizer
 
         overrides = {} if config.reference_numerics is None else {"reference_numerics": config.reference_numerics}
         model = load_model(path, TORCH_DTYPES[config.dtype], **overrides)
@@ -149,7 +152,7 @@ class Engine:
         return outputs
 
     def _execute(self, scheduled: list[tuple[Sequence, int]]) -> list[RequestOutput]:
-        """Run a schedule: (sequence, tokens) pieces in one Transformer.forward_packed call."""
+        """Run a schedule: (sequence, tokens) pieces in one ModelRunner.forward_packed call."""
         outputs, work = [], []
         vocab = self.model.args.vocab_size
         for seq, n in scheduled:
@@ -164,7 +167,7 @@ class Engine:
             self.forward_calls += 1
             self.forward_pieces += len(work)
             try:
-                logits = self.model.forward_packed([(seq.state, ids) for seq, ids in work])
+                logits = self.runner.forward_packed([(seq.state, ids) for seq, ids in work])
             except Exception as exc:  # states may be half-updated: every request of this step ends
                 log.exception("forward of %d requests failed; aborting them", len(work))
                 outputs += [self._fail(seq, exc) for seq, _ in work]

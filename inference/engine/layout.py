@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass
 
-from inference.config import BLOCK_TOKENS, CSA, SLIDING, ModelArgs
 from inference.errors import ConfigError
+from inference.model.config import BLOCK_TOKENS, CSA, SLIDING, ModelArgs
 
 ELEM_BYTES = {"float32": 4, "bfloat16": 2}
 FP8_ROW_BYTES, FP8_INDEX_ROW_BYTES = 584, 132  # vLLM fp8_ds_mla rows and FP8+fp32-scale index rows (v4-model.md §6)

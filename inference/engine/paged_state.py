@@ -1,4 +1,4 @@
-"""A sequence's state on the paged cache: the interface of inference.state.ModelState, backed by CachePools.
+"""A sequence's state on the paged cache: the interface of inference.model.state.ModelState, backed by CachePools.
 
 Compressed rows of history block i live at pools.rows[l][block_table[i]]; the sliding window is a 128-row ring in
 the sequence's window slot (slot row = position % 128). Positions below `shared_upto` are adopted prefix-cache
@@ -6,10 +6,10 @@ blocks: rows the model closes there (recompute after a hit) are dropped, never w
 
 import torch
 
-from inference.config import BLOCK_TOKENS, CSA, SLIDING
 from inference.engine.pools import CachePools
 from inference.errors import InputError
-from inference.state import CompressorState
+from inference.model.config import BLOCK_TOKENS, CSA, SLIDING
+from inference.model.state import CompressorState
 
 
 class PagedRows:

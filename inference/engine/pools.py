@@ -2,9 +2,9 @@
 
 import torch
 
-from inference.config import BLOCK_TOKENS, CSA, SLIDING
 from inference.engine.layout import CacheLayout
 from inference.errors import ConfigError
+from inference.model.config import BLOCK_TOKENS, CSA, SLIDING
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 

@@ -9,12 +9,12 @@ window checkpoint where they diverge, so they resume with nothing recomputed. Th
 
 from collections import deque
 
-from inference.config import BLOCK_TOKENS
 from inference.engine.block_manager import BlockManager, block_key
 from inference.engine.config import EngineConfig
 from inference.engine.paged_state import PagedState
 from inference.engine.pools import CachePools
 from inference.engine.sequence import Sequence, Status
+from inference.model.config import BLOCK_TOKENS
 
 
 class Scheduler:

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from inference import errors as engine_errors
-from inference.chat import ChatFormatError
+from inference.text.chat import ChatFormatError
 
 log = logging.getLogger("inference.server")
 

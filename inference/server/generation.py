@@ -19,7 +19,7 @@ from inference.server.errors import ClientGone, ContextTooLong, UnknownModel
 from inference.server.metrics import ServerMetrics
 from inference.server.reasoning import ReasoningSplitter
 from inference.server.runner import EngineRunner, RequestHandle
-from inference.tokenizer import END_THINK
+from inference.text.tokenizer import END_THINK
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from inference.chat import encode_messages
 from inference.server.errors import BadRequest
+from inference.text.chat import encode_messages
 
 # DeepSeek's mapping of effort names onto V4's two renderings (api-docs thinking_mode): None/high render alike
 EFFORTS = {"none": None, "minimal": "high", "low": "high", "medium": "high", "high": "high", "xhigh": "high",

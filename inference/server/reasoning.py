@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inference.chat import END_THINK, EOS, THINK
+from inference.text.chat import END_THINK, EOS, THINK
 
 
 def _held_suffix(text: str, marker: str) -> int:

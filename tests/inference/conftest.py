@@ -2,7 +2,7 @@
 
 import pytest
 
-from inference.devcheckpoint import write_checkpoint
+from inference.checkpoint.dev import write_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from inference.chat import (
+from inference.text.chat import (
     REASONING_EFFORT_MAX,
     ChatFormatError,
     ParsedOutput,
@@ -20,7 +20,7 @@ TWO_TURNS = [
 
 
 def test_constants_are_the_v4_strings():
-    from inference import chat
+    from inference.text import chat
 
     assert chat.BOS == "<｜begin▁of▁sentence｜>"
     assert chat.EOS == "<｜end▁of▁sentence｜>"

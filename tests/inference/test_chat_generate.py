@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from inference.devcheckpoint import write_checkpoint
+from inference.checkpoint.dev import write_checkpoint
+from inference.checkpoint.presets import preset_config
 from inference.generate import main
-from inference.presets import preset_config
-from inference.tokenizer import load_tokenizer
+from inference.text.tokenizer import load_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference.config import CSA, HCA, SLIDING, ModelArgs
 from inference.errors import ConfigError
-from inference.rope import precompute_freqs_cis
+from inference.model.config import CSA, HCA, SLIDING, ModelArgs
+from inference.model.rope import precompute_freqs_cis
 from tests.inference.configs import v4_config
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -8,11 +8,12 @@ import sys
 import pytest
 import torch
 
-from inference.config import CSA, HCA, SLIDING
-from inference.generate import load_model
-from inference.model import Transformer, count_parameters
-from inference.presets import PRESETS, preset_args
-from inference.weights import CheckpointReader
+from inference.checkpoint.loader import load_model
+from inference.checkpoint.presets import PRESETS, preset_args
+from inference.checkpoint.weights import CheckpointReader
+from inference.model.config import CSA, HCA, SLIDING
+from inference.model.model import Transformer, count_parameters
+from inference.model.runner import ModelRunner
 
 TOKENIZER_SHA256 = "8f9f37ca37fdc4f5fd36d5cf4d3b0e8392edb4e894fd10cc0d70b4957c8633cf"
 
@@ -48,7 +49,7 @@ def test_tiny_checkpoint_has_the_official_layout(tiny_dir):
 def test_random_weights_give_varied_greedy_tokens_with_margins(tiny_dir):
     model = load_model(tiny_dir)
     ids = torch.randint(2, 129280, (1, 40), generator=torch.Generator().manual_seed(0))
-    logits = model(ids)
+    logits = ModelRunner(model)(ids)
     assert torch.isfinite(logits).all()
     top2 = logits[0].topk(2, dim=-1).values
     margins = top2[:, 0] - top2[:, 1]
@@ -58,7 +59,7 @@ def test_random_weights_give_varied_greedy_tokens_with_margins(tiny_dir):
 
 
 def test_same_seed_same_weights_other_seed_differs(tmp_path):
-    from inference.devcheckpoint import write_checkpoint
+    from inference.checkpoint.dev import write_checkpoint
     from tests.inference.configs import v4_config
 
     a = write_checkpoint(tmp_path / "a", v4_config(), seed=4)

@@ -6,7 +6,9 @@ import sys
 
 import torch
 
-from inference.generate import generate, load_model
+from inference.checkpoint.loader import load_model
+from inference.model.decode import generate
+from inference.model.runner import ModelRunner
 from tests.inference.configs import v4_config
 
 
@@ -27,7 +29,7 @@ def test_cli_dumps_logits_that_match_the_model(checkpoint_dir, tmp_path):
     assert logits.dtype == torch.float32 and logits.shape == (6, 512)
     assert logits.argmax(-1).tolist() == out["new_ids"]
     model = load_model(ckpt)
-    first = model(torch.tensor([[5, 17, 99, 3, 250, 7, 8, 9, 10, 11]]))[0, -1]
+    first = ModelRunner(model)(torch.tensor([[5, 17, 99, 3, 250, 7, 8, 9, 10, 11]]))[0, -1]
     assert (logits[0] - first).abs().max().item() <= 1e-5
 
 

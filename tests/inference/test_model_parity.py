@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 import transformers  # the pinned reference: a missing one fails, never skips
 
-import inference.model as model_mod
-from inference.generate import generate, load_model
+import inference.model.model as model_mod
+from inference.checkpoint.loader import load_model
+from inference.model.decode import generate
+from inference.model.runner import ModelRunner
 from kernels.layout import sequence_rows
 from tests.inference.configs import v4_config
 
@@ -57,7 +59,7 @@ def test_logits_and_greedy_tokens_match_transformers(name, checkpoint_dir, monke
 
     with torch.no_grad():
         ref = hf(ids, use_cache=False).logits
-    got = ours(ids)
+    got = ModelRunner(ours)(ids)
     assert got.shape == ref.shape
     assert (got - ref).abs().max().item() <= 1e-4
 

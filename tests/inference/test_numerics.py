@@ -5,7 +5,7 @@ import argparse
 import pytest
 import torch
 
-from inference.numerics import (
+from inference.model.numerics import (
     act_quant_kv,
     add_reference_numerics_arg,
     fp4_act_quant,

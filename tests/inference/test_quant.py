@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers.integrations.finegrained_fp8 import Fp8Dequantize, Fp8Quantize
 
-from inference.quant import (
+from inference.checkpoint.quant import (
     QuantFormatError,
     dequantize_fp4,
     dequantize_fp8,

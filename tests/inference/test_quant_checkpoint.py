@@ -5,11 +5,13 @@ import json
 import pytest
 import torch
 
+from inference.checkpoint.dev import write_checkpoint
+from inference.checkpoint.loader import load_model
+from inference.checkpoint.quant import dequantize_state_dict, release_format
+from inference.checkpoint.weights import CheckpointReader
 from inference.devcheckpoint import main as devcheckpoint_main
-from inference.devcheckpoint import write_checkpoint
-from inference.generate import generate, load_model
-from inference.quant import dequantize_state_dict, release_format
-from inference.weights import CheckpointReader
+from inference.model.decode import generate
+from inference.model.runner import ModelRunner
 from tests.inference.configs import v4_config
 
 CONFIG = v4_config()  # fp32 tiny config: sliding + CSA + HCA, 8 experts, MTP
@@ -79,8 +81,8 @@ def test_model_runs_with_reference_numerics_on_by_default(ckpts):
     model = load_model(packed)
     assert model.args.reference_numerics is True  # config.json has a quantization_config
     ids = torch.randint(2, 512, (1, 40), generator=torch.Generator().manual_seed(0))
-    on = model(ids)
-    off = load_model(packed, reference_numerics=False)(ids)
+    on = ModelRunner(model)(ids)
+    off = ModelRunner(load_model(packed, reference_numerics=False))(ids)
     assert torch.isfinite(on).all() and on.shape == (1, 40, 512)
     assert (on - off).abs().max().item() > 1e-4  # the fake-quants are really applied
     new, logits = generate(model, ids[0].tolist(), max_new_tokens=4)

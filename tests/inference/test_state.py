@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-import inference.model as model_mod
+import inference.model.model as model_mod
+from inference.checkpoint.loader import load_model
 from inference.errors import InputError
-from inference.generate import load_model
+from inference.model.runner import ModelRunner
 from tests.inference.configs import v4_config
 
 # topk 64 >= every visible compressed row here: no indexer selection, so no tie can differ between paths
@@ -14,6 +15,10 @@ EXACT = v4_config(index_topk=64)
 SELECTING = v4_config()
 # real ratios 4 / 128 and the real 128-token window
 REAL_RATIOS = v4_config(compress_ratios=[0, 4, 128, 4, 0], sliding_window=128, index_topk=16)
+
+
+def _runner(path, **overrides) -> ModelRunner:
+    return ModelRunner(load_model(path, **overrides))
 
 
 def _ids(n, seed=5, vocab=512):
@@ -35,22 +40,22 @@ def _check_prefill_then_decode(model, prompt_len, decode=5, atol=2e-5):
 # window 8, ratios 4 and 16, block 128: lengths on and around each boundary
 @pytest.mark.parametrize("prompt_len", [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 127, 128, 129])
 def test_decode_after_prefill_matches_full_forward(checkpoint_dir, prompt_len):
-    _check_prefill_then_decode(load_model(checkpoint_dir(EXACT)), prompt_len)
+    _check_prefill_then_decode(_runner(checkpoint_dir(EXACT)), prompt_len)
 
 
 @pytest.mark.parametrize("prompt_len", [16, 17, 40, 64, 65])
 def test_decode_with_indexer_selection_matches_full_forward(checkpoint_dir, prompt_len):
-    _check_prefill_then_decode(load_model(checkpoint_dir(SELECTING)), prompt_len)
+    _check_prefill_then_decode(_runner(checkpoint_dir(SELECTING)), prompt_len)
 
 
 @pytest.mark.parametrize("prompt_len", [127, 128, 129])
 def test_decode_at_real_ratio_and_window_boundaries(checkpoint_dir, prompt_len):
-    _check_prefill_then_decode(load_model(checkpoint_dir(REAL_RATIOS)), prompt_len, decode=3)
+    _check_prefill_then_decode(_runner(checkpoint_dir(REAL_RATIOS)), prompt_len, decode=3)
 
 
 @pytest.mark.parametrize("chunks", [[5, 11, 1, 16, 100], [128, 5], [1] * 20 + [113], [3, 4, 126]])
 def test_chunked_prefill_matches_one_piece(checkpoint_dir, chunks):
-    model = load_model(checkpoint_dir(SELECTING))
+    model = _runner(checkpoint_dir(SELECTING))
     ids = _ids(sum(chunks))
     full = model(ids)
     state, pos, got = model.new_state(), 0, []
@@ -61,7 +66,7 @@ def test_chunked_prefill_matches_one_piece(checkpoint_dir, chunks):
 
 
 def test_state_follows_the_cache_contract_layout(checkpoint_dir):
-    model = load_model(checkpoint_dir(EXACT))
+    model = _runner(checkpoint_dir(EXACT))
     state = model.new_state()
     model(_ids(300), 0, state)
     a = model.args
@@ -80,7 +85,7 @@ def test_state_follows_the_cache_contract_layout(checkpoint_dir):
 
 
 def test_start_pos_must_continue_the_state(checkpoint_dir):
-    model = load_model(checkpoint_dir(EXACT))
+    model = _runner(checkpoint_dir(EXACT))
     state = model.new_state()
     model(_ids(10), 0, state)
     with pytest.raises(InputError, match="does not continue"):
@@ -90,7 +95,7 @@ def test_start_pos_must_continue_the_state(checkpoint_dir):
 
 
 def test_out_of_range_token_ids_are_rejected(checkpoint_dir):
-    model = load_model(checkpoint_dir(EXACT))
+    model = _runner(checkpoint_dir(EXACT))
     with pytest.raises(InputError, match="token ids"):
         model(torch.tensor([[1, 2, 512]]))
     with pytest.raises(InputError, match="at least one token"):
@@ -100,7 +105,7 @@ def test_out_of_range_token_ids_are_rejected(checkpoint_dir):
 def test_query_chunked_attention_equals_unchunked(checkpoint_dir, monkeypatch):
     ckpt = checkpoint_dir(SELECTING)
     ids = _ids(200)
-    whole = load_model(ckpt)(ids)
+    whole = _runner(ckpt)(ids)
     shapes = []
     real = model_mod.attend
 
@@ -109,7 +114,7 @@ def test_query_chunked_attention_equals_unchunked(checkpoint_dir, monkeypatch):
         return real(q, seq_ids, positions, pools, sink, scale, window, topk_idxs)
 
     monkeypatch.setattr(model_mod, "attend", recording)
-    chunked = load_model(ckpt, attn_chunk_elems=10_000)(ids)
+    chunked = _runner(ckpt, attn_chunk_elems=10_000)(ids)
     # fp32 rounding only: the kernels' banded window GEMM changes shape with the query chunk
     assert (chunked - whole).abs().max().item() <= 5e-5
     assert max(s[0] for s in shapes) < 200 and len(shapes) > 4 * 4  # several query chunks in each of 4 layers
@@ -119,8 +124,8 @@ def test_query_chunked_attention_equals_unchunked(checkpoint_dir, monkeypatch):
 def test_reference_numerics_change_logits_and_keep_incremental_exact(checkpoint_dir):
     ckpt = checkpoint_dir(EXACT)  # every visible row is selected, so only the fp8 KV rounding differs
     ids = _ids(70)
-    plain = load_model(ckpt)(ids)
-    model = load_model(ckpt, reference_numerics=True)
+    plain = _runner(ckpt)(ids)
+    model = _runner(ckpt, reference_numerics=True)
     quant = model(ids)
     diff = (quant - plain).abs().max().item()
     assert diff > 1e-3  # fp8 KV rounding is on (a random tiny model reacts to it about as much as to bf16)
@@ -132,8 +137,8 @@ def test_reference_numerics_change_logits_and_keep_incremental_exact(checkpoint_
 
 
 def test_mtp_block_loads_and_drafts_from_the_target_residual(checkpoint_dir):
-    model = load_model(checkpoint_dir(EXACT))
-    assert model.mtp[0].e_proj.weight.abs().sum() > 0  # weights came from the checkpoint, not the zero init
+    model = _runner(checkpoint_dir(EXACT))
+    assert model.model.mtp[0].e_proj.weight.abs().sum() > 0  # weights came from the checkpoint, not the zero init
     ids = _ids(20)
     state = model.new_state()
     x_last = model.forward_hidden(ids[:, :19], 0, state)
@@ -148,7 +153,7 @@ def test_mtp_block_loads_and_drafts_from_the_target_residual(checkpoint_dir):
 
 
 def test_a_batch_of_sequences_equals_separate_runs(checkpoint_dir):
-    model = load_model(checkpoint_dir(SELECTING))
+    model = _runner(checkpoint_dir(SELECTING))
     a, b = _ids(40, seed=1), _ids(40, seed=2)
     batch = model(torch.cat([a, b]))
     assert (batch[0] - model(a)[0]).abs().max().item() <= 2e-5
@@ -156,7 +161,7 @@ def test_a_batch_of_sequences_equals_separate_runs(checkpoint_dir):
 
 
 def test_forward_with_chunk_tokens_equals_one_piece(checkpoint_dir):
-    model = load_model(checkpoint_dir(SELECTING))
+    model = _runner(checkpoint_dir(SELECTING))
     ids = _ids(90)
     full = model(ids)
     assert (model(ids, chunk_tokens=17) - full).abs().max().item() <= 2e-5
@@ -171,7 +176,7 @@ def test_forward_with_chunk_tokens_equals_one_piece(checkpoint_dir):
 def test_packed_pieces_of_different_sequences_equal_separate_runs(checkpoint_dir, config, numerics):
     """forward_packed: three sequences at different positions (prefill chunks, decode tokens, a first chunk) in
     each call, over several calls, give every sequence the logits of its own full forward."""
-    model = load_model(checkpoint_dir(config), reference_numerics=numerics)
+    model = _runner(checkpoint_dir(config), reference_numerics=numerics)
     lens = {"a": 150, "b": 41, "c": 133}
     ids = {k: _ids(n, seed=10 + i) for i, (k, n) in enumerate(lens.items())}
     full = {k: model(v)[0] for k, v in ids.items()}
@@ -192,7 +197,7 @@ def test_packed_pieces_of_different_sequences_equal_separate_runs(checkpoint_dir
 
 
 def test_packed_forward_refuses_bad_pieces_before_any_work(checkpoint_dir):
-    model = load_model(checkpoint_dir(EXACT))
+    model = _runner(checkpoint_dir(EXACT))
     st = model.new_state()
     with pytest.raises(InputError, match="piece 1: token ids"):
         model.forward_packed([(st, [3, 4]), (model.new_state(), [5, 9999])])

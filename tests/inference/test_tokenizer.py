@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from inference import tokenizer as tk
-from inference.chat import encode_messages
-from inference.tokenizer import TokenizerError, load_tokenizer, tokenizer_json_path
+from inference.text import tokenizer as tk
+from inference.text.chat import encode_messages
+from inference.text.tokenizer import TokenizerError, load_tokenizer, tokenizer_json_path
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,12 @@ import json
 import pytest
 import torch
 
-from inference.config import ModelArgs
+from inference.checkpoint.loader import load_model
+from inference.checkpoint.weights import CheckpointReader, hf_name, load_weights, save_sharded, to_hf_state_dict
 from inference.errors import CheckpointError
-from inference.generate import load_model
-from inference.model import Transformer
-from inference.weights import CheckpointReader, hf_name, load_weights, save_sharded, to_hf_state_dict
+from inference.model.config import ModelArgs
+from inference.model.model import Transformer
+from inference.model.runner import ModelRunner
 from tests.inference.configs import v4_config
 
 
@@ -36,7 +37,7 @@ def test_official_and_hf_named_checkpoints_load_to_the_same_model(checkpoint_dir
             continue  # transformers' naming drops the MTP block
         assert torch.equal(t, theirs[name]), name
     ids = torch.randint(0, 512, (1, 30), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(official(ids), hf(ids))
+    assert torch.equal(ModelRunner(official)(ids), ModelRunner(hf)(ids))
 
 
 def test_hf_names_follow_the_transformers_conversion_mapping():

@@ -5,11 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import inference.attention_ops as ops
+import inference.model.attention_ops as ops
 import kernels
-from inference.config import ModelArgs
-from inference.devcheckpoint import init_random_
-from inference.model import Transformer
+from inference.checkpoint.dev import init_random_
+from inference.model.config import ModelArgs
+from inference.model.model import Transformer
+from inference.model.runner import ModelRunner
 
 # sliding + CSA(4) + HCA(8); the window (8) and top-k (3) are small so the 40-token prompt really selects rows
 TINY = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 3, "num_nextn_predict_layers": 0,
@@ -24,6 +25,10 @@ def tiny_model(device: str = "cpu") -> Transformer:
     model = Transformer(ModelArgs.from_dict(TINY), torch.float32)
     init_random_(model, seed=5)
     return model.to(device).eval()
+
+
+def tiny_runner(device: str = "cpu") -> ModelRunner:
+    return ModelRunner(tiny_model(device))
 
 
 def _ids(n: int) -> torch.Tensor:
@@ -123,7 +128,7 @@ def test_pools_of_several_sequences_merge_so_each_query_reads_only_its_own(share
 
 
 def test_model_forward_runs_the_kernels_torch_paths_and_equals_the_naive_twins(monkeypatch):
-    model, ids = tiny_model(), _ids(40)
+    model, ids = tiny_runner(), _ids(40)
     calls = {"attn": 0, "indexer": 0}
     fast_attn, fast_idx = ops.sparse_attn_torch, ops.indexer_topk_torch
 
@@ -148,14 +153,14 @@ def test_model_forward_runs_the_kernels_torch_paths_and_equals_the_naive_twins(m
 def test_model_forward_on_the_triton_path_matches_the_cpu_path(tdev, monkeypatch):
     ids = _ids(40)
     with torch.no_grad():
-        cpu = tiny_model()(ids)
+        cpu = tiny_runner()(ids)
         if tdev == "cpu":  # interpreter: run the Triton kernels on CPU tensors
             monkeypatch.setattr(ops, "FORCE_TRITON", True)
         calls, comp_calls = [], []
         real, real_comp = ops.sparse_attn_triton, ops.compressor_triton
         monkeypatch.setattr(ops, "sparse_attn_triton", lambda *a, **kw: calls.append(1) or real(*a, **kw))
         monkeypatch.setattr(ops, "compressor_triton", lambda *a, **kw: comp_calls.append(1) or real_comp(*a, **kw))
-        out = tiny_model(tdev)(ids.to(tdev)).cpu()
+        out = tiny_runner(tdev)(ids.to(tdev)).cpu()
     assert len(calls) >= 3 and len(comp_calls) >= 3  # CSA + its indexer + HCA compressors run the Triton kernel
     torch.testing.assert_close(out, cpu, rtol=1e-4, atol=1e-4)
 
@@ -170,12 +175,12 @@ def test_packed_forward_on_the_triton_path_matches_the_cpu_path(tdev, monkeypatc
         return torch.cat([first, model.forward_packed([(a, ids[37:38]), (b, ids[9:30])])]).cpu()
 
     with torch.no_grad():
-        cpu = run(tiny_model())
+        cpu = run(tiny_runner())
         if tdev == "cpu":
             monkeypatch.setattr(ops, "FORCE_TRITON", True)
         calls, real = [], ops.sparse_attn_triton
         monkeypatch.setattr(ops, "sparse_attn_triton", lambda *a, **kw: calls.append(1) or real(*a, **kw))
-        out = run(tiny_model(tdev))
+        out = run(tiny_runner(tdev))
     assert len(calls) >= 6
     torch.testing.assert_close(out, cpu, rtol=1e-4, atol=1e-4)
 
@@ -200,7 +205,7 @@ def _ref_compressor_rows(comp, x: torch.Tensor) -> torch.Tensor:
 
 
 def _state(comp):
-    from inference.state import CompressorState
+    from inference.model.state import CompressorState
 
     return CompressorState.new(2, comp.ratio, comp.head_dim, comp.overlap, "cpu")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from inference import chat
+from inference.text import chat
 from pipeline.client import ClientConfig, InferenceClient
 from pipeline.document import ExtractedDocument, Kind, Section
 from pipeline.estimate import Rates, estimate, estimate_batch, estimate_prompt

@@ -2,7 +2,7 @@
 
 import pytest
 
-from inference import chat
+from inference.text import chat
 from pipeline.document import ExtractedDocument, Kind, Section
 from pipeline.prompts import prompt_tokens, question_prompt, summary_prompt, warmup_prompt
 from pipeline.tokens import encode

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from inference import chat
+from inference.text import chat
 from pipeline import tokens
 from pipeline.tokens import TokenizerUnavailable, count_message_tokens, count_tokens, encode, load_tokenizer
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from inference.devcheckpoint import write_checkpoint
-from inference.generate import load_model
-from inference.presets import preset_config
+from inference.checkpoint.dev import write_checkpoint
+from inference.checkpoint.loader import load_model
+from inference.checkpoint.presets import preset_config
 
 # sliding + CSA(4) + HCA(16) + CSA(4) at toy width; index_topk 4096 is above every visible row count (tie-free)
 TIE_FREE = {"vocab_size": 512, "hidden_size": 64, "num_hidden_layers": 4, "num_nextn_predict_layers": 1,

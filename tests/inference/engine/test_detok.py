@@ -3,7 +3,7 @@
 import pytest
 
 from inference.engine.detok import Detokenizer
-from inference.tokenizer import load_tokenizer
+from inference.text.tokenizer import load_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ from inference.engine import SamplingParams
 
 def _spy(eng, monkeypatch) -> list[list[int]]:
     """Record the piece sizes of every forward_packed call the engine makes."""
-    calls, real = [], eng.model.forward_packed
+    calls, real = [], eng.runner.forward_packed
 
     def recording(pieces):
         calls.append([len(ids) for _, ids in pieces])
         return real(pieces)
 
-    monkeypatch.setattr(eng.model, "forward_packed", recording)
+    monkeypatch.setattr(eng.runner, "forward_packed", recording)
     return calls
 
 
@@ -60,7 +60,7 @@ def test_a_failing_forward_ends_every_request_of_its_step_and_the_engine_goes_on
     def broken(pieces):
         raise RuntimeError("simulated kernel failure")
 
-    monkeypatch.setattr(eng.model, "forward_packed", broken)
+    monkeypatch.setattr(eng.runner, "forward_packed", broken)
     outs = {o.request_id: o for o in eng.step()}
     assert {rid: (o.finished, o.finish_reason) for rid, o in outs.items()} == {"a": (True, "abort"),
                                                                                "b": (True, "abort")}

@@ -5,7 +5,7 @@ from engine_helpers import make_engine, random_ids, run_one
 
 from inference.engine import SamplingParams
 from inference.engine.block_manager import salt_root
-from inference.generate import generate
+from inference.model.decode import generate
 
 DOC = random_ids(900, seed=21)  # 7 full blocks + 4 tokens
 Q1, Q2, Q3 = random_ids(20, 22), random_ids(33, 23), random_ids(7, 24)

@@ -4,7 +4,7 @@ the recompute fallback, at prefix lengths that end on and inside a block; shared
 import torch
 from engine_helpers import make_engine, random_ids, run_all
 
-from inference.generate import generate
+from inference.model.decode import generate
 
 DOC = random_ids(900, seed=1)  # 7 full blocks + 4 tokens
 Q1, Q2, Q3 = random_ids(20, 2), random_ids(33, 3), random_ids(7, 4)

@@ -5,7 +5,7 @@ from engine_helpers import make_engine, random_ids, run_all, run_one
 
 from inference.engine import SamplingParams
 from inference.errors import DuplicateRequest, InputError, PromptTooLong, QueueFull
-from inference.generate import generate
+from inference.model.decode import generate
 
 
 def all_free(eng) -> bool:

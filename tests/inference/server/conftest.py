@@ -11,8 +11,8 @@ import httpx
 import openai
 import pytest
 
-from inference.devcheckpoint import write_checkpoint
-from inference.presets import preset_config
+from inference.checkpoint.dev import write_checkpoint
+from inference.checkpoint.presets import preset_config
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[3]

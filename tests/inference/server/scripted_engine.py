@@ -6,7 +6,7 @@ import time
 
 from inference.engine.engine import EngineStats
 from inference.engine.sequence import RequestOutput, RequestProgress
-from inference.tokenizer import load_tokenizer
+from inference.text.tokenizer import load_tokenizer
 
 TOKENIZER = load_tokenizer()
 

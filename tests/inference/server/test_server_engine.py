@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from inference.tokenizer import END_THINK, THINK
+from inference.text.tokenizer import END_THINK, THINK
 from pipeline.client import ClientConfig, InferenceClient
 from tests.inference.server.helpers import document_question
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from inference.chat import parse_output
 from inference.server.reasoning import ReasoningSplitter
+from inference.text.chat import parse_output
 
 
 def run(pieces, thinking):

@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from inference.quant import FP4_LUT, FP4_MAX, FP8_MAX, ceil_log2, e2m1_codes
+from inference.checkpoint.quant import FP4_LUT, FP4_MAX, FP8_MAX, ceil_log2, e2m1_codes
 
 KV_BLOCK = 64  # REF: act_quant(kv[..., :-rd], 64, scale_fmt, ...)
 FP4_BLOCK = 32

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from inference.rope import apply_rotary_emb
+from inference.model.rope import apply_rotary_emb
 from kernels.compressor import compressor_torch, compressor_triton
 from kernels.indexer import indexer_topk_torch, indexer_topk_triton
 from kernels.layout import BLOCK_TOKENS

@@ -1,7 +1,7 @@
 """Named development configs (official config.json keys) for random-weight checkpoints."""
 
-from inference.config import ModelArgs
 from inference.errors import ConfigError
+from inference.model.config import ModelArgs
 
 _YARN = {"type": "yarn", "factor": 16, "original_max_position_embeddings": 65536, "beta_fast": 32, "beta_slow": 1}
 _COMMON = {"vocab_size": 129280, "bos_token_id": 0, "eos_token_id": 1, "max_position_embeddings": 1048576,

@@ -1,43 +1,27 @@
-"""DeepSeek-V4 in plain PyTorch, class by class after DeepSeek's reference inference/model.py (same parameter names).
+"""DeepSeek-V4 in plain PyTorch, class by class after DeepSeek's reference inference/model.py (same parameter names,
+so official checkpoints load by a lookup table).
 
-forward(input_ids, start_pos, state) runs a prompt in one piece, a prefill chunk or one decode step;
-forward_packed(pieces) runs pieces of several sequences, each at its own position, in one call (the engine's step).
-Both go through one code path (inference.span: the spans of a call). Attention reads window rows, compressed rows
-and indexer keys through the states and runs in query chunks, so no [T, T] tensor is ever built."""
+Only the math lives here. The layers read the call's flat inputs from a `Packing` (inference.model.runner), which the
+model runner builds and which keeps the cache bookkeeping; attention reads window rows, compressed rows and indexer
+keys through it and runs in query chunks, so no [T, T] tensor is ever built."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.attention_ops import (
-    KVPools,
-    attend,
-    compress_rows,
-    indexer_topk,
-    inverse_rope,
-    kv_pools,
-    merge_pools,
-    rmsnorm_rope,
-    use_triton,
-)
-from inference.config import BLOCK_TOKENS, CSA, SLIDING, ModelArgs
-from inference.errors import InputError
-from inference.rope import Rotary, apply_rotary_emb
-from inference.span import Packing, Span
-from inference.state import CompressorState, ModelState
-from kernels.mhc import hc_post_triton, hc_pre_triton
+from inference.model import numerics
+from inference.model.attention_ops import attend, compress_rows, indexer_topk, inverse_rope, rmsnorm_rope
+from inference.model.config import CSA, SLIDING, ModelArgs
+from inference.model.rope import Rotary, apply_rotary_emb
+from inference.model.state import CompressorState
+from kernels.mhc import hc_post, hc_pre
 
-
-def check_token_ids(lo: int, hi: int, vocab: int, where: str = "") -> None:
-    """InputError unless the smallest (lo) and largest (hi) token ids lie in [0, vocab)."""
-    if lo < 0 or hi >= vocab:
-        raise InputError(f"{where}token ids must lie in [0, {vocab}); got {lo}…{hi}")
-
-
-def _numerics():
-    import inference.numerics as numerics  # written for issue 3; only needed when reference_numerics is on
-
-    return numerics
+if TYPE_CHECKING:
+    from inference.model.runner import Packing
 
 
 class RMSNorm(nn.Module):
@@ -114,9 +98,10 @@ class Compressor(nn.Module):
                                  first_window, ratio=m, overlap=self.overlap, rope_dim=self.rope_dim,
                                  eps=self.norm.eps, rope_offset=offset)  # score already holds ape[pos % m]
             if self.reference_numerics:
-                num = _numerics()
-                rows = num.fp4_act_quant(num.rotate_activation(rows)) if self.rotate else num.act_quant_kv(
-                    rows, self.rope_dim)
+                if self.rotate:
+                    rows = numerics.fp4_act_quant(numerics.rotate_activation(rows))
+                else:
+                    rows = numerics.act_quant_kv(rows, self.rope_dim)
             rows = rows.to(dtype)
         rem = kv.shape[1] - used
         st.open_kv[:, :rem] = kv[:, used:]
@@ -146,8 +131,7 @@ class Indexer(nn.Module):
         cos, sin = self.rotary.cos_sin(positions[0])  # positions are equal across the batch rows
         q = apply_rotary_emb(q, cos, sin)
         if self.reference_numerics:
-            num = _numerics()
-            q = num.fp4_act_quant(num.rotate_activation(q))
+            q = numerics.fp4_act_quant(numerics.rotate_activation(q))
         weights = self.weights_proj(x).float() * self.n_heads ** -0.5
         return indexer_topk(q, keys, weights, self.softmax_scale, seq_ids, positions, self.ratio, self.topk)
 
@@ -184,8 +168,9 @@ class Attention(nn.Module):
         q = rmsnorm_rope(self.wq_b(qr).view(b, s, h, d), None, cos, sin, eps)  # per-head, unweighted
         kv = rmsnorm_rope(self.wkv(x), self.kv_norm.weight, cos, sin, self.kv_norm.eps)  # [b,s,d]
         if self.args.reference_numerics:
-            kv = _numerics().act_quant_kv(kv, self.args.qk_rope_head_dim)
-        pools, keys, n_comp = self._cache(x, kv, pk)
+            kv = numerics.act_quant_kv(kv, self.args.qk_rope_head_dim)
+        icomp = self.indexer.compressor if self.indexer is not None else None
+        pools, keys, n_comp = pk.attention_rows(self.layer_id, x, kv, self.compressor, icomp)
         n_keys = self.window + (min(self.args.index_topk, n_comp) if self.indexer is not None else n_comp)
         per_query = max(n_keys * (d + h), self.args.index_n_heads * n_comp if self.indexer is not None else 0)
         chunk = max(1, self.args.attn_chunk_elems // max(1, per_query * b))
@@ -204,32 +189,6 @@ class Attention(nn.Module):
         wo_a = self.wo_a.weight.view(g, self.args.o_lora_rank, -1)
         o = torch.einsum("bsgi,goi->bsgo", o, wo_a)
         return self.wo_b(o.flatten(2))
-
-    def _cache(self, x: torch.Tensor, kv: torch.Tensor, pk: Packing) -> tuple[KVPools, tuple | None, int]:
-        """Per span: read its window, close its compressed rows and indexer keys, write its window; then the kernel
-        pools of all spans (window rows copied, history rows read in place from a paged cache) and the largest
-        compressed-row count."""
-        comp = self.compressor
-        if comp is not None:  # one projection for every span's tokens
-            proj = comp.project(x, pk.positions)
-            iproj = self.indexer.compressor.project(x, pk.positions) if self.indexer is not None else None
-        windows, rows, keys, n_comp = [], [], [], 0
-        for sp in pk.spans:
-            st, part = sp.state.layers[self.layer_id], slice(sp.offset, sp.offset + sp.n)
-            prev = st.window_rows(sp.start)  # [b,P,d]
-            windows.append((torch.cat([prev, kv[:, part]], dim=1).to(x.dtype), sp.start - prev.shape[1]))
-            if comp is not None:
-                st.comp_rows.append(comp.close(proj[0][:, part], proj[1][:, part], sp.start, st.compressor, x.dtype))
-                rows.append(st.comp_rows.blocks(BLOCK_TOKENS // self.ratio))
-                n_comp = max(n_comp, (sp.start + sp.n) // self.ratio)
-                if self.indexer is not None:
-                    ic = self.indexer.compressor
-                    st.index_keys.append(ic.close(iproj[0][:, part], iproj[1][:, part], sp.start, st.indexer,
-                                                  x.dtype))
-                    keys.append(st.index_keys.blocks(BLOCK_TOKENS // self.ratio))
-            st.write_window(kv[:, part], sp.start)
-        pools = kv_pools(windows, rows, self.ratio if comp is not None else 0)
-        return pools, merge_pools(keys, x.dtype) if keys else None, n_comp
 
 
 class Gate(nn.Module):
@@ -312,20 +271,6 @@ class MoE(nn.Module):
         return y.to(x.dtype).view(shape)
 
 
-def hc_split_sinkhorn(mix: torch.Tensor, scale: torch.Tensor, base: torch.Tensor, hc: int, iters: int,
-                      eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """mix [..., (2+hc)*hc] -> pre [...,hc], post [...,hc], comb [...,hc,hc] (Sinkhorn, column-normalised first)."""
-    pre = torch.sigmoid(mix[..., :hc] * scale[0] + base[:hc]) + eps
-    post = 2 * torch.sigmoid(mix[..., hc : 2 * hc] * scale[1] + base[hc : 2 * hc])
-    comb = mix[..., 2 * hc :].unflatten(-1, (hc, hc)) * scale[2] + base[2 * hc :].view(hc, hc)
-    comb = comb.softmax(dim=-1) + eps
-    comb = comb / (comb.sum(dim=-2, keepdim=True) + eps)
-    for _ in range(iters - 1):
-        comb = comb / (comb.sum(dim=-1, keepdim=True) + eps)
-        comb = comb / (comb.sum(dim=-2, keepdim=True) + eps)
-    return pre, post, comb
-
-
 def hc_mix(x: torch.Tensor, fn: torch.Tensor, eps: float) -> torch.Tensor:
     """x [b,s,hc,dim] -> (fn · flatten(x)) · rsqrt(mean(x²)+eps) in fp32."""
     flat = x.flatten(2).float()
@@ -348,25 +293,21 @@ class Block(nn.Module):
             setattr(self, f"hc_{site}_base", nn.Parameter(torch.zeros(mix, dtype=torch.float32)))
             setattr(self, f"hc_{site}_scale", nn.Parameter(torch.ones(3, dtype=torch.float32)))
 
-    def hc_pre(self, x: torch.Tensor, fn, scale, base):
+    def hc_pre(self, x: torch.Tensor, fn, scale, base) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Collapse the hc streams x [b,s,hc,dim] -> (y [b,s,dim], post [b,s,hc], comb [b,s,hc,hc]) (kernels.mhc)."""
         a = self.args
-        if use_triton(x):  # fused RMS scale + Sinkhorn split + stream reduction
-            b, s, hc, dim = x.shape
-            y, post, comb = hc_pre_triton(x.reshape(b * s, hc, dim).contiguous(), fn, scale, base,
-                                          iters=a.hc_sinkhorn_iters, norm_eps=a.rms_norm_eps, hc_eps=a.hc_eps)
-            return y.view(b, s, dim), post.view(b, s, hc), comb.view(b, s, hc, hc)
-        pre, post, comb = hc_split_sinkhorn(hc_mix(x, fn, a.rms_norm_eps), scale, base, a.hc_mult,
-                                            a.hc_sinkhorn_iters, a.hc_eps)
-        return (pre[..., None] * x.float()).sum(dim=2).to(x.dtype), post, comb
+        b, s, hc, dim = x.shape
+        y, post, comb = hc_pre(x.reshape(b * s, hc, dim), fn, scale, base, iters=a.hc_sinkhorn_iters,
+                               norm_eps=a.rms_norm_eps, hc_eps=a.hc_eps)
+        return y.view(b, s, dim), post.view(b, s, hc), comb.view(b, s, hc, hc)
 
     @staticmethod
     def hc_post(y: torch.Tensor, residual: torch.Tensor, post: torch.Tensor, comb: torch.Tensor) -> torch.Tensor:
-        if use_triton(y):
-            b, s, hc, dim = residual.shape
-            return hc_post_triton(y.reshape(b * s, dim), residual.reshape(b * s, hc, dim).contiguous(),
-                                  post.reshape(b * s, hc), comb.reshape(b * s, hc, hc)).view(b, s, hc, dim)
-        out = post[..., None] * y.float()[:, :, None] + torch.einsum("bsjk,bsjd->bskd", comb, residual.float())
-        return out.to(residual.dtype)
+        """Expand the sub-layer output y [b,s,dim] back into the streams: post·y + combᵀ·residual [b,s,hc,dim]."""
+        b, s, hc, dim = residual.shape
+        out = hc_post(y.reshape(b * s, dim), residual.reshape(b * s, hc, dim), post.reshape(b * s, hc),
+                      comb.reshape(b * s, hc, hc))
+        return out.view(b, s, hc, dim)
 
     def forward(self, x: torch.Tensor, pk: Packing, input_ids: torch.Tensor) -> torch.Tensor:
         """x [b,s,hc,dim] -> [b,s,hc,dim]."""
@@ -422,98 +363,17 @@ class Transformer(nn.Module):
         n = args.num_hidden_layers
         self.mtp = nn.ModuleList(MTPBlock(n + i, args, dtype) for i in range(args.num_nextn_predict_layers))
 
-    def new_state(self, batch: int = 1) -> ModelState:
-        return ModelState.new(self.args, batch, self.dtype, self.head.weight.device)
-
-    @torch.no_grad()
-    def forward(self, input_ids: torch.Tensor, start_pos: int = 0, state: ModelState | None = None,
-                last_only: bool = False, chunk_tokens: int | None = None) -> torch.Tensor:
-        """input_ids [b,s] at positions start_pos… -> fp32 logits [b,s,vocab] ([b,1,vocab] with last_only).
-
-        With a state, continues it (start_pos must equal state.num_tokens) and updates it in place.
-        chunk_tokens runs a long prompt as a chunked prefill through the state (activations bounded by the chunk)."""
-        if chunk_tokens is not None and chunk_tokens < 1:
-            raise InputError(f"chunk_tokens must be positive, got {chunk_tokens}")
-        s = input_ids.shape[-1]
-        if chunk_tokens is None or s <= chunk_tokens:
-            x = self.forward_hidden(input_ids, start_pos, state)
-            return self.logits(x[:, -1:] if last_only else x)
-        if state is None:
-            if start_pos:
-                raise InputError("start_pos > 0 needs the state of the earlier positions")
-            state = self.new_state(input_ids.shape[0])
-        out = []
-        for c0 in range(0, s, chunk_tokens):
-            x = self.forward_hidden(input_ids[:, c0 : c0 + chunk_tokens], start_pos + c0, state)
-            if not last_only or c0 + chunk_tokens >= s:
-                out.append(self.logits(x[:, -1:] if last_only else x))
-        return torch.cat(out, dim=1)
-
-    def forward_hidden(self, input_ids: torch.Tensor, start_pos: int = 0,
-                       state: ModelState | None = None) -> torch.Tensor:
-        """The final residual streams [b,s,hc,dim] (before hc_head; the MTP block's input)."""
-        a = self.args
-        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-            raise InputError(f"input_ids must be [batch, tokens] with at least one token, got {tuple(input_ids.shape)}")
-        check_token_ids(int(input_ids.min()), int(input_ids.max()), a.vocab_size)
-        b, s = input_ids.shape
-        if start_pos + s > a.max_position_embeddings:
-            raise InputError(f"positions up to {start_pos + s} exceed max_position_embeddings "
-                             f"{a.max_position_embeddings}")
-        if state is None:
-            if start_pos:
-                raise InputError("start_pos > 0 needs the state of the earlier positions")
-            state = self.new_state(b)
-        state.check_start(start_pos, b)
-        return self._run(input_ids, Packing.of([Span(state, start_pos, 0, s)], input_ids.device))
-
-    def _run(self, input_ids: torch.Tensor, pk: Packing) -> torch.Tensor:
-        """Embedding and the blocks over a call's tokens [b, s]; advances every span's state."""
+    def forward(self, input_ids: torch.Tensor, pk: Packing) -> torch.Tensor:
+        """input_ids [b,s], the tokens of pk's spans -> the final residual streams [b,s,hc,dim] (before hc_head)."""
         a, (b, s) = self.args, input_ids.shape
         x = self.embed(input_ids)[:, :, None].expand(b, s, a.hc_mult, a.hidden_size).contiguous()
         for layer in self.layers:
             x = layer(x, pk, input_ids)
-        for sp in pk.spans:
-            sp.state.num_tokens += sp.n
-            sp.state.token_ids.append(input_ids[:, sp.offset : sp.offset + sp.n].detach().clone())
         return x
 
-    @torch.no_grad()
-    def forward_packed(self, pieces: list[tuple[object, list[int]]]) -> torch.Tensor:
-        """Pieces of different sequences in one call: (state of batch 1, its next token ids) each, every state
-        continuing at its own num_tokens -> fp32 logits [len(pieces), vocab] of each piece's last token.
-
-        One matmul per weight for all pieces' tokens and one attention launch per layer; this is how the engine runs
-        prefill chunks and decode tokens of many requests in one step."""
-        a = self.args
-        if not pieces:
-            raise InputError("forward_packed needs at least one piece")
-        spans, flat, offset = [], [], 0
-        for i, (state, ids) in enumerate(pieces):
-            if not ids:
-                raise InputError(f"piece {i} has no tokens")
-            check_token_ids(min(ids), max(ids), a.vocab_size, f"piece {i}: ")
-            if state.num_tokens + len(ids) > a.max_position_embeddings:
-                raise InputError(f"piece {i}: positions up to {state.num_tokens + len(ids)} exceed "
-                                 f"max_position_embeddings {a.max_position_embeddings}")
-            state.check_start(state.num_tokens, 1)
-            spans.append(Span(state, state.num_tokens, offset, len(ids)))
-            flat += ids
-            offset += len(ids)
-        device = self.head.weight.device
-        pk = Packing.of(spans, device)
-        x = self._run(torch.tensor([flat], dtype=torch.long, device=device), pk)
-        return self.logits(x[:, pk.last_tokens()])[0]
-
-    @torch.no_grad()
-    def forward_mtp(self, x_last: torch.Tensor, next_ids: torch.Tensor, start_pos: int, state: ModelState,
-                    depth: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """MTP draft logits [b,s,vocab] for the tokens after next_ids, and the MTP residual for a further depth.
-
-        x_last: the target's residual streams at the same positions; the MTP layer keeps its own window state."""
-        if depth >= len(self.mtp):
-            raise InputError(f"the checkpoint has {len(self.mtp)} MTP layers; depth {depth} does not exist")
-        pk = Packing.of([Span(state, start_pos, 0, next_ids.shape[1])], next_ids.device)
+    def forward_mtp(self, x_last: torch.Tensor, next_ids: torch.Tensor, pk: Packing, depth: int = 0
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """MTP layer `depth`: draft logits [b,s,vocab] for the tokens after next_ids, and its residual streams."""
         h, x = self.mtp[depth](x_last, self.embed(next_ids), pk, next_ids)
         return self.head(h).float(), x
 

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from inference.config import SLIDING, ModelArgs
+from inference.model.config import SLIDING, ModelArgs
 
 
 def precompute_freqs_cis(args: ModelArgs, compressed: bool, max_pos: int | None = None) -> torch.Tensor:

