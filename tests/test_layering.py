@@ -21,6 +21,15 @@ RULES = {
 ALLOWED_MODULES = {"api": {"workers": {"workers", "workers.app"}}}
 # package -> its subpackage that the rest of the package never imports: api's HTTP modules never import the CLI.
 SEPARATE = {"api": "api.cli"}
+# Entry points and benchmarks (`python -m <name>`): they import the library, the library never imports them.
+ENTRY_POINTS = {
+    "inference": {"inference.serve", "inference.generate", "inference.devcheckpoint", "inference.bench",
+                  "inference.bench_forward", "inference.server.bench_server"},
+    "kernels": {"kernels.bench", "kernels.gpu_check"},
+    "pipeline": {"pipeline.bench", "pipeline.bench_pack", "pipeline.bench_pdf", "pipeline.prompts.bench"},
+    "api": {"api.bench_overhead"},
+    "workers": set(),
+}
 
 
 def _package_of(path: Path) -> list[str]:
@@ -85,6 +94,50 @@ def _separate_violations(package: str) -> list[str]:
                 hits.setdefault(line, module)
         out += [f"{path.relative_to(ROOT)}:{line} imports {module}" for line, module in sorted(hits.items())]
     return out
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _entry_point_violations(package: str) -> list[str]:
+    """Imports of an entry point (ENTRY_POINTS) by a library module of any of our packages."""
+    entries = set().union(*ENTRY_POINTS.values())
+    out = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        if _module_name(path) in entries:
+            continue
+        for module, line in _imports(path, with_names=True):
+            if module in entries:
+                out.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    return out
+
+
+@pytest.mark.parametrize("package", sorted(RULES))
+def test_library_never_imports_an_entry_point(package):
+    """Loaders and helpers live in the library; `python -m` scripts and benchmarks sit on top of it."""
+    for name in ENTRY_POINTS[package]:
+        assert ROOT.joinpath(*name.split(".")).with_suffix(".py").exists(), f"{name} is listed but missing"
+    assert _entry_point_violations(package) == []
+
+
+def test_checker_catches_the_library_importing_an_entry_point(tmp_path, monkeypatch):
+    files = {
+        "inference/__init__.py": "",
+        "inference/generate.py": "from inference.checkpoint.loader import load_model\n",
+        "inference/bench.py": "from inference.bench_forward import peak_rss_mib\n",
+        "inference/bench_forward.py": "",
+        "inference/engine/engine.py": "from inference.generate import load_model\nfrom inference import bench\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    assert _entry_point_violations("inference") == [
+        "inference/engine/engine.py:1 imports inference.generate",
+        "inference/engine/engine.py:2 imports inference.bench",
+    ]
 
 
 @pytest.mark.parametrize("package", sorted(RULES))
