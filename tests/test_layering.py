@@ -122,6 +122,14 @@ def test_library_never_imports_an_entry_point(package):
     assert _entry_point_violations(package) == []
 
 
+def _fake_tree(root: Path, files: dict[str, str], monkeypatch) -> None:
+    """Write files (path -> text) under root and point the checker at it."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    monkeypatch.setattr(__import__(__name__), "ROOT", root)
+
+
 def test_checker_catches_the_library_importing_an_entry_point(tmp_path, monkeypatch):
     files = {
         "inference/__init__.py": "",
@@ -130,10 +138,7 @@ def test_checker_catches_the_library_importing_an_entry_point(tmp_path, monkeypa
         "inference/bench_forward.py": "",
         "inference/engine/engine.py": "from inference.generate import load_model\nfrom inference import bench\n",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    _fake_tree(tmp_path, files, monkeypatch)
     assert _entry_point_violations("inference") == [
         "inference/engine/engine.py:1 imports inference.generate",
         "inference/engine/engine.py:2 imports inference.bench",
@@ -174,10 +179,7 @@ def test_checker_catches_the_http_service_importing_the_cli(tmp_path, monkeypatc
         "api/cli/__init__.py": "",
         "api/cli/main.py": "from api.cli import commands\nfrom . import flow\nfrom .remote import ApiClient\n",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    _fake_tree(tmp_path, files, monkeypatch)
     assert _separate_violations("api") == [
         "api/main.py:1 imports api.cli.main", "api/main.py:2 imports api.cli",
         "api/routes/jobs.py:1 imports api.cli.stack", "api/routes/jobs.py:2 imports api.cli.flow",
