@@ -60,7 +60,7 @@ async def _unauthenticated(request: Request) -> bool:
     """A /v1 request without a live key, refused 401 even when its body failed to parse.
 
     NOTE: FastAPI parses a JSON body before it runs the auth dependency; without this a caller with no key would
-    learn from 400 / 422 what a route expects (reliability.md A5: no usable key is 401 on every route)."""
+    learn from 400 / 422 what a route expects (docs/reliability.md A5: no usable key is 401 on every route)."""
     return request.url.path.startswith("/v1/") and not await run_in_threadpool(has_live_key, request)
 
 

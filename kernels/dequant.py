@@ -1,5 +1,5 @@
 """Weight dequantization: block-FP8 (e4m3, one ue8m0 scale per 128×128 block) and MXFP4 (e2m1 packed two per
-byte, low nibble = even column, one ue8m0 scale per 32 columns) → bf16 / fp32 (V4 §5).
+byte, low nibble = even column, one ue8m0 scale per 32 columns) → bf16 / fp32 (docs/model.md#release-weight-formats).
 Scales may be float8_e8m0fnu, raw uint8 exponent bytes (2^(b−127)) or already-float.
 """
 

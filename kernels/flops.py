@@ -1,4 +1,4 @@
-"""Analytic FLOP and byte counters for V4 attention (v4-model.md §6–7); a multiply-add counts as 2.
+"""Analytic FLOP and byte counters for V4 attention (docs/model.md#flops-and-bytes); a multiply-add counts as 2.
 
 Per attended row a layer costs 2·H·(D for q·k + D for p·v). SWA attends min(window, n) rows, CSA adds
 min(topk, n//ratio) rows plus the indexer (2·HI·DI per visible row, ~3·HI for ReLU and head weights), HCA adds
@@ -70,7 +70,7 @@ def prefill_flops(kind: str, n_queries: int, ctx: int, s: AttnShape = AttnShape(
 
 
 def kv_bytes_per_token(kind: str, s: AttnShape = AttnShape()) -> float:
-    """History-cache bytes per token of one layer (cache-contract.md: compressed rows amortized, window excluded)."""
+    """History-cache bytes per token of one layer (docs/cache-layout.md#sizes: compressed rows amortized, no window)."""
     if kind == "csa":
         return (s.head_dim * s.kv_bytes + s.index_head_dim * s.index_bytes) / s.csa_ratio
     if kind == "hca":

@@ -1,4 +1,4 @@
-"""Block-table row addressing of cache-contract.md, shared by the plain-torch paths and the wrappers.
+"""Block-table row addressing (docs/cache-layout.md), shared by the plain-torch paths and the wrappers.
 
 A pool is `[num_blocks, rows_per_block, D]`; a sequence's block table row maps block number -> pool block.
 Row r of a sequence lives at `pool[table[seq, r // rows_per_block], r % rows_per_block]`.

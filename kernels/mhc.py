@@ -1,4 +1,4 @@
-"""Manifold hyper-connections (mHC, V4 §4): split the mixes into pre / post / comb with Sinkhorn, reduce the hc
+"""Manifold hyper-connections (docs/model.md#mhc): split the mixes into pre / post / comb with Sinkhorn, reduce the hc
 residual streams to one (hc_pre), and expand the sub-layer output back (hc_post: post[k]·x + Σ_j comb[j,k]·X[j]).
 The `fn·x` GEMM stays in torch; the kernels fuse the RMS scale, the Sinkhorn split and the stream reductions.
 """

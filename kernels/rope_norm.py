@@ -1,4 +1,4 @@
-"""RMSNorm + RoPE on q / kv rows, and the inverse RoPE on attention outputs (V4 §3).
+"""RMSNorm + RoPE on q / kv rows, and the inverse RoPE on attention outputs (docs/model.md#attention).
 
 RoPE is interleaved pairs (x[2i], x[2i+1]) on the LAST rope_dim channels, angle = table[position, i].
 q: per-head unweighted RMSNorm then RoPE; kv: weighted RMSNorm then RoPE; o: inverse RoPE (rotate by −angle).

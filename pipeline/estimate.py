@@ -24,7 +24,7 @@ class Rates:
     prefill_tokens_per_s: float = 5_000.0
     decode_tokens_per_s: float = 40.0
     expected_output_ratio: float = 0.6  # expected output as a share of the cap (answers rarely use all of it)
-    cache_block_tokens: int = 128  # the prefix cache shares whole blocks only (cache-contract.md)
+    cache_block_tokens: int = 128  # the prefix cache shares whole blocks only (docs/cache-layout.md)
     input_price: float | None = None
     cached_price: float | None = None
     output_price: float | None = None

@@ -20,7 +20,7 @@ from tokenizers import Tokenizer
 
 from pipeline.errors import PipelineError
 
-# V4 special tokens as the chat encoding writes them (v4-model.md §11); each is one id.
+# V4 special tokens as the chat encoding writes them (docs/model.md#tokenizer-and-chat-encoding); each is one id.
 BOS = "<｜begin▁of▁sentence｜>"
 USER = "<｜User｜>"
 ASSISTANT = "<｜Assistant｜>"

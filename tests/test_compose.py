@@ -1,4 +1,4 @@
-"""compose.yaml stays true to the code: architecture.md's processes, modules that exist, settings the code reads."""
+"""compose.yaml matches the code: docs/architecture.md's processes, modules that exist, settings the code reads."""
 
 import importlib.util
 import re

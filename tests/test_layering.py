@@ -1,4 +1,4 @@
-"""The one layering rule of architecture.md, checked by parsing every import of our packages; and inside api/, the
+"""The one layering rule (docs/architecture.md), checked by parsing every import of our packages; and inside api/, the
 HTTP service never imports the command line (api/cli/), which reaches the service over HTTP or as processes."""
 
 import ast

@@ -1,4 +1,4 @@
-"""Release weight formats of DeepSeek-V4 (v4-model.md §5): block-FP8 and MXFP4, read and written.
+"""Release weight formats of DeepSeek-V4 (docs/model.md#release-weight-formats): block-FP8 and MXFP4, read and written.
 
 FP8: `float8_e4m3fn` weight [out,in] + `.scale` ue8m0 [ceil(out/128), ceil(in/128)], value = w · scale.
 FP4: int8 [out, in/2], two e2m1 codes per byte (low nibble = even column) + `.scale` ue8m0 [out, in/32].
@@ -100,7 +100,7 @@ def quantize_fp4(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def release_format(key: str, *, expert_dtype: str | None = "fp4") -> str | None:
-    """"fp8", "fp4" or None (shipped unquantized) for an official-name tensor key in the V4 release (§5 table)."""
+    """"fp8", "fp4" or None (shipped unquantized) for an official-name tensor key in the V4 release."""
     if not key.endswith(".weight"):
         return None
     if _EXPERT.search(key):

@@ -6,7 +6,7 @@ from inference.errors import ConfigError
 from inference.model.config import BLOCK_TOKENS, CSA, SLIDING, ModelArgs
 
 ELEM_BYTES = {"float32": 4, "bfloat16": 2}
-FP8_ROW_BYTES, FP8_INDEX_ROW_BYTES = 584, 132  # vLLM fp8_ds_mla rows and FP8+fp32-scale index rows (v4-model.md §6)
+FP8_ROW_BYTES, FP8_INDEX_ROW_BYTES = 584, 132  # vLLM fp8_ds_mla rows, FP8+fp32-scale index rows (docs/cache-layout.md)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class CacheLayout:
 
     @property
     def bytes_per_token(self) -> float:
-        """History bytes per token, amortised (v4-model.md §6)."""
+        """History bytes per token, amortised (docs/cache-layout.md#sizes)."""
         return self.history_block_bytes / BLOCK_TOKENS
 
     @property

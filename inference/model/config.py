@@ -9,7 +9,7 @@ from inference.errors import ConfigError
 
 SLIDING, CSA, HCA = "sliding_attention", "compressed_sparse_attention", "heavily_compressed_attention"
 HF_DEFAULT_RATES = {CSA: 4, HCA: 128}
-BLOCK_TOKENS = 128  # every compression ratio divides this (cache-contract.md)
+BLOCK_TOKENS = 128  # every compression ratio divides this (docs/cache-layout.md)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""DeepSeek's reference numerics that HF leaves out (v4-model.md §3): KV FP8 fake-quant, indexer Hadamard + FP4.
+"""DeepSeek's reference numerics that HF leaves out: KV FP8 fake-quant, indexer Hadamard + FP4.
+What they are and when they are on: docs/model.md#reference-numerics.
 
 Scale rule (REF `fast_round_scale`): s = 2^ceil(log2(amax · fp32(1/fp_max))), the smallest power of two with
 amax/s ≤ fp_max, read off the exponent bits. amax is floored at 1e-4 (FP8) and 6·2^-126 (FP4) as in REF.

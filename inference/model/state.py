@@ -1,4 +1,4 @@
-"""Incremental decode state laid out as cache-contract.md says: history rows, window rows, per-sequence open state.
+"""Incremental decode state laid out as docs/cache-layout.md says: history rows, window rows, per-sequence open state.
 
 A simple contiguous-per-sequence implementation: history rows of a layer are one growing tensor whose row w
 belongs to history block (w * ratio) // 128 at offset w % (128 // ratio); the window is a ring of
@@ -132,7 +132,7 @@ class ModelState:
         return rows, keys
 
     def bytes_per_token(self) -> float:
-        """History bytes per token (amortised), as in v4-model.md §6."""
+        """History bytes per token (amortised), as in docs/cache-layout.md#sizes."""
         total = 0.0
         for st, ratio in zip(self.layers, self.args.compress_ratios):
             if st.comp_rows is not None:

@@ -2,7 +2,8 @@
 
 A lattice reader (like camelot's "lattice"): only pages whose drawings contain both horizontal and vertical
 segments are examined, so text pages cost one `get_cdrawings()` call. It is ~50× faster than `find_tables()`
-and reads cell text from words, which keeps "30.9" and "model-0-1" intact (environment.md §6).
+and reads cell text from words, which keeps "30.9" and "model-0-1" intact (PyMuPDF's `Table.extract()` turns
+them into "309", a line break and ".", and "model -0 -1").
 """
 
 from __future__ import annotations

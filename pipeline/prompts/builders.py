@@ -89,7 +89,8 @@ def summary_prompt(doc: ExtractedDocument, style: str = "brief", *, tokenizer_pa
 
 def warmup_prompt(doc: ExtractedDocument, *, tokenizer_path: str | None = None) -> Prompt:
     """The stable prefix alone (no task, 1 output token): prefills the document once before a burst of questions,
-    and on DeepSeek's API ends a persisted "cache prefix unit" exactly at the document's end (serving.md)."""
+    and on DeepSeek's API, which persists a "cache prefix unit" at request boundaries, ends one exactly at the
+    document's end."""
     return Prompt(system_text([doc.kind]), document_block(doc, tokenizer_path=tokenizer_path), "", 1)
 
 

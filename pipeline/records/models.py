@@ -1,7 +1,6 @@
 """SQLAlchemy 2 models: tenants, API keys, documents, jobs, results.
 
-Later issues add Q&A items, corpora, digests and webhooks as new tables (and new migrations);
-`Job.kind` and `Job.params` are open-ended so those jobs reuse this table.
+`Job.kind` and `Job.params` are open-ended, so every kind of job (ingest, summary, answer) shares one table.
 """
 
 import uuid

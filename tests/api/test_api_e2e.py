@@ -1,6 +1,5 @@
 """End to end over real processes: uvicorn + a Celery worker + PostgreSQL + Redis + moto's S3 + an
-OpenAI-compatible server. (The same flow against the real inference server on the `tiny` checkpoint waits
-for issue 6's server.)"""
+OpenAI-compatible server. (tests/api/test_api_e2e_inference.py runs the flow on the real inference server.)"""
 
 import time
 

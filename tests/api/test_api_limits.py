@@ -1,4 +1,4 @@
-"""Rate limits and quotas on real API processes (PostgreSQL, Redis): reliability.md §6 test A3.
+"""Rate limits and quotas on real API processes (PostgreSQL, Redis): docs/reliability.md A3.
 
 A burst over one key's limit gets 429 + Retry-After while another tenant's requests in the same window all
 succeed; API processes sharing one Redis share each key's bucket; a tenant's LLM jobs are capped (queued +

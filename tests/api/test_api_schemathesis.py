@@ -1,4 +1,4 @@
-"""Property-based sweep of the live OpenAPI document (schemathesis; reliability.md §6 A1, A5 and the §7 gate).
+"""Property-based sweep of the live OpenAPI document (schemathesis; docs/reliability.md: A1, A5, the every-PR gate).
 
 Every operation the running API documents is called with generated path, query and body values:
 - as tenant A, on generated ids and on A's real objects: no 5xx, only documented statuses, bodies and media types;

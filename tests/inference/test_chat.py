@@ -1,4 +1,4 @@
-"""V4 chat encoding and output parsing against the exact strings of v4-model.md §11 (no torch needed)."""
+"""V4 chat encoding and output parsing against exact strings (docs/model.md#tokenizer-and-chat-encoding); no torch."""
 
 import pytest
 

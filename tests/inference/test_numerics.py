@@ -1,4 +1,4 @@
-"""Reference numerics: each quantizer against values worked out by hand from the formulas (v4-model.md §3)."""
+"""Reference numerics: each quantizer against values worked out by hand (docs/model.md#reference-numerics)."""
 
 import argparse
 

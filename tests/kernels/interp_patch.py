@@ -1,4 +1,4 @@
-"""Triton interpreter fixes (environment.md §2): bf16 tl.dot, fp32->bf16 and fp32->fp8 rounding. Applied by conftest."""
+"""Fixes for Triton interpreter (CPU) bugs: bf16 tl.dot, fp32->bf16 and fp32->fp8 rounding. Applied by conftest."""
 
 import numpy as np
 import torch

@@ -1,4 +1,4 @@
-"""Analytic counters reproduce the numbers worked out in v4-model.md §6–7 (V4-Flash)."""
+"""Analytic counters reproduce the V4-Flash figures of docs/model.md#flops-and-bytes."""
 
 from kernels.flops import (
     AttnShape,
@@ -17,13 +17,13 @@ M = 2 ** 20
 def test_flash_decode_at_1m():
     kinds = layer_kinds(FLASH)
     assert (kinds.count("csa"), kinds.count("hca"), kinds.count("swa")) == (21, 20, 3)
-    assert abs(model_token_flops(kinds, M) / 1e9 - 114.9) < 0.05                 # §7: attention total 114.9 GF
-    assert abs(21 * indexer_flops(M) / 1e9 - 91.3) < 0.05                        # §7: of which indexer 91.3 GF
+    assert abs(model_token_flops(kinds, M) / 1e9 - 114.9) < 0.05                 # attention total 114.9 GF
+    assert abs(21 * indexer_flops(M) / 1e9 - 91.3) < 0.05                        # of which indexer 91.3 GF
 
 
 def test_flash_kv_bytes_per_token():
     kinds = layer_kinds(FLASH)
-    assert sum(kv_bytes_per_token(k) for k in kinds) == 6880                      # §6: bf16 rows, B/token
+    assert sum(kv_bytes_per_token(k) for k in kinds) == 6880                      # bf16 rows, B/token
 
 
 def test_short_contexts_and_dense():

@@ -13,7 +13,7 @@ from pipeline.tokens import TokenizerUnavailable, count_message_tokens, count_to
 def test_v4_vocabulary_and_special_ids():
     tok = load_tokenizer()
     assert tok.get_vocab_size() == tokens.V4_VOCAB_SIZE
-    # ids from v4-model.md §11, not from our code
+    # the official tokenizer's ids (docs/model.md#tokenizer-and-chat-encoding), not our constants
     assert encode(tokens.BOS) == [0]
     assert encode(tokens.USER) == [128803]
     assert encode(tokens.ASSISTANT) == [128804]

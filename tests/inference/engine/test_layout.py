@@ -1,4 +1,4 @@
-"""Cache bytes per token from config.json alone, against v4-model.md §6, and the pools' allocated sizes."""
+"""Cache bytes per token from config.json alone, against docs/cache-layout.md#sizes, and the pools' allocated sizes."""
 
 from pathlib import Path
 

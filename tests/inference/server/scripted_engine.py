@@ -1,6 +1,6 @@
 """An engine-shaped test double for HTTP-shape tests of the server: scripted text, the engine's own output types.
 
-The issue's proof tests drive the real engine; this one only makes the HTTP layer's edge cases cheap to reach."""
+The server's other tests drive the real engine; this one only makes the HTTP layer's edge cases cheap to reach."""
 
 import time
 
