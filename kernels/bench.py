@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from .flops import AttnShape, prefill_flops, token_flops
 from .indexer import indexer_topk
+from .layout import BLOCK_TOKENS, rows_per_block
 from .sparse_attn import sparse_attn
 
 S = AttnShape()
@@ -49,10 +50,11 @@ class Layer:
         h, d = S.n_heads, S.head_dim
         self.L, self.scale = L, d ** -0.5
         self.kv = torch.randn(L, d, generator=g)                                   # raw rows: window pool + dense K=V
-        self.win_pool, self.win_table = self.kv.view(L // 128, 128, d), torch.arange(L // 128, dtype=torch.int32)[None]
-        self.csa_pool = torch.randn(L // 128, 128 // S.csa_ratio, d, generator=g)
-        self.hca_pool = torch.randn(L // 128, 128 // S.hca_ratio, d, generator=g)
-        self.key_pool = torch.randn(L // 128, 128 // S.csa_ratio, S.index_head_dim, generator=g)
+        nb = L // BLOCK_TOKENS
+        self.win_pool, self.win_table = self.kv.view(nb, BLOCK_TOKENS, d), torch.arange(nb, dtype=torch.int32)[None]
+        self.csa_pool = torch.randn(nb, rows_per_block(S.csa_ratio), d, generator=g)
+        self.hca_pool = torch.randn(nb, rows_per_block(S.hca_ratio), d, generator=g)
+        self.key_pool = torch.randn(nb, rows_per_block(S.csa_ratio), S.index_head_dim, generator=g)
         self.table = self.win_table
         self.q = torch.randn(n_q, h, d, generator=g)
         self.qi = torch.randn(n_q, S.index_n_heads, S.index_head_dim, generator=g)

@@ -12,6 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .dispatch import use_triton
 from .errors import ConfigError, ShapeError, check
 from .layout import check_pool, flat_rows, rows_per_block
 
@@ -197,7 +198,7 @@ def _compressor_kernel(KV, SC, APE, NW, COS, SIN, BTOK, ATOK, WIN, DST, OUT,
 def _check(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window, ratio, overlap, rope_dim):
     d = norm_weight.shape[0]
     coff = 2 if overlap else 1
-    check(ratio >= 1 and 128 % ratio == 0, f"ratio {ratio} must divide 128", ConfigError)
+    rows_per_block(ratio)  # ConfigError unless ratio divides BLOCK_TOKENS
     check(d % 2 == 0 and rope_dim % 2 == 0 and 0 <= rope_dim <= d, f"D {d} / rope_dim {rope_dim} must be even, rd<=D",
           ConfigError)
     check(kv.dim() == 2 and kv.shape[1] == coff * d and score.shape == kv.shape,
@@ -238,7 +239,7 @@ def compressor(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, fir
     (position of each buffer's first token, a multiple of ratio), first_window `[B]` (rows already emitted). Returns
     (rows fp32 `[R, D]`, row_seq int32 `[R]`, row_win int32 `[R]`); store them with `write_rows`.
     """
-    if kv.is_cuda:
+    if use_triton(kv):
         return compressor_triton(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window,
                                  ratio=ratio, overlap=overlap, rope_dim=rope_dim, eps=eps, rope_offset=rope_offset)
     _check(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, first_window, ratio, overlap, rope_dim)
@@ -247,7 +248,7 @@ def compressor(kv, score, ape, norm_weight, cos, sin, cu_seqlens, start_pos, fir
 
 
 def write_rows(pool, table, row_seq, row_win, rows, ratio: int) -> None:
-    """Store rows `[R, D]` into pool `[nb, 128//ratio, D]` through the block table (row w of sequence s)."""
+    """Store rows `[R, D]` into pool `[nb, BLOCK_TOKENS//ratio, D]` through the block table (row w of sequence s)."""
     rpb = rows_per_block(ratio)
     check_pool(pool, table, rpb, "compressed")
     if rows.shape[0]:

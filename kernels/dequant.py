@@ -7,9 +7,10 @@ import torch
 import triton
 import triton.language as tl
 
+from .dispatch import use_triton
 from .errors import ShapeError, check
 
-FP8_BLOCK, FP4_BLOCK = 128, 32
+FP8_BLOCK, FP4_BLOCK = 128, 32  # weight-quant scale blocks (FP8: 128×128, FP4: 1×32); not layout.BLOCK_TOKENS
 FP4_LUT = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
 ##### Reference #####
@@ -115,12 +116,12 @@ def fp4_dequant_triton(packed, scale, dtype=torch.bfloat16):
 
 def fp8_dequant(weight, scale, dtype=torch.bfloat16):
     """Block-FP8 `[N, K]` → dtype; CUDA → Triton, CPU → torch."""
-    return (fp8_dequant_triton if weight.is_cuda else fp8_dequant_torch)(weight, scale, dtype)
+    return (fp8_dequant_triton if use_triton(weight) else fp8_dequant_torch)(weight, scale, dtype)
 
 
 def fp4_dequant(packed, scale, dtype=torch.bfloat16):
     """MXFP4 packed `[N, K/2]` → dtype `[N, K]`; CUDA → Triton, CPU → torch."""
-    return (fp4_dequant_triton if packed.is_cuda else fp4_dequant_torch)(packed, scale, dtype)
+    return (fp4_dequant_triton if use_triton(packed) else fp4_dequant_torch)(packed, scale, dtype)
 
 
 __all__ = ["ShapeError", "naive_fp8_dequant", "naive_fp4_dequant", "fp8_dequant", "fp4_dequant",

@@ -10,7 +10,7 @@ class ShapeError(KernelError):
 
 
 class ConfigError(KernelError):
-    """A scalar setting is invalid (ratio not dividing 128, odd rope dim, top-k < 1, ...)."""
+    """A scalar setting is invalid (ratio not dividing BLOCK_TOKENS, odd rope dim, top-k < 1, ...)."""
 
 
 def check(cond: bool, msg: str, err: type[KernelError] = ShapeError) -> None:

@@ -15,10 +15,10 @@ import math
 import torch
 
 from .compressor import compressor_triton, naive_compressor
-from .dequant import fp4_dequant_triton, fp8_dequant_triton, naive_fp4_dequant, naive_fp8_dequant
+from .dequant import FP8_BLOCK, fp4_dequant_triton, fp8_dequant_triton, naive_fp4_dequant, naive_fp8_dequant
 from .flops import AttnShape, attended_rows, indexer_flops, prefill_flops
 from .indexer import indexer_scores_triton, indexer_topk_triton, naive_indexer_scores
-from .layout import pool_from_rows, rope_tables
+from .layout import BLOCK_TOKENS, pool_from_rows, rope_tables, rows_per_block
 from .mhc import hc_post_triton, hc_pre_triton, naive_hc_post, naive_hc_pre
 from .rope_norm import inverse_rope_triton, naive_inverse_rope, naive_rmsnorm_rope, rmsnorm_rope_triton
 from .sparse_attn import naive_sparse_attn, sparse_attn_triton
@@ -51,13 +51,13 @@ def check_all(device: str, small: bool = False) -> list[dict]:
         mv = lambda t, dt=dtype: t.to(device=device, dtype=dt if t.is_floating_point() else t.dtype)
         seq, pos = torch.zeros(nq, dtype=torch.int32), torch.arange(L - nq, L, dtype=torch.int32)
         pos[0] = 3                                                                    # one query shorter than a window
-        wp, wt = pool_from_rows(rn(1, L, d), 128, shuffle=True)
+        wp, wt = pool_from_rows(rn(1, L, d), BLOCK_TOKENS, shuffle=True)
         for ratio in (4, 128 if not small else 32):
-            cp, ct = pool_from_rows(rn(1, L // ratio, d), 128 // ratio, shuffle=True, seed=1)
+            cp, ct = pool_from_rows(rn(1, L // ratio, d), rows_per_block(ratio), shuffle=True, seed=1)
             q, sink = rn(nq, h, d), rn(h)
             tk = None
             if ratio == 4:
-                kp, kt = pool_from_rows(rn(1, L // 4, di), 32, shuffle=True, seed=2)
+                kp, kt = pool_from_rows(rn(1, L // 4, di), rows_per_block(4), shuffle=True, seed=2)
                 qi, w = rn(nq, hi, di), torch.rand(nq, hi, generator=g)
                 ref_s = naive_indexer_scores(qi, w, seq, pos, kp, kt, 4)
                 s = indexer_scores_triton(mv(qi), w.to(device), seq.to(device), pos.to(device), mv(kp),
@@ -66,7 +66,7 @@ def check_all(device: str, small: bool = False) -> list[dict]:
                 add("indexer_scores", dtype, _err(ref_s[fin], s.cpu()[fin]), tol)
                 tk = indexer_topk_triton(qi.to(device), w.to(device), seq.to(device), pos.to(device), kp.to(device),
                                          kt.to(device), 4, topk).cpu()
-            args = (q, seq, pos, wp, wt, sink, d ** -0.5, 128)
+            args = (q, seq, pos, wp, wt, sink, d ** -0.5, 128)                      # sliding window 128
             kw = dict(cmp_pool=cp, cmp_table=ct, ratio=ratio, topk_idxs=tk)
             ref = naive_sparse_attn(*[mv(a).cpu() if torch.is_tensor(a) else a for a in args],
                                     **{k: mv(v).cpu() if torch.is_tensor(v) else v for k, v in kw.items()})
@@ -107,7 +107,7 @@ def check_all(device: str, small: bool = False) -> list[dict]:
                                                       ref[2].to(device))), 1e-5)
     n, k = (130, 288) if small else (2048, 7168)
     w8 = (rn(n, k) * 40).to(torch.float8_e4m3fn)
-    s8 = torch.randint(118, 136, (-(-n // 128), -(-k // 128)), generator=g).to(torch.uint8)
+    s8 = torch.randint(118, 136, (-(-n // FP8_BLOCK), -(-k // FP8_BLOCK)), generator=g).to(torch.uint8)
     add("fp8_dequant", torch.bfloat16, _err(naive_fp8_dequant(w8, s8).float(),
                                             fp8_dequant_triton(w8.to(device), s8.to(device)).float()), 0.0)
     p4 = torch.randint(-128, 128, (n, k // 2), generator=g, dtype=torch.int8)
@@ -192,10 +192,12 @@ def bench_cuda(lengths, n_q: int) -> list[dict]:
         g = torch.Generator(device=dev).manual_seed(0)
         rn = lambda *shape, g=g: torch.randn(*shape, generator=g, device=dev, dtype=torch.bfloat16)
         kv = rn(L, s.head_dim)
-        caches = {"kv": kv, "win": kv.view(L // 128, 128, s.head_dim),
-                  "tab": torch.arange(L // 128, dtype=torch.int32, device=dev)[None],
-                  "csa": rn(L // 128, 128 // s.csa_ratio, s.head_dim), "hca": rn(L // 128, 1, s.head_dim),
-                  "keys": rn(L // 128, 128 // s.csa_ratio, s.index_head_dim)}
+        nb = L // BLOCK_TOKENS
+        caches = {"kv": kv, "win": kv.view(nb, BLOCK_TOKENS, s.head_dim),
+                  "tab": torch.arange(nb, dtype=torch.int32, device=dev)[None],
+                  "csa": rn(nb, rows_per_block(s.csa_ratio), s.head_dim),
+                  "hca": rn(nb, rows_per_block(s.hca_ratio), s.head_dim),
+                  "keys": rn(nb, rows_per_block(s.csa_ratio), s.index_head_dim)}
         for nq in (n_q, 1):
             out += _bench_phase(L, nq, caches, s)
         caches.clear()

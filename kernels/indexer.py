@@ -9,6 +9,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .dispatch import use_triton
 from .errors import ConfigError, check
 from .layout import check_pool, check_positions, gather_rows, rows_per_block, sequence_rows
 
@@ -136,30 +137,11 @@ def indexer_topk(q, weights, seq_ids, positions, key_pool, key_table, ratio, top
     """Top-k compressed rows per query; CUDA → Triton scores, CPU → `indexer_topk_torch`.
 
     q `[T, HI, DI]` (rotated, Hadamard/quant applied by the caller), weights fp32 `[T, HI]` (weights_proj·x with
-    the 1/sqrt(DI·HI) scale folded in), seq_ids/positions int32 `[T]`, key_pool `[nb, 128//ratio, DI]` +
+    the 1/sqrt(DI·HI) scale folded in), seq_ids/positions int32 `[T]`, key_pool `[nb, BLOCK_TOKENS//ratio, DI]` +
     key_table int32 `[B, nblk]`. Returns int32 `[T, topk]` row indices, −1 for no pick.
     """
-    if q.is_cuda:
+    if use_triton(q):
         return indexer_topk_triton(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk)
     _check(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk)
     return indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk)
 
-
-def indexer_topk_gather(q, k, weights, positions, ratio, topk):
-    """Model layout: q `[b,s,HI,DI]`, k `[b,n,DI]` (contiguous compressed keys), weights `[b,s,HI]` (scale folded
-    in), positions int `[s]` (absolute, shared by the batch) → int32 `[b,s,topk]`, −1 = none."""
-    check(q.dim() == 4 and k.dim() == 3 and weights.shape == q.shape[:3], "q [b,s,HI,DI], k [b,n,DI], w [b,s,HI]")
-    b, s, hi, di = q.shape
-    rpb = rows_per_block(ratio)
-    n = k.shape[1]
-    nb = max(1, -(-n // rpb))
-    pool = k.new_zeros(b, nb * rpb, di)
-    pool[:, :n] = k
-    pool = pool.view(b * nb, rpb, di)
-    table = torch.arange(b * nb, dtype=torch.int32, device=q.device).view(b, nb)
-    seq = torch.arange(b, dtype=torch.int32, device=q.device).repeat_interleave(s)
-    pos = positions.to(device=q.device, dtype=torch.int32).repeat(b)
-    check(int(((pos.max() + 1) // ratio).item()) <= n if pos.numel() else True, "k has fewer rows than visible")
-    out = indexer_topk(q.reshape(b * s, hi, di).contiguous(), weights.reshape(b * s, hi), seq, pos, pool, table,
-                       ratio, topk)
-    return out.view(b, s, topk)

@@ -12,7 +12,7 @@ BLOCK_TOKENS = 128  # token positions covered by one cache block
 
 
 def rows_per_block(ratio: int) -> int:
-    """Compressed rows per 128-token block for a compression ratio dividing 128 (ratio 1 = raw rows)."""
+    """Compressed rows per BLOCK_TOKENS-token block for a compression ratio dividing it (ratio 1 = raw rows)."""
     check(ratio >= 1 and BLOCK_TOKENS % ratio == 0, f"ratio {ratio} must divide {BLOCK_TOKENS}", ConfigError)
     return BLOCK_TOKENS // ratio
 
@@ -52,7 +52,7 @@ def sequence_rows(pool: torch.Tensor, table_row: torch.Tensor, n: int) -> torch.
 
 
 def pool_from_rows(rows: torch.Tensor, rpb: int, shuffle: bool = False, seed: int = 0):
-    """Test/bench helper: pack `[B, N, D]` rows into (pool `[num_blocks, rpb, D]`, int32 table `[B, ceil(N/rpb)]`)."""
+    """Pack rows `[B, N, D]` into (pool `[num_blocks, rpb, D]`, int32 table `[B, ceil(N/rpb)]`) (gpu_check, tests)."""
     b, n, d = rows.shape
     nb = -(-n // rpb)
     padded = rows.new_zeros(b, nb * rpb, d)
@@ -64,22 +64,6 @@ def pool_from_rows(rows: torch.Tensor, rpb: int, shuffle: bool = False, seed: in
     pool = torch.empty_like(blocks)
     pool[order] = blocks
     return pool.contiguous(), order.reshape(b, nb).to(torch.int32).to(rows.device)
-
-
-def pool_at(rows: torch.Tensor, start_pos: int, rpb: int = BLOCK_TOKENS):
-    """One sequence's rows `[n, D]` for logical rows start_pos… → (pool `[nb, rpb, D]`, int32 table `[1, nblk]`).
-
-    Blocks are aligned to rpb (the first one left-padded); table entries for blocks before start_pos point at
-    pool block 0 and must not be read. Use: a prefill chunk's window = the ≤ 127 earlier raw rows + its fresh rows.
-    """
-    check(rows.dim() == 2 and start_pos >= 0, "rows must be [n, D] and start_pos >= 0")
-    b0 = start_pos // rpb
-    pad = start_pos - b0 * rpb
-    padded = torch.cat([rows.new_zeros(pad, rows.shape[1]), rows])
-    pool, table = pool_from_rows(padded[None], rpb)
-    full = torch.zeros(1, b0 + table.shape[1], dtype=torch.int32, device=rows.device)
-    full[:, b0:] = table
-    return pool, full
 
 
 def rope_tables(rope_dim: int, max_pos: int, theta: float = 10000.0, device=None):
@@ -98,4 +82,4 @@ def check_positions(seq_ids: torch.Tensor, positions: torch.Tensor, t: int, devi
 
 
 __all__ = ["BLOCK_TOKENS", "ShapeError", "rows_per_block", "check_pool", "flat_rows", "gather_rows",
-           "sequence_rows", "pool_from_rows", "pool_at", "rope_tables", "check_positions"]
+           "sequence_rows", "pool_from_rows", "rope_tables", "check_positions"]

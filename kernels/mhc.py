@@ -7,6 +7,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .dispatch import use_triton
 from .errors import check
 
 ##### Reference #####
@@ -140,7 +141,7 @@ def hc_split_sinkhorn_triton(mixes, hc_scale, hc_base, hc_mult, iters, eps):
 
 def hc_split_sinkhorn(mixes, hc_scale, hc_base, hc_mult=4, iters=20, eps=1e-6):
     """mixes `[T, (2+hc)·hc]` → pre, post `[T, hc]`, comb `[T, hc, hc]`; CUDA → Triton, CPU → torch."""
-    if mixes.is_cuda:
+    if use_triton(mixes):
         return hc_split_sinkhorn_triton(mixes, hc_scale, hc_base, hc_mult, iters, eps)
     return hc_split_sinkhorn_torch(mixes, hc_scale, hc_base, hc_mult, iters, eps)
 
@@ -161,13 +162,13 @@ def hc_post_triton(x, residual, post, comb):
 
 def hc_pre(x, hc_fn, hc_scale, hc_base, *, iters, norm_eps, hc_eps):
     """x `[T, hc, d]` → (y `[T, d]`, post `[T, hc]`, comb `[T, hc, hc]`); CUDA → Triton, CPU → torch."""
-    if x.is_cuda:
+    if use_triton(x):
         return hc_pre_triton(x, hc_fn, hc_scale, hc_base, iters=iters, norm_eps=norm_eps, hc_eps=hc_eps)
     return hc_pre_torch(x, hc_fn, hc_scale, hc_base, iters=iters, norm_eps=norm_eps, hc_eps=hc_eps)
 
 
 def hc_post(x, residual, post, comb):
     """x `[T, d]`, residual `[T, hc, d]` → `[T, hc, d]`; CUDA → Triton, CPU → torch."""
-    if x.is_cuda:
+    if use_triton(x):
         return hc_post_triton(x, residual, post, comb)
     return hc_post_torch(x, residual, post, comb)

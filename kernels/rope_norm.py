@@ -8,6 +8,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .dispatch import use_triton
 from .errors import ConfigError, check
 
 ##### Reference #####
@@ -127,20 +128,20 @@ def inverse_rope_triton(x, cos, sin, positions, rope_dim):
 def rmsnorm_rope(x, weight, cos, sin, positions, rope_dim, eps=1e-6):
     """x `[T, H, D]` or `[T, D]`, weight `[D]` or None, cos/sin `[max_pos, rope_dim/2]`, positions int `[T]` →
     same shape/dtype: RMSNorm (fp32 math) then RoPE. CUDA → Triton, CPU → torch."""
-    if x.is_cuda:
+    if use_triton(x):
         return rmsnorm_rope_triton(x, weight, cos, sin, positions, rope_dim, eps)
     return rmsnorm_rope_torch(x, weight, cos, sin, positions, rope_dim, eps)
 
 
 def inverse_rope(x, cos, sin, positions, rope_dim):
     """x `[T, H, D]` attention outputs → rope part rotated back by each query position's angle."""
-    if x.is_cuda:
+    if use_triton(x):
         return inverse_rope_triton(x, cos, sin, positions, rope_dim)
     return inverse_rope_torch(x, cos, sin, positions, rope_dim)
 
 
 def rope(x, cos, sin, positions, rope_dim):
     """x `[T, H, D]` or `[T, D]` → RoPE on the last rope_dim channels, no norm (indexer q). CUDA → Triton."""
-    if x.is_cuda:
+    if use_triton(x):
         return rope_triton(x, cos, sin, positions, rope_dim)
     return rope_torch(x, cos, sin, positions, rope_dim)

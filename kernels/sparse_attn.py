@@ -10,8 +10,9 @@ import torch
 import triton
 import triton.language as tl
 
+from .dispatch import use_triton
 from .errors import ConfigError, check
-from .layout import check_pool, check_positions, gather_rows, rows_per_block, sequence_rows
+from .layout import BLOCK_TOKENS, check_pool, check_positions, gather_rows, rows_per_block, sequence_rows
 
 ##### Reference (the specification) #####
 
@@ -139,7 +140,8 @@ def _attn_block(q, k, valid, m_i, l_i, acc, scale):
 def _sparse_attn_kernel(Q, O, WIN, WBT, CMP, CBT, TOPK, SEQ, POS, SINK, M_PART, L_PART,
                         stride_qt, stride_qh, stride_ot, stride_oh, stride_wbt, stride_cbt, stride_tk,
                         H, D, K_SEL, WINDOW, RATIO, NUM_SPLITS, scale,
-                        CMP_RPB: tl.constexpr, HAS_CMP: tl.constexpr, HAS_TOPK: tl.constexpr, SPLIT: tl.constexpr,
+                        WIN_RPB: tl.constexpr, CMP_RPB: tl.constexpr, HAS_CMP: tl.constexpr, HAS_TOPK: tl.constexpr,
+                        SPLIT: tl.constexpr,
                         BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     t = tl.program_id(0)
     offs_h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
@@ -167,15 +169,15 @@ def _sparse_attn_kernel(Q, O, WIN, WBT, CMP, CBT, TOPK, SEQ, POS, SINK, M_PART, 
     m_i = tl.where(split == 0, sink, float("-inf"))
     l_i = tl.where(split == 0, 1.0, 0.0) + tl.zeros([BLOCK_H], tl.float32)
     acc = tl.zeros([BLOCK_H, BLOCK_D], tl.float32)
-    # -- window rows pos-WINDOW+1 .. pos (raw pool, 128 rows per block)
+    # -- window rows pos-WINDOW+1 .. pos (raw pool, WIN_RPB = BLOCK_TOKENS rows per block)
     lo = pos - WINDOW + 1
     for start in range(r_lo, tl.minimum(r_hi, WINDOW), BLOCK_N):
         r = start + offs_n
         j = lo + r
         valid = (j >= 0) & (r < tl.minimum(r_hi, WINDOW))
         jc = tl.maximum(j, 0)
-        blk = tl.load(WBT + seq * stride_wbt + jc // 128, mask=valid, other=0).to(tl.int64)
-        row = blk * 128 + jc % 128
+        blk = tl.load(WBT + seq * stride_wbt + jc // WIN_RPB, mask=valid, other=0).to(tl.int64)
+        row = blk * WIN_RPB + jc % WIN_RPB
         k = tl.load(WIN + row[:, None] * D + offs_d[None, :], mask=valid[:, None] & dmask[None, :], other=0.0)
         m_i, l_i, acc = _attn_block(q, k, valid, m_i, l_i, acc, scale)
     # -- compressed rows: indexer picks (CSA) or every visible row (HCA)
@@ -211,8 +213,9 @@ def _check(q, seq_ids, positions, win_pool, win_table, attn_sink, window, cmp_po
     check(q.stride(-1) == 1, "q must be contiguous in its last dim")
     check_positions(seq_ids, positions, t, q.device)
     check(window >= 1, f"window must be >= 1, got {window}", ConfigError)
-    check_pool(win_pool, win_table, 128, "window")
-    check(win_pool.shape[2] == d and win_pool.dtype == q.dtype, "window pool must be [nb, 128, D] in q's dtype")
+    check_pool(win_pool, win_table, BLOCK_TOKENS, "window")
+    check(win_pool.shape[2] == d and win_pool.dtype == q.dtype,
+          f"window pool must be [nb, {BLOCK_TOKENS}, D] in q's dtype")
     check(attn_sink.shape == (h,), f"attn_sink must be [{h}], got {tuple(attn_sink.shape)}")
     if ratio:
         check_pool(cmp_pool, cmp_table, rows_per_block(ratio), "compressed")
@@ -263,8 +266,8 @@ def sparse_attn_triton(q, seq_ids, positions, win_pool, win_table, attn_sink, so
         m_part, l_part,
         q.stride(0), q.stride(1), out.stride(0), out.stride(-2), win_table.stride(0), cmp_table.stride(0),
         topk.stride(0), h, d, topk.shape[1], window, max(ratio, 1), ns, float(softmax_scale),
-        CMP_RPB=rows_per_block(ratio) if has_cmp else 1, HAS_CMP=has_cmp, HAS_TOPK=has_topk, SPLIT=split,
-        BLOCK_H=block_h, BLOCK_N=32, BLOCK_D=block_d, num_warps=4 if block_d <= 256 else 8)
+        WIN_RPB=BLOCK_TOKENS, CMP_RPB=rows_per_block(ratio) if has_cmp else 1, HAS_CMP=has_cmp, HAS_TOPK=has_topk,
+        SPLIT=split, BLOCK_H=block_h, BLOCK_N=32, BLOCK_D=block_d, num_warps=4 if block_d <= 256 else 8)
     if split:  # -- merge: o = Σ_s e^(m_s − M) acc_s / Σ_s e^(m_s − M) l_s (split 0 holds the sink, so M is finite)
         w = torch.exp(m_part - m_part.amax(1, keepdim=True))                   # [T, S, H]
         o.copy_(((w[..., None] * out).sum(1) / (w * l_part).sum(1)[..., None]).to(q.dtype))
@@ -273,90 +276,19 @@ def sparse_attn_triton(q, seq_ids, positions, win_pool, win_table, attn_sink, so
 
 def sparse_attn(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
                 cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None):
-    """V4 sparse attention; CUDA → Triton, CPU → `sparse_attn_torch`.
+    """V4 sparse attention; CUDA → Triton, CPU → `sparse_attn_torch` (`kernels.dispatch.use_triton`).
 
     q `[T, H, D]` (rotated), seq_ids/positions int32 `[T]` (row of the block tables, absolute position),
-    win_pool `[nb, 128, D]` raw rows + win_table int32 `[B, nblk]` (indexed by position // 128; the window rows of
-    the current chunk must be readable: `layout.pool_at(cat(earlier ≤127 rows, fresh rows), first_pos)` builds
-    such a pool for a prefill chunk), attn_sink fp32 `[H]`, window (e.g. 128).
-    ratio 0: SWA only. ratio > 0: cmp_pool `[nb, 128//ratio, D]` + cmp_table int32 `[B, nblk]`, and
+    win_pool `[nb, BLOCK_TOKENS, D]` raw rows + win_table int32 `[B, nblk]` (indexed by position // BLOCK_TOKENS;
+    the window rows of the current chunk must be readable: for a prefill chunk, a pool of the earlier ≤ 127 rows
+    and the fresh rows, blocks aligned to BLOCK_TOKENS), attn_sink fp32 `[H]`, window (e.g. 128).
+    ratio 0: SWA only. ratio > 0: cmp_pool `[nb, BLOCK_TOKENS//ratio, D]` + cmp_table int32 `[B, nblk]`, and
     topk_idxs int32 `[T, K]` (CSA, −1 = none) or None (HCA: all visible rows). Returns o `[T, H, D]`.
     """
-    if q.is_cuda:
+    if use_triton(q):
         return sparse_attn_triton(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
                                   cmp_pool, cmp_table, ratio, topk_idxs)
     _check(q, seq_ids, positions, win_pool, win_table, attn_sink, window, cmp_pool, cmp_table, ratio, topk_idxs)
     return sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
                              cmp_pool, cmp_table, ratio, topk_idxs)
 
-
-##### REF layout: q [b,s,h,d], kv [b,n,d], topk_idxs [b,s,k] (−1 = none) — DeepSeek's `sparse_attn` contract #####
-
-
-def naive_sparse_attn_gather(q, kv, attn_sink, topk_idxs, softmax_scale):
-    """Readable twin of `sparse_attn_gather`: gather the listed rows, one softmax with the sink."""
-    b, s, h, d = q.shape
-    valid = topk_idxs >= 0
-    rows = torch.gather(kv.float(), 1, topk_idxs.clamp_min(0).long().reshape(b, -1, 1).expand(-1, -1, d))
-    rows = rows.view(b, s, -1, d)                                                  # [b, s, k, d]
-    sc = torch.einsum("bshd,bskd->bshk", q.float(), rows) * softmax_scale
-    sc = sc.masked_fill(~valid[:, :, None, :], float("-inf"))
-    sink = attn_sink.float().view(1, 1, h)
-    m = torch.maximum(sc.amax(-1), sink)
-    e = torch.exp(sc - m[..., None])
-    p = e / (e.sum(-1) + torch.exp(sink - m))[..., None]
-    return torch.einsum("bshk,bskd->bshd", p, rows).to(q.dtype)
-
-
-def sparse_attn_gather_torch(q, kv, attn_sink, topk_idxs, softmax_scale, budget_bytes=64 << 20):
-    """CPU path of `sparse_attn_gather`: the twin, chunked over queries so the gathered rows stay bounded."""
-    b, s, h, d = q.shape
-    per_query = topk_idxs.shape[-1] * (d + 2 * h) * 4
-    chunk = max(1, budget_bytes // max(per_query, 1))
-    out = torch.empty_like(q)
-    for c0 in range(0, s, chunk):
-        sl = slice(c0, c0 + chunk)
-        out[:, sl] = naive_sparse_attn_gather(q[:, sl], kv, attn_sink, topk_idxs[:, sl], softmax_scale)
-    return out
-
-
-def _gather_as_pool(q, kv, topk_idxs):
-    """View the REF layout as the block-table one: kv rows as a pool of 1-row blocks, one table row per batch."""
-    b, s, h, d = q.shape
-    n = kv.shape[1]
-    pool = kv.reshape(b * n, 1, d)
-    table = torch.arange(b * n, dtype=torch.int32, device=q.device).view(b, n)
-    seq = torch.arange(b, dtype=torch.int32, device=q.device).repeat_interleave(s)
-    pos = torch.full((b * s,), max(n - 1, 0), dtype=torch.int32, device=q.device)   # every listed row visible
-    return pool, table, seq, pos, topk_idxs.reshape(b * s, -1).to(torch.int32).contiguous()
-
-
-def sparse_attn_gather_triton(q, kv, attn_sink, topk_idxs, softmax_scale):
-    """REF-layout sparse attention through the same Triton kernel (no window part, ratio 1, listed rows)."""
-    check(q.dim() == 4 and kv.dim() == 3 and topk_idxs.dim() == 3, "q [b,s,h,d], kv [b,n,d], topk_idxs [b,s,k]")
-    b, s, h, d = q.shape
-    check(kv.shape[0] == b and kv.shape[2] == d and topk_idxs.shape[:2] == (b, s), "batch / head_dim mismatch")
-    check(kv.dtype == q.dtype and attn_sink.shape == (h,), "kv must match q's dtype; attn_sink must be [h]")
-    o = torch.empty_like(q)
-    if b * s == 0 or kv.shape[1] == 0:
-        return o.zero_()
-    pool, table, seq, pos, tk = _gather_as_pool(q, kv.contiguous(), topk_idxs)
-    qf = q.reshape(b * s, h, d).contiguous()
-    of = o.view(b * s, h, d)
-    block_d = max(16, triton.next_power_of_2(d))
-    block_h = 16 if block_d > 256 else max(16, min(64, triton.next_power_of_2(h)))
-    _sparse_attn_kernel[(b * s, triton.cdiv(h, block_h), 1)](
-        qf, of, pool, table, pool, table, tk, seq, pos, attn_sink.float().contiguous(), of, of,
-        qf.stride(0), qf.stride(1), of.stride(0), of.stride(1), table.stride(0), table.stride(0), tk.stride(0),
-        h, d, tk.shape[1], 0, 1, 1, float(softmax_scale),
-        CMP_RPB=1, HAS_CMP=True, HAS_TOPK=True, SPLIT=False, BLOCK_H=block_h, BLOCK_N=32, BLOCK_D=block_d,
-        num_warps=4 if block_d <= 256 else 8)
-    return o
-
-
-def sparse_attn_gather(q, kv, attn_sink, topk_idxs, softmax_scale):
-    """DeepSeek REF `sparse_attn(q, kv, attn_sink, topk_idxs, softmax_scale)`: q `[b,s,h,d]`, kv `[b,n,d]` (window
-    rows and compressed rows concatenated), topk_idxs int `[b,s,k]` (−1 = none) → o `[b,s,h,d]`. CUDA → Triton."""
-    if q.is_cuda:
-        return sparse_attn_gather_triton(q, kv, attn_sink, topk_idxs, softmax_scale)
-    return sparse_attn_gather_torch(q, kv, attn_sink, topk_idxs, softmax_scale)

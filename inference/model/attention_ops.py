@@ -1,5 +1,7 @@
 """Dispatch point of the model's hot attention pieces onto kernels/: CUDA tensors run the Triton kernels, CPU tensors
 the kernels' vectorized torch paths (chunked over queries, never [T, T]). `naive_*` in kernels/ are the references.
+Attention, indexer and compressor call the kernels' dispatchers; RMSNorm+RoPE and inverse RoPE keep the model's own
+torch path and ask the same switch, `kernels.dispatch.use_triton` (tests force Triton with `force_triton()`).
 
 `kv_pools` turns the rows of a call's sequences (contiguous rows of a batched state, or the engine's paged pools as
 they are) into the block-table pools the kernels read."""
@@ -10,18 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from inference.model.rope import apply_rotary_emb
-from kernels.compressor import compressor_torch, compressor_triton
-from kernels.indexer import indexer_topk_torch, indexer_topk_triton
+from kernels.compressor import compressor as kernel_compressor
+from kernels.dispatch import use_triton
+from kernels.indexer import indexer_topk as kernel_indexer_topk
 from kernels.layout import BLOCK_TOKENS
 from kernels.rope_norm import inverse_rope_triton, rmsnorm_rope_triton
-from kernels.sparse_attn import sparse_attn_torch, sparse_attn_triton
-
-FORCE_TRITON = False  # tests: run the Triton kernels on CPU tensors too (under TRITON_INTERPRET=1)
-
-
-def use_triton(x: torch.Tensor) -> bool:
-    """Triton for CUDA tensors (or when FORCE_TRITON is set), the kernels' torch path otherwise."""
-    return x.is_cuda or FORCE_TRITON
+from kernels.sparse_attn import sparse_attn as kernel_sparse_attn
 
 
 def _flat_rows(x: torch.Tensor, cos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,10 +56,10 @@ def compress_rows(kv: torch.Tensor, score: torch.Tensor, ape: torch.Tensor, norm
     cos/sin [P, rope/2]: table row i is position rope_offset + i (only the emitted rows' positions are needed)."""
     b, t, c = kv.shape
     cu = torch.arange(b + 1, dtype=torch.int64) * t
-    fn = compressor_triton if use_triton(kv) else compressor_torch
-    rows, _, _ = fn(kv.reshape(b * t, c).contiguous(), score.reshape(b * t, c).contiguous(), ape, norm_weight, cos, sin,
-                    cu, torch.full((b,), start, dtype=torch.int64), torch.full((b,), first_window, dtype=torch.int64),
-                    ratio=ratio, overlap=overlap, rope_dim=rope_dim, eps=eps, rope_offset=rope_offset)
+    rows, _, _ = kernel_compressor(kv.reshape(b * t, c).contiguous(), score.reshape(b * t, c).contiguous(), ape,
+                                   norm_weight, cos, sin, cu, torch.full((b,), start, dtype=torch.int64),
+                                   torch.full((b,), first_window, dtype=torch.int64),
+                                   ratio=ratio, overlap=overlap, rope_dim=rope_dim, eps=eps, rope_offset=rope_offset)
     return rows.view(b, -1, rows.shape[-1])
 
 
@@ -133,9 +129,9 @@ def attend(q: torch.Tensor, seq_ids: torch.Tensor, positions: torch.Tensor, pool
     b, s, h, d = q.shape
     qf = q.reshape(b * s, h, d).contiguous()
     tk = topk_idxs.reshape(b * s, -1).to(torch.int32).contiguous() if topk_idxs is not None else None
-    fn = sparse_attn_triton if use_triton(q) else sparse_attn_torch
-    o = fn(qf, seq_ids.reshape(-1).to(torch.int32), positions.reshape(-1).to(torch.int32), pools.win_pool,
-           pools.win_table, attn_sink, softmax_scale, window, pools.cmp_pool, pools.cmp_table, pools.ratio, tk)
+    o = kernel_sparse_attn(qf, seq_ids.reshape(-1).to(torch.int32), positions.reshape(-1).to(torch.int32),
+                           pools.win_pool, pools.win_table, attn_sink, softmax_scale, window, pools.cmp_pool,
+                           pools.cmp_table, pools.ratio, tk)
     return o.view(b, s, h, d)
 
 
@@ -149,6 +145,6 @@ def indexer_topk(q: torch.Tensor, keys: tuple[torch.Tensor, torch.Tensor], weigh
     b, s, hi, di = q.shape
     pool, table = keys
     w = (weights.float() * softmax_scale).reshape(b * s, hi)
-    fn = indexer_topk_triton if use_triton(q) else indexer_topk_torch
-    return fn(q.reshape(b * s, hi, di).contiguous(), w, seq_ids.reshape(-1).to(torch.int32),
-              positions.reshape(-1).to(torch.int32), pool.to(q.dtype), table, ratio, topk).view(b, s, topk)
+    return kernel_indexer_topk(q.reshape(b * s, hi, di).contiguous(), w, seq_ids.reshape(-1).to(torch.int32),
+                               positions.reshape(-1).to(torch.int32), pool.to(q.dtype), table, ratio,
+                               topk).view(b, s, topk)

@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from inference.errors import ConfigError
+from kernels.layout import BLOCK_TOKENS  # re-exported: every compression ratio divides it (docs/cache-layout.md)
 
 SLIDING, CSA, HCA = "sliding_attention", "compressed_sparse_attention", "heavily_compressed_attention"
 HF_DEFAULT_RATES = {CSA: 4, HCA: 128}
-BLOCK_TOKENS = 128  # every compression ratio divides this (docs/cache-layout.md)
 
 
 @dataclass(frozen=True)

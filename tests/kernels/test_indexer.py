@@ -7,7 +7,6 @@ from kernels.errors import ConfigError, ShapeError
 from kernels.indexer import (
     indexer_scores_triton,
     indexer_topk,
-    indexer_topk_gather,
     indexer_topk_torch,
     indexer_topk_triton,
     naive_indexer_scores,
@@ -15,6 +14,7 @@ from kernels.indexer import (
 )
 from kernels.layout import pool_from_rows
 from tests.kernels.conftest import assert_close
+from tests.kernels.ref_layout import indexer_topk_gather
 
 POS = [0, 2, 3, 4, 63, 64, 130, 1, 7, 8, 99]        # < one window, at ratio/row-block boundaries, ragged 7 + 4
 SEQ = [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]

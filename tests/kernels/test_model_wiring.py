@@ -1,5 +1,10 @@
 """The model's attention goes through kernels/: attention_ops against the kernels' naive twins and an independent
-REF-layout formulation, and a tiny forward whose attention runs the Triton kernels (interpreter or CUDA)."""
+REF-layout formulation, and a tiny forward whose attention and mHC run the Triton kernels (interpreter or CUDA).
+
+Counting and swapping patch the kernels' modules (kernels.sparse_attn, kernels.indexer, kernels.compressor,
+kernels.mhc): their dispatchers, which attention_ops and the model call, look those functions up at call time."""
+
+import importlib
 
 import pytest
 import torch
@@ -11,6 +16,14 @@ from inference.checkpoint.dev import init_random_
 from inference.model.config import ModelArgs
 from inference.model.model import Transformer
 from inference.model.runner import ModelRunner
+from kernels.dispatch import force_triton
+from tests.kernels.ref_layout import naive_sparse_attn_gather
+
+# the modules themselves: `kernels.sparse_attn` / `kernels.compressor` as attributes are the dispatch functions
+K_ATTN = importlib.import_module("kernels.sparse_attn")
+K_INDEXER = importlib.import_module("kernels.indexer")
+K_COMP = importlib.import_module("kernels.compressor")
+K_MHC = importlib.import_module("kernels.mhc")
 
 # sliding + CSA(4) + HCA(8); the window (8) and top-k (3) are small so the 40-token prompt really selects rows
 TINY = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 3, "num_nextn_predict_layers": 0,
@@ -69,7 +82,7 @@ def test_attend_equals_ref_layout_twin(ratio, csa):
     got = ops.attend(q, seq, pos, ops.kv_pools([(win, base)], comps, ratio), sink, 0.2, window, sel)
     kv_all = torch.cat([win] + ([comp] if ratio else []), 1)
     idx = _ref_idxs(positions, window, base, ratio, n_comp, win.shape[1], sel, b)
-    want = kernels.naive_sparse_attn_gather(q, kv_all, sink, idx, 0.2)
+    want = naive_sparse_attn_gather(q, kv_all, sink, idx, 0.2)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -130,7 +143,7 @@ def test_pools_of_several_sequences_merge_so_each_query_reads_only_its_own(share
 def test_model_forward_runs_the_kernels_torch_paths_and_equals_the_naive_twins(monkeypatch):
     model, ids = tiny_runner(), _ids(40)
     calls = {"attn": 0, "indexer": 0}
-    fast_attn, fast_idx = ops.sparse_attn_torch, ops.indexer_topk_torch
+    fast_attn, fast_idx = K_ATTN.sparse_attn_torch, K_INDEXER.indexer_topk_torch
 
     def count(name, fn):
         def wrapped(*a, **kw):
@@ -138,30 +151,42 @@ def test_model_forward_runs_the_kernels_torch_paths_and_equals_the_naive_twins(m
             return fn(*a, **kw)
         return wrapped
 
-    monkeypatch.setattr(ops, "sparse_attn_torch", count("attn", fast_attn))
-    monkeypatch.setattr(ops, "indexer_topk_torch", count("indexer", fast_idx))
+    monkeypatch.setattr(K_ATTN, "sparse_attn_torch", count("attn", fast_attn))
+    monkeypatch.setattr(K_INDEXER, "indexer_topk_torch", count("indexer", fast_idx))
     with torch.no_grad():
         fast = model(ids)
     assert calls["attn"] >= 3 and calls["indexer"] >= 1  # every layer attends through kernels; CSA indexes
-    monkeypatch.setattr(ops, "sparse_attn_torch", kernels.naive_sparse_attn)
-    monkeypatch.setattr(ops, "indexer_topk_torch", kernels.naive_indexer_topk)
+    monkeypatch.setattr(K_ATTN, "sparse_attn_torch", kernels.naive_sparse_attn)
+    monkeypatch.setattr(K_INDEXER, "indexer_topk_torch", kernels.naive_indexer_topk)
     with torch.no_grad():
         naive = model(ids)
     torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-5)
+
+
+def _count_triton(monkeypatch) -> dict[str, int]:
+    """Count calls of the Triton launches of attention, indexer, compressor and mHC (pre, post)."""
+    calls = {}
+    for mod, name in ((K_ATTN, "sparse_attn_triton"), (K_INDEXER, "indexer_topk_triton"),
+                      (K_COMP, "compressor_triton"), (K_MHC, "hc_pre_triton"), (K_MHC, "hc_post_triton")):
+        calls[name], real = 0, getattr(mod, name)
+
+        def wrapped(*a, _name=name, _real=real, **kw):
+            calls[_name] += 1
+            return _real(*a, **kw)
+        monkeypatch.setattr(mod, name, wrapped)
+    return calls
 
 
 def test_model_forward_on_the_triton_path_matches_the_cpu_path(tdev, monkeypatch):
     ids = _ids(40)
     with torch.no_grad():
         cpu = tiny_runner()(ids)
-        if tdev == "cpu":  # interpreter: run the Triton kernels on CPU tensors
-            monkeypatch.setattr(ops, "FORCE_TRITON", True)
-        calls, comp_calls = [], []
-        real, real_comp = ops.sparse_attn_triton, ops.compressor_triton
-        monkeypatch.setattr(ops, "sparse_attn_triton", lambda *a, **kw: calls.append(1) or real(*a, **kw))
-        monkeypatch.setattr(ops, "compressor_triton", lambda *a, **kw: comp_calls.append(1) or real_comp(*a, **kw))
-        out = tiny_runner(tdev)(ids.to(tdev)).cpu()
-    assert len(calls) >= 3 and len(comp_calls) >= 3  # CSA + its indexer + HCA compressors run the Triton kernel
+        calls = _count_triton(monkeypatch)
+        with force_triton():  # CPU tensors (interpreter) take the Triton path too; CUDA tensors always do
+            out = tiny_runner(tdev)(ids.to(tdev)).cpu()
+    assert calls["sparse_attn_triton"] >= 3 and calls["compressor_triton"] >= 3  # CSA + its indexer + HCA compressors
+    assert calls["indexer_topk_triton"] >= 1
+    assert calls["hc_pre_triton"] >= 6 and calls["hc_post_triton"] >= 6  # mHC: attn + ffn sites of 3 layers
     torch.testing.assert_close(out, cpu, rtol=1e-4, atol=1e-4)
 
 
@@ -176,12 +201,10 @@ def test_packed_forward_on_the_triton_path_matches_the_cpu_path(tdev, monkeypatc
 
     with torch.no_grad():
         cpu = run(tiny_runner())
-        if tdev == "cpu":
-            monkeypatch.setattr(ops, "FORCE_TRITON", True)
-        calls, real = [], ops.sparse_attn_triton
-        monkeypatch.setattr(ops, "sparse_attn_triton", lambda *a, **kw: calls.append(1) or real(*a, **kw))
-        out = run(tiny_runner(tdev))
-    assert len(calls) >= 6
+        calls = _count_triton(monkeypatch)
+        with force_triton():
+            out = run(tiny_runner(tdev))
+    assert calls["sparse_attn_triton"] >= 6 and calls["hc_pre_triton"] >= 12
     torch.testing.assert_close(out, cpu, rtol=1e-4, atol=1e-4)
 
 
@@ -218,8 +241,8 @@ def test_model_compressor_runs_the_fused_kernel_and_decodes_exactly(layer, monke
     attn = model.layers[layer].attn
     comps = [attn.compressor] + ([attn.indexer.compressor] if attn.indexer is not None else [])
     calls = []
-    real = ops.compressor_torch
-    monkeypatch.setattr(ops, "compressor_torch", lambda *a, **kw: calls.append(kw["rope_offset"]) or real(*a, **kw))
+    real = K_COMP.compressor_torch
+    monkeypatch.setattr(K_COMP, "compressor_torch", lambda *a, **kw: calls.append(kw["rope_offset"]) or real(*a, **kw))
     x = torch.randn(2, 37, TINY["hidden_size"], generator=torch.Generator().manual_seed(4))
     for comp in comps:
         with torch.no_grad():
@@ -235,5 +258,5 @@ def test_model_compressor_runs_the_fused_kernel_and_decodes_exactly(layer, monke
     comp = comps[0]
     with torch.no_grad():
         fast = comp(x, 0, _state(comp))
-        monkeypatch.setattr(ops, "compressor_torch", kernels.naive_compressor)
+        monkeypatch.setattr(K_COMP, "compressor_torch", kernels.naive_compressor)
         torch.testing.assert_close(comp(x, 0, _state(comp)), fast, rtol=1e-6, atol=1e-6)

@@ -4,18 +4,15 @@ import pytest
 import torch
 
 from kernels.errors import ConfigError, ShapeError
-from kernels.layout import pool_at, pool_from_rows
-from kernels.sparse_attn import (
-    naive_sparse_attn,
+from kernels.layout import BLOCK_TOKENS, pool_from_rows, rows_per_block
+from kernels.sparse_attn import naive_sparse_attn, sparse_attn, sparse_attn_torch, sparse_attn_triton
+from tests.kernels.conftest import assert_close
+from tests.kernels.ref_layout import (
     naive_sparse_attn_gather,
-    sparse_attn,
-    sparse_attn_gather,
+    pool_at,
     sparse_attn_gather_torch,
     sparse_attn_gather_triton,
-    sparse_attn_torch,
-    sparse_attn_triton,
 )
-from tests.kernels.conftest import assert_close
 
 
 def _case(h, d, window, ratio, positions, seqs, k=None, dtype=torch.float32, seed=0, all_masked=()):
@@ -24,11 +21,11 @@ def _case(h, d, window, ratio, positions, seqs, k=None, dtype=torch.float32, see
     n_seq = max(seqs) + 1
     length = max(positions) + 1
     raw = torch.randn(n_seq, length, d, generator=g)
-    wp, wt = pool_from_rows(raw, 128, shuffle=True, seed=seed)
+    wp, wt = pool_from_rows(raw, BLOCK_TOKENS, shuffle=True, seed=seed)
     args = dict(window=window)
     if ratio:
         cmp = torch.randn(n_seq, max(1, length // ratio), d, generator=g)
-        cp, ct = pool_from_rows(cmp, 128 // ratio, shuffle=True, seed=seed + 1)
+        cp, ct = pool_from_rows(cmp, rows_per_block(ratio), shuffle=True, seed=seed + 1)
         args.update(cmp_pool=cp.to(dtype), cmp_table=ct, ratio=ratio)
         if k is not None:
             tk = torch.full((len(positions), k), -1, dtype=torch.int32)
@@ -171,7 +168,7 @@ def test_gather_layout_triton_and_cpu(tdev):
 def test_gather_layout_matches_ref_formula():
     """Against DeepSeek REF sparse_attn as written: softmax over [scores, sink] with the sink column dropped."""
     q, kv, sink, idx = _gather_case(1)
-    out = sparse_attn_gather(q, kv, sink, idx, 0.2)
+    out = sparse_attn_gather_torch(q, kv, sink, idx, 0.2)
     for bb, ss in ((0, 1), (1, 4)):
         rows = kv[bb, idx[bb, ss].clamp_min(0)]
         for hh in range(3):
