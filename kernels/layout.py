@@ -6,9 +6,8 @@ Row r of a sequence lives at `pool[table[seq, r // rows_per_block], r % rows_per
 
 import torch
 
+from .constants import BLOCK_TOKENS
 from .errors import ConfigError, ShapeError, check
-
-BLOCK_TOKENS = 128  # token positions covered by one cache block
 
 
 def rows_per_block(ratio: int) -> int:

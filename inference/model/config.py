@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from inference.errors import ConfigError
-from kernels.layout import BLOCK_TOKENS  # re-exported: every compression ratio divides it (docs/cache-layout.md)
+from kernels.constants import BLOCK_TOKENS  # re-exported: every compression ratio divides it (docs/cache-layout.md)
 
 SLIDING, CSA, HCA = "sliding_attention", "compressed_sparse_attention", "heavily_compressed_attention"
 HF_DEFAULT_RATES = {CSA: 4, HCA: 128}

@@ -19,7 +19,7 @@ from inference.model.runner import ModelRunner
 from kernels.dispatch import force_triton
 from tests.kernels.ref_layout import naive_sparse_attn_gather
 
-# the modules themselves: `kernels.sparse_attn` / `kernels.compressor` as attributes are the dispatch functions
+# the modules themselves, where the dispatchers look their Triton / torch paths up
 K_ATTN = importlib.import_module("kernels.sparse_attn")
 K_INDEXER = importlib.import_module("kernels.indexer")
 K_COMP = importlib.import_module("kernels.compressor")
