@@ -127,7 +127,7 @@ def _fake_tree(root: Path, files: dict[str, str], monkeypatch) -> None:
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
-    monkeypatch.setattr(__import__(__name__), "ROOT", root)
+    monkeypatch.setitem(globals(), "ROOT", root)  # this module's ROOT (it is tests.test_layering)
 
 
 def test_checker_catches_the_library_importing_an_entry_point(tmp_path, monkeypatch):
@@ -163,7 +163,7 @@ def test_checker_catches_a_forbidden_edge(tmp_path, monkeypatch):
     (tmp_path / "pipeline").mkdir()
     (tmp_path / "pipeline" / "__init__.py").write_text("")
     (tmp_path / "pipeline" / "bad.py").write_text("import torch\nfrom inference.model.model import Transformer\n")
-    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
     assert len(_violations("pipeline")) == 2
 
 

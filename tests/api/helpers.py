@@ -1,7 +1,6 @@
 """Small factories for the API tests: PDFs and archives made in memory, documents made ready in the records."""
 
 import io
-import time
 import zipfile
 
 import pymupdf
@@ -9,6 +8,9 @@ import pymupdf
 from pipeline.records import jobs
 from pipeline.records.db import transaction
 from pipeline.records.documents import mark_document_ready
+from tests.helpers.wait import wait_until
+
+MAX_UPLOAD = 256 * 1024  # WHOLEDOC_MAX_UPLOAD_BYTES of the API the tests start
 
 
 def make_pdf(text: str = "hello", pages: int = 1) -> bytes:
@@ -52,10 +54,11 @@ def job_finished(job: dict) -> bool:
 
 def wait_job_http(client, job_id: str, until, timeout: float = 60, poll: float = 0.1) -> dict:
     """Poll `GET /v1/jobs/{id}` until `until(job)` holds; fail with the last job seen after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        assert time.monotonic() < deadline, f"job stuck: {job}"
-        time.sleep(poll)
+    seen = {}
+
+    def done():
+        seen["job"] = client.get(f"/v1/jobs/{job_id}").json()
+        return until(seen["job"])
+
+    wait_until(done, timeout, lambda: f"job {job_id} condition (last seen: {seen.get('job')})", poll)
+    return seen["job"]

@@ -3,8 +3,11 @@
 import hashlib
 from pathlib import Path
 
-from tests.api.conftest import MAX_UPLOAD
-from tests.api.helpers import make_pdf, make_ready, make_zip, upload
+import pytest
+
+from tests.api.helpers import MAX_UPLOAD, make_pdf, make_ready, make_zip, upload
+
+pytestmark = pytest.mark.services
 
 
 def _blob_files(api_env, tenant_id) -> list[Path]:

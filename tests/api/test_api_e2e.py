@@ -1,8 +1,6 @@
 """End to end over real processes: uvicorn + a Celery worker + PostgreSQL + Redis + moto's S3 + an
 OpenAI-compatible server. (tests/api/test_api_e2e_inference.py runs the flow on the real inference server.)"""
 
-import time
-
 import httpx
 import pytest
 
@@ -10,9 +8,11 @@ from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
 from tests.api.helpers import job_finished, make_pdf, make_zip, upload, wait_job_http
-from tests.pipeline.conftest import moto_endpoint  # noqa: F401
+from tests.helpers.services import redis_db, start_worker, stop, uvicorn_api
+from tests.helpers.wait import wait_until
 from tests.pipeline.faultserver import FaultServer, Reply
-from tests.workers.services import start_worker, stop, uvicorn_api
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 def _wait(client, job_id, until):
@@ -20,17 +20,17 @@ def _wait(client, job_id, until):
 
 
 @pytest.fixture(scope="module")
-def stack(api_pg_url, api_redis, moto_endpoint, tmp_path_factory):  # noqa: F811
+def stack(pg_url, redis_url, moto_endpoint, tmp_path_factory):
     """(api base URL, fault server, records): everything a deployment has, each as its own process."""
     llm = FaultServer()
     logs = tmp_path_factory.mktemp("e2e")
-    env = {"WHOLEDOC_DATABASE_URL": api_pg_url, "WHOLEDOC_BROKER_URL": api_redis.rsplit("/", 1)[0] + "/1",  # own queues
+    env = {"WHOLEDOC_DATABASE_URL": pg_url, "WHOLEDOC_BROKER_URL": redis_db(redis_url, 1),  # own queues
            "WHOLEDOC_BLOB_URL": f"s3://testing:testing@wholedoc-e2e?endpoint={moto_endpoint}&secure=0"
                                 "&region=us-east-1",
            "WHOLEDOC_INFERENCE_URL": llm.base_url, "WHOLEDOC_MODEL": llm.model, "WHOLEDOC_LEASE_SECONDS": "3",
            "WHOLEDOC_SSE_POLL_SECONDS": "0.05", "WHOLEDOC_HOME": str(logs)}
     worker = start_worker(env, logs / "worker.log", name="e2e")
-    engine = make_engine(api_pg_url)
+    engine = make_engine(pg_url)
     try:
         with uvicorn_api(env, logs / "uvicorn.log") as url:
             yield url, llm, session_factory(engine)
@@ -76,10 +76,8 @@ def test_cancel_during_prefill_over_the_api(stack):
     job = client.post(f"/v1/documents/{doc['id']}/questions", json={"question": "What is it?"}).json()
     _wait(client, job["id"], lambda j: (j["prefill_tokens_done"] or 0) > 0)
     assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
-    deadline = time.monotonic() + 15
-    while f"/v1/requests/job-{job['id']}-1" not in llm.paths("DELETE"):
-        assert time.monotonic() < deadline, "the inference request was not aborted"
-        time.sleep(0.05)
+    wait_until(lambda: f"/v1/requests/job-{job['id']}-1" in llm.paths("DELETE"), 15,
+               lambda: f"DELETE of the inference request (seen: {llm.paths('DELETE')})")
     final = client.get(f"/v1/jobs/{job['id']}").json()
     assert final["state"] == "cancelled" and final["result_id"] is None
 

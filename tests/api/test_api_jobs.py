@@ -1,10 +1,15 @@
 """Jobs: result_id once done, cancel, the SSE stream; results with citations and usage; health and metrics."""
 
 import json
+import threading
+
+import pytest
 
 from pipeline.records import jobs
 from pipeline.records.db import transaction
 from tests.api.helpers import finish, make_pdf, make_ready, upload
+
+pytestmark = pytest.mark.services
 
 
 def _summary_job(client, records):
@@ -47,7 +52,7 @@ def test_list_jobs_filters_by_state(make_client, records):
     assert [j["id"] for j in client.get("/v1/jobs?state=cancelled").json()["data"]] == [job["id"]]
 
 
-def _events(client, job_id):
+def _events(client, job_id, on_event=None):
     out = []
     with client.stream("GET", f"/v1/jobs/{job_id}/events") as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
@@ -57,6 +62,8 @@ def _events(client, job_id):
                 event = line[7:]
             elif line.startswith("data: "):
                 out.append((event, json.loads(line[6:])))
+                if on_event is not None:
+                    on_event(event)
                 if event == "end":
                     break
     return out
@@ -69,19 +76,17 @@ def test_sse_stream_follows_progress_until_the_end(make_client, records):
         jobs.claim_job(s, job["id"], "w", 60)
         jobs.record_progress(s, job["id"], "w", stage="prefill", prefill_tokens_done=30, prefill_tokens_total=90)
     result_id = None
-    import threading
+    streaming = threading.Event()
 
-    def finish_soon():
+    def finish_once_streaming():
         nonlocal result_id
-        import time
-
-        time.sleep(0.5)
+        streaming.wait(30)  # finish anyway after that: the asserts below then name what the stream missed
         with transaction(records) as s:
             result_id = jobs.finish_job(s, job["id"], "w", text="t").id
 
-    t = threading.Thread(target=finish_soon)
+    t = threading.Thread(target=finish_once_streaming)
     t.start()
-    events = _events(client, job["id"])
+    events = _events(client, job["id"], on_event=lambda _: streaming.set())  # finish once the stream is following
     t.join()
     kinds = [e for e, _ in events]
     assert kinds[0] == "progress" and kinds[-1] == "end"

@@ -17,7 +17,9 @@ from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
 from pipeline.records.usage import next_day_start
 from tests.api.helpers import finish, make_pdf, make_ready, upload
-from tests.workers.services import uvicorn_api
+from tests.helpers.services import uvicorn_api
+
+pytestmark = pytest.mark.services
 
 BURST = 5  # with 1 request a minute, nothing refills during a test: exactly BURST requests pass per key
 MAX_ACTIVE = 2

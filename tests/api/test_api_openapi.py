@@ -1,7 +1,11 @@
 """The OpenAPI document is complete: every operation documents its success body and its error statuses."""
 
+import pytest
+
 from api.main import create_app
 from api.settings import ApiSettings
+
+pytestmark = pytest.mark.services
 
 
 def test_openapi_documents_every_operation(api_url):

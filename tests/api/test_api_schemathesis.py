@@ -31,7 +31,9 @@ from pipeline.records.db import transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant, revoke_api_key
 from tests.api.helpers import finish, make_pdf, make_ready, upload
-from tests.workers.services import uvicorn_api
+from tests.helpers.services import uvicorn_api
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 EXAMPLES = int(os.environ.get("WHOLEDOC_SCHEMATHESIS_EXAMPLES") or 50)  # ~25 s here; the gate: 500
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

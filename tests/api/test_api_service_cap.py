@@ -7,26 +7,27 @@ import httpx
 import pytest
 
 from pipeline.records.db import make_engine, session_factory, transaction
-from pipeline.records.scratch import scratch_postgres
 from pipeline.records.tenants import create_api_key, create_tenant
 from pipeline.records.usage import active_llm_jobs
 from tests.api.helpers import finish, make_pdf, make_ready, upload
-from tests.workers.services import uvicorn_api
+from tests.helpers.services import uvicorn_api
+
+pytestmark = pytest.mark.services
 
 TOTAL = 3
 
 
 @pytest.fixture(scope="module")
-def capped(api_env, api_pg_url, tmp_path_factory):
+def capped(api_env, scratch_pg, tmp_path_factory):
     """Two API processes on their own database (no other test's jobs count), at most TOTAL active LLM jobs."""
-    with scratch_postgres(api_pg_url.rsplit("/", 1)[0] + "/postgres") as url:
-        engine = make_engine(url)
-        env = {**api_env, "WHOLEDOC_DATABASE_URL": url, "WHOLEDOC_MAX_ACTIVE_JOBS_TOTAL": str(TOTAL),
-               "WHOLEDOC_MAX_ACTIVE_JOBS": "0"}
-        logs = tmp_path_factory.mktemp("service-cap")
-        with uvicorn_api(env, logs / "a.log") as a, uvicorn_api(env, logs / "b.log") as b:
-            yield (a, b), session_factory(engine)
-        engine.dispose()
+    url = scratch_pg()
+    engine = make_engine(url)
+    env = {**api_env, "WHOLEDOC_DATABASE_URL": url, "WHOLEDOC_MAX_ACTIVE_JOBS_TOTAL": str(TOTAL),
+           "WHOLEDOC_MAX_ACTIVE_JOBS": "0"}
+    logs = tmp_path_factory.mktemp("service-cap")
+    with uvicorn_api(env, logs / "a.log") as a, uvicorn_api(env, logs / "b.log") as b:
+        yield (a, b), session_factory(engine)
+    engine.dispose()
 
 
 def _tenant_client(base: str, records, name: str) -> tuple[httpx.Client, str]:

@@ -8,6 +8,8 @@ from api.main import create_app
 from api.settings import ApiSettings
 from tests.api.helpers import finish, make_pdf, make_ready, upload
 
+pytestmark = pytest.mark.services
+
 
 def _walk(routes):
     for r in routes:

@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.api.helpers import make_pdf
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 def _children_of_home(home) -> list[str]:

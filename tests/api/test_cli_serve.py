@@ -6,10 +6,12 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
-from tests.conftest import free_port
+from tests.helpers.services import free_port, wait_healthy
 from tests.pipeline.faultserver import FaultServer
-from tests.workers.services import wait_healthy
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 def test_serve_starts_and_stops_cleanly(tmp_path):

@@ -8,7 +8,7 @@ from api.rate_limit import LocalBuckets, RedisBuckets, Unlimited, make_limiter
 from api.settings import ApiSettings
 from pipeline.records.db import make_engine, session_factory, transaction, upgrade
 from pipeline.records.tenants import create_api_key, create_tenant
-from tests.conftest import free_port
+from tests.helpers.services import free_port
 
 
 class Clock:
@@ -43,8 +43,9 @@ def test_local_bucket_retry_after_counts_the_seconds_to_the_next_token():
     assert buckets.take("k").retry_after == 10
 
 
-def test_redis_buckets_are_shared_by_every_limiter_on_the_same_redis(api_redis):
-    one, two = (RedisBuckets(api_redis, rate_per_min=1, burst=3) for _ in range(2))
+@pytest.mark.services
+def test_redis_buckets_are_shared_by_every_limiter_on_the_same_redis(redis_url):
+    one, two = (RedisBuckets(redis_url, rate_per_min=1, burst=3) for _ in range(2))
     key = f"shared-{free_port()}"
     assert [one.take(key).allowed, two.take(key).allowed, one.take(key).allowed] == [True, True, True]
     refused = two.take(key)

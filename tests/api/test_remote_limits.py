@@ -9,7 +9,9 @@ from api.cli.remote import ApiClient, ApiError
 from pipeline.records.db import transaction
 from pipeline.records.tenants import create_api_key, create_tenant
 from tests.api.helpers import make_pdf, make_ready
-from tests.workers.services import uvicorn_api
+from tests.helpers.services import uvicorn_api
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,8 @@ from inference.checkpoint.presets import preset_config
 from inference.generate import main
 from inference.text.tokenizer import load_tokenizer
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):

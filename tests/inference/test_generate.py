@@ -4,12 +4,15 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from inference.checkpoint.loader import load_model
 from inference.model.decode import generate
 from inference.model.runner import ModelRunner
 from tests.inference.configs import v4_config
+
+pytestmark = pytest.mark.slow
 
 
 def _run(*args):

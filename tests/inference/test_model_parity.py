@@ -14,6 +14,8 @@ from inference.model.runner import ModelRunner
 from kernels.layout import sequence_rows
 from tests.inference.configs import v4_config
 
+pytestmark = pytest.mark.slow
+
 CONFIGS = {
     # sliding + CSA + HCA, hc_mult 4, hash layer then scored layers; prompt > window (8) and > 4 x topk (16)
     "swa-csa-hca-hc4": (v4_config(), 70),

@@ -75,6 +75,7 @@ def test_quantized_weights_stay_close_to_the_originals(ckpts):
     assert 0 < worst["fp8"] < 0.05 and 0 < worst["fp4"] < 0.2
 
 
+@pytest.mark.slow
 def test_model_runs_with_reference_numerics_on_by_default(ckpts):
     plain, packed = ckpts
     assert load_model(plain).args.reference_numerics is False

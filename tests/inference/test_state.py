@@ -38,16 +38,19 @@ def _check_prefill_then_decode(model, prompt_len, decode=5, atol=2e-5):
 
 
 # window 8, ratios 4 and 16, block 128: lengths on and around each boundary
+@pytest.mark.slow
 @pytest.mark.parametrize("prompt_len", [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 127, 128, 129])
 def test_decode_after_prefill_matches_full_forward(checkpoint_dir, prompt_len):
     _check_prefill_then_decode(_runner(checkpoint_dir(EXACT)), prompt_len)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prompt_len", [16, 17, 40, 64, 65])
 def test_decode_with_indexer_selection_matches_full_forward(checkpoint_dir, prompt_len):
     _check_prefill_then_decode(_runner(checkpoint_dir(SELECTING)), prompt_len)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prompt_len", [127, 128, 129])
 def test_decode_at_real_ratio_and_window_boundaries(checkpoint_dir, prompt_len):
     _check_prefill_then_decode(_runner(checkpoint_dir(REAL_RATIOS)), prompt_len, decode=3)
@@ -121,6 +124,7 @@ def test_query_chunked_attention_equals_unchunked(checkpoint_dir, monkeypatch):
     assert max(s[0] * s[1] for s in shapes) < 200 * 200  # no [T, T] index list, let alone scores
 
 
+@pytest.mark.slow
 def test_reference_numerics_change_logits_and_keep_incremental_exact(checkpoint_dir):
     ckpt = checkpoint_dir(EXACT)  # every visible row is selected, so only the fp8 KV rounding differs
     ids = _ids(70)
@@ -136,6 +140,7 @@ def test_reference_numerics_change_logits_and_keep_incremental_exact(checkpoint_
     assert (got - quant).abs().max().item() <= 2e-4
 
 
+@pytest.mark.slow
 def test_mtp_block_loads_and_drafts_from_the_target_residual(checkpoint_dir):
     model = _runner(checkpoint_dir(EXACT))
     assert model.model.mtp[0].e_proj.weight.abs().sum() > 0  # weights came from the checkpoint, not the zero init
@@ -160,6 +165,7 @@ def test_a_batch_of_sequences_equals_separate_runs(checkpoint_dir):
     assert (batch[1] - model(b)[0]).abs().max().item() <= 2e-5
 
 
+@pytest.mark.slow
 def test_forward_with_chunk_tokens_equals_one_piece(checkpoint_dir):
     model = _runner(checkpoint_dir(SELECTING))
     ids = _ids(90)
@@ -171,6 +177,7 @@ def test_forward_with_chunk_tokens_equals_one_piece(checkpoint_dir):
         model(ids, chunk_tokens=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config,numerics", [(SELECTING, False), (REAL_RATIOS, False), (EXACT, True)],
                          ids=["selecting", "real-ratios", "reference-numerics"])
 def test_packed_pieces_of_different_sequences_equal_separate_runs(checkpoint_dir, config, numerics):

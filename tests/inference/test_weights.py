@@ -19,6 +19,7 @@ def _official_state(ckpt):
     return {k: reader.get(k) for k in reader.keys()}
 
 
+@pytest.mark.slow
 def test_official_and_hf_named_checkpoints_load_to_the_same_model(checkpoint_dir, tmp_path):
     config = v4_config()
     ckpt = checkpoint_dir(config)

@@ -1,41 +1,27 @@
-"""Shared fixtures for tests/pipeline: a real S3 HTTP server (moto's, as a subprocess) for the blob store tests."""
+"""Fixtures of the pipeline tests: the records database, migrated, on SQLite and on PostgreSQL (the session's
+pg_url from tests/conftest.py). moto's S3 server for the blob store tests is tests/conftest.py's moto_endpoint."""
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import httpx
 import pytest
 
-from tests.conftest import free_port, need_service
+from pipeline.records.db import make_engine, session_factory, upgrade
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint():
-    """`host:port` of a moto S3 server process on loopback, started once per session."""
-    exe = Path(sys.executable).with_name("moto_server")
-    if not exe.exists():
-        need_service("moto_server", f"{exe} not found; install the dev extra (moto[server])")
-    port = free_port()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    need_service("moto_server", f"did not answer on port {port} (exit code {proc.poll()})")
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def sqlite_url(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('records') / 'wholedoc.sqlite'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.services)])
+def db_url(request):
+    """Each records test runs on both databases; the PostgreSQL run is marked `services`."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def db(db_url):
+    """A sessionmaker on the migrated database (SQLite and PostgreSQL)."""
+    engine = make_engine(db_url)
+    yield session_factory(engine)
+    engine.dispose()

@@ -214,6 +214,6 @@ def test_absurdly_deep_entry_names_are_skipped_fast(tmp_path):
     arc = write_zip(tmp_path / "deep.zip", [(deep, b"x\n"), ("ok/b.py", b"y\n"), ("q/" + slashes, b"z\n")])
     t = time.perf_counter()
     doc = pack_codebase(arc)
-    assert time.perf_counter() - t < 2
+    assert time.perf_counter() - t < 2  # the bound is the behaviour: skipping stays cheap (~0.05 s here, 40x room)
     assert [s.anchor for s in doc.sections] == ["ok/b.py"]
     assert [s.reason for s in doc.skipped] == ["too deep: more than 32 folder levels"] * 2

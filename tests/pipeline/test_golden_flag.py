@@ -7,7 +7,7 @@ With the flag on, golden tests rewrite their expected files and pass whatever th
 
 import os
 
-from tests.conftest import IN_CI
+from tests.helpers.services import IN_CI
 
 
 def test_regenerate_flag_is_off():

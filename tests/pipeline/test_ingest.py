@@ -85,6 +85,7 @@ def test_cli_output_file_holds_the_text_and_json_names_it(tmp_path):
     assert out["chars"] == len(text)
 
 
+@pytest.mark.slow
 def test_cli_human_summary_and_errors(tmp_path):
     path = factory.encrypted_pdf(tmp_path / "s.pdf", user_pw="pw")
     run = cli(str(path))

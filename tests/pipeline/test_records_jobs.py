@@ -12,10 +12,9 @@ from pipeline.records.documents import create_document, get_document
 from pipeline.records.models import Job, JobState, Result, new_id
 from pipeline.records.tenants import create_tenant
 from pipeline.records.types import utcnow
-from tests.pipeline.records_fixtures import db, db_url, pg_url, sqlite_url  # noqa: F401
 
 
-def _job(db, kind="summarize", max_attempts=3):  # noqa: F811
+def _job(db, kind="summarize", max_attempts=3):
     with transaction(db) as s:
         tenant = create_tenant(s, f"t-{new_id()}")
         doc = create_document(s, tenant.id, kind="pdf", blob_key=f"tenants/{tenant.id}/blobs/sha256/{'a' * 64}",
@@ -25,7 +24,7 @@ def _job(db, kind="summarize", max_attempts=3):  # noqa: F811
         return tenant.id, doc.id, job.id
 
 
-def test_claim_is_exclusive_until_the_lease_expires(db):  # noqa: F811
+def test_claim_is_exclusive_until_the_lease_expires(db):
     _, _, job_id = _job(db)
     with transaction(db) as s:
         job = jobs.claim_job(s, job_id, "w1", 30)
@@ -39,7 +38,7 @@ def test_claim_is_exclusive_until_the_lease_expires(db):  # noqa: F811
         jobs.renew_lease(s, job_id, "w1", 30)
 
 
-def test_renew_and_progress_need_the_lease(db):  # noqa: F811
+def test_renew_and_progress_need_the_lease(db):
     _, _, job_id = _job(db)
     with transaction(db) as s:
         jobs.claim_job(s, job_id, "w1", 5)
@@ -56,7 +55,7 @@ def test_renew_and_progress_need_the_lease(db):  # noqa: F811
         jobs.record_progress(s, job_id, "intruder", stage="generate")
 
 
-def test_finish_stores_one_result_and_is_idempotent(db):  # noqa: F811
+def test_finish_stores_one_result_and_is_idempotent(db):
     tenant_id, doc_id, job_id = _job(db)
     with transaction(db) as s:
         jobs.claim_job(s, job_id, "w1", 30)
@@ -76,7 +75,7 @@ def test_finish_stores_one_result_and_is_idempotent(db):  # noqa: F811
         assert jobs.claim_job(s, job_id, "w3", 30) is None
 
 
-def test_finish_without_the_lease_stores_nothing(db):  # noqa: F811
+def test_finish_without_the_lease_stores_nothing(db):
     _, _, job_id = _job(db)
     with transaction(db) as s:
         jobs.claim_job(s, job_id, "w1", 30)
@@ -88,7 +87,7 @@ def test_finish_without_the_lease_stores_nothing(db):  # noqa: F811
         assert jobs.result_for_job(s, job_id) is None
 
 
-def test_cancel_stops_the_holder_and_blocks_claims(db):  # noqa: F811
+def test_cancel_stops_the_holder_and_blocks_claims(db):
     tenant_id, _, job_id = _job(db)
     with transaction(db) as s:
         jobs.claim_job(s, job_id, "w1", 30)
@@ -103,7 +102,7 @@ def test_cancel_stops_the_holder_and_blocks_claims(db):  # noqa: F811
         assert jobs.claim_job(s, job_id, "w2", 30, now=utcnow() + timedelta(hours=1)) is None
 
 
-def test_cancel_of_a_finished_job_is_a_conflict(db):  # noqa: F811
+def test_cancel_of_a_finished_job_is_a_conflict(db):
     tenant_id, _, job_id = _job(db)
     with transaction(db) as s:
         jobs.claim_job(s, job_id, "w1", 30)
@@ -112,7 +111,7 @@ def test_cancel_of_a_finished_job_is_a_conflict(db):  # noqa: F811
         jobs.cancel_job(s, tenant_id, job_id)
 
 
-def test_other_tenant_sees_not_found(db):  # noqa: F811
+def test_other_tenant_sees_not_found(db):
     _, doc_id, job_id = _job(db)
     other, _, _ = _job(db)
     with transaction(db) as s:
@@ -122,7 +121,7 @@ def test_other_tenant_sees_not_found(db):  # noqa: F811
                 call()
 
 
-def test_release_for_retry_until_attempts_run_out(db):  # noqa: F811
+def test_release_for_retry_until_attempts_run_out(db):
     _, _, job_id = _job(db, max_attempts=2)
     with transaction(db) as s:
         jobs.claim_job(s, job_id, "w1", 30)
@@ -136,7 +135,7 @@ def test_release_for_retry_until_attempts_run_out(db):  # noqa: F811
         assert job.state == "failed" and "gave up after 2 attempts" in job.error
 
 
-def test_reconcile_requeues_expired_leases_then_fails_them(db):  # noqa: F811
+def test_reconcile_requeues_expired_leases_then_fails_them(db):
     _, doc_id, job_id = _job(db, kind="ingest", max_attempts=2)
     later = utcnow() + timedelta(seconds=100)
     with transaction(db) as s:
@@ -157,7 +156,7 @@ def test_reconcile_requeues_expired_leases_then_fails_them(db):  # noqa: F811
         assert doc.status == "failed" and doc.error == job.error
 
 
-def test_reconcile_resends_stale_queued_jobs_and_leaves_live_ones(db):  # noqa: F811
+def test_reconcile_resends_stale_queued_jobs_and_leaves_live_ones(db):
     _, _, stale_id = _job(db)
     _, _, live_id = _job(db)
     with transaction(db) as s:
@@ -180,8 +179,9 @@ def _race(url, job_id, barrier, results, owner):
     engine.dispose()
 
 
+@pytest.mark.services  # PostgreSQL only
 @pytest.mark.parametrize("round_", range(3))
-def test_processes_racing_to_claim_one_job_exactly_one_wins(pg_url, round_):  # noqa: F811
+def test_processes_racing_to_claim_one_job_exactly_one_wins(pg_url, round_):
     n = 8
     engine = make_engine(pg_url)
     factory = session_factory(engine)
@@ -202,7 +202,8 @@ def test_processes_racing_to_claim_one_job_exactly_one_wins(pg_url, round_):  # 
     engine.dispose()
 
 
-def test_two_reconcilers_never_handle_the_same_job(pg_url):  # noqa: F811
+@pytest.mark.services  # PostgreSQL only
+def test_two_reconcilers_never_handle_the_same_job(pg_url):
     """Two beat processes: while one pass holds the expired rows, the other skips them (SKIP LOCKED)."""
     engine = make_engine(pg_url)
     factory = session_factory(engine)

@@ -6,12 +6,11 @@ from sqlalchemy import inspect
 
 from pipeline.records.db import make_engine
 from pipeline.records.models import Base
-from tests.pipeline.records_fixtures import db_url, pg_url, sqlite_url  # noqa: F401
 
 TABLES = {"tenants", "api_keys", "documents", "jobs", "results", "alembic_version"}
 
 
-def test_upgrade_from_empty_creates_every_table(db_url):  # noqa: F811
+def test_upgrade_from_empty_creates_every_table(db_url):
     engine = make_engine(db_url)
     try:
         assert set(inspect(engine).get_table_names()) == TABLES
@@ -22,7 +21,7 @@ def test_upgrade_from_empty_creates_every_table(db_url):  # noqa: F811
         engine.dispose()
 
 
-def test_models_equal_migrations(db_url):  # noqa: F811
+def test_models_equal_migrations(db_url):
     """Autogenerate against a migrated database finds nothing to do: a model change needs a migration."""
     engine = make_engine(db_url)
     try:
@@ -33,7 +32,7 @@ def test_models_equal_migrations(db_url):  # noqa: F811
         engine.dispose()
 
 
-def test_diff_check_sees_a_missing_migration(sqlite_url):  # noqa: F811
+def test_diff_check_sees_a_missing_migration(sqlite_url):
     """The check above must be able to fail: a column only the models have shows up in the diff."""
     from sqlalchemy import Column, Integer, MetaData
 

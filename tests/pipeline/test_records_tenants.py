@@ -8,10 +8,9 @@ from pipeline.errors import Conflict
 from pipeline.records.db import transaction
 from pipeline.records.models import ApiKey, new_id
 from pipeline.records.tenants import authenticate, create_api_key, create_tenant, get_tenant, revoke_api_key
-from tests.pipeline.records_fixtures import db, db_url, pg_url, sqlite_url  # noqa: F401
 
 
-def test_key_authenticates_its_tenant_and_is_stored_hashed(db):  # noqa: F811
+def test_key_authenticates_its_tenant_and_is_stored_hashed(db):
     with transaction(db) as s:
         tenant = create_tenant(s, f"acme-{new_id()}")
         row, key = create_api_key(s, tenant.id, name="ci")
@@ -26,7 +25,7 @@ def test_key_authenticates_its_tenant_and_is_stored_hashed(db):  # noqa: F811
 @pytest.mark.parametrize("mangle", [lambda k: k[:-1] + ("A" if k[-1] != "A" else "B"), lambda k: k + "x",
                                     lambda k: "", lambda k: "wd__", lambda k: k.replace("wd_", "xx_"),
                                     lambda k: "wd_" + "0" * 12 + "_" + k.split("_", 2)[2]])
-def test_wrong_keys_do_not_authenticate(db, mangle):  # noqa: F811
+def test_wrong_keys_do_not_authenticate(db, mangle):
     with transaction(db) as s:
         tenant = create_tenant(s, f"acme-{new_id()}")
         _, key = create_api_key(s, tenant.id)
@@ -34,7 +33,7 @@ def test_wrong_keys_do_not_authenticate(db, mangle):  # noqa: F811
         assert authenticate(s, mangle(key)) is None
 
 
-def test_revoked_key_stops_working(db):  # noqa: F811
+def test_revoked_key_stops_working(db):
     with transaction(db) as s:
         tenant = create_tenant(s, f"acme-{new_id()}")
         row, key = create_api_key(s, tenant.id)
@@ -44,7 +43,7 @@ def test_revoked_key_stops_working(db):  # noqa: F811
         assert authenticate(s, key) is None
 
 
-def test_duplicate_tenant_name_is_a_conflict(db):  # noqa: F811
+def test_duplicate_tenant_name_is_a_conflict(db):
     name = f"dup-{new_id()}"
     with transaction(db) as s:
         create_tenant(s, name)

@@ -11,15 +11,14 @@ from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_tenant
 from pipeline.records.usage import active_llm_jobs, day_start, lock_tenant, next_day_start, tokens_used_since
-from tests.pipeline.records_fixtures import db, db_url, pg_url, sqlite_url  # noqa: F401
 
 
-def _tenant(db):  # noqa: F811
+def _tenant(db):
     with transaction(db) as s:
         return create_tenant(s, f"usage-{new_id()}").id
 
 
-def _finished(db, tenant_id, usage, created_at=None):  # noqa: F811
+def _finished(db, tenant_id, usage, created_at=None):
     with transaction(db) as s:
         job = jobs.create_job(s, tenant_id, "summarize")
         assert jobs.claim_job(s, job.id, "w", 60) is not None
@@ -29,7 +28,7 @@ def _finished(db, tenant_id, usage, created_at=None):  # noqa: F811
     return job.id
 
 
-def test_active_llm_jobs_counts_queued_and_running_summaries_and_answers_only(db):  # noqa: F811
+def test_active_llm_jobs_counts_queued_and_running_summaries_and_answers_only(db):
     t, other = _tenant(db), _tenant(db)
     with transaction(db) as s:
         queued = jobs.create_job(s, t, "summarize")
@@ -47,7 +46,7 @@ def test_active_llm_jobs_counts_queued_and_running_summaries_and_answers_only(db
         assert active_llm_jobs(s, t) == 1
 
 
-def test_tokens_used_since_sums_uncached_prompt_and_completion_tokens(db):  # noqa: F811
+def test_tokens_used_since_sums_uncached_prompt_and_completion_tokens(db):
     t, other = _tenant(db), _tenant(db)
     now = datetime.now(UTC)
     _finished(db, t, {"prompt_tokens": 1000, "completion_tokens": 50, "cached_tokens": 900})  # 150
@@ -69,7 +68,8 @@ def test_day_boundaries_are_utc_midnights():
     assert next_day_start(late) == datetime(2026, 3, 3, tzinfo=UTC)
 
 
-def test_lock_tenant_holds_the_row_until_the_transaction_ends(pg_url):  # noqa: F811
+@pytest.mark.services  # PostgreSQL only
+def test_lock_tenant_holds_the_row_until_the_transaction_ends(pg_url):
     """Admission control relies on this lock: a second transaction cannot take it while the first holds it."""
     engine = make_engine(pg_url)
     sessions = session_factory(engine)

@@ -54,7 +54,8 @@ def test_total_timeout_kills_the_child_and_names_the_unit():
     with pytest.raises(ExtractionTimeout, match="at page 3") as err:
         run_isolated(_slow_unit, stuck_at=3, seconds=60, timeout_s=1.5, memory_bytes=GIB, with_progress=True)
     assert err.value.page == 3
-    assert time.monotonic() - start < 10
+    # the bound is the behaviour: killed at its 1.5 s timeout, not after the child's 60 s (generous under load)
+    assert time.monotonic() - start < 30
 
 
 def test_unit_timeout_fires_before_the_total_one():

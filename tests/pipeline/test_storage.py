@@ -25,7 +25,7 @@ class Backend:
         self.name, self.store, self.tamper, self.count_objects = name, store, tamper, count_objects
 
 
-@pytest.fixture(params=["s3", "local"])
+@pytest.fixture(params=[pytest.param("s3", marks=pytest.mark.services), "local"])  # s3: moto's server
 def backend(request, tmp_path):
     if request.param == "local":
         store = LocalBlobStore(tmp_path / "blobs")
@@ -177,6 +177,7 @@ def test_delete_is_idempotent(backend):
         backend.store.add_ref(ref.key, "doc-1")
 
 
+@pytest.mark.services
 def test_factory_builds_both_backends(tmp_path, moto_endpoint):
     local = blob_store_from_url(f"file://{tmp_path}/f")
     assert isinstance(local, LocalBlobStore) and Path(local.root) == (tmp_path / "f").resolve()
@@ -240,6 +241,7 @@ class FaultProxy:
         self.server.server_close()
 
 
+@pytest.mark.services
 def test_failed_multipart_upload_is_aborted_and_nothing_kept(moto_endpoint):
     proxy = FaultProxy(moto_endpoint)
     try:
@@ -281,7 +283,7 @@ def test_unreachable_s3_is_storage_unavailable():
     import urllib3
 
     from pipeline.errors import StorageUnavailable
-    from tests.conftest import free_port
+    from tests.helpers.services import free_port
 
     http = urllib3.PoolManager(retries=urllib3.Retry(total=1, backoff_factor=0), timeout=2)
     client = Minio(f"127.0.0.1:{free_port()}", access_key="k", secret_key="s", secure=False, region="us-east-1",

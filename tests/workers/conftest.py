@@ -1,27 +1,19 @@
-"""Service fixtures for worker tests: PostgreSQL, a private Redis, a blob folder, an OpenAI-compatible fault server."""
+"""Service fixtures for worker tests: their own PostgreSQL database and Redis database, a blob folder, an
+OpenAI-compatible fault server. (scratch_pg and redis_url are tests/conftest.py's.)"""
 
 import pytest
 
 from pipeline.records.db import make_engine, session_factory
-from pipeline.records.scratch import postgres_reachable, scratch_postgres
 from pipeline.storage import blob_store_from_url
-from tests.conftest import need_service
+from tests.helpers.services import redis_db
 from tests.pipeline.faultserver import FaultServer
-from tests.workers.services import redis_server
 
 
 @pytest.fixture(scope="session")
-def wk_pg_url():
-    if not postgres_reachable():
-        need_service("postgresql", "127.0.0.1:5432 (user postgres): the multi-process guarantees are tested on it")
-    with scratch_postgres() as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def wk_redis(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
+def pg_url(scratch_pg):
+    """The worker tests' own database (not the session's shared one): their reconciler sweeps every row, and
+    another package's queued jobs must not be re-sent to these workers."""
+    return scratch_pg()
 
 
 @pytest.fixture
@@ -32,19 +24,20 @@ def llm():
 
 
 @pytest.fixture
-def wk_env(wk_pg_url, wk_redis, llm, tmp_path):
+def wk_env(pg_url, redis_url, llm, tmp_path):
     """The environment a worker process gets; leases are short so a lost worker is noticed within seconds."""
     import redis
 
-    redis.Redis.from_url(wk_redis).flushdb()  # each test starts with empty queues
-    return {"WHOLEDOC_DATABASE_URL": wk_pg_url, "WHOLEDOC_BLOB_URL": f"file://{tmp_path / 'blobs'}",
-            "WHOLEDOC_BROKER_URL": wk_redis, "WHOLEDOC_INFERENCE_URL": llm.base_url, "WHOLEDOC_MODEL": llm.model,
+    broker = redis_db(redis_url, 3)  # the worker tests' own Redis database
+    redis.Redis.from_url(broker).flushdb()  # each test starts with empty queues
+    return {"WHOLEDOC_DATABASE_URL": pg_url, "WHOLEDOC_BLOB_URL": f"file://{tmp_path / 'blobs'}",
+            "WHOLEDOC_BROKER_URL": broker, "WHOLEDOC_INFERENCE_URL": llm.base_url, "WHOLEDOC_MODEL": llm.model,
             "WHOLEDOC_LEASE_SECONDS": "2", "WHOLEDOC_RECONCILE_SECONDS": "1", "WHOLEDOC_HOME": str(tmp_path)}
 
 
 @pytest.fixture
-def records(wk_pg_url):
-    engine = make_engine(wk_pg_url)
+def records(pg_url):
+    engine = make_engine(pg_url)
     yield session_factory(engine)
     engine.dispose()
 

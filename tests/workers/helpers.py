@@ -1,7 +1,6 @@
 """Helpers for worker tests: send tasks like the API does, and wait on job rows."""
 
 import os
-import time
 from contextlib import contextmanager
 
 from pipeline.records import jobs
@@ -9,6 +8,7 @@ from pipeline.records.db import transaction
 from pipeline.records.documents import create_document
 from pipeline.records.models import Job, Result, new_id
 from pipeline.records.tenants import create_tenant
+from tests.helpers.wait import wait_until
 
 
 @contextmanager
@@ -50,16 +50,20 @@ def new_document(records, blobs, data: bytes, kind: str = "pdf") -> tuple[str, s
 
 
 def wait_job(records, job_id: str, until, timeout: float = 60, what: str = "") -> Job:
-    deadline = time.monotonic() + timeout
-    while True:
+    seen = {}
+
+    def reached():
         with records() as s:
-            job = s.get(Job, job_id)
-            if until(job):
-                return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} {what or 'condition'} not reached in {timeout} s: state={job.state} "
-                                 f"stage={job.stage} attempts={job.attempts} error={job.error}")
-        time.sleep(0.05)
+            seen["job"] = job = s.get(Job, job_id)
+            return until(job)
+
+    def describe():
+        job = seen["job"]
+        return (f"job {job_id} {what or 'condition'} (state={job.state} stage={job.stage} attempts={job.attempts} "
+                f"error={job.error})")
+
+    wait_until(reached, timeout, describe)
+    return seen["job"]
 
 
 def results_of(records, job_id: str) -> list[Result]:

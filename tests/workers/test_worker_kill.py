@@ -1,14 +1,18 @@
 """kill -9 of a worker in the middle of a summary: the reconciler (beat) requeues it, exactly one result is stored."""
 
 import signal
-import time
+
+import pytest
 
 from pipeline.records import jobs
 from pipeline.records.db import transaction
 from tests.api.helpers import make_pdf
+from tests.helpers.services import start_worker, stop
+from tests.helpers.wait import wait_until
 from tests.pipeline.faultserver import Reply
 from tests.workers.helpers import new_document, results_of, send, wait_job
-from tests.workers.services import start_worker, stop
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 def _summary_generating(wk_env, records, llm, tenant_id, doc_id, ingest_id, word: str, n: int):
@@ -43,10 +47,8 @@ def test_kill9_mid_job_is_requeued_and_stores_exactly_one_result(wk_env, records
         assert rids == [f"job-{job_id}-1", f"job-{job_id}-2"]
         send(wk_env, "summarize", job_id, tenant_id)  # a's lost message, when redelivered, changes nothing
         log = tmp_path / "b.log"
-        deadline = time.monotonic() + 20
-        while not any(f"[{job_id}] succeeded" in line and "'skipped'" in line for line in log.read_text().splitlines()):
-            assert time.monotonic() < deadline, "the redelivered task did not run"
-            time.sleep(0.05)
+        wait_until(lambda: any(f"[{job_id}] succeeded" in line and "'skipped'" in line
+                               for line in log.read_text().splitlines()), 20, "the redelivered task's run")
         assert [r.id for r in results_of(records, job_id)] == [result.id]
         assert len([r for r in llm.received if r.path == "/v1/chat/completions"]) == 2
     finally:

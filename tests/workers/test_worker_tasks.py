@@ -9,10 +9,13 @@ from pipeline.records import jobs
 from pipeline.records.db import transaction
 from pipeline.records.models import Document
 from tests.api.helpers import make_pdf
+from tests.helpers.services import start_worker, stop
+from tests.helpers.wait import wait_until
 from tests.pipeline.faultserver import Reply
 from tests.workers.helpers import new_document, results_of, send, wait_job
-from tests.workers.services import start_worker, stop
 from workers.settings import WorkerSettings
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 @pytest.fixture
@@ -110,12 +113,8 @@ def test_cancel_during_prefill_aborts_the_inference_request(worker, records, blo
     with transaction(records) as s:
         jobs.cancel_job(s, tenant_id, job_id)
     rid = f"job-{job_id}-1"
-    import time
-
-    deadline = time.monotonic() + 15
-    while f"/v1/requests/{rid}" not in llm.paths("DELETE"):
-        assert time.monotonic() < deadline, f"no DELETE /v1/requests/{rid}: {llm.paths()}"
-        time.sleep(0.05)
+    wait_until(lambda: f"/v1/requests/{rid}" in llm.paths("DELETE"), 15,
+               lambda: f"DELETE /v1/requests/{rid} (requests seen: {llm.paths()})")
     job = wait_job(records, job_id, lambda j: j.state == "cancelled")
     assert job.prefill_tokens_done < 1000 and results_of(records, job_id) == []
 

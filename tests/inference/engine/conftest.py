@@ -2,9 +2,7 @@
 
 import pytest
 
-from inference.checkpoint.dev import write_checkpoint
 from inference.checkpoint.loader import load_model
-from inference.checkpoint.presets import preset_config
 
 # sliding + CSA(4) + HCA(16) + CSA(4) at toy width; index_topk 4096 is above every visible row count (tie-free)
 TIE_FREE = {"vocab_size": 512, "hidden_size": 64, "num_hidden_layers": 4, "num_nextn_predict_layers": 1,
@@ -22,9 +20,3 @@ TIE_FREE = {"vocab_size": 512, "hidden_size": 64, "num_hidden_layers": 4, "num_n
 def model(checkpoint_dir):
     return load_model(checkpoint_dir(TIE_FREE))
 
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
-    """The `tiny` preset (V4 tokenizer and vocabulary) written once per session."""
-    return write_checkpoint(tmp_path_factory.mktemp("tiny"), preset_config("tiny"), seed=0)

@@ -5,8 +5,8 @@ import json
 from inference import bench
 
 
-def test_bench_prints_table_then_one_json_line(tiny_dir, capsys):
-    assert bench.main(["--checkpoint", str(tiny_dir), "--contexts", "160", "--docs", "200", "--question", "8",
+def test_bench_prints_table_then_one_json_line(tiny_checkpoint, capsys):
+    assert bench.main(["--checkpoint", str(tiny_checkpoint), "--contexts", "160", "--docs", "200", "--question", "8",
                        "--decode", "2", "--budget", "128", "--cache-mib", "16", "--no-hf", "--concurrent", "3",
                        "--concurrent-prompt", "20", "--bulk", "3", "--bulk-doc", "300"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

@@ -1,9 +1,10 @@
 """Batched compute across requests: each step is one forward call over every scheduled prefill chunk and decode
 token, and what each request gets is what it gets alone."""
 
-from engine_helpers import make_engine, random_ids, run_all
+import pytest
 
 from inference.engine import SamplingParams
+from tests.inference.engine.engine_helpers import make_engine, random_ids, run_all
 
 
 def _spy(eng, monkeypatch) -> list[list[int]]:
@@ -18,6 +19,7 @@ def _spy(eng, monkeypatch) -> list[list[int]]:
     return calls
 
 
+@pytest.mark.slow
 def test_one_forward_per_step_for_all_requests_and_each_gets_its_solo_tokens(model, monkeypatch):
     doc = random_ids(300, 7)
     prompts = {"short": random_ids(9, 1), "mid": random_ids(140, 2), "long": random_ids(700, 3),

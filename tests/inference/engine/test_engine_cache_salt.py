@@ -1,11 +1,14 @@
 """Per-request cache_salt: the same prompt under another salt (or none) gets no hit, no shared block and no
 checkpoint; the same salt hits as an unsalted cache does; probe() answers per salt; preemption keeps the salt."""
 
-from engine_helpers import make_engine, random_ids, run_one
+import pytest
 
 from inference.engine import SamplingParams
 from inference.engine.block_manager import salt_root
 from inference.model.decode import generate
+from tests.inference.engine.engine_helpers import make_engine, random_ids, run_one
+
+pytestmark = pytest.mark.slow
 
 DOC = random_ids(900, seed=21)  # 7 full blocks + 4 tokens
 Q1, Q2, Q3 = random_ids(20, 22), random_ids(33, 23), random_ids(7, 24)

@@ -13,8 +13,8 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * 4096
 
 
-def test_million_token_prompt_is_chunked_and_cancellable(tiny_dir):
-    eng = Engine.from_checkpoint(tiny_dir, EngineConfig(cache_bytes=256 << 20, max_num_batched_tokens=512,
+def test_million_token_prompt_is_chunked_and_cancellable(tiny_checkpoint):
+    eng = Engine.from_checkpoint(tiny_checkpoint, EngineConfig(cache_bytes=256 << 20, max_num_batched_tokens=512,
                                                         max_num_seqs=4))
     assert eng.max_model_len >= LONG + 16 and eng.tokenizer is not None
     long_ids = torch.randint(2, 100_000, (LONG,), generator=torch.Generator().manual_seed(0)).tolist()

@@ -1,10 +1,11 @@
 """Prefix-cache hits give exactly the greedy tokens of a cold run (fp32, tie-free config), via checkpoints and via
 the recompute fallback, at prefix lengths that end on and inside a block; shared blocks are never written."""
 
+import pytest
 import torch
-from engine_helpers import make_engine, random_ids, run_all
 
 from inference.model.decode import generate
+from tests.inference.engine.engine_helpers import make_engine, random_ids, run_all
 
 DOC = random_ids(900, seed=1)  # 7 full blocks + 4 tokens
 Q1, Q2, Q3 = random_ids(20, 2), random_ids(33, 3), random_ids(7, 4)
@@ -21,6 +22,7 @@ def cold(model, ids: list[int], n: int = 5) -> list[int]:
     return _COLD[key]
 
 
+@pytest.mark.slow
 def test_checkpoint_hits_resume_without_recompute(model):
     eng = make_engine(model, checkpoint_every_blocks=2)
     first = run_all(eng, {"a": DOC + Q1})["a"]
@@ -40,6 +42,7 @@ def test_checkpoint_hits_resume_without_recompute(model):
     assert st.prefill_tokens == len(DOC + Q1) + len(Q2) + 4 + (650 - 512) + len(Q3)
 
 
+@pytest.mark.slow
 def test_recompute_fallback_is_exact_and_reads_shared_blocks_only(model):
     eng = make_engine(model, num_checkpoints=0)
     run_all(eng, {"a": DOC + Q1})
@@ -71,6 +74,7 @@ def test_one_block_prefix_hits_and_short_prefix_misses(model):
     assert got[1].cached_tokens == 128 and got[0] == cold(model, one)
 
 
+@pytest.mark.slow
 def test_no_checkpoint_is_taken_while_a_recompute_is_still_inexact(model):
     eng = make_engine(model, checkpoint_every_blocks=1, num_checkpoints=2)
     run_all(eng, {"a": DOC + Q1}, max_tokens=1)  # keeps the two latest checkpoints: 768 and 896

@@ -1,11 +1,11 @@
 """Engine API: refusals before any work, abort frees everything, progress, preemption, sampling, finish reasons."""
 
 import pytest
-from engine_helpers import make_engine, random_ids, run_all, run_one
 
 from inference.engine import SamplingParams
 from inference.errors import DuplicateRequest, InputError, PromptTooLong, QueueFull
 from inference.model.decode import generate
+from tests.inference.engine.engine_helpers import make_engine, random_ids, run_all, run_one
 
 
 def all_free(eng) -> bool:
@@ -78,6 +78,7 @@ def test_abort_waiting_request(model):
     assert finished == ["a"] and eng.progress("b").state == "aborted" and all_free(eng)
 
 
+@pytest.mark.slow
 def test_preemption_under_cache_pressure_keeps_outputs_exact(model):
     # room for 8 history blocks: four 250-token prompts fill them; decoding past 256 needs a ninth
     window, block = 4 * 128 * 64 * 4, 128 * (2 * (64 + 32) // 4 * 4 + 64 * 4 // 16)  # fp32 rows of this config

@@ -2,15 +2,17 @@
 that prefill to write the shared blocks and resume from its checkpoint where they diverge, with nothing recomputed.
 Unrelated requests are not held back, and every request gets its solo tokens."""
 
-from engine_helpers import make_engine, random_ids, run_all
+import pytest
 
 from inference.engine import SamplingParams
+from tests.inference.engine.engine_helpers import make_engine, random_ids, run_all
 
 
 def _solo(model, ids: list[int]) -> list[int]:
     return run_all(make_engine(model), {"x": ids}, max_tokens=4)["x"][0]
 
 
+@pytest.mark.slow
 def test_questions_about_one_document_prefill_it_once(model):
     doc = random_ids(600, 40)  # 4 full blocks + 88 tokens
     prompts = {f"q{i}": doc + random_ids(20, 50 + i) for i in range(6)}
@@ -23,6 +25,7 @@ def test_questions_about_one_document_prefill_it_once(model):
         assert got[rid][0] == _solo(model, prompts[rid])
 
 
+@pytest.mark.slow
 def test_the_prefill_checkpoints_where_waiting_requests_diverge(model):
     doc = random_ids(700, 41)  # 5 full blocks + 60 tokens
     long_q = doc + random_ids(250, 60)  # its own checkpoint would be at its last full block, 7

@@ -18,8 +18,8 @@ def collect(eng: Engine, rid: str, ids: list[int], params: SamplingParams):
 
 
 @pytest.fixture(scope="module")
-def eng(tiny_dir):
-    return Engine.from_checkpoint(tiny_dir, EngineConfig(cache_bytes=16 << 20))
+def eng(tiny_checkpoint):
+    return Engine.from_checkpoint(tiny_checkpoint, EngineConfig(cache_bytes=16 << 20))
 
 
 def test_deltas_rebuild_the_text_and_stop_strings_cut_it(eng):

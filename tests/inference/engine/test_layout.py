@@ -3,11 +3,11 @@
 from pathlib import Path
 
 import pytest
-from engine_helpers import make_engine
 
 from inference.engine.layout import CacheLayout, bytes_per_token
 from inference.engine.pools import plan_pools
 from inference.errors import ConfigError
+from tests.inference.engine.engine_helpers import make_engine
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 

@@ -1,9 +1,8 @@
 """Continuous batching: decodes and prefill chunks share a step within the token budget; chunks stop at checkpoint
 boundaries; seats (max_num_seqs) bound the running set."""
 
-from engine_helpers import make_engine, random_ids
-
 from inference.engine import SamplingParams
+from tests.inference.engine.engine_helpers import make_engine, random_ids
 
 
 def test_decodes_and_prefills_share_steps_within_the_budget(model):

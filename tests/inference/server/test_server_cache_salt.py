@@ -10,6 +10,8 @@ import pytest
 from pipeline.client import ClientConfig, InferenceClient
 from tests.inference.server.helpers import document_question
 
+pytestmark = pytest.mark.services
+
 DOC = "The ledger lists invoices, vendors, payment terms and the disputed amounts of each quarter. " * 40
 OFF = {"type": "disabled"}
 

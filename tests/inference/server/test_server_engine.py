@@ -3,14 +3,16 @@
 usage fields, cached tokens on a shared document prefix, concurrent requests."""
 
 import threading
-import time
 
 import httpx
+import openai
 import pytest
 
 from inference.text.tokenizer import END_THINK, THINK
 from pipeline.client import ClientConfig, InferenceClient
-from tests.inference.server.helpers import document_question
+from tests.inference.server.helpers import ROOMY, Server, document_question
+
+pytestmark = pytest.mark.services
 
 DOC = "The quarterly report covers revenue, costs and the outlook for each region. " * 40  # ~600 tokens
 
@@ -95,32 +97,46 @@ def test_second_request_sharing_the_document_prefix_gets_cached_tokens(server, o
         token_ids(server, ask("Costs?"), thinking=False))
 
 
-def test_concurrent_requests_each_get_their_own_answer(server, oai):
-    """Four requests at once give exactly what each gives alone (greedy)."""
-    prompts = [f"Topic number {i}: " + "words " * (20 * i) for i in range(4)]
-    kw = dict(model="wholedoc", max_tokens=8, temperature=0, extra_body={"thinking": {"type": "disabled"}})
-    alone = [oai.chat.completions.create(messages=[{"role": "user", "content": p}], **kw).choices[0].message.content
-             for p in prompts]
-    together: dict[int, str] = {}
+@pytest.mark.slow
+def test_concurrent_requests_each_get_their_own_answer(tiny_checkpoint, tmp_path):
+    """Four requests at once give exactly what each gives alone (greedy), sharing forward calls.
 
-    def run(i):
-        chunks = oai.chat.completions.create(messages=[{"role": "user", "content": prompts[i]}], stream=True, **kw)
-        together[i] = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    A server of its own: its counters start at zero, so the test knows what they must reach (the stats come from
+    a snapshot refreshed about twice a second, so they are waited for, not read once after a sleep)."""
+    s = Server(tiny_checkpoint, *ROOMY, log=tmp_path / "server.log")
+    try:
+        oai = openai.OpenAI(base_url=s.url, api_key="unused", max_retries=0, timeout=60)
+        prompts = [f"Topic number {i}: " + "words " * (20 * i) for i in range(4)]
+        kw = dict(model="wholedoc", max_tokens=8, temperature=0, extra_body={"thinking": {"type": "disabled"}})
+        alone = [oai.chat.completions.create(messages=[{"role": "user", "content": p}], **kw).choices[0]
+                 .message.content for p in prompts]
+        together: dict[int, str] = {}
 
-    server.wait_idle()
-    time.sleep(0.6)  # the engine thread refreshes its stats every 0.5 s
-    calls, reqs = server.metric("forward_calls_total"), server.metric("forward_requests_total")
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert [together.get(i) for i in range(4)] == alone
-    server.wait_idle()
-    time.sleep(0.6)
-    calls, reqs = server.metric("forward_calls_total") - calls, server.metric("forward_requests_total") - reqs
-    assert reqs >= 4 * 8 and calls < reqs  # 4 × (prefill giving token 1 + 7 decodes), sharing forward calls
-    assert server.metric("preemptions_total") == 0
+        def run(i):
+            chunks = oai.chat.completions.create(messages=[{"role": "user", "content": prompts[i]}], stream=True,
+                                                 **kw)
+            together[i] = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+        def counted(decode_tokens: int):
+            """Idle, with `decode_tokens` decode steps counted: every token but each request's first (its prefill's)
+            of 8 per request, so the snapshot holds all of the requests' work."""
+            return s.wait_metrics(lambda m: m["decode_tokens_total"] >= decode_tokens and (
+                m["running_requests"], m["queue_depth"]) == (0, 0), f"{decode_tokens} decode tokens counted")
+
+        before = counted(4 * 7)
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert [together.get(i) for i in range(4)] == alone
+        after = counted(2 * 4 * 7)
+        calls = after["forward_calls_total"] - before["forward_calls_total"]
+        reqs = after["forward_requests_total"] - before["forward_requests_total"]
+        assert reqs >= 4 * 8 and calls < reqs  # 4 × (prefill giving token 1 + 7 decodes), sharing forward calls
+        assert after["preemptions_total"] == 0
+    finally:
+        s.close()
 
 
 @pytest.mark.parametrize("thinking", [False, True])
@@ -185,16 +201,16 @@ def test_metrics_reflect_the_traffic(server, oai):
     for question in ("Metrics one?", "Metrics two?"):
         oai.chat.completions.create(model="wholedoc", messages=ask(question), max_tokens=2, temperature=0,
                                     extra_body={"thinking": {"type": "disabled"}})
-    server.wait_idle()
-    time.sleep(0.6)  # the engine thread refreshes its stats every 0.5 s
-    assert server.metric("prefill_tokens_total") > 500
-    assert server.metric("decode_tokens_total") >= 2  # each first token comes from its prefill step
-    assert 0 < server.metric("prefix_cache_hit_rate") < 1
-    assert server.metric("prefix_cache_hit_tokens_total") > 0
-    assert server.metric("time_to_first_token_seconds_count") >= 2
-    assert server.metric("cache_blocks_total") > 0 and server.metric("engine_healthy") == 1
+    # the engine's counters come from a stats snapshot refreshed about twice a second: wait until it shows the traffic
+    m = server.wait_metrics(lambda m: m["prefill_tokens_total"] > 500 and m["decode_tokens_total"] >= 2
+                            and m["prefix_cache_hit_tokens_total"] > 0, "the two requests counted")
+    assert m["decode_tokens_total"] >= 2  # each first token comes from its prefill step
+    assert 0 < m["prefix_cache_hit_rate"] < 1
+    assert m["time_to_first_token_seconds_count"] >= 2
+    assert m["cache_blocks_total"] > 0 and m["engine_healthy"] == 1
 
 
+@pytest.mark.slow
 def test_bench_server_smoke(tiny_checkpoint, capsys):
     """The benchmark module runs end to end and counts exactly the fixed-length outputs on both paths."""
     import json

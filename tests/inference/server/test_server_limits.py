@@ -4,7 +4,6 @@ and by disconnect, each freeing the request's cache blocks."""
 
 import json
 import threading
-import time
 
 import anthropic
 import httpx
@@ -12,6 +11,9 @@ import openai
 import pytest
 
 from pipeline.client.client import REQUESTED_IN_MESSAGE, WINDOW_IN_MESSAGE
+from tests.helpers.wait import wait_until
+
+pytestmark = pytest.mark.services
 
 
 def long_prompt(tag: str, words: int = 3000) -> list[dict]:
@@ -55,13 +57,14 @@ def status(server, request_id: str) -> dict:
 
 
 def wait_state(server, request_id: str, states: tuple[str, ...], timeout: float = 20.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = status(server, request_id)
-        if s.get("state") in states:
-            return s
-        time.sleep(0.02)
-    raise AssertionError(f"{request_id} never reached {states}: {status(server, request_id)}")
+    seen = {}
+
+    def reached():
+        seen["s"] = status(server, request_id)
+        return seen["s"].get("state") in states
+
+    wait_until(reached, timeout, lambda: f"{request_id} in {states} (last: {seen.get('s')})", 0.02)
+    return seen["s"]
 
 
 def test_over_window_is_400_for_both_clients(tight_server):
@@ -126,10 +129,7 @@ def test_a_dropped_connection_aborts_the_request_and_frees_its_blocks(tight_serv
     s.start()
     assert s.first_progress.wait(30)
     wait_state(tight_server, "drop-me", ("prefilling",))
-    deadline = time.monotonic() + 10  # the stats snapshot refreshes every 0.5 s
-    while tight_server.metric("cache_blocks_used") == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert tight_server.metric("cache_blocks_used") > 0
+    tight_server.wait_metrics(lambda m: m["cache_blocks_used"] > 0, "cache blocks held by the prefill", 10)
     s.disconnect.set()
     s.join(30)
     final = wait_state(tight_server, "drop-me", ("aborted",))

@@ -1,36 +1,52 @@
-"""Real processes for the service tests: a private redis-server, uvicorn running the API, a Celery worker."""
+"""Services for the tests: the CI rule for a missing one, free ports, and real processes (a private redis-server,
+uvicorn running the API, a Celery worker)."""
 
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import free_port, need_service
+from tests.helpers.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+IN_CI = os.environ.get("CI") == "true"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def need_service(name: str, why: str) -> None:
+    """Skip locally when a service is missing; in CI (CI=true) fail instead."""
+    if IN_CI:
+        pytest.fail(f"{name} is required in CI: {why}")
+    pytest.skip(f"{name} unavailable: {why}")
 
 
 def _wait(check, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    """Until `check()` holds; RuntimeError as soon as `proc` exits."""
+    def ready() -> bool:
         if check():
-            return
+            return True
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with {proc.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not ready after {timeout} s")
-        time.sleep(0.05)
+        return False
+
+    wait_until(ready, timeout, f"{what} ready")
 
 
 def wait_healthy(base: str, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    """Until GET {base}/health answers 200; RuntimeError if proc exits first or the time runs out."""
+    """Until GET {base}/health answers 200; RuntimeError if proc exits first, AssertionError when the time runs out."""
     def up():
         try:
             return httpx.get(f"{base}/health", timeout=1).status_code == 200
@@ -75,6 +91,11 @@ def redis_server(tmp: Path):
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(proc)
+
+
+def redis_db(url: str, number: int) -> str:
+    """The same Redis server as `url`, database `number`."""
+    return f"{url.rsplit('/', 1)[0]}/{number}"
 
 
 @contextmanager

@@ -1,0 +1,1 @@
+"""Plain helper modules shared by the test packages (import them); fixtures live in the conftest.py files."""
