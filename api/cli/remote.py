@@ -7,6 +7,8 @@ from pathlib import Path
 
 import httpx
 
+from pipeline.client.stream import sse_lines
+
 CHUNK = 1 << 20
 
 
@@ -119,7 +121,7 @@ class ApiClient:
                         r.read()
                         self._check(r)
                     event = None
-                    for line in r.iter_lines():
+                    for line in sse_lines(r.iter_text()):  # not iter_lines: see sse_lines
                         if line.startswith("event: "):
                             event = line[7:]
                         elif line.startswith("data: ") and event == "progress":

@@ -21,6 +21,13 @@ from inference.server import ServerConfig, create_app
 from inference.server.prompt import encode
 
 
+def _sse_lines(parts):
+    """SSE lines split at LF only (CRLF trimmed): random-weight text may hold U+2028 etc., where iter_lines splits."""
+    buf = b""
+    for part in parts:
+        *lines, buf = (buf + part).split(b"\n")
+        yield from (line.decode().removesuffix("\r") for line in lines)
+
 def prompts(n: int, words: int) -> list[list[dict]]:
     return [[{"role": "user", "content": f"Request {i} of {n}. " + "lorem ipsum " * (words // 2)}] for i in range(n)]
 
@@ -60,7 +67,7 @@ def run_server(engine: Engine, batch: list[list[dict]], max_tokens: int) -> dict
                 "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
         seen = False
         with httpx.stream("POST", url, json=body, timeout=600) as r:
-            for line in r.iter_lines():
+            for line in _sse_lines(r.iter_bytes()):
                 if not line.startswith("data: {"):
                     continue
                 chunk = json.loads(line[6:])

@@ -23,7 +23,7 @@ from pipeline.client import watchdog as wd
 from pipeline.client.backoff import backoff_delay, parse_retry_after
 from pipeline.client.config import ClientConfig
 from pipeline.client.events import CacheProbe, Completion, ModelInfo, Progress, RequestStatus
-from pipeline.client.stream import StreamError, StreamState, read_sse
+from pipeline.client.stream import StreamError, StreamState, read_sse, sse_lines
 from pipeline.client.usage import parse_usage
 from pipeline.errors import (
     ContextWindowExceeded,
@@ -167,7 +167,7 @@ class InferenceClient:
                     r.read()
                     self._raise_for_status(r)
                 if body["stream"]:
-                    read_sse(r.iter_lines(), state, attempt=attempt, on_activity=dog.activity,
+                    read_sse(sse_lines(r.iter_text()), state, attempt=attempt, on_activity=dog.activity,
                              on_progress=on_progress, on_delta=on_delta, should_stop=stopped)
                 else:
                     _from_json(r.read(), state)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pipeline.client.events import Progress
@@ -32,6 +32,31 @@ class StreamState:
     @property
     def complete(self) -> bool:
         return self.done or self.finish_reason is not None
+
+
+def sse_lines(chunks: Iterable[str]) -> Iterator[str]:
+    """The lines of an SSE stream from its decoded text chunks. SSE lines end only at CRLF, CR or LF — not at the
+    other breaks `str.splitlines` (and httpx's `iter_lines`) honour, such as U+0085, U+2028 or U+2029, which a
+    server may write raw inside a JSON `data:` payload (`ensure_ascii=False`)."""
+    buf = ""
+    for chunk in chunks:
+        buf += chunk
+        start = 0
+        while True:
+            cr, lf = buf.find("\r", start), buf.find("\n", start)
+            if cr == -1 and lf == -1:
+                break
+            if cr != -1 and (lf == -1 or cr < lf):
+                if cr == len(buf) - 1:  # a CR at the end may be the first half of a CRLF: wait for more text
+                    break
+                end, nxt = cr, cr + 2 if buf[cr + 1] == "\n" else cr + 1
+            else:
+                end, nxt = lf, lf + 1
+            yield buf[start:end]
+            start = nxt
+        buf = buf[start:]
+    if buf:
+        yield buf.removesuffix("\r")
 
 
 def read_sse(

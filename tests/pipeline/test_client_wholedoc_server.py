@@ -92,3 +92,14 @@ def test_over_the_window_is_a_typed_error_with_both_counts(serve):
     with serve(engine) as c, pytest.raises(ContextWindowExceeded) as e:
         c.chat(MESSAGES, max_tokens=8)
     assert e.value.window_tokens == 200 and e.value.requested_tokens > 300
+
+
+@pytest.mark.parametrize("char", ["\x85", "\u2028", "\u2029"], ids=["NEL", "LS", "PS"])
+def test_streamed_text_may_hold_characters_that_splitlines_breaks_at(serve, char):
+    """Regression: the server writes these raw inside `data:` JSON (ensure_ascii=False); the client split SSE lines
+    like str.splitlines (httpx iter_lines), cut the chunk in two and failed with "stream chunk is not JSON"."""
+    engine = ScriptedEngine([f"a{char}b", f"{char}", f"c{char}</think>", f"d{char}e", "<｜end▁of▁sentence｜>"])
+    with serve(engine) as c:
+        out = c.chat(MESSAGES, max_tokens=50, thinking=True, stream=True, request_id="ls-1")
+    assert out.reasoning_content == f"a{char}b{char}c{char}"
+    assert (out.content, out.finish_reason, out.attempts) == (f"d{char}e", "stop", 1)
