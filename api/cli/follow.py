@@ -46,7 +46,8 @@ def ready_document(client: ApiClient, file: Path) -> dict | None:
     if ingest["state"] != "done":
         err(f"error: {file.name} could not be read: {doc.get('error') or ingest.get('error')}")
         return None
-    err(f"{file.name}: {doc['kind']}, {doc['num_sections']} sections, {doc['num_tokens']:,} tokens")
+    n, unit = doc["num_sections"], "page" if doc["kind"] == "pdf" else "file"  # as `wholedoc ingest` says it
+    err(f"{file.name}: {doc['kind']}, {n} {unit}{'' if n == 1 else 's'}, {doc['num_tokens']:,} tokens")
     return doc
 
 

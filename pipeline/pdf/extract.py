@@ -99,25 +99,29 @@ def _render(raws: list[RawPage], headings: Headings) -> list[Section]:
     current: str | None = None  # the heading in effect (a page without one inherits it)
     for raw in raws:
         parts = [anchor(raw.number)]
-        pending = list(headings.page_titles(raw.number))
+        outline = headings.page_titles(raw.number)
+        pending, found = list(outline), []
         if raw.status != "text":
             parts.append(_NOTES[raw.status])
         for block in raw.blocks:
             if block.table is not None:
                 parts.append(block.table)
                 continue
-            parts += _render_block(block.lines, raw.number, headings, pending)
+            parts += _render_block(block.lines, raw.number, headings, pending, found)
         if pending:  # TOC titles not found on their page: open the page with them
             parts[1:1] = [f"{'#' * lvl} {title}" for lvl, title in pending]
-        first = next((p.lstrip("# ") for p in parts[1:] if p.startswith("#")), None)
-        current = first or (headings.page_titles(raw.number)[-1][1] if headings.page_titles(raw.number) else current)
+        # The page's title: its first outline entry, else its first heading, else the one in effect. Only headings
+        # count (a paragraph that starts with "#", such as a "#!" line of code, is not one), and a title is one line.
+        first = outline[0][1] if outline else next(iter(found), None)
+        current = " ".join(first.split()) if first else current
         sections.append(Section(raw.number - 1, str(raw.number), raw.status, "\n\n".join(parts) + "\n",
                                 title=current, reason=raw.reason))
     return sections
 
 
-def _render_block(lines: list[tuple[str, float, bool]], page: int, headings: Headings, pending: list) -> list[str]:
-    """A block's lines as paragraphs and `#` headings (a heading line splits its block)."""
+def _render_block(lines: list[tuple[str, float, bool]], page: int, headings: Headings, pending: list,
+                  found: list[str]) -> list[str]:
+    """A block's lines as paragraphs and `#` headings (a heading line splits its block); heading texts go to found."""
     out: list[str] = []
     para: list[str] = []
     prev_level: int | None = None
@@ -138,8 +142,10 @@ def _render_block(lines: list[tuple[str, float, bool]], page: int, headings: Hea
                 para = []
             if prev_level == level and not headings.toc:
                 out[-1] += " " + text  # a size-based heading broken over lines
+                found[-1] += " " + text
             else:
                 out.append(f"{'#' * level} {text}")
+                found.append(text)
         prev_level = level
         i += 1
     if para:

@@ -106,11 +106,24 @@ def record_progress(session: Session, job_id: str, owner: str, **fields) -> Job:
     return _owned_update(session, job_id, owner, {**fields, "updated_at": utcnow()})
 
 
-def complete_job(session: Session, job_id: str, owner: str) -> Job:
-    """Mark a job done that stores no Result (ingest)."""
+def complete_job(session: Session, job_id: str, owner: str, **final) -> Job:
+    """Mark a job done that stores no Result (ingest); `final` sets progress fields to their end values."""
+    unknown = set(final) - PROGRESS_FIELDS
+    assert not unknown, f"not progress fields: {sorted(unknown)}"
     now = utcnow()
-    return _owned_update(session, job_id, owner, {"state": JobState.DONE, "stage": None, "progress": 1.0, "error": None,
-                                                  "lease_expires_at": None, "finished_at": now, "updated_at": now})
+    return _owned_update(session, job_id, owner, {**final, "state": JobState.DONE, "stage": None, "progress": 1.0,
+                                                  "error": None, "lease_expires_at": None, "finished_at": now,
+                                                  "updated_at": now})
+
+
+def final_counters(usage: dict | None) -> dict:
+    """The progress counters a finished LLM job ends with, from its usage: every uncached prompt token prefilled and
+    every completion token generated (the streamed reports are throttled, so the last one may lag behind)."""
+    if not usage or "prompt_tokens" not in usage or "completion_tokens" not in usage:
+        return {}
+    computed = int(usage["prompt_tokens"]) - int(usage.get("cached_tokens") or 0)
+    return {"prefill_tokens_done": computed, "prefill_tokens_total": computed,
+            "tokens_generated": int(usage["completion_tokens"])}
 
 
 def finish_job(session: Session, job_id: str, owner: str, *, text: str, citations: list | None = None,
@@ -122,7 +135,7 @@ def finish_job(session: Session, job_id: str, owner: str, *, text: str, citation
     existing = result_for_job(session, job_id)
     if existing is not None:
         return existing
-    job = complete_job(session, job_id, owner)
+    job = complete_job(session, job_id, owner, **final_counters(usage))
     result = Result(tenant_id=job.tenant_id, job_id=job.id, document_id=job.document_id, kind=job.kind, text=text,
                     citations=citations or [], usage=usage or {}, notice=notice)
     try:

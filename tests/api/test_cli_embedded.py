@@ -39,6 +39,7 @@ def test_embedded_summarize_on_the_tiny_checkpoint(tiny_checkpoint, tmp_path):
                        capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr + "\n".join(p.read_text()[-2000:] for p in (home / "logs").glob("*.log"))
     assert r.stdout.strip(), "no summary text printed"
+    assert "sample.pdf: pdf, 2 pages, " in r.stderr, r.stderr  # pages, as `wholedoc ingest` says (not "sections")
     completion = re.search(r"(\d+) completion tokens", r.stderr)
     assert completion and 0 < int(completion.group(1)) <= 24, r.stderr  # the cap reached the inference server
     assert (home / "wholedoc.sqlite").exists() and (home / "broker.sqlite").exists()

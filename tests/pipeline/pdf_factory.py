@@ -251,3 +251,18 @@ def running_pdf(path: Path, pages: int) -> Path:
         _para(page, 100, f"Body of page {n}. " + PARA)
         page.insert_text((270, 810), f"Page {n} of {pages}", fontsize=8, fontname="helv")
     return _save(doc, path)
+
+
+def script_pdf(path: Path) -> Path:
+    """R-intro's shape: an outlined section, then a page without an outline entry whose text opens with a "#!"
+    line of code continued on the next line (one text block)."""
+    doc = _new("Scripting Test")
+    page = doc.new_page(width=A4.width, height=A4.height)
+    y = _heading(page, 80, "Scripting with R", 20)
+    _para(page, y, "Scripts can be run from the command line. " + PARA)
+    page = doc.new_page(width=A4.width, height=A4.height)
+    page.insert_text((72, 80), "#! /path/to/Rscript", fontsize=BODY, fontname="cour")
+    page.insert_text((72, 80 + BODY + 2), "args <- commandArgs(TRUE)", fontsize=BODY, fontname="cour")
+    _para(page, 120, "The script then reads its arguments. " + PARA)
+    doc.set_toc([[1, "Scripting with R", 1]])
+    return _save(doc, path)

@@ -74,6 +74,17 @@ def test_headings_from_the_toc_and_from_font_sizes(extracted):
     assert [s.title for s in extracted["headings_toc"].sections] == ["Chapter 1", "Chapter 2", "Chapter 3"]
 
 
+def test_page_titles_are_outline_or_heading_lines_never_code(tmp_path):
+    """Regression (R-intro.pdf pp. 104–105): a page without an outline entry whose text began with a "#!" line of
+    code was titled with that code, embedded newline included, instead of the outline's "Scripting with R"."""
+    doc = extract_pdf(factory.script_pdf(tmp_path / "script.pdf"))
+    assert [s.title for s in doc.sections] == ["Scripting with R", "Scripting with R"]
+    assert "#! /path/to/Rscript" in doc.sections[1].text
+    sized = extract_pdf(factory.headings_pdf(tmp_path / "sizes.pdf", with_toc=False))
+    assert all(s.title and "\n" not in s.title for s in sized.sections)
+    assert [s.title for s in sized.sections] == ["Chapter 1", "Chapter 2", "Chapter 3"]
+
+
 def test_two_columns_read_left_then_right_even_when_written_right_first(extracted):
     text = extracted["two_column"].text
     order = ["A Study in Two Columns", "LEFT column paragraph one.", "LEFT column paragraph one-b",

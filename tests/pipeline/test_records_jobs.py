@@ -75,6 +75,23 @@ def test_finish_stores_one_result_and_is_idempotent(db):
         assert jobs.claim_job(s, job_id, "w3", 30) is None
 
 
+def test_finished_job_counters_agree_with_the_usage(db):
+    """Regression: the throttled progress reports left a finished job at 55,296 of 55,684 prefill tokens and 27
+    generated while its usage said 32; the final record now takes the usage's counts."""
+    tenant_id, _, job_id = _job(db)
+    with transaction(db) as s:
+        jobs.claim_job(s, job_id, "w1", 30)
+        jobs.record_progress(s, job_id, "w1", prefill_tokens_done=55_296, prefill_tokens_total=55_684,
+                             tokens_generated=27, progress=0.795)
+    with transaction(db) as s:
+        jobs.finish_job(s, job_id, "w1", text="x", usage={"prompt_tokens": 55_700, "completion_tokens": 32,
+                                                          "cached_tokens": 16})
+    with transaction(db) as s:
+        job = jobs.get_job(s, tenant_id, job_id)
+        assert (job.prefill_tokens_done, job.prefill_tokens_total, job.tokens_generated, job.progress) == (
+            55_684, 55_684, 32, 1.0)
+
+
 def test_finish_without_the_lease_stores_nothing(db):
     _, _, job_id = _job(db)
     with transaction(db) as s:

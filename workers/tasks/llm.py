@@ -30,8 +30,8 @@ def _citations(text: str, doc) -> list[dict]:
 class ProgressRecorder:
     """Turns the client's progress reports into job updates, at most every PROGRESS_EVERY seconds per phase."""
 
-    def __init__(self, ctx: JobContext):
-        self.ctx, self.last, self.phase = ctx, 0.0, None
+    def __init__(self, ctx: JobContext, max_tokens: int):
+        self.ctx, self.max_tokens, self.last, self.phase = ctx, max(1, max_tokens), 0.0, None
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
@@ -42,6 +42,8 @@ class ProgressRecorder:
         if p.prefill_tokens_total:
             fields |= {"prefill_tokens_done": p.prefill_tokens_done, "prefill_tokens_total": p.prefill_tokens_total,
                        "progress": 0.1 + 0.7 * (p.prefill_tokens_done or 0) / p.prefill_tokens_total}
+        if p.phase == "decode":  # 0.8 … 0.99 over the token cap, so the bar moves on to 1.0 instead of jumping there
+            fields["progress"] = 0.8 + 0.19 * min(1.0, p.tokens_generated / self.max_tokens)
         try:
             self.ctx.progress(**fields)
         except Exception:  # lost / cancelled: the lease's callback has already set the cancel event
@@ -77,7 +79,7 @@ def _generate(ctx: JobContext) -> None:
         completion = inference_client().chat(prompt.messages, max_tokens=max_tokens, thinking=thinking,
                                              thinking_budget=max_tokens - answer_cap if thinking else None,
                                              request_id=request_id,
-                                             cancel=cancel, on_progress=ProgressRecorder(ctx),
+                                             cancel=cancel, on_progress=ProgressRecorder(ctx, max_tokens),
                                              cache_salt=cfg.cache_salt(job.tenant_id))  # tenants share no cache
     except RequestCancelled:
         ctx.lease.check()  # raises Cancelled / LeaseLost
