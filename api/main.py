@@ -11,7 +11,7 @@ from pipeline.records.db import make_engine, session_factory
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
-    settings = settings or ApiSettings.from_env()
+    settings = settings or ApiSettings.load()
     app = FastAPI(title="wholedoc", version="0.1.0",
                   description="Summaries and Q&A over whole documents (PDFs and codebases), never chunked.")
     app.state.settings = settings

@@ -37,6 +37,11 @@ class Decision:
     retry_after: int = 0  # whole seconds until a request would be allowed (>= 1 when refused)
 
 
+def _check(rate_per_min: float, burst: int) -> None:
+    if rate_per_min <= 0 or burst < 1:
+        raise ValueError(f"a rate limit needs rate_per_min > 0 and burst >= 1, got {rate_per_min} and {burst}")
+
+
 def _refused(wait: float) -> Decision:
     return Decision(False, max(1, math.ceil(wait)))
 
@@ -45,7 +50,7 @@ class LocalBuckets:
     """Buckets in this process (embedded mode: one API process). Thread-safe: sync dependencies run in a pool."""
 
     def __init__(self, rate_per_min: float, burst: int, clock=time.monotonic):
-        assert rate_per_min > 0 and burst >= 1, f"rate_per_min={rate_per_min} burst={burst}"
+        _check(rate_per_min, burst)
         self.rate, self.burst, self.clock = rate_per_min / 60, burst, clock
         self.buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
         self.lock = threading.Lock()
@@ -71,7 +76,7 @@ class RedisBuckets:
     def __init__(self, url: str, rate_per_min: float, burst: int):
         import redis
 
-        assert rate_per_min > 0 and burst >= 1, f"rate_per_min={rate_per_min} burst={burst}"
+        _check(rate_per_min, burst)
         self.rate, self.burst = rate_per_min / 60, burst
         self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self.script = self.client.register_script(TAKE_LUA)

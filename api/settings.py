@@ -1,65 +1,51 @@
-"""API settings, read from the environment at the edge (create_app)."""
+"""The API's settings: `ApiSettings.load()` at the edge (create_app) reads the `WHOLEDOC_*` variables."""
 
-import os
-from dataclasses import dataclass
+from typing import Self
+from urllib.parse import urlsplit
 
-from pipeline.records.db import database_url
-from pipeline.storage import blob_store_from_url, blob_url
+from pydantic import Field, field_validator, model_validator
+
+from pipeline.settings import DataSettings
 
 DEFAULT_MAX_UPLOAD = 512 * 1024 * 1024
+DEFAULT_MAX_JSON = 1024 * 1024
 # Generous defaults: a client polling a job 10 times a second stays well inside them.
 DEFAULT_RATE_PER_MIN = 1200
 DEFAULT_RATE_BURST = 300
 DEFAULT_MAX_ACTIVE_JOBS = 32
 
 
-def _redis_url() -> str | None:
-    """`WHOLEDOC_REDIS_URL`, else the broker URL when it is Redis; None in embedded mode (SQLAlchemy broker)."""
-    url = os.environ.get("WHOLEDOC_REDIS_URL") or os.environ.get("WHOLEDOC_BROKER_URL") or ""
-    return url if url.startswith(("redis://", "rediss://")) else None
-
-
-def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
-
-
-@dataclass(frozen=True)
-class ApiSettings:
-    """Records, blobs, limits. `max_upload_bytes` is enforced while streaming (413 names it).
+class ApiSettings(DataSettings):
+    """Records, blobs, body limits, limits. `max_upload_bytes` is enforced while streaming (413 names it);
+    `max_json_bytes` caps every other request body (413 names it).
 
     Limits (429 + Retry-After): `rate_per_min` / `rate_burst` per API key (0: off), `max_active_jobs` queued or
     running LLM jobs per tenant (0: no cap), `daily_token_budget` tokens per tenant per UTC day (0: unlimited).
     `max_active_jobs_total` caps queued or running LLM jobs of all tenants together (0: no cap): 503 + Retry-After.
-    `redis_url` holds the rate buckets shared by every API process; None keeps them in this process.
+    `redis_url` holds the rate buckets shared by every API process (default: the broker URL when it is Redis);
+    None keeps them in this process.
     """
 
-    database_url: str
-    blob_url: str
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
-    sse_poll_seconds: float = 0.5
-    rate_per_min: float = DEFAULT_RATE_PER_MIN
-    rate_burst: int = DEFAULT_RATE_BURST
-    max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS
-    daily_token_budget: int = 0
-    redis_url: str | None = None
-    max_active_jobs_total: int = 0
+    max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD, ge=1, description="bytes, a whole number >= 1")
+    max_json_bytes: int = Field(DEFAULT_MAX_JSON, ge=1, description="bytes, a whole number >= 1")
+    sse_poll_seconds: float = Field(0.5, gt=0, le=60, description="seconds, a number > 0 and <= 60")
+    rate_per_min: float = Field(DEFAULT_RATE_PER_MIN, ge=0, description="requests a minute per API key, >= 0 (0: off)")
+    rate_burst: int = Field(DEFAULT_RATE_BURST, ge=1, description="requests, a whole number >= 1")
+    max_active_jobs: int = Field(DEFAULT_MAX_ACTIVE_JOBS, ge=0, description="jobs, a whole number >= 0 (0: no cap)")
+    daily_token_budget: int = Field(0, ge=0, description="tokens, a whole number >= 0 (0: unlimited)")
+    max_active_jobs_total: int = Field(0, ge=0, description="jobs, a whole number >= 0 (0: no cap)")
+    redis_url: str | None = Field(None, description="redis://HOST:PORT/DB or rediss://… (default: the broker URL "
+                                                    "when it is Redis, else buckets in the API process)")
 
-    def __post_init__(self):
-        assert self.max_upload_bytes > 0, f"max_upload_bytes={self.max_upload_bytes}"
-        assert self.rate_per_min >= 0 and self.rate_burst >= 1, f"rate {self.rate_per_min}/min burst {self.rate_burst}"
-        assert min(self.max_active_jobs, self.daily_token_budget, self.max_active_jobs_total) >= 0, (
-            self.max_active_jobs, self.daily_token_budget, self.max_active_jobs_total)
-
+    @field_validator("redis_url")
     @classmethod
-    def from_env(cls) -> "ApiSettings":
-        return cls(database_url=database_url(), blob_url=blob_url(),
-                   max_upload_bytes=int(os.environ.get("WHOLEDOC_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD)),
-                   sse_poll_seconds=float(os.environ.get("WHOLEDOC_SSE_POLL_SECONDS", 0.5)),
-                   rate_per_min=float(os.environ.get("WHOLEDOC_RATE_PER_MIN") or DEFAULT_RATE_PER_MIN),
-                   rate_burst=_int("WHOLEDOC_RATE_BURST", DEFAULT_RATE_BURST),
-                   max_active_jobs=_int("WHOLEDOC_MAX_ACTIVE_JOBS", DEFAULT_MAX_ACTIVE_JOBS),
-                   daily_token_budget=_int("WHOLEDOC_DAILY_TOKEN_BUDGET", 0), redis_url=_redis_url(),
-                   max_active_jobs_total=_int("WHOLEDOC_MAX_ACTIVE_JOBS_TOTAL", 0))
+    def _redis(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss"):
+            raise ValueError("not a redis:// or rediss:// URL")
+        return value
 
-    def blob_store(self):
-        return blob_store_from_url(self.blob_url)
+    @model_validator(mode="after")
+    def _redis_from_broker(self) -> Self:
+        if self.redis_url is None and urlsplit(self.broker_url).scheme in ("redis", "rediss"):
+            object.__setattr__(self, "redis_url", self.broker_url)
+        return self

@@ -5,6 +5,12 @@ class PipelineError(Exception):
     """Base of every error the pipeline raises for bad input or a failed dependency."""
 
 
+class SettingsError(Exception):
+    """A `WHOLEDOC_*` variable is empty or malformed; the message names each one and the form it expects.
+
+    Not a PipelineError: it stops a process at start, it is never an HTTP answer."""
+
+
 class IngestError(PipelineError):
     """A document could not be turned into text; the message says why, for a person."""
 

@@ -1,15 +1,14 @@
 """The Celery app: broker, explicit queues, task names, and the reconciler's beat schedule.
 
-The API imports only this module (never task code) and enqueues by task name with `send_job`.
-Tasks carry ids only; the job row in the database is the truth.
+The API imports only this module (never task code) and enqueues by task name with `send_job`; the command line
+reads the workers' settings class through it (`WorkerSettings`). Tasks carry ids only; the job row in the database
+is the truth.
 """
-
-import os
 
 from celery import Celery
 from kombu import Queue
 
-from pipeline.records.db import wholedoc_home
+from workers.settings import WorkerSettings
 
 INGEST = "workers.ingest"
 SUMMARIZE = "workers.summarize"
@@ -21,41 +20,29 @@ TASK_FOR_KIND = {"ingest": INGEST, "summarize": SUMMARIZE, "answer": ANSWER}
 QUEUE_FOR_TASK = {INGEST: "ingest", SUMMARIZE: "llm", ANSWER: "llm", RECONCILE: "maintenance"}
 
 
-def broker_url() -> str:
-    """`WHOLEDOC_BROKER_URL` (e.g. redis://host:6379/0), else kombu's SQLAlchemy transport on a local SQLite file."""
-    url = os.environ.get("WHOLEDOC_BROKER_URL")
-    if url:
-        return url
-    home = wholedoc_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqla+sqlite:///{home / 'broker.sqlite'}"
-
-
 def broker_supports_broadcast(url: str) -> bool:
     """kombu's SQLAlchemy transport has no fanout, so remote control (revoke) is unavailable on it."""
     return not url.startswith("sqla+")
 
 
-def transport_options(url: str) -> dict:
+def transport_options(url: str, visibility_timeout: float) -> dict:
     """Redis: the visibility timeout. kombu's SQLAlchemy transport hands its options to create_engine: none."""
     if url.startswith("sqla+"):
         return {}
-    return {"visibility_timeout": int(env_seconds("WHOLEDOC_VISIBILITY_TIMEOUT", 3 * 3600))}
+    return {"visibility_timeout": int(visibility_timeout)}
 
 
-def env_seconds(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
-def make_app() -> Celery:
+def make_app(settings: WorkerSettings | None = None) -> Celery:
+    """The Celery app on the settings' broker (default: the environment's; a bad variable is a SettingsError)."""
+    cfg = settings or WorkerSettings.load()
     app = Celery("wholedoc", include=["workers.tasks.ingest", "workers.tasks.llm", "workers.tasks.reconcile"])
-    url = broker_url()
-    reconcile_every = env_seconds("WHOLEDOC_RECONCILE_SECONDS", 30)
+    url = cfg.broker_url
+    reconcile_every = cfg.reconcile_seconds
     app.conf.update(
         broker_url=url,
         broker_connection_retry_on_startup=True,
         # NOTE: Redis redelivers an unacked message only after this; our DB lease + reconciler recover much sooner.
-        broker_transport_options=transport_options(url),
+        broker_transport_options=transport_options(url, cfg.visibility_timeout),
         task_ignore_result=True,  # results live in the database
         task_acks_late=True,  # tasks are idempotent: a lost worker's message is redelivered
         task_reject_on_worker_lost=True,

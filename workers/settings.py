@@ -1,41 +1,62 @@
-"""Worker settings, read from the environment once per process."""
+"""The workers' settings (with the pipeline settings they use), read from the `WHOLEDOC_*` variables once per
+process (`settings()`), and the process's engine, blob store and inference client built from them."""
 
 import hashlib
 import hmac
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
 from functools import cache
 
-from pipeline.records.db import database_url, make_engine, session_factory
-from pipeline.storage import blob_url
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
+
+from pipeline.records.db import make_engine, session_factory
+from pipeline.settings import DataSettings, http_url
 
 # NOTE: only for a laptop; anyone holding it can compute every tenant's salt (compose requires a real one)
 DEV_CACHE_SALT_SECRET = "wholedoc-dev-cache-salt-secret"
 
 
-def _f(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+class WorkerSettings(DataSettings):
+    """Where the worker finds records, blobs and the inference endpoint, how long its leases last, and the
+    Celery app's timings (the beat schedule, Redis's visibility timeout)."""
 
+    EMPTY_OK = frozenset({"cache_salt_secret"})
 
-@dataclass(frozen=True)
-class WorkerSettings:
-    """Where the worker finds records, blobs and the inference endpoint, and how long its leases last."""
+    inference_url: str | None = Field(None, description="an OpenAI-compatible base URL ending in /v1, http(s)://…")
+    inference_api_key: SecretStr | None = Field(None, description="the endpoint's API key")
+    model: str = Field("wholedoc", description="the model name the endpoint serves")
+    tokenizer: str | None = Field(None, description="a folder or tokenizer.json of the served model's tokenizer "
+                                                    "(default: the bundled DeepSeek-V4 tokenizer)")
+    inference_max_retries: int = Field(4, ge=0, description="retries, a whole number >= 0: the client's own "
+                                                            "(429 / 5xx / timeouts) before the job is requeued")
+    result_notice: str | None = Field(None, description="text shown on every result")
+    lease_seconds: float = Field(60.0, gt=0, description="seconds, > 0: a lost worker's job is requeued about this "
+                                                         "long after its last heartbeat")
+    resend_queued_after: float = Field(300.0, gt=0, description="seconds, > 0: a queued job with no worker after "
+                                                                "this long gets its message re-sent")
+    retry_backoff: float = Field(2.0, ge=0, description="seconds, >= 0, doubled per attempt, capped at 600")
+    cache_salt_secret: SecretStr = Field(SecretStr(DEV_CACHE_SALT_SECRET),
+                                         description="a random string keying each tenant's prefix-cache salt (empty: "
+                                                     "send no cache_salt)")
+    visibility_timeout: float = Field(3 * 3600, gt=0, description="seconds, > 0: Redis redelivers an unacked task "
+                                                                  "after this")
+    reconcile_seconds: float = Field(30, gt=0, description="seconds, > 0, between reconciler runs (beat)")
+    _nonce: str = PrivateAttr(default_factory=lambda: uuid.uuid4().hex[:8])
 
-    database_url: str
-    blob_url: str
-    inference_url: str | None
-    model: str
-    tokenizer_path: str | None
-    inference_api_key: str | None = None
-    inference_max_retries: int = 4  # the client's own retries (429 / 5xx / timeouts) before the job is requeued
-    result_notice: str | None = None  # shown on every result, e.g. "random-weight dev checkpoint: not meaningful"
-    lease_seconds: float = 60.0  # a lost worker's job is requeued about this long after its last heartbeat
-    resend_queued_after: float = 300.0  # a queued job with no worker after this long gets its message re-sent
-    retry_backoff: float = 2.0  # seconds, doubled per attempt, capped at 600
-    cache_salt_secret: str = DEV_CACHE_SALT_SECRET  # "" sends no cache_salt (endpoints that refuse unknown fields)
-    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    @field_validator("inference_url")
+    @classmethod
+    def _inference(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+    @property
+    def owner(self) -> str:
+        """This process's lease owner, host:pid:random (the pid read now: a forked child is an owner of its own)."""
+        return f"{socket.gethostname()}:{os.getpid()}:{self._nonce}"
+
+    @property
+    def tokenizer_path(self) -> str | None:
+        return self.tokenizer
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -44,27 +65,15 @@ class WorkerSettings:
     def cache_salt(self, tenant_id: str) -> str | None:
         """The tenant's prefix-cache salt: HMAC-SHA256(secret, tenant id) in hex, so one tenant's requests never hit
         (or time) another's cached prefix, and nobody can derive the salt from a tenant id. None: no secret set."""
-        if not self.cache_salt_secret:
+        secret = self.cache_salt_secret.get_secret_value()
+        if not secret:
             return None
-        return hmac.new(self.cache_salt_secret.encode(), tenant_id.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(secret.encode(), tenant_id.encode(), hashlib.sha256).hexdigest()
 
 
 @cache
 def settings() -> WorkerSettings:
-    return WorkerSettings(
-        database_url=database_url(),
-        blob_url=blob_url(),
-        inference_url=os.environ.get("WHOLEDOC_INFERENCE_URL"),
-        model=os.environ.get("WHOLEDOC_MODEL", "wholedoc"),
-        tokenizer_path=os.environ.get("WHOLEDOC_TOKENIZER"),
-        result_notice=os.environ.get("WHOLEDOC_RESULT_NOTICE"),
-        inference_api_key=os.environ.get("WHOLEDOC_INFERENCE_API_KEY"),
-        inference_max_retries=int(os.environ.get("WHOLEDOC_INFERENCE_MAX_RETRIES", 4)),
-        lease_seconds=_f("WHOLEDOC_LEASE_SECONDS", 60),
-        resend_queued_after=_f("WHOLEDOC_RESEND_QUEUED_AFTER", 300),
-        retry_backoff=_f("WHOLEDOC_RETRY_BACKOFF", 2),
-        cache_salt_secret=os.environ.get("WHOLEDOC_CACHE_SALT_SECRET", DEV_CACHE_SALT_SECRET),
-    )
+    return WorkerSettings.load()
 
 
 @cache
@@ -75,9 +84,7 @@ def sessions():
 
 @cache
 def blob_store():
-    from pipeline.storage import blob_store_from_url
-
-    return blob_store_from_url(settings().blob_url)
+    return settings().blob_store()
 
 
 @cache
@@ -86,5 +93,6 @@ def inference_client():
     from pipeline.client import ClientConfig, InferenceClient
 
     cfg = settings()
-    return InferenceClient(ClientConfig(base_url=cfg.inference_url, model=cfg.model, api_key=cfg.inference_api_key,
+    key = cfg.inference_api_key.get_secret_value() if cfg.inference_api_key else None
+    return InferenceClient(ClientConfig(base_url=cfg.inference_url, model=cfg.model, api_key=key,
                                         max_retries=cfg.inference_max_retries))

@@ -3,16 +3,16 @@
 from pathlib import Path
 
 from pipeline.errors import NotFound
-from pipeline.records.db import database_url, make_engine, session_factory, transaction
+from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.tenants import authenticate, create_api_key, create_tenant, get_tenant
 
 LOCAL_TENANT = "local"
 
 
-def local_key(home: Path) -> str:
+def local_key(home: Path, database_url: str) -> str:
     """The embedded deployment's key for the `local` tenant, kept (mode 600) in the data folder."""
     path = home / "local.key"
-    engine = make_engine(database_url())
+    engine = make_engine(database_url)
     sessions = session_factory(engine)
     try:
         if path.exists():

@@ -2,7 +2,6 @@
 (api/cli/stack.py) and stopped after it, watched so that a process that dies stops the command's waiting."""
 
 import _thread
-import os
 import signal
 import sys
 import threading
@@ -13,7 +12,7 @@ from contextlib import contextmanager
 from api.cli.credentials import local_key
 from api.cli.output import err
 from api.cli.remote import ApiClient
-from pipeline.records.db import wholedoc_home
+from api.cli.settings import CliSettings
 
 
 class StackDied(RuntimeError):
@@ -23,12 +22,11 @@ class StackDied(RuntimeError):
 @contextmanager
 def connect() -> Iterator[ApiClient]:
     """WHOLEDOC_API_URL + WHOLEDOC_API_KEY → that deployment; nothing configured → an embedded one, stopped after."""
-    url = os.environ.get("WHOLEDOC_API_URL")
-    if url:
-        key = os.environ.get("WHOLEDOC_API_KEY")
-        if not key:
+    settings = CliSettings.load()
+    if settings.api_url:
+        if not settings.api_key:
             raise SystemExit("WHOLEDOC_API_URL is set but WHOLEDOC_API_KEY is not (wholedoc admin create-key T)")
-        client = ApiClient(url, key)
+        client = ApiClient(settings.api_url, settings.api_key.get_secret_value())
         try:
             yield client
         finally:
@@ -36,11 +34,11 @@ def connect() -> Iterator[ApiClient]:
         return
     from api.cli.stack import Stack
 
-    home = wholedoc_home()
+    home = settings.home
     err(f"starting an embedded wholedoc in {home} (set WHOLEDOC_API_URL to use a deployment)…")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the stack below is always stopped
-    with Stack(home=home, say=err) as stack:
-        client = ApiClient(stack.url, local_key(home))
+    with Stack(settings=settings, say=err) as stack:
+        client = ApiClient(stack.url, local_key(home, settings.database_url))
         died: list[str] = []
 
         def watch() -> None:  # a process of the stack died: stop waiting on it

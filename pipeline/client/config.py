@@ -28,9 +28,12 @@ class ClientConfig:
     retry_after_max: float = 300.0  # a 429 asking to wait longer than this is raised at once (RateLimited)
 
     def __post_init__(self):
-        assert self.base_url.startswith(("http://", "https://")), f"base_url must be http(s), got {self.base_url!r}"
-        assert self.model, "model must be named"
-        assert self.max_retries >= 0 and self.backoff_base >= 0, "max_retries and backoff_base must be >= 0"
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
+        if not self.model:
+            raise ValueError("model must be named")
+        if self.max_retries < 0 or self.backoff_base < 0:
+            raise ValueError(f"max_retries ({self.max_retries}) and backoff_base ({self.backoff_base}) must be >= 0")
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
 
     def url(self, path: str) -> str:

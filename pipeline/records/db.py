@@ -1,6 +1,5 @@
-"""Where the records live: the database URL, engines, sessions, and migrating a database to head."""
+"""Engines and sessions on a database URL (the settings' WHOLEDOC_DATABASE_URL), and migrating one to head."""
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,22 +10,6 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def wholedoc_home() -> Path:
-    """The embedded mode's data folder (`WHOLEDOC_HOME`, default ~/.local/share/wholedoc)."""
-    home = os.environ.get("WHOLEDOC_HOME") or Path.home() / ".local" / "share" / "wholedoc"
-    return Path(home)
-
-
-def database_url() -> str:
-    """`WHOLEDOC_DATABASE_URL`, else a SQLite file in the embedded data folder."""
-    url = os.environ.get("WHOLEDOC_DATABASE_URL")
-    if url:
-        return url
-    home = wholedoc_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'wholedoc.sqlite'}"
-
-
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
@@ -35,9 +18,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def make_engine(url: str | None = None, **kwargs) -> Engine:
-    """An engine for `url` (default `database_url()`); SQLite gets foreign keys, WAL and a busy timeout."""
-    url = url or database_url()
+def make_engine(url: str, **kwargs) -> Engine:
+    """An engine for `url`; SQLite gets foreign keys, WAL and a busy timeout."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
@@ -71,8 +53,8 @@ def alembic_config(url: str):
     return cfg
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Migrate the database at `url` (default `database_url()`) to `revision`."""
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at `url` to `revision`."""
     from alembic import command
 
-    command.upgrade(alembic_config(url or database_url()), revision)
+    command.upgrade(alembic_config(url), revision)

@@ -2,13 +2,19 @@
 
 import sys
 
-from pipeline.records.db import database_url, upgrade
+from pipeline.errors import SettingsError
+from pipeline.records.db import upgrade
+from pipeline.settings import DataSettings, mask_url
 
 
 def main() -> int:
-    url = database_url()
+    try:
+        url = DataSettings.load().database_url
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     upgrade(url)
-    print(f"migrated {url.split('@')[-1]} to head")
+    print(f"migrated {mask_url(url)} to head")
     return 0
 
 

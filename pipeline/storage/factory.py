@@ -1,51 +1,65 @@
-"""Build a blob store from a URL: `file:///path` or `s3://[key:secret@]bucket?endpoint=host:port&secure=0`; and
-the URL every process uses when none is configured (`blob_url`)."""
+"""Build a blob store from a URL: `file:///path` or `s3://[key:secret@]bucket?endpoint=host:port&secure=0`.
 
-import os
-from pathlib import Path
+The default URL (a folder in the embedded data folder) is derived by `pipeline.settings.DataSettings`.
+"""
+
+from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlparse
 
 from pipeline.errors import StorageError
 from pipeline.storage.base import BlobStore
 
 
-def blob_url(home: Path | None = None) -> str:
-    """`WHOLEDOC_BLOB_URL`, else the `blobs` folder of the embedded data folder (`home`, default WHOLEDOC_HOME)."""
-    url = os.environ.get("WHOLEDOC_BLOB_URL")
-    if url:
-        return url
-    if home is None:
-        from pipeline.records.db import wholedoc_home
+@dataclass(frozen=True)
+class BlobUrl:
+    """A parsed blob store URL: `folder` for file://, else the S3 bucket, endpoint and options."""
 
-        home = wholedoc_home()
-    return f"file://{home / 'blobs'}"
+    scheme: str
+    folder: str | None = None
+    bucket: str | None = None
+    endpoint: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    secure: bool = True
+    region: str | None = None
+    part_size: int | None = None
 
 
-def blob_store_from_url(url: str) -> BlobStore:
-    """`file:///var/lib/wholedoc/blobs`, or `s3://bucket?endpoint=minio:9000&secure=0&region=us-east-1&part_size=…`.
-
-    S3 credentials come from the URL's user:password or WHOLEDOC_S3_ACCESS_KEY / WHOLEDOC_S3_SECRET_KEY.
-    """
+def parse_blob_url(url: str) -> BlobUrl:
+    """`file:///var/lib/wholedoc/blobs`, or `s3://bucket?endpoint=minio:9000&secure=0&region=us-east-1&part_size=…`;
+    StorageError naming what is missing or wrong."""
     u = urlparse(url)
     if u.scheme == "file":
-        from pipeline.storage.local import LocalBlobStore
-
         if not u.path:
             raise StorageError(f"blob store URL {url!r} names no folder")
-        return LocalBlobStore(unquote(u.path))
+        return BlobUrl("file", folder=unquote(u.path))
     if u.scheme == "s3":
-        from minio import Minio
-
-        from pipeline.storage.s3 import S3BlobStore
-
         q = {k: v[-1] for k, v in parse_qs(u.query).items()}
-        bucket = u.hostname
-        if not bucket or "endpoint" not in q:
+        if not u.hostname or "endpoint" not in q:
             raise StorageError(f"blob store URL {url!r} needs a bucket and ?endpoint=host:port")
-        access = unquote(u.username) if u.username else os.environ.get("WHOLEDOC_S3_ACCESS_KEY")
-        secret = unquote(u.password) if u.password else os.environ.get("WHOLEDOC_S3_SECRET_KEY")
-        secure = q.get("secure", "1").lower() not in ("0", "false", "no")
-        client = Minio(q["endpoint"], access_key=access, secret_key=secret, secure=secure, region=q.get("region"))
-        kw = {"part_size": int(q["part_size"])} if "part_size" in q else {}
-        return S3BlobStore(client, bucket, **kw)
+        part_size = q.get("part_size")
+        if part_size is not None and not part_size.isdigit():
+            raise StorageError(f"blob store URL {url!r}: part_size must be a whole number of bytes")
+        return BlobUrl("s3", bucket=u.hostname, endpoint=q["endpoint"],
+                       access_key=unquote(u.username) if u.username else None,
+                       secret_key=unquote(u.password) if u.password else None,
+                       secure=q.get("secure", "1").lower() not in ("0", "false", "no"), region=q.get("region"),
+                       part_size=int(part_size) if part_size else None)
     raise StorageError(f"unsupported blob store URL {url!r}: use file:///path or s3://bucket?endpoint=host:port")
+
+
+def blob_store_from_url(url: str, *, access_key: str | None = None, secret_key: str | None = None) -> BlobStore:
+    """The store a blob URL names; S3 credentials from the URL's user:password, else `access_key` / `secret_key`
+    (the settings' WHOLEDOC_S3_ACCESS_KEY / WHOLEDOC_S3_SECRET_KEY)."""
+    b = parse_blob_url(url)
+    if b.scheme == "file":
+        from pipeline.storage.local import LocalBlobStore
+
+        return LocalBlobStore(b.folder)
+    from minio import Minio
+
+    from pipeline.storage.s3 import S3BlobStore
+
+    client = Minio(b.endpoint, access_key=b.access_key or access_key, secret_key=b.secret_key or secret_key,
+                   secure=b.secure, region=b.region)
+    return S3BlobStore(client, b.bucket, **({"part_size": b.part_size} if b.part_size else {}))

@@ -175,7 +175,7 @@ def test_tenants_asking_about_the_same_document_share_no_prefix_cache(real, pg_u
         assert first["cached_tokens"] == 0 and first["prompt_tokens"] > 5 * 128
         other = ask(b, docs[1], "Which vendor disputes an amount?")  # the very prompt A's job sent
         assert other["prompt_tokens"] == first["prompt_tokens"] and other["cached_tokens"] == 0
-        salt_a = WorkerSettings("", "", None, "", None).cache_salt(tenants[0])  # the workers' dev default secret
+        salt_a = WorkerSettings().cache_salt(tenants[0])  # the workers' dev default secret
         unsalted, predicted = probe("How much is disputed?", None), probe("How much is disputed?", salt_a)
         again = ask(a, docs[0], "How much is disputed?")
     assert unsalted["cached_tokens"] == 0  # nothing was cached without a salt: every job sent its tenant's

@@ -74,7 +74,7 @@ def test_settings_pick_the_bucket_store(monkeypatch, tmp_path, env, kind):
     monkeypatch.setenv("WHOLEDOC_HOME", str(tmp_path))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    s = ApiSettings.from_env()
+    s = ApiSettings.load()
     assert isinstance(make_limiter(s.rate_per_min, s.rate_burst, s.redis_url), kind)
 
 

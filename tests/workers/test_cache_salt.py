@@ -8,7 +8,7 @@ from workers.settings import DEV_CACHE_SALT_SECRET, WorkerSettings
 
 
 def worker_settings(secret: str) -> WorkerSettings:
-    return WorkerSettings("sqlite://", "file:///tmp", "http://127.0.0.1:1/v1", "wholedoc", None,
+    return WorkerSettings(database_url="sqlite://", blob_url="file:///tmp", inference_url="http://127.0.0.1:1/v1",
                           cache_salt_secret=secret)
 
 
@@ -22,6 +22,6 @@ def test_salt_is_the_hmac_of_the_tenant_under_the_secret():
 
 
 def test_the_dev_default_salts_and_an_empty_secret_sends_none():
-    assert WorkerSettings("", "", None, "", None).cache_salt_secret == DEV_CACHE_SALT_SECRET
+    assert WorkerSettings().cache_salt_secret.get_secret_value() == DEV_CACHE_SALT_SECRET
     assert worker_settings(DEV_CACHE_SALT_SECRET).cache_salt("t") is not None
     assert worker_settings("").cache_salt("t") is None

@@ -81,7 +81,7 @@ def test_summarize_records_progress_and_stores_one_result(worker, records, blobs
     assert len(posted) == 1 and posted[0].body["max_tokens"] == 512
     assert posted[0].body["thinking"] == {"type": "disabled"}
     assert "The quarterly report 1" in posted[0].body["messages"][1]["content"]
-    assert posted[0].body["cache_salt"] == WorkerSettings("", "", None, "", None).cache_salt(tenant_id)  # its own
+    assert posted[0].body["cache_salt"] == WorkerSettings().cache_salt(tenant_id)  # its own
     send(wk_env, "summarize", job_id, tenant_id)  # a redelivered message: claims nothing, stores nothing
     send(wk_env, "summarize", job_id, tenant_id)
     llm.default = Reply(content=("a second answer",))

@@ -2,8 +2,9 @@
 
 import sys
 
+from api.cli.settings import CliSettings
 from pipeline.errors import RecordError
-from pipeline.records.db import database_url, make_engine, session_factory, transaction, upgrade
+from pipeline.records.db import make_engine, session_factory, transaction, upgrade
 from pipeline.records.tenants import create_api_key, create_tenant, get_tenant, revoke_api_key
 
 
@@ -26,13 +27,13 @@ def register(subparsers) -> None:
 
 
 def _sessions():
-    url = database_url()
+    url = CliSettings.load().database_url
     upgrade(url)
     return session_factory(make_engine(url))
 
 
 def _migrate(args) -> int:
-    upgrade(database_url())
+    upgrade(CliSettings.load().database_url)
     print("database is at the latest schema")
     return 0
 
