@@ -1,17 +1,23 @@
-"""The one place pipeline (and Starlette) errors become HTTP JSON errors: {"error": type, "detail": message}."""
+"""The one place pipeline (and Starlette) errors become HTTP JSON errors: {"error": type, "detail": message}.
+
+The `error` values a client can branch on (docs/api-conventions.md lists them with their statuses): unauthorized,
+not_found, method_not_allowed, bad_request, invalid_request, invalid_document, conflict, idempotency_key_reused,
+too_large, unsupported_format, rate_limited, too_many_active_jobs, token_budget_exhausted, service_busy, http_error.
+"""
 
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
-from api.auth import has_live_key
 from pipeline.errors import (
     BlobNotFound,
     BlobTooLarge,
     Conflict,
+    IdempotencyKeyReused,
     IngestError,
+    InvalidCursor,
     NotFound,
     PipelineError,
     PromptError,
@@ -22,9 +28,11 @@ from pipeline.errors import (
 STATUS = [
     (NotFound, 404, "not_found"),
     (BlobNotFound, 404, "not_found"),
+    (IdempotencyKeyReused, 409, "idempotency_key_reused"),
     (Conflict, 409, "conflict"),
     (BlobTooLarge, 413, "too_large"),
     (UnsupportedFormat, 415, "unsupported_format"),
+    (InvalidCursor, 422, "invalid_request"),
     (PromptError, 422, "invalid_request"),
     (IngestError, 422, "invalid_document"),
     (PipelineError, 400, "bad_request"),
@@ -36,10 +44,10 @@ class Unauthorized(Exception):
 
 
 class LimitExceeded(Exception):
-    """A rate limit or quota refused the request: 429 with `Retry-After` (whole seconds, >= 1).
+    """A quota refused the request: 429 with `Retry-After` (whole seconds, >= 1).
 
-    `error` names the limit (rate_limited, too_many_active_jobs, token_budget_exhausted; service_busy with status 503);
-    it labels the metric too.
+    `error` names the limit (too_many_active_jobs, token_budget_exhausted; service_busy with status 503; the rate
+    limit answers from api.edge); it labels the metric too.
     """
 
     def __init__(self, error: str, detail: str, *, retry_after: int, status: int = 429):
@@ -47,21 +55,20 @@ class LimitExceeded(Exception):
         self.error, self.retry_after, self.status = error, max(1, int(retry_after)), status
 
 
-# Starlette's own errors (no route, wrong method, a body that is not even text) in the same ErrorBody shape
-HTTP_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
-UNAUTHORIZED = (401, "unauthorized", "no live API key: send yours as `Authorization: Bearer <key>`")
+# Starlette's own errors (no route, wrong method, a body that is not even text, over the body limit) in ErrorBody shape
+HTTP_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
 def error_response(status: int, error: str, detail: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
-async def _unauthenticated(request: Request) -> bool:
-    """A /v1 request without a live key, refused 401 even when its body failed to parse.
-
-    NOTE: FastAPI parses a JSON body before it runs the auth dependency; without this a caller with no key would
-    learn from 400 / 422 what a route expects (docs/reliability.md A5: no usable key is 401 on every route)."""
-    return request.url.path.startswith("/v1/") and not await run_in_threadpool(has_live_key, request)
+def _http_detail(request: Request, exc: HTTPException) -> str:
+    limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+    if exc.status_code == 413 and limit is not None:  # FastAPI's body limit (api.main: max_body_size per router)
+        return (f"the request body is over this route's limit of {limit:,} bytes ({limit / 2**20:g} MiB); "
+                "send a smaller body")
+    return str(exc.detail)
 
 
 def install(app: FastAPI) -> None:
@@ -73,18 +80,14 @@ def install(app: FastAPI) -> None:
         raise AssertionError("PipelineError is in STATUS")
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        if await _unauthenticated(request):
-            return error_response(*UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in exc.errors()]
         return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 400 and await _unauthenticated(request):
-            return error_response(*UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
-        return error_response(exc.status_code, HTTP_ERRORS.get(exc.status_code, "http_error"), str(exc.detail),
-                              exc.headers)
+        return error_response(exc.status_code, HTTP_ERRORS.get(exc.status_code, "http_error"),
+                              _http_detail(request, exc), exc.headers)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:

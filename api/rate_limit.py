@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] the bucket; ARGV: tokens per second, burst. Returns {allowed (0|1), seconds until a token (string)}.
+# KEYS[1] the bucket; ARGV: tokens per second, burst. Returns {allowed (0|1), seconds until a token (string), tokens
+# left (string)}.
 TAKE_LUA = """
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -27,14 +28,27 @@ if tokens >= 1 then
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, tostring(wait)}
+return {allowed, tostring(wait), tostring(tokens)}
 """
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """One request's take from its key's bucket; `limit` is None when there is no limit (no RateLimit headers)."""
+
     allowed: bool
     retry_after: int = 0  # whole seconds until a request would be allowed (>= 1 when refused)
+    limit: int | None = None  # the bucket's size (the burst)
+    remaining: int = 0  # whole requests left in the bucket now
+    reset: int = 0  # whole seconds until the bucket is full again
+
+    def headers(self) -> dict[str, str]:
+        """RateLimit-Limit / -Remaining / -Reset (draft-ietf-httpapi-ratelimit-headers), plus Retry-After if refused."""
+        if self.limit is None:
+            return {}
+        out = {"RateLimit-Limit": str(self.limit), "RateLimit-Remaining": str(self.remaining),
+               "RateLimit-Reset": str(self.reset)}
+        return out | ({"Retry-After": str(self.retry_after)} if not self.allowed else {})
 
 
 def _check(rate_per_min: float, burst: int) -> None:
@@ -42,8 +56,10 @@ def _check(rate_per_min: float, burst: int) -> None:
         raise ValueError(f"a rate limit needs rate_per_min > 0 and burst >= 1, got {rate_per_min} and {burst}")
 
 
-def _refused(wait: float) -> Decision:
-    return Decision(False, max(1, math.ceil(wait)))
+def _decision(allowed: bool, wait: float, tokens: float, rate: float, burst: int) -> Decision:
+    """What a take left: refused ones wait at least a second; reset counts until the bucket is full."""
+    return Decision(allowed, 0 if allowed else max(1, math.ceil(wait)), burst, int(tokens),
+                    math.ceil(max(0.0, burst - tokens) / rate))
 
 
 class LocalBuckets:
@@ -60,11 +76,10 @@ class LocalBuckets:
             now = self.clock()
             tokens, at = self.buckets.get(key, (self.burst, now))
             tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
-            if tokens >= 1:
-                self.buckets[key] = (tokens - 1, now)
-                return Decision(True)
+            allowed = tokens >= 1
+            tokens -= allowed
             self.buckets[key] = (tokens, now)
-            return _refused((1 - tokens) / self.rate)
+            return _decision(allowed, (1 - tokens) / self.rate, tokens, self.rate, self.burst)
 
 
 class RedisBuckets:
@@ -84,11 +99,11 @@ class RedisBuckets:
 
     def take(self, key: str) -> Decision:
         try:
-            allowed, wait = self.script(keys=[self.PREFIX + key], args=[self.rate, self.burst])
+            allowed, wait, tokens = self.script(keys=[self.PREFIX + key], args=[self.rate, self.burst])
         except self.errors:
             log.warning("rate limiter: Redis unavailable, letting the request through", exc_info=True)
             return Decision(True)
-        return Decision(True) if int(allowed) else _refused(float(wait))
+        return _decision(bool(int(allowed)), float(wait), float(tokens), self.rate, self.burst)
 
 
 class Unlimited:

@@ -1,16 +1,32 @@
-"""Request and response bodies (XCreate / XPublic, as the FastAPI template names them)."""
+"""Request and response bodies (XCreate / XPublic, as the FastAPI template names them); `Page` for every list."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.prompts.styles import STYLES
+from pipeline.records.models import DocumentStatus, JobKind, JobState
+
+Style = Literal[tuple(STYLES)]  # type: ignore[valid-type]
+Item = TypeVar("Item")
 
 
 class ErrorBody(BaseModel):
-    error: str = Field(description="machine-readable error type, e.g. not_found, too_large")
-    detail: str = Field(description="what went wrong, for a person")
+    """Every error of every route: a machine-readable `error` to branch on and a `detail` for a person
+    (the values of `error` and their statuses: docs/api-conventions.md)."""
+
+    error: str = Field(description="machine-readable error type, e.g. not_found, too_large, idempotency_key_reused")
+    detail: str = Field(description="what went wrong and what to do about it, for a person")
+
+
+class Page(BaseModel, Generic[Item]):
+    """One page of a list, newest first. Ask for the next one with `after=last_id` while `has_more`."""
+
+    data: list[Item]
+    has_more: bool = Field(description="there are more items after this page")
+    last_id: str | None = Field(description="the id of the last item in `data` (null when empty): the next page's "
+                                            "`after`")
 
 
 class DocumentPublic(BaseModel):
@@ -18,10 +34,10 @@ class DocumentPublic(BaseModel):
 
     id: str
     filename: str | None
-    kind: str = Field(description="pdf | codebase")
+    kind: Literal["pdf", "codebase"]
     media_type: str | None
-    status: str = Field(description="pending | ready | failed")
-    sha256: str
+    status: DocumentStatus = Field(description="pending (ingest queued or running), ready, or failed (see `error`)")
+    sha256: str = Field(description="of the uploaded bytes: the same bytes uploaded again return this document")
     size_bytes: int
     num_sections: int | None = Field(description="pages of a PDF, files of a codebase")
     num_tokens: int | None
@@ -31,15 +47,16 @@ class DocumentPublic(BaseModel):
 
 
 class DocumentCreated(DocumentPublic):
-    ingest_job_id: str
+    ingest_job_id: str = Field(description="the job that extracts the document (the latest one, for an upload that "
+                                           "returned an existing document)")
 
 
-class DocumentList(BaseModel):
-    data: list[DocumentPublic]
+class DocumentList(Page[DocumentPublic]):
+    pass
 
 
 class SummaryCreate(BaseModel):
-    style: Literal[tuple(STYLES)] = "brief"  # type: ignore[valid-type]
+    style: Style = "brief"
     thinking: bool = Field(False, description="let the model think first (off by default)")
     max_tokens: int | None = Field(None, ge=1, description="output cap; at most the style's cap (brief: 512)")
 
@@ -50,14 +67,36 @@ class QuestionCreate(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
 
 
+class SummaryParams(BaseModel):
+    """A summarize job's parameters, as the job runs them (max_tokens already capped)."""
+
+    style: Style
+    thinking: bool
+    max_tokens: int
+
+
+class QuestionParams(BaseModel):
+    """An answer job's parameters, as the job runs them (max_tokens already capped)."""
+
+    question: str
+    thinking: bool
+    max_tokens: int
+
+
+class IngestParams(BaseModel):
+    """An ingest job has no parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class JobPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
-    kind: str = Field(description="ingest | summarize | answer")
+    kind: JobKind
     document_id: str | None
-    state: str = Field(description="queued | running | done | failed | cancelled")
-    stage: str | None
+    state: JobState
+    stage: str | None = Field(description="what a running job is doing: extract, count, prefill, generate")
     progress: float
     prefill_tokens_done: int | None
     prefill_tokens_total: int | None
@@ -65,22 +104,37 @@ class JobPublic(BaseModel):
     attempts: int
     max_attempts: int
     error: str | None
-    params: dict
+    params: SummaryParams | QuestionParams | IngestParams = Field(description="by kind: summarize, answer, ingest")
     result_id: str | None = Field(None, description="set once the job is done (summarize / answer)")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
 
 
-class JobList(BaseModel):
-    data: list[JobPublic]
+class JobList(Page[JobPublic]):
+    pass
 
 
 class Citation(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    anchor: str
+    anchor: str = Field(description="the page (\"12\") or file (\"src/app.py\") it names")
     status: str = Field(description="verified | unverified | invalid")
+
+
+class Usage(BaseModel):
+    """Tokens of the completion that made a result, as the inference endpoint reported them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = Field(None, description="prompt tokens served from the prefix cache (null: the "
+                                                        "endpoint did not say)")
+    reasoning_tokens: int | None = None
+    request_id: str | None = Field(None, description="the inference request (its X-Request-Id) that made the result")
+    attempts: int | None = Field(None, description="inference attempts it took")
+    finish_reason: str | None = None
 
 
 class ResultPublic(BaseModel):
@@ -89,10 +143,10 @@ class ResultPublic(BaseModel):
     id: str
     job_id: str
     document_id: str | None
-    kind: str
+    kind: JobKind
     text: str
     citations: list[Citation]
-    usage: dict = Field(description="prompt_tokens, completion_tokens, cached_tokens, …")
+    usage: Usage
     notice: str | None
     created_at: datetime
 

@@ -111,6 +111,14 @@ class Conflict(RecordError):
     """The object is in a state that does not allow the operation (e.g. summarizing a document not yet ready)."""
 
 
+class IdempotencyKeyReused(Conflict):
+    """An Idempotency-Key was sent again with a different request (another route, parameters or body)."""
+
+
+class InvalidCursor(RecordError):
+    """A list's `after` names no object of this tenant in that list (unknown, another tenant's, or deleted)."""
+
+
 class LeaseLost(RecordError):
     """This worker no longer holds the job's lease (expired and taken over, cancelled, or finished)."""
 

@@ -1,17 +1,18 @@
-"""Helpers the route modules share: id parameters, error responses for OpenAPI, job → JSON, and enqueueing."""
+"""Helpers the route modules share: id parameters, error responses for OpenAPI, job → JSON, and enqueueing (the
+conventions every route follows are in api/routes/conventions.py)."""
 
-import logging
 from typing import Annotated
 
 from fastapi import Path, Query
 from sqlalchemy.orm import Session
 
 from api.schemas import ErrorBody, JobPublic
+from pipeline.logs import get_logger
 from pipeline.records import jobs
 from pipeline.records.models import Job, JobState
 from workers.app import send_job
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Every object id is pipeline.records.models.new_id(): 32 lowercase hex digits. Anything else is refused (422) before
 # it reaches a query, so no byte PostgreSQL cannot hold (NUL) or no stray path syntax ever does.
@@ -24,19 +25,17 @@ def id_path(what: str):
 
 DocumentId, JobId, ResultId = id_path("document"), id_path("job"), id_path("result")
 DocumentIdQuery = Annotated[str | None, Query(pattern=ID_PATTERN, description="only this document's")]
-# A page of a list: out-of-range values are refused (422); an offset past PostgreSQL's bigint would be a 500.
-Limit = Annotated[int, Query(ge=1, le=200, description="at most this many items")]
-Offset = Annotated[int, Query(ge=0, le=2**63 - 1, description="skip this many items (newest first)")]
 
 
 def errors(*codes: int) -> dict:
-    """OpenAPI `responses` for the error statuses a route can answer (all with ErrorBody).
+    """OpenAPI `responses` for the error statuses a route can answer (all with ErrorBody; api.routes.conventions).
 
     Every authenticated route may answer 422 (a path, query or body value of the wrong shape: ErrorBody, not
     FastAPI's default HTTPValidationError, which api.errors replaces) and 429 (the key's rate limit; LLM jobs also
     the tenant's quotas)."""
     text = {400: "malformed request", 401: "missing or bad API key", 404: "no such object for this tenant",
-            409: "state conflict", 413: "upload over the size limit", 415: "unsupported file type",
+            409: "state conflict, or an Idempotency-Key sent before with a different request",
+            413: "body over the size limit", 415: "unsupported file type",
             422: "invalid request", 429: "over a rate limit or quota; retry after the `Retry-After` header's seconds",
             503: "the service is at its limit of active jobs; retry after the `Retry-After` header's seconds"}
     return {code: {"model": ErrorBody, "description": text[code]} for code in sorted({401, *codes, 422, 429})}
@@ -55,4 +54,4 @@ def enqueue(job: Job) -> None:
     try:
         send_job(job.kind, job.id, job.tenant_id)
     except Exception:
-        log.exception("could not enqueue job %s; the reconciler will re-send it", job.id)
+        log.exception("could not enqueue the job; the reconciler will re-send it", job_id=job.id)

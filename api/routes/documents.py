@@ -1,26 +1,36 @@
-"""/v1/documents: upload (streamed), list, get, delete, and create summary / question jobs."""
+"""/v1/documents: upload (streamed; the same bytes again return the existing document), list, get, delete, and
+create summary / question jobs."""
 
-import logging
 import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from api.admission import admit_llm_job
 from api.deps import SessionDep, TenantDep
-from api.routes.common import DocumentId, Limit, Offset, enqueue, errors, job_public
+from api.routes.common import DocumentId, enqueue, job_public
+from api.routes.conventions import Idempotency, IdempotencyDep, ListDep, created, operation, page_of
 from api.schemas import DocumentCreated, DocumentList, DocumentPublic, JobPublic, QuestionCreate, SummaryCreate
 from api.upload import MULTIPART_SLACK, stream_to_store, too_large
 from pipeline.errors import Conflict
+from pipeline.logs import get_logger
 from pipeline.prompts.builders import QUESTION_MAX_TOKENS
 from pipeline.prompts.styles import get_style
 from pipeline.records import jobs
-from pipeline.records.db import transaction
-from pipeline.records.documents import create_document, delete_document, get_document, list_documents
-from pipeline.records.models import DocumentStatus, JobState
+from pipeline.records.documents import (
+    create_document,
+    delete_document,
+    find_by_sha256,
+    get_document,
+    list_documents,
+)
+from pipeline.records.models import DocumentStatus
+from pipeline.records.usage import lock_tenant
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 UPLOAD_BODY = {"requestBody": {"required": True, "description": "the file: multipart/form-data (field `file`) or "
@@ -28,12 +38,16 @@ UPLOAD_BODY = {"requestBody": {"required": True, "description": "the file: multi
                "content": {"multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
                    "file": {"type": "string", "format": "binary"}}}},
                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
-
+# NOTE: uploads are capped while they stream (WHOLEDOC_MAX_UPLOAD_BYTES, api.upload), not by the routers' JSON body
+# limit: this route-level limit only overrides that one
+UPLOAD_ROUTE_LIMIT = 2**62
 
 FILENAME_MAX = 500  # the documents.filename column
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 FilenameQuery = Annotated[str | None, Query(max_length=FILENAME_MAX, pattern=r"^[^\x00-\x1f\x7f]*$",
                                             description="the name to keep (default: the multipart part's filename)")]
+ForceQuery = Annotated[bool, Query(description="make a new document even when the same bytes were uploaded before "
+                                               "(and extract them again)")]
 
 
 def _part_filename(name: str | None) -> str | None:
@@ -41,52 +55,71 @@ def _part_filename(name: str | None) -> str | None:
     return CONTROL.sub("", name or "")[:FILENAME_MAX] or None
 
 
-def _create_rows(sessions, tenant_id, ref, filename, kind, media_type):
-    with transaction(sessions) as s:
+def _upload_rows(request: Request, tenant_id: str, idem: Idempotency, upload: dict, ref, kind: str,
+                 media_type: str, force: bool) -> JSONResponse:
+    """The upload's answer: a stored one (same Idempotency-Key), the existing document with these bytes (200), or a
+    new document and its ingest job (201)."""
+    store = request.app.state.blob_store
+    with request.app.state.sessions() as s:
+        if (replay := idem.replay(s, tenant_id, upload)) is not None:
+            return replay
+        lock_tenant(s, tenant_id)  # two uploads of the same bytes at once make one document
+        doc = None if force else find_by_sha256(s, tenant_id, ref.sha256)
+        job = jobs.ingest_job_of(s, doc.id) if doc is not None else None
+        if job is not None:
+            out = DocumentCreated(**DocumentPublic.model_validate(doc).model_dump(), ingest_job_id=job.id)
+            response = JSONResponse(out.model_dump(mode="json"), status_code=200)
+            return idem.commit(s, tenant_id, upload, response) or response
         doc = create_document(s, tenant_id, kind=kind, blob_key=ref.key, sha256=ref.sha256, size_bytes=ref.size,
-                              filename=filename, media_type=media_type)
+                              filename=upload["filename"], media_type=media_type)
         job = jobs.create_job(s, tenant_id, "ingest", document_id=doc.id)
         out = DocumentCreated(**DocumentPublic.model_validate(doc).model_dump(), ingest_job_id=job.id)
-    return out, job
+        response = created(out, f"/v1/documents/{doc.id}")
+        if (raced := idem.commit(s, tenant_id, upload, response)) is not None:
+            return raced
+    store.add_ref(ref.key, doc.id)
+    enqueue(job)
+    log.info("document uploaded", document_id=doc.id, job_id=job.id, kind=kind, size_bytes=ref.size)
+    return response
 
 
-@router.post("", status_code=201, response_model=DocumentCreated, openapi_extra=UPLOAD_BODY,
-             responses=errors(400, 413, 415))
-async def upload_document(request: Request, tenant: TenantDep, filename: FilenameQuery = None) -> DocumentCreated:
-    """Upload a PDF or a codebase archive. It is stored while hashed, then an ingest job extracts it."""
-    settings = request.app.state.settings
-    limit = settings.max_upload_bytes
+@router.post("", **operation("createDocument", "Upload a document", DocumentCreated, status=201,
+                             codes=(400, 409, 413, 415),
+                             also={200: "these bytes were uploaded before: that document, as it is now, and its "
+                                        "ingest job (`force=true` makes a new one)"}),
+             openapi_extra=UPLOAD_BODY, max_body_size=UPLOAD_ROUTE_LIMIT)
+async def upload_document(request: Request, tenant: TenantDep, idem: IdempotencyDep, filename: FilenameQuery = None,
+                          force: ForceQuery = False) -> JSONResponse:
+    """Upload a PDF or a codebase archive. It is stored while hashed, then an ingest job extracts it. The same bytes
+    uploaded again return the existing document (200) instead of a second one."""
+    limit = request.app.state.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + MULTIPART_SLACK:  # room for form framing
         raise too_large(limit)
-    store = request.app.state.blob_store
     ref, part_name, kind, media_type = await stream_to_store(
-        store, tenant.id, request.stream(), request.headers.get("content-type", ""), limit)
-    out, job = await run_in_threadpool(_create_rows, request.app.state.sessions, tenant.id, ref,
-                                       filename or _part_filename(part_name), kind, media_type)
-    await run_in_threadpool(store.add_ref, ref.key, out.id)
-    await run_in_threadpool(enqueue, job)
-    return out
+        request.app.state.blob_store, tenant.id, request.stream(), request.headers.get("content-type", ""), limit)
+    upload = {"sha256": ref.sha256, "filename": filename or _part_filename(part_name)}
+    return await run_in_threadpool(_upload_rows, request, tenant.id, idem, upload, ref, kind, media_type, force)
 
 
-@router.get("", response_model=DocumentList, responses=errors())
-def list_(session: SessionDep, tenant: TenantDep, limit: Limit = 50, offset: Offset = 0) -> DocumentList:
-    docs = list_documents(session, tenant.id, limit=limit, offset=offset)
-    return DocumentList(data=[DocumentPublic.model_validate(d) for d in docs])
+@router.get("", **operation("listDocuments", "List documents, newest first", DocumentList))
+def list_(session: SessionDep, tenant: TenantDep, page: ListDep) -> DocumentList:
+    return page_of(DocumentList, list_documents(session, tenant.id, limit=page.limit, after=page.after),
+                   DocumentPublic.model_validate)
 
 
-@router.get("/{document_id}", response_model=DocumentPublic, responses=errors(404))
+@router.get("/{document_id}", **operation("getDocument", "Get a document", DocumentPublic, codes=(404,)))
 def get(document_id: DocumentId, session: SessionDep, tenant: TenantDep) -> DocumentPublic:
     return DocumentPublic.model_validate(get_document(session, tenant.id, document_id))
 
 
-@router.delete("/{document_id}", status_code=204, response_class=Response, responses=errors(404))
+@router.delete("/{document_id}", **operation("deleteDocument", "Delete a document", status=204, codes=(404,)),
+               response_class=Response)
 def delete(document_id: DocumentId, request: Request, session: SessionDep, tenant: TenantDep) -> Response:
     """Delete the document, its jobs (running ones are cancelled first) and results, and release its blobs."""
     doc = get_document(session, tenant.id, document_id)
-    for job in jobs.list_jobs(session, tenant.id, document_id=doc.id, limit=10_000):
-        if job.state in (JobState.QUEUED, JobState.RUNNING):
-            jobs.cancel_job(session, tenant.id, job.id)
+    for job in jobs.active_jobs_of(session, tenant.id, doc.id):
+        jobs.cancel_job(session, tenant.id, job.id)
     keys = [k for k in (doc.blob_key, doc.text_blob_key) if k]
     delete_document(session, tenant.id, document_id)
     session.commit()
@@ -94,7 +127,7 @@ def delete(document_id: DocumentId, request: Request, session: SessionDep, tenan
         try:
             request.app.state.blob_store.release(key, document_id)
         except Exception:  # the row is gone; `sweep` collects a blob whose release failed
-            log.exception("releasing blob %s of document %s", key, document_id)
+            log.exception("releasing a blob failed", blob_key=key, document_id=document_id)
     return Response(status_code=204)
 
 
@@ -106,33 +139,45 @@ def _ready(session, tenant_id: str, document_id: str):
     return doc
 
 
-@router.post("/{document_id}/summaries", status_code=202, response_model=JobPublic,
-             responses=errors(400, 404, 409, 503))
+def _queue_llm_job(request: Request, session: Session, tenant_id: str, idem: Idempotency, body: dict, kind: str,
+                   document_id: str, params: dict) -> JSONResponse:
+    """Admit, create and (once committed with the Idempotency-Key's response) enqueue a summary or answer job."""
+    admit_llm_job(session, tenant_id, request.app.state.settings)
+    job = jobs.create_job(session, tenant_id, kind, document_id=document_id, params=params)
+    response = created(job_public(session, job), f"/v1/jobs/{job.id}", 202)
+    if (raced := idem.commit(session, tenant_id, body, response)) is not None:
+        return raced
+    enqueue(job)
+    log.info("job queued", job_id=job.id, kind=kind, document_id=document_id)
+    return response
+
+
+@router.post("/{document_id}/summaries", **operation("createSummary", "Queue a summary of the document", JobPublic,
+                                                     status=202, codes=(400, 404, 409, 413, 503)))
 def create_summary(document_id: DocumentId, body: SummaryCreate, request: Request, session: SessionDep,
-                   tenant: TenantDep) -> JobPublic:
+                   tenant: TenantDep, idem: IdempotencyDep) -> JSONResponse:
     """Queue a summary job. Its output is capped per style (brief: 512 tokens); thinking is off by default.
 
     429 when the tenant's daily token budget is used up or it has too many jobs queued or running."""
+    request_body = body.model_dump(mode="json")
+    if (replay := idem.replay(session, tenant.id, request_body)) is not None:
+        return replay
     doc = _ready(session, tenant.id, document_id)
     cap = get_style(body.style).max_tokens
     params = {"style": body.style, "thinking": body.thinking, "max_tokens": min(body.max_tokens or cap, cap)}
-    admit_llm_job(session, tenant.id, request.app.state.settings)
-    job = jobs.create_job(session, tenant.id, "summarize", document_id=doc.id, params=params)
-    session.commit()
-    enqueue(job)
-    return job_public(session, job)
+    return _queue_llm_job(request, session, tenant.id, idem, request_body, "summarize", doc.id, params)
 
 
-@router.post("/{document_id}/questions", status_code=202, response_model=JobPublic,
-             responses=errors(400, 404, 409, 503))
+@router.post("/{document_id}/questions", **operation("createQuestion", "Queue an answer to a question about the "
+                                                     "document", JobPublic, status=202,
+                                                     codes=(400, 404, 409, 413, 503)))
 def create_question(document_id: DocumentId, body: QuestionCreate, request: Request, session: SessionDep,
-                    tenant: TenantDep) -> JobPublic:
+                    tenant: TenantDep, idem: IdempotencyDep) -> JSONResponse:
     """Queue an answer job for one question about the document (429 on the same quotas as summaries)."""
+    request_body = body.model_dump(mode="json")
+    if (replay := idem.replay(session, tenant.id, request_body)) is not None:
+        return replay
     doc = _ready(session, tenant.id, document_id)
     cap = QUESTION_MAX_TOKENS
     params = {"question": body.question, "thinking": body.thinking, "max_tokens": min(body.max_tokens or cap, cap)}
-    admit_llm_job(session, tenant.id, request.app.state.settings)
-    job = jobs.create_job(session, tenant.id, "answer", document_id=doc.id, params=params)
-    session.commit()
-    enqueue(job)
-    return job_public(session, job)
+    return _queue_llm_job(request, session, tenant.id, idem, request_body, "answer", doc.id, params)

@@ -10,13 +10,14 @@ from api.schemas import Health
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=Health)
+@router.get("/health", operation_id="getHealth", summary="Is the service up (and its database)?",
+            response_model=Health)
 def health(session: SessionDep) -> Health:
     session.execute(text("SELECT 1"))
     return Health(status="ok", database="ok")
 
 
-@router.get("/metrics", response_class=Response,
+@router.get("/metrics", operation_id="getMetrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
                              "description": "Prometheus text exposition"}})
 def metrics(request: Request) -> Response:

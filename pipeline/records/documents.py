@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 from pipeline.errors import NotFound
 from pipeline.records.models import Document, DocumentStatus
 from pipeline.records.owned import get_owned
+from pipeline.records.pages import Page, page
 
 
 def create_document(session: Session, tenant_id: str, *, kind: str, blob_key: str, sha256: str, size_bytes: int,
@@ -21,10 +22,16 @@ def get_document(session: Session, tenant_id: str, document_id: str) -> Document
     return get_owned(session, Document, tenant_id, document_id)
 
 
-def list_documents(session: Session, tenant_id: str, *, limit: int = 50, offset: int = 0) -> list[Document]:
-    q = (select(Document).where(Document.tenant_id == tenant_id)
-         .order_by(Document.created_at.desc(), Document.id).limit(limit).offset(offset))
-    return list(session.scalars(q))
+def list_documents(session: Session, tenant_id: str, *, limit: int = 50, after: str | None = None) -> Page[Document]:
+    """A page of the tenant's documents, newest first (pipeline.records.pages)."""
+    return page(session, select(Document).where(Document.tenant_id == tenant_id), Document, tenant_id, limit=limit,
+                after=after)
+
+
+def find_by_sha256(session: Session, tenant_id: str, sha256: str) -> Document | None:
+    """The tenant's newest document whose upload had these bytes (its sha256), or None."""
+    return session.scalar(select(Document).where(Document.tenant_id == tenant_id, Document.sha256 == sha256)
+                          .order_by(Document.created_at.desc(), Document.id.desc()).limit(1))
 
 
 def delete_document(session: Session, tenant_id: str, document_id: str) -> Document:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from pipeline.errors import Cancelled, Conflict, LeaseLost, NotFound
 from pipeline.records.models import FINAL_STATES, Document, DocumentStatus, Job, JobKind, JobState, Result
 from pipeline.records.owned import get_owned
+from pipeline.records.pages import Page, page
 from pipeline.records.types import utcnow
 
 PROGRESS_FIELDS = {"stage", "progress", "prefill_tokens_done", "prefill_tokens_total", "tokens_generated",
@@ -34,13 +35,26 @@ def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
 
 
 def list_jobs(session: Session, tenant_id: str, *, state: str | None = None, document_id: str | None = None,
-              limit: int = 50, offset: int = 0) -> list[Job]:
+              limit: int = 50, after: str | None = None) -> Page[Job]:
+    """A page of the tenant's jobs, newest first (pipeline.records.pages), optionally of one state or document."""
     q = select(Job).where(Job.tenant_id == tenant_id)
     if state:
         q = q.where(Job.state == state)
     if document_id:
         q = q.where(Job.document_id == document_id)
-    return list(session.scalars(q.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)))
+    return page(session, q, Job, tenant_id, limit=limit, after=after)
+
+
+def active_jobs_of(session: Session, tenant_id: str, document_id: str) -> list[Job]:
+    """The document's queued and running jobs."""
+    return list(session.scalars(select(Job).where(Job.tenant_id == tenant_id, Job.document_id == document_id,
+                                                  Job.state.in_((JobState.QUEUED, JobState.RUNNING)))))
+
+
+def ingest_job_of(session: Session, document_id: str) -> Job | None:
+    """The document's latest ingest job."""
+    return session.scalar(select(Job).where(Job.document_id == document_id, Job.kind == JobKind.INGEST)
+                          .order_by(Job.created_at.desc(), Job.id.desc()).limit(1))
 
 
 def result_for_job(session: Session, job_id: str) -> Result | None:

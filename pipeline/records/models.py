@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: tenants, API keys, documents, jobs, results.
+"""SQLAlchemy 2 models: tenants, API keys, documents, jobs, results, idempotency keys.
 
 `Job.kind` and `Job.params` are open-ended, so every kind of job (ingest, summary, answer) shares one table.
 """
@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pipeline.records.types import UTCDateTime, utcnow
@@ -75,10 +75,13 @@ class ApiKey(Base):
 
 
 class Document(Base):
+    # pages newest first (pipeline.records.pages), and the same bytes uploaded again (dedupe by sha256)
     __tablename__ = "documents"
+    __table_args__ = (Index("ix_documents_tenant_page", "tenant_id", "created_at", "id"),
+                      Index("ix_documents_tenant_sha256", "tenant_id", "sha256"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     filename: Mapped[str | None] = mapped_column(String(500))
     kind: Mapped[str] = mapped_column(String(20))  # pipeline.document.Kind
     media_type: Mapped[str | None] = mapped_column(String(100))
@@ -99,10 +102,11 @@ class Job(Base):
     """One unit of worker work. The lease (owner + expiry) says which worker runs it and until when."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_state_lease", "state", "lease_expires_at"),)
+    __table_args__ = (Index("ix_jobs_state_lease", "state", "lease_expires_at"),
+                      Index("ix_jobs_tenant_page", "tenant_id", "created_at", "id"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))  # JobKind
     params: Mapped[dict] = mapped_column(JSON, default=dict)  # style, thinking, max_tokens, question, …
@@ -141,3 +145,23 @@ class Result(Base):
     usage: Mapped[dict] = mapped_column(JSON, default=dict)  # prompt_tokens, completion_tokens, cached_tokens, …
     notice: Mapped[str | None] = mapped_column(Text)  # e.g. "random-weight dev checkpoint: text not meaningful"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """The response to a POST made with an `Idempotency-Key`, kept so that the same key and request within the TTL
+    get the same response (pipeline.records.idempotency). Written in the transaction that created the object, so a
+    stored response always names an object that was committed with it."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "key", name="uq_idempotency_keys_tenant_key"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the request: method, path, query, body
+    request: Mapped[str] = mapped_column(String(600))  # "POST /v1/…", for the message when a key is reused
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict] = mapped_column(JSON)
+    location: Mapped[str | None] = mapped_column(String(600))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

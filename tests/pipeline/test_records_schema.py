@@ -7,7 +7,7 @@ from sqlalchemy import inspect
 from pipeline.records.db import make_engine
 from pipeline.records.models import Base
 
-TABLES = {"tenants", "api_keys", "documents", "jobs", "results", "alembic_version"}
+TABLES = {"tenants", "api_keys", "documents", "jobs", "results", "idempotency_keys", "alembic_version"}
 
 
 def test_upgrade_from_empty_creates_every_table(db_url):
@@ -62,5 +62,26 @@ def test_migrate_command_creates_the_schema(tmp_path):
     engine = make_engine(url)
     try:
         assert set(inspect(engine).get_table_names()) == TABLES
+    finally:
+        engine.dispose()
+
+
+def test_one_head_and_the_latest_migration_goes_down_and_up(tmp_path):
+    """Alembic stays at a single head, and the newest revision's downgrade undoes exactly its upgrade."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from pipeline.records.db import alembic_config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'down.sqlite'}"
+    cfg = alembic_config(url)
+    assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1
+    upgrade(url)
+    command.downgrade(cfg, "-1")
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
     finally:
         engine.dispose()

@@ -4,8 +4,10 @@ import signal
 
 import pytest
 
-from pipeline.records import jobs
+from pipeline.records import idempotency, jobs
 from pipeline.records.db import transaction
+from pipeline.records.models import IdempotencyKey
+from pipeline.records.types import utcnow
 from tests.api.helpers import make_pdf
 from tests.helpers.services import start_worker, stop
 from tests.helpers.wait import wait_until
@@ -36,11 +38,16 @@ def test_kill9_mid_job_is_requeued_and_stores_exactly_one_result(wk_env, records
         assert running.lease_owner and running.attempts == 1
         a.send_signal(signal.SIGKILL)
         a.wait(10)
+        with transaction(records) as s:  # a stored response past its 24 h: the same reconciler pass deletes it
+            idempotency.remember(s, tenant_id, "old-key", "fp", "POST /v1/x", status_code=201, body={}, location=None,
+                                 now=utcnow() - idempotency.TTL)
         # worker b runs the beat schedule too: its reconciler finds a's lease expired and requeues the job
         b = start_worker(wk_env, tmp_path / "b.log", name="b", extra=("-B", "-s", str(tmp_path / "beat-schedule")))
         job = wait_job(records, job_id, lambda j: j.state in ("done", "failed"), timeout=60, what="finished on b")
         assert job.state == "done", job.error
         assert job.attempts == 2 and job.lease_owner != running.lease_owner
+        with records() as s:
+            assert s.query(IdempotencyKey).filter_by(tenant_id=tenant_id).count() == 0
         [result] = results_of(records, job_id)
         assert result.text == "".join(f"w{i} " for i in range(25))
         rids = [r.headers.get("X-Request-Id") for r in llm.received if r.path == "/v1/chat/completions"]

@@ -1,0 +1,79 @@
+"""What every /v1 request goes through before FastAPI picks its route or reads its body (a pure ASGI middleware):
+
+1. authentication first: without a live `Authorization: Bearer <key>` the answer is 401 and the body is never read
+   (docs/reliability.md A5), however large it is or whatever it holds;
+2. the key's rate limit: 429 + Retry-After;
+3. every response to an authenticated request carries RateLimit-Limit / RateLimit-Remaining / RateLimit-Reset, and
+   every /v1 response an X-Request-Id (the caller's, when it sent a sane one); the request's log lines carry
+   `http_request_id` and `tenant_id`.
+
+The routes find the tenant in `request.state.tenant` (api.deps). JSON bodies are then capped by FastAPI's own body
+limit (`max_body_size`, set per router in api.main), uploads by their streaming limit (api.upload).
+"""
+
+import re
+import uuid
+
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_response
+from pipeline.logs import bound, get_logger
+from pipeline.records.tenants import authenticate
+
+log = get_logger("api.requests")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+NO_KEY = "send your API key as `Authorization: Bearer <key>`"
+
+
+def authenticate_header(sessions, authorization: str | None):
+    """(tenant, the key's prefix) for a live key in an Authorization header, else None."""
+    scheme, key = get_authorization_scheme_param(authorization)
+    if scheme.lower() != "bearer" or not key:
+        return None
+    with sessions() as session:
+        tenant = authenticate(session, key)
+    return (tenant, key.split("_", 2)[1]) if tenant is not None else None  # wd_<prefix>_<secret>
+
+
+class Edge:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        state = scope["app"].state
+        headers = Headers(scope=scope)
+        given = headers.get("x-request-id") or ""
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        with bound(http_request_id=request_id):
+            found = await run_in_threadpool(authenticate_header, state.sessions, headers.get("authorization"))
+            if found is None:
+                detail = "unknown or revoked API key" if headers.get("authorization") else NO_KEY
+                await error_response(401, "unauthorized", detail, {"WWW-Authenticate": "Bearer",
+                                                                   "X-Request-Id": request_id})(scope, receive, send)
+                return
+            tenant, prefix = found
+            # NOTE: the bucket is taken only after the key authenticated, so nobody can drain another key's bucket
+            decision = await run_in_threadpool(state.limiter.take, prefix)
+            extra = decision.headers() | {"X-Request-Id": request_id}
+            with bound(tenant_id=tenant.id):
+                if not decision.allowed:
+                    state.metrics.rejections.labels("rate_limited").inc()
+                    s = state.settings
+                    detail = (f"this API key is over its rate limit ({s.rate_per_min:g} requests a minute, bursts of "
+                              f"up to {s.rate_burst}); retry in {decision.retry_after} s")
+                    await error_response(429, "rate_limited", detail, extra)(scope, receive, send)
+                    return
+                scope.setdefault("state", {})["tenant"] = tenant
+
+                async def send_with_headers(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        MutableHeaders(scope=message).update(extra)
+                    await send(message)
+
+                await self.app(scope, receive, send_with_headers)
