@@ -9,6 +9,9 @@
 
 The routes find the tenant in `request.state.tenant` (api.deps). JSON bodies are then capped by FastAPI's own body
 limit (`max_body_size`, set per router in api.main), uploads by their streaming limit (api.upload).
+NOTE: for a body whose Content-Length is over the limit, FastAPI (Starlette's RequestBodyLimitResponder) replaces
+whatever the route answers with a plain-text "Content Too Large"; that one is turned back into the ErrorBody shape
+here, naming the limit, so that every error keeps one shape.
 """
 
 import re
@@ -17,9 +20,10 @@ import uuid
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_response
+from api.errors import body_too_large, error_response
 from pipeline.logs import bound, get_logger
 from pipeline.records.tenants import authenticate
 
@@ -71,9 +75,19 @@ class Edge:
                     return
                 scope.setdefault("state", {})["tenant"] = tenant
 
+                replacing = None
+
                 async def send_with_headers(message: Message) -> None:
+                    nonlocal replacing
                     if message["type"] == "http.response.start":
+                        limit = scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+                        plain = Headers(raw=message["headers"]).get("content-type", "").startswith("text/plain")
+                        if message["status"] == 413 and plain and limit is not None:
+                            replacing = body_too_large(limit)
+                            message = {**message, "headers": list(replacing.raw_headers)}
                         MutableHeaders(scope=message).update(extra)
+                    elif message["type"] == "http.response.body" and replacing is not None:
+                        message = {"type": "http.response.body", "body": replacing.body}
                     await send(message)
 
                 await self.app(scope, receive, send_with_headers)

@@ -63,12 +63,10 @@ def error_response(status: int, error: str, detail: str, headers: dict | None = 
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
-def _http_detail(request: Request, exc: HTTPException) -> str:
-    limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
-    if exc.status_code == 413 and limit is not None:  # FastAPI's body limit (api.main: max_body_size per router)
-        return (f"the request body is over this route's limit of {limit:,} bytes ({limit / 2**20:g} MiB); "
-                "send a smaller body")
-    return str(exc.detail)
+def body_too_large(limit: int) -> JSONResponse:
+    """413 for a body over FastAPI's body limit (`max_body_size`, per router in api.main), naming the limit."""
+    return error_response(413, "too_large", f"the request body is over this route's limit of {limit:,} bytes "
+                                            f"({limit / 2**20:g} MiB); send a smaller body")
 
 
 def install(app: FastAPI) -> None:
@@ -86,8 +84,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, HTTP_ERRORS.get(exc.status_code, "http_error"),
-                              _http_detail(request, exc), exc.headers)
+        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        if exc.status_code == 413 and limit is not None:  # a body counted over the limit while read
+            return body_too_large(limit)
+        return error_response(exc.status_code, HTTP_ERRORS.get(exc.status_code, "http_error"), str(exc.detail),
+                              exc.headers)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:

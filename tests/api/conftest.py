@@ -6,7 +6,7 @@ import pytest
 from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
-from tests.api.helpers import MAX_UPLOAD
+from tests.api.helpers import MAX_JSON, MAX_UPLOAD
 from tests.helpers.services import uvicorn_api
 
 
@@ -16,6 +16,7 @@ def api_env(pg_url, redis_url, tmp_path_factory):
     blobs = tmp_path_factory.mktemp("blobs")
     return {"WHOLEDOC_DATABASE_URL": pg_url, "WHOLEDOC_BLOB_URL": f"file://{blobs}",
             "WHOLEDOC_BROKER_URL": redis_url, "WHOLEDOC_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
+            "WHOLEDOC_MAX_JSON_BYTES": str(MAX_JSON),
             "WHOLEDOC_SSE_POLL_SECONDS": "0.05"}
 
 

@@ -11,6 +11,25 @@ from pipeline.records.documents import mark_document_ready
 from tests.helpers.wait import wait_until
 
 MAX_UPLOAD = 256 * 1024  # WHOLEDOC_MAX_UPLOAD_BYTES of the API the tests start
+MAX_JSON = 64 * 1024  # its WHOLEDOC_MAX_JSON_BYTES
+
+
+def _walk(routes):
+    for r in routes:
+        if hasattr(r, "original_router"):  # an included router (FastAPI >= 0.16x keeps them nested)
+            yield from _walk(r.original_router.routes)
+        elif hasattr(r, "methods"):
+            yield r
+
+
+def app_routes() -> list[tuple[str, str, object]]:
+    """Every /v1 (method, path, route) the app serves, read from the app itself so a new route can't be forgotten."""
+    from api.main import create_app
+    from api.settings import ApiSettings
+
+    app = create_app(ApiSettings(database_url="sqlite://", blob_url="file:///nonexistent"))
+    return [(m, r.path, r) for r in _walk(app.routes) if r.path.startswith("/v1/")
+            for m in sorted(r.methods - {"HEAD", "OPTIONS"})]
 
 
 def make_pdf(text: str = "hello", pages: int = 1) -> bytes:

@@ -28,8 +28,8 @@ def test_done_job_carries_its_result(make_client, records):
     result = client.get(f"/v1/results/{result_id}").json()
     assert result["text"] == "the summary [p. 1]" and result["job_id"] == job["id"]
     assert result["citations"] == [{"anchor": "1", "status": "verified"}]
-    assert result["usage"] == {"prompt_tokens": 100, "completion_tokens": 5, "cached_tokens": 0, "reasoning_tokens": None,
-                               "request_id": None, "attempts": None, "finish_reason": None}  # typed: every field
+    assert result["usage"] == {"prompt_tokens": 100, "completion_tokens": 5, "cached_tokens": 0,  # typed: all fields
+                               "reasoning_tokens": None, "request_id": None, "attempts": None, "finish_reason": None}
 
 
 def test_cancel_then_cancel_again_then_finished_is_conflict(make_client, records):

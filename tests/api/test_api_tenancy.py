@@ -4,29 +4,11 @@ import re
 
 import pytest
 
-from api.main import create_app
-from api.settings import ApiSettings
-from tests.api.helpers import finish, make_pdf, make_ready, upload
+from tests.api.helpers import app_routes, finish, make_pdf, make_ready, upload
 
 pytestmark = pytest.mark.services
 
-
-def _walk(routes):
-    for r in routes:
-        if hasattr(r, "original_router"):  # an included router (FastAPI >= 0.16x keeps them nested)
-            yield from _walk(r.original_router.routes)
-        elif hasattr(r, "methods"):
-            yield r
-
-
-def _routes():
-    """Every /v1 (method, path) the app serves, read from the app itself so a new route can't be forgotten."""
-    app = create_app(ApiSettings(database_url="sqlite://", blob_url="file:///nonexistent"))
-    return [(m, r.path) for r in _walk(app.routes) if r.path.startswith("/v1/")
-            for m in sorted(r.methods - {"HEAD", "OPTIONS"})]
-
-
-ROUTES = _routes()
+ROUTES = [(m, p) for m, p, _ in app_routes()]
 ID_ROUTES = [(m, p) for m, p in ROUTES if "{" in p]
 BODIES = {"summaries": {"style": "brief"}, "questions": {"question": "why?"}}
 
