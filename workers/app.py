@@ -6,8 +6,10 @@ is the truth.
 """
 
 from celery import Celery
+from celery.signals import setup_logging
 from kombu import Queue
 
+from pipeline import logs
 from workers.settings import WorkerSettings
 
 INGEST = "workers.ingest"
@@ -62,6 +64,14 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
 
 
 app = make_app()
+
+
+@setup_logging.connect
+def _logs(**_) -> None:
+    """Worker and beat log through pipeline.logs (JSON lines unless on a terminal) at WHOLEDOC_LOG_LEVEL; Celery's
+    own --loglevel is not used."""
+    cfg = WorkerSettings.load()
+    logs.configure(cfg.log_level, cfg.log_format)
 
 
 def send_job(kind: str, job_id: str, tenant_id: str, *, countdown: float | None = None) -> None:

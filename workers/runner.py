@@ -19,6 +19,7 @@ from pipeline.errors import (
     RateLimited,
     StorageUnavailable,
 )
+from pipeline.logs import bound, get_logger
 from pipeline.records import jobs
 from pipeline.records.db import transaction
 from pipeline.records.models import Job
@@ -27,6 +28,7 @@ from workers.lease import Lease
 from workers.settings import WorkerSettings, sessions, settings
 
 log = logging.getLogger(__name__)
+events = get_logger("workers.jobs")
 
 # Worth another attempt: the dependency may be back. Everything else fails the job with its message.
 TRANSIENT = (EndpointUnavailable, RateLimited, StorageUnavailable, OperationalError, httpx.TransportError)
@@ -61,7 +63,21 @@ class JobContext:
 
 def run_job(job_id: str, tenant_id: str, kind: str, body: Callable[[JobContext], None],
             on_failed: Callable[[Session, Job, str], None] | None = None) -> str:
-    """Claim and run the job; returns how it ended: done | failed | cancelled | lost | skipped. Raises Retry."""
+    """Claim and run the job; returns how it ended: done | failed | cancelled | lost | skipped. Raises Retry.
+    Every line logged meanwhile carries job_id and tenant_id (and the inference client's lines their request_id)."""
+    with bound(job_id=job_id, tenant_id=tenant_id, kind=kind):
+        events.info("job started")
+        try:
+            outcome = _run_job(job_id, tenant_id, kind, body, on_failed)
+        except Retry as r:
+            events.info("job requeued", reason=str(r), countdown=round(r.countdown, 1))
+            raise
+        events.info("job ended", outcome=outcome)
+        return outcome
+
+
+def _run_job(job_id: str, tenant_id: str, kind: str, body: Callable[[JobContext], None],
+             on_failed: Callable[[Session, Job, str], None] | None) -> str:
     cfg = settings()
     with transaction(sessions()) as s:
         job = jobs.claim_job(s, job_id, cfg.owner, cfg.lease_seconds)

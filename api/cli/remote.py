@@ -2,6 +2,7 @@
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -49,9 +50,19 @@ class ApiClient:
         return True
 
     def _send(self, method: str, url: str, **kw) -> httpx.Response:
-        """One request; a short 429 is waited out (a refused request created nothing, so sending again is safe)."""
+        """One request; a short 429 is waited out and a dropped connection tried once more. A POST carries one
+        Idempotency-Key for all its tries, so a try whose answer was lost can never create a second object."""
+        if method == "POST":
+            kw["headers"] = {"Idempotency-Key": uuid.uuid4().hex, **kw.get("headers", {})}
+        dropped = False
         for _ in range(self.max_retries):
-            r = self.http.request(method, url, **kw)
+            try:
+                r = self.http.request(method, url, **kw)
+            except httpx.TransportError:
+                if dropped:
+                    raise
+                dropped = True
+                continue
             if not self._waited_out(r):
                 return r
         return self.http.request(method, url, **kw)
@@ -80,7 +91,7 @@ class ApiClient:
                     yield chunk
 
         r = self.http.post("/v1/documents", params={"filename": path.name}, content=body(),
-                           headers={"Content-Type": "application/octet-stream"})
+                           headers={"Content-Type": "application/octet-stream", "Idempotency-Key": uuid.uuid4().hex})
         return self._check(r)
 
     def summarize(self, document_id: str, style: str = "brief", thinking: bool = False,

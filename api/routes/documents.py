@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api.admission import admit_llm_job
@@ -139,16 +140,21 @@ def _ready(session, tenant_id: str, document_id: str):
     return doc
 
 
-def _queue_llm_job(request: Request, session: Session, tenant_id: str, idem: Idempotency, body: dict, kind: str,
-                   document_id: str, params: dict) -> JSONResponse:
-    """Admit, create and (once committed with the Idempotency-Key's response) enqueue a summary or answer job."""
+def _llm_job(request: Request, session: Session, tenant_id: str, idem: Idempotency, document_id: str,
+             body: BaseModel, kind: str, params: dict) -> JSONResponse:
+    """A summary or answer job: the stored response for its Idempotency-Key, else admit it, create it, commit it with
+    its response, and only then enqueue it."""
+    request_body = body.model_dump(mode="json")
+    if (replay := idem.replay(session, tenant_id, request_body)) is not None:
+        return replay  # before any check whose answer may have changed since (the document's state, the quotas)
+    doc = _ready(session, tenant_id, document_id)
     admit_llm_job(session, tenant_id, request.app.state.settings)
-    job = jobs.create_job(session, tenant_id, kind, document_id=document_id, params=params)
+    job = jobs.create_job(session, tenant_id, kind, document_id=doc.id, params=params)
     response = created(job_public(session, job), f"/v1/jobs/{job.id}", 202)
-    if (raced := idem.commit(session, tenant_id, body, response)) is not None:
+    if (raced := idem.commit(session, tenant_id, request_body, response)) is not None:
         return raced
     enqueue(job)
-    log.info("job queued", job_id=job.id, kind=kind, document_id=document_id)
+    log.info("job queued", job_id=job.id, kind=kind, document_id=doc.id)
     return response
 
 
@@ -159,13 +165,9 @@ def create_summary(document_id: DocumentId, body: SummaryCreate, request: Reques
     """Queue a summary job. Its output is capped per style (brief: 512 tokens); thinking is off by default.
 
     429 when the tenant's daily token budget is used up or it has too many jobs queued or running."""
-    request_body = body.model_dump(mode="json")
-    if (replay := idem.replay(session, tenant.id, request_body)) is not None:
-        return replay
-    doc = _ready(session, tenant.id, document_id)
     cap = get_style(body.style).max_tokens
     params = {"style": body.style, "thinking": body.thinking, "max_tokens": min(body.max_tokens or cap, cap)}
-    return _queue_llm_job(request, session, tenant.id, idem, request_body, "summarize", doc.id, params)
+    return _llm_job(request, session, tenant.id, idem, document_id, body, "summarize", params)
 
 
 @router.post("/{document_id}/questions", **operation("createQuestion", "Queue an answer to a question about the "
@@ -174,10 +176,6 @@ def create_summary(document_id: DocumentId, body: SummaryCreate, request: Reques
 def create_question(document_id: DocumentId, body: QuestionCreate, request: Request, session: SessionDep,
                     tenant: TenantDep, idem: IdempotencyDep) -> JSONResponse:
     """Queue an answer job for one question about the document (429 on the same quotas as summaries)."""
-    request_body = body.model_dump(mode="json")
-    if (replay := idem.replay(session, tenant.id, request_body)) is not None:
-        return replay
-    doc = _ready(session, tenant.id, document_id)
     cap = QUESTION_MAX_TOKENS
     params = {"question": body.question, "thinking": body.thinking, "max_tokens": min(body.max_tokens or cap, cap)}
-    return _queue_llm_job(request, session, tenant.id, idem, request_body, "answer", doc.id, params)
+    return _llm_job(request, session, tenant.id, idem, document_id, body, "answer", params)

@@ -12,6 +12,7 @@ from inference.server.config import ServerConfig
 from inference.server.errors import HANDLED, handle_error
 from inference.server.generation import Services
 from inference.server.metrics import ServerMetrics
+from inference.server.request_log import RequestIdLog
 from inference.server.runner import EngineRunner
 
 
@@ -36,4 +37,5 @@ def create_app(engine, config: ServerConfig | None = None) -> FastAPI:
         app.add_exception_handler(error, handle_error)
     for module in (openai_routes, anthropic_routes, requests_routes):
         app.include_router(module.router)
+    app.add_middleware(RequestIdLog)
     return app

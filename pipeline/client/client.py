@@ -9,6 +9,7 @@ delivered, a broken stream raises StreamInterrupted with the partial text — we
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import threading
@@ -34,6 +35,7 @@ from pipeline.errors import (
     StreamInterrupted,
 )
 
+log = logging.getLogger(__name__)
 RETRY_STATUSES = {408, 500, 502, 503, 504}
 CONTEXT_ERROR = re.compile(r"context (length|window)|too long|max_model_len|maximum .*length", re.IGNORECASE)
 WINDOW_IN_MESSAGE = re.compile(r"context length is (\d+)")  # vLLM: "maximum context length is N tokens"
@@ -160,6 +162,8 @@ class InferenceClient:
         if not body["stream"] and on_progress is not None:
             threading.Thread(target=self._poll_status, args=(attempt_id, attempt, on_progress, finished),
                              daemon=True).start()
+        log.info("inference request %s (attempt %d) to %s", attempt_id, attempt, cfg.url("chat/completions"),
+                 extra={"request_id": attempt_id})
         try:
             with dog, self._http.stream("POST", cfg.url("chat/completions"), json=body,
                                         headers={"X-Request-Id": attempt_id}, extensions={"trace": dog.trace}) as r:

@@ -1,6 +1,7 @@
 """End to end on the real inference server (the `tiny` random-weight checkpoint) behind uvicorn, a Celery
 worker, PostgreSQL, Redis and moto's S3: PDF and codebase summaries with usage, and a cancel that aborts a
-running prefill; two tenants asking about the same document share no prefix cache (cache_salt)."""
+running prefill; two tenants asking about the same document share no prefix cache (cache_salt); one job's ids
+are found in the logs of all three processes."""
 
 import json
 import os
@@ -30,7 +31,7 @@ def real(pg_url, redis_url, moto_endpoint, tiny_checkpoint, tmp_path_factory):
     # small prefill chunks and frequent progress comments so a prefill lasts long enough to be cancelled
     inference = subprocess.Popen([sys.executable, "-m", "inference.serve", "--checkpoint", str(tiny_checkpoint),
                                   "--port", str(port), "--max-num-batched-tokens", "4", "--progress-interval",
-                                  "0.05", "--log-level", "warning"],
+                                  "0.05", "--log-level", "info"],
                                  stdout=(logs / "inference.log").open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base, inference, f"inference server (log: {logs / 'inference.log'})", 180)
@@ -47,6 +48,7 @@ def real(pg_url, redis_url, moto_endpoint, tiny_checkpoint, tmp_path_factory):
                 tenant = create_tenant(s, f"real-{new_id()}")
                 _, key = create_api_key(s, tenant.id)
             client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+            client.tenant_id, client.logs = tenant.id, logs
             yield client, base
             client.close()
     finally:
@@ -71,6 +73,35 @@ def test_summary_on_the_tiny_checkpoint_stores_usage(real):
     result = client.get(f"/v1/results/{job['result_id']}").json()
     assert result["usage"]["prompt_tokens"] == job["prefill_tokens_total"]
     assert 0 < result["usage"]["completion_tokens"] <= 8 and result["usage"]["cached_tokens"] is not None
+
+
+def _json_lines(path, needle: str) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if needle in line and line.startswith("{")]
+
+
+def test_one_job_is_followed_across_the_api_worker_and_inference_logs(real):
+    """grep one job id: the API's line (tenant, and the HTTP request's X-Request-Id), the worker's lines (job,
+    tenant, the inference request id it sent) and the inference server's line for that request id."""
+    client, _ = real
+    doc = upload(client, make_pdf("Follow me through the logs")).json()
+    assert _wait(client, doc["ingest_job_id"], job_finished)["state"] == "done"
+    posted = client.post(f"/v1/documents/{doc['id']}/questions", json={"question": "Who?", "max_tokens": 2})
+    job = _wait(client, posted.json()["id"], job_finished)
+    assert job["state"] == "done", job
+    rid = f"job-{job['id']}-1"
+    api = _json_lines(client.logs / "uvicorn.log", job["id"])
+    queued = next(e for e in api if e["event"] == "job queued")
+    assert (queued["job_id"], queued["tenant_id"], queued["kind"]) == (job["id"], client.tenant_id, "answer")
+    assert queued["http_request_id"] == posted.headers["x-request-id"] and queued["level"] == "info"
+    worker = _json_lines(client.logs / "worker.log", job["id"])
+    assert {"job started", "job ended"} <= {e["event"] for e in worker}
+    assert all(e["tenant_id"] == client.tenant_id for e in worker if "job_id" in e)
+    sent = [e for e in worker if e.get("request_id") == rid]
+    assert sent and sent[0]["job_id"] == job["id"] and sent[0]["logger"] == "pipeline.client.client"
+    assert any(f"request_id={rid} POST /v1/chat/completions" in line
+               for line in (client.logs / "inference.log").read_text().splitlines())
+    result = client.get(f"/v1/results/{job['result_id']}").json()
+    assert result["usage"]["request_id"] == rid  # the same id is on the result
 
 
 def test_cli_asks_many_questions_about_one_document_at_once(real, tmp_path):
