@@ -24,6 +24,7 @@ SEPARATE = {"api": "api.cli"}
 # Entry points and benchmarks (`python -m <name>`): they import the library, the library never imports them.
 ENTRY_POINTS = {
     "inference": {"inference.serve", "inference.generate", "inference.devcheckpoint", "inference.bench",
+                  "inference.bench_profile",
                   "inference.bench_forward", "inference.server.bench_server"},
     "kernels": {"kernels.bench", "kernels.gpu_check"},
     "pipeline": {"pipeline.bench", "pipeline.bench_pack", "pipeline.bench_pdf", "pipeline.prompts.bench"},

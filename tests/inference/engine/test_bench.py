@@ -19,3 +19,19 @@ def test_bench_prints_table_then_one_json_line(tiny_checkpoint, capsys):
     assert res["concurrent"]["decode_tokens"] == 3 * 2  # every measured step decoded all three requests
     bulk = res["bulk"]  # 3 × (300 + 8) submitted; the two full blocks (256) are computed once
     assert (bulk["prompt_tokens"], bulk["prefill_tokens_computed"], bulk["answered"]) == (924, 924 - 2 * 256, 3)
+
+
+def test_bench_profile_labels_regions_and_puts_the_model_back(tiny_checkpoint, capsys):
+    """inference.bench_profile times the regions of a prefill and a decode (profiler and timers), then unwraps."""
+    from inference import bench_profile
+    from inference.model import model
+
+    attend = model.attend
+    for extra in ([], ["--timers"]):
+        assert bench_profile.main(["--checkpoint", str(tiny_checkpoint), "--tokens", "200", "--budget", "128",
+                                   "--decode", "2", *extra]) == 0
+        res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        for phase in ("prefill", "decode"):
+            assert {"csa.attn", "attn.sparse_attn.csa", "csa.attn.indexer", "hca.moe"} <= set(res[phase]["regions"])
+        assert bool(res["prefill"]["ops"]) != bool(extra)  # the op table comes from the profiler only
+    assert model.attend is attend
