@@ -11,7 +11,8 @@ import triton.language as tl
 
 from .dispatch import use_triton
 from .errors import ConfigError, check
-from .layout import check_pool, check_positions, gather_rows, rows_per_block, sequence_rows
+from .layout import check_pool, check_positions, gather_rows, queries_by_sequence, rows_per_block, sequence_rows
+from .sparse_attn import compute_dtype
 
 ##### Reference #####
 
@@ -46,24 +47,63 @@ def naive_indexer_topk(q, weights, seq_ids, positions, key_pool, key_table, rati
 ##### CPU fast path #####
 
 
-def indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk, budget_bytes=256 << 20):
-    """Per sequence: one GEMM of a query chunk against the sequence's keys, ReLU, head-weighted bmm, top-k."""
+def _scores_into(out: torch.Tensor, q: torch.Tensor, w: torch.Tensor, keys: torch.Tensor, block: int) -> None:
+    """out [Tq, N] = Σ_h w[:, h]·relu(q[:, h]·keys[n]) (q [Tq, HI, DI], keys [N, DI]), `block` keys at a time so the
+    [Tq, HI, block] GEMM output stays in cache for the ReLU and the head-weighted sum."""
+    tq, hi, di = q.shape
+    qf, wf = q.reshape(tq * hi, di), w[:, None, :]
+    for n0 in range(0, keys.shape[0], block):
+        kb = keys[n0:n0 + block]
+        sc = torch.mm(qf, kb.T).view(tq, hi, -1).float().relu_()                  # [Tq, HI, nb]
+        out[:, n0:n0 + kb.shape[0]] = torch.bmm(wf, sc).squeeze(1)
+
+
+def indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk, budget_bytes=32 << 20,
+                       cache_bytes=1 << 20, max_chunk=128):
+    """Queries that see ≤ topk rows take them all (no scores). The others, per sequence in chunks: blocked GEMM of
+    the chunk against the keys it can see, ReLU, head-weighted sum, −inf past each query's visible rows, top-k;
+    queries alone in their sequence (decode) all together, their keys gathered per query. Scores use ≈ budget_bytes
+    per chunk; each GEMM block ≈ cache_bytes."""
     t, hi, _ = q.shape
-    out = torch.full((t, topk), -1, dtype=torch.int32, device=q.device)
-    for s in torch.unique(seq_ids).tolist():
-        qi = (seq_ids == s).nonzero().squeeze(1)
-        nvis = (positions[qi].long() + 1) // ratio
-        n = int(nvis.max())
-        if n == 0:
+    out, cdt = torch.full((t, topk), -1, dtype=torch.int32, device=q.device), compute_dtype(q)
+    cols = torch.arange(topk, device=q.device, dtype=torch.int32)
+    nvis_all = (positions.long() + 1) // ratio
+    few = nvis_all <= topk
+    if bool(few.any()):
+        out[few] = torch.where(cols[None, :] < nvis_all[few, None], cols[None, :], -1)
+    if bool(few.all()):
+        return out
+    rest = (~few).nonzero().squeeze(1)
+    singles = []
+    for s, qi, pos in queries_by_sequence(seq_ids[rest], positions[rest]):
+        qi = rest[qi]
+        if qi.numel() == 1:
+            singles.append(qi)
             continue
-        keys = sequence_rows(key_pool, key_table[s], n).float()                     # [N, DI]
-        chunk = max(1, min(qi.numel(), budget_bytes // (hi * n * 4)))
+        nvis = (pos + 1) // ratio
+        n = int(nvis[-1])
+        keys = sequence_rows(key_pool, key_table[s], n).to(cdt)                     # [N, DI], once per sequence
+        chunk = max(1, min(qi.numel(), max_chunk, budget_bytes // (n * 4)))
         for c0 in range(0, qi.numel(), chunk):
             ci, nv = qi[c0:c0 + chunk], nvis[c0:c0 + chunk]
-            sc = (q[ci].float() @ keys.T).relu_()                                   # [Tq, HI, N]
-            sc = torch.bmm(weights[ci].float()[:, None, :], sc).squeeze(1)          # [Tq, N]
-            sc.masked_fill_(torch.arange(n, device=q.device)[None, :] >= nv[:, None], float("-inf"))
-            out[ci] = _topk_from_scores(sc, topk)
+            nc = int(nv[-1])                                                        # keys this chunk can see
+            sc = torch.empty(ci.numel(), nc, device=q.device)
+            _scores_into(sc, q[ci].to(cdt), weights[ci].float(), keys[:nc],
+                         max(16, min(1 << 12, cache_bytes // (4 * hi * ci.numel()))))
+            sc.masked_fill_(torch.arange(nc, device=q.device)[None, :] >= nv[:, None], float("-inf"))
+            out[ci] = sc.topk(topk, dim=-1, sorted=False).indices.to(torch.int32)  # every query sees > topk rows
+    if singles:
+        qi = torch.cat(singles)
+        nvis = nvis_all[qi]
+        chunk = max(1, budget_bytes // (int(nvis.max()) * (hi + 1) * 4))
+        for c0 in range(0, qi.numel(), chunk):
+            ci, nv = qi[c0:c0 + chunk], nvis[c0:c0 + chunk]
+            idx = torch.arange(int(nv.max()), device=q.device).expand(ci.numel(), -1)
+            keys = gather_rows(key_pool, key_table, seq_ids[ci].long()[:, None], idx, False).to(cdt)  # [Tc, N, DI]
+            sc = torch.bmm(q[ci].to(cdt), keys.transpose(1, 2)).float().relu_()    # [Tc, HI, N]
+            sc = torch.bmm(weights[ci].float()[:, None, :], sc).squeeze(1)           # [Tc, N]
+            sc.masked_fill_(idx >= nv[:, None], float("-inf"))
+            out[ci] = sc.topk(topk, dim=-1, sorted=False).indices.to(torch.int32)
     return out
 
 

@@ -50,6 +50,18 @@ def sequence_rows(pool: torch.Tensor, table_row: torch.Tensor, n: int) -> torch.
     return pool[table_row[:nb].long()].reshape(-1, d)[:n]
 
 
+def queries_by_sequence(seq_ids: torch.Tensor, positions: torch.Tensor):
+    """(sequence, query indices sorted by position, their positions int64) for each sequence among the queries."""
+    if seq_ids.numel() and bool((seq_ids == seq_ids[0]).all()):   # one sequence (a prefill chunk): no grouping
+        pos, qi = positions.long().sort(stable=True)
+        yield int(seq_ids[0]), qi, pos
+        return
+    for s in torch.unique(seq_ids).tolist():
+        qi = (seq_ids == s).nonzero().squeeze(1)
+        pos, order = positions[qi].long().sort(stable=True)
+        yield s, qi[order], pos
+
+
 def pool_from_rows(rows: torch.Tensor, rpb: int, shuffle: bool = False, seed: int = 0):
     """Pack rows `[B, N, D]` into (pool `[num_blocks, rpb, D]`, int32 table `[B, ceil(N/rpb)]`) (gpu_check, tests)."""
     b, n, d = rows.shape
@@ -81,4 +93,4 @@ def check_positions(seq_ids: torch.Tensor, positions: torch.Tensor, t: int, devi
 
 
 __all__ = ["BLOCK_TOKENS", "ShapeError", "rows_per_block", "check_pool", "flat_rows", "gather_rows",
-           "sequence_rows", "pool_from_rows", "rope_tables", "check_positions"]
+           "sequence_rows", "queries_by_sequence", "pool_from_rows", "rope_tables", "check_positions"]

@@ -12,7 +12,15 @@ import triton.language as tl
 
 from .dispatch import use_triton
 from .errors import ConfigError, check
-from .layout import BLOCK_TOKENS, check_pool, check_positions, gather_rows, rows_per_block, sequence_rows
+from .layout import (
+    BLOCK_TOKENS,
+    check_pool,
+    check_positions,
+    gather_rows,
+    queries_by_sequence,
+    rows_per_block,
+    sequence_rows,
+)
 
 ##### Reference (the specification) #####
 
@@ -55,56 +63,119 @@ def naive_sparse_attn(q, seq_ids, positions, win_pool, win_table, attn_sink, sof
 ##### CPU fast path: per sequence, chunked over queries, never [T, T] #####
 
 
-def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
-                      cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None, budget_bytes=64 << 20):
-    """Vectorized plain-torch path: window as one banded GEMM per query chunk, HCA rows as a shared GEMM,
-    CSA picks gathered per query; memory per chunk bounded by `budget_bytes`."""
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """dtype of the CPU paths' GEMMs: bf16 stays bf16 (the CPU's bf16 matmul is ≈2× fp32); anything else fp32.
+    Scores and softmax are fp32 either way."""
+    return torch.bfloat16 if x.dtype == torch.bfloat16 else torch.float32
+
+
+def _softmax_sink_(sc: torch.Tensor, sink: torch.Tensor) -> torch.Tensor:
+    """In place: scores [T, H, N] (−inf where masked) -> probabilities whose denominator includes exp(sink_h)."""
+    m = torch.maximum(sc.amax(-1), sink[None, :])                               # [T, H]
+    sc.sub_(m[..., None]).exp_()
+    return sc.div_((sc.sum(-1) + torch.exp(sink[None, :] - m))[..., None])
+
+
+def _attend_gathered(q, seq_ids, positions, win_pool, win_table, sink, scale, window, cmp_pool, cmp_table, ratio,
+                     topk_idxs, budget_bytes):
+    """Queries that are alone in their sequence (decode): every attended row gathered per query, one bmm pair for
+    all of them (chunked over queries by budget_bytes)."""
     t, h, d = q.shape
-    out = torch.empty_like(q)
-    sink = attn_sink.float()
-    for s in torch.unique(seq_ids).tolist():
-        qi = (seq_ids == s).nonzero().squeeze(1)
-        pos, order = positions[qi].long().sort()
-        qi = qi[order]
-        ncmp = 0
+    out, cdt = torch.empty_like(q), compute_dtype(q)
+    n_rows = window + ((topk_idxs.shape[1] if topk_idxs is not None else int((positions.max() + 1) // ratio))
+                       if ratio else 0)
+    chunk = max(1, budget_bytes // (4 * n_rows * (d + h)))
+    for c0 in range(0, t, chunk):
+        sl = slice(c0, c0 + chunk)
+        seq, pos = seq_ids[sl].long()[:, None], positions[sl].long()
+        idx = [_window_rows(pos, window)]
         if ratio:
-            ncmp = topk_idxs.shape[1] if topk_idxs is not None else int((pos.max() + 1) // ratio)
-        per_query = h * (window + ncmp + 64) * 4 + (ncmp * d * 4 if topk_idxs is not None else 0)
+            cidx = topk_idxs[sl].long() if topk_idxs is not None else _visible_rows(pos, ratio)
+            idx.append(torch.where(cidx < ((pos + 1) // ratio)[:, None], cidx, -1))
+        kv = torch.cat([gather_rows(win_pool, win_table, seq, idx[0], False)]
+                       + ([gather_rows(cmp_pool, cmp_table, seq, idx[1], False)] if ratio else []), 1).to(cdt)
+        sc = torch.bmm(q[sl].to(cdt), kv.transpose(1, 2)).float().mul_(scale)     # [Tc, H, N]
+        sc.masked_fill_(~(torch.cat(idx, 1) >= 0)[:, None, :], float("-inf"))
+        out[sl] = torch.bmm(_softmax_sink_(sc, sink).to(cdt), kv).to(q.dtype)
+    return out
+
+
+def _topk_rows(rows: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, k: int, union_factor: float):
+    """The CSA picks of a query chunk (idx [Tq, K], valid [Tq, K]) as (rows to attend, mask, shared).
+
+    shared: rows [U, D] = the union of the chunk's picks and mask [Tq, U] (one GEMM for the chunk, used when the
+    union is at most union_factor·K rows); else rows [Tq, K, D] gathered per query and mask = valid."""
+    sentinel = rows.shape[0]
+    u, inv = torch.unique(torch.where(valid, idx, sentinel), return_inverse=True)
+    if u.numel() <= union_factor * k:
+        sel = torch.zeros(idx.shape[0], u.numel(), dtype=torch.bool, device=idx.device).scatter_(1, inv, True)
+        if int(u[-1]) == sentinel:
+            u, sel = u[:-1], sel[:, :-1]
+        return rows.index_select(0, u), sel, True
+    kc = rows.index_select(0, idx.clamp_min(0).flatten()).view(*idx.shape, rows.shape[1])   # −1: row 0, masked
+    return kc, valid, False
+
+
+def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
+                      cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None, budget_bytes=64 << 20,
+                      max_chunk=64, union_factor=3.0):
+    """Vectorized plain-torch path. Per sequence, chunks of ≤ max_chunk queries: the window as one banded GEMM,
+    HCA rows as a shared GEMM over the rows the chunk can see, CSA picks as one GEMM over the union of the chunk's
+    picks when that union is small (≤ union_factor·K rows) or gathered per query (bmm) otherwise. Sequences with one
+    query (decode) are batched together, every row gathered per query. Memory per chunk bounded by budget_bytes."""
+    t, h, d = q.shape
+    out, cdt = torch.empty_like(q), compute_dtype(q)
+    sink = attn_sink.float()
+    singles = []
+    for s, qi, pos in queries_by_sequence(seq_ids, positions):
+        if qi.numel() == 1:
+            singles.append(qi)
+            continue
+        ncmp = rows = None
+        if ratio:
+            ncmp = int((pos[-1] + 1) // ratio)
+            rows = sequence_rows(cmp_pool, cmp_table[s], ncmp).to(cdt) if ncmp else None    # [Nc, D], once
+        kq = (topk_idxs.shape[1] if topk_idxs is not None else ncmp) if ratio else 0
+        per_query = h * (window + kq + 64) * 4 + (kq * d * 4 if topk_idxs is not None else 0)
         # NOTE: the window band of a chunk spans chunk + window − 1 rows, so cap the chunk (≤ 1.5× band overhead)
-        chunk = max(1, min(qi.numel(), 64, budget_bytes // max(per_query, 1)))
-        hca = None
-        if ratio and topk_idxs is None and ncmp:
-            hca = sequence_rows(cmp_pool, cmp_table[s], ncmp).float()         # [Nc, D] shared by all queries
+        chunk = max(1, min(qi.numel(), max_chunk, budget_bytes // max(per_query, 1)))
+        seq_t = torch.tensor(s, device=q.device)
         for c0, c1 in _chunks(pos.tolist(), chunk, chunk + window):
             ci, p = qi[c0:c1], pos[c0:c1]
-            qc = q[ci].float()                                                  # [Tq, H, D]
-            lo, hi = max(0, int(p.min()) - window + 1), int(p.max()) + 1
+            qc = q[ci].to(cdt)                                                  # [Tq, H, D]
+            lo, hi = max(0, int(p[0]) - window + 1), int(p[-1]) + 1
             j = torch.arange(lo, hi, device=q.device)
-            band = gather_rows(win_pool, win_table, torch.tensor(s, device=q.device), j, False).float()  # [band, D]
+            band = gather_rows(win_pool, win_table, seq_t, j, False).to(cdt)   # [band, D]
             bmask = (j[None, :] <= p[:, None]) & (j[None, :] > p[:, None] - window)     # [Tq, band]
-            sw = (qc @ band.T) * softmax_scale                                  # [Tq, H, band]
-            parts, masks = [sw], [bmask]
-            if ratio and topk_idxs is not None:
+            parts, masks, vals = [qc @ band.T], [bmask], [band]                 # [Tq, H, band]
+            nvis = (p + 1) // ratio if ratio else None
+            if ratio and topk_idxs is not None and rows is not None:
                 idx = topk_idxs[ci].long()
-                idx = torch.where(idx < ((p + 1) // ratio)[:, None], idx, -1)
-                kc = gather_rows(cmp_pool, cmp_table, torch.tensor(s, device=q.device), idx, False)   # [Tq, K, D]
-                kc = kc.float()                                                 # −1 picks: row 0, score masked
-                parts.append(torch.bmm(qc, kc.transpose(1, 2)) * softmax_scale)
-                masks.append(idx >= 0)
-            elif hca is not None:
-                parts.append((qc @ hca.T) * softmax_scale)
-                masks.append(torch.arange(ncmp, device=q.device)[None, :] < ((p + 1) // ratio)[:, None])
-            sc = torch.cat(parts, -1).masked_fill(~torch.cat(masks, -1)[:, None, :], float("-inf"))
-            m = torch.maximum(sc.amax(-1), sink[None, :])
-            e = torch.exp(sc - m[..., None])
-            e = e / (e.sum(-1) + torch.exp(sink[None, :] - m))[..., None]
-            nb = band.shape[0]
-            o = e[..., :nb] @ band                                              # [Tq, H, D]
-            if ratio and topk_idxs is not None:
-                o = o + torch.bmm(e[..., nb:], kc)
-            elif hca is not None:
-                o = o + e[..., nb:] @ hca
+                valid = (idx >= 0) & (idx < nvis[:, None])
+                kc, mask, shared = _topk_rows(rows, idx, valid, idx.shape[1], union_factor)
+                parts.append(qc @ kc.T if shared else torch.bmm(qc, kc.transpose(1, 2)))
+                masks.append(mask)
+                vals.append(kc)
+            elif ratio and rows is not None and int(nvis[-1]):
+                kc = rows[:int(nvis[-1])]                                        # rows this chunk can see
+                parts.append(qc @ kc.T)
+                masks.append(torch.arange(kc.shape[0], device=q.device)[None, :] < nvis[:, None])
+                vals.append(kc)
+            sc = torch.cat(parts, -1).float().mul_(softmax_scale)
+            sc.masked_fill_(~torch.cat(masks, -1)[:, None, :], float("-inf"))
+            e = _softmax_sink_(sc, sink).to(cdt)
+            o, n0 = None, 0
+            for v in vals:
+                n1 = n0 + v.shape[-2]
+                ov = torch.bmm(e[..., n0:n1], v) if v.dim() == 3 else e[..., n0:n1] @ v
+                o = ov.float() if o is None else o.add_(ov)
+                n0 = n1
             out[ci] = o.to(q.dtype)
+    if singles:
+        qi = torch.cat(singles)
+        out[qi] = _attend_gathered(q[qi], seq_ids[qi], positions[qi], win_pool, win_table, sink, softmax_scale,
+                                   window, cmp_pool, cmp_table, ratio, topk_idxs[qi] if topk_idxs is not None
+                                   else None, budget_bytes)
     return out
 
 

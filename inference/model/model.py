@@ -171,9 +171,9 @@ class Attention(nn.Module):
             kv = numerics.act_quant_kv(kv, self.args.qk_rope_head_dim)
         icomp = self.indexer.compressor if self.indexer is not None else None
         pools, keys, n_comp = pk.attention_rows(self.layer_id, x, kv, self.compressor, icomp)
+        # the kernels bound their own score buffers (the indexer's too), so only the attended rows size a chunk
         n_keys = self.window + (min(self.args.index_topk, n_comp) if self.indexer is not None else n_comp)
-        per_query = max(n_keys * (d + h), self.args.index_n_heads * n_comp if self.indexer is not None else 0)
-        chunk = max(1, self.args.attn_chunk_elems // max(1, per_query * b))
+        chunk = max(1, self.args.attn_chunk_elems // max(1, n_keys * (d + h) * b))
         seq_ids, positions = pk.seq_ids(b), pk.positions[None].expand(b, s)
         out = []
         for c0 in range(0, s, chunk):

@@ -72,6 +72,7 @@ def test_cpu_path(hi, di, ratio, k):
     q, w, seq, pos, kp, kt = _case(hi, di, ratio)
     ref = naive_indexer_scores(q, w, seq, pos, kp, kt, ratio)
     _check_topk(ref, indexer_topk_torch(q, w, seq, pos, kp, kt, ratio, k, budget_bytes=1), k)
+    _check_topk(ref, indexer_topk_torch(q, w, seq, pos, kp, kt, ratio, k, cache_bytes=1), k)  # 64-key GEMM blocks
     _check_topk(ref, indexer_topk(q, w, seq, pos, kp, kt, ratio, k), k)
     _check_topk(ref, naive_indexer_topk(q, w, seq, pos, kp, kt, ratio, k), k)
 
@@ -122,3 +123,16 @@ def test_gather_layout_matches_block_table_layout():
 def test_empty_batch():
     q, w, seq, pos, kp, kt = _case(4, 32, 4)
     assert indexer_topk(q[:0], w[:0], seq[:0], pos[:0], kp, kt, 4, 5).shape == (0, 5)
+
+
+def test_cpu_path_decode_queries_batched():
+    """Queries alone in their sequence (decode) are scored together, keys gathered per query; mixed with a chunk."""
+    g = torch.Generator().manual_seed(3)
+    keys = torch.randn(4, 40, 16, generator=g)
+    kp, kt = pool_from_rows(keys, 32, shuffle=True, seed=3)
+    pos = torch.tensor([130, 99, 150, 20, 140, 141, 2], dtype=torch.int32)
+    seq = torch.tensor([0, 1, 2, 3, 3, 3, 1], dtype=torch.int32)
+    q, w = torch.randn(7, 4, 16, generator=g), torch.rand(7, 4, generator=g) + 0.1
+    ref = naive_indexer_scores(q, w, seq, pos, kp, kt, 4)
+    for kw in ({}, {"budget_bytes": 1}):
+        _check_topk(ref, indexer_topk_torch(q, w, seq, pos, kp, kt, 4, 6, **kw), 6)

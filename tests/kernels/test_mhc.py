@@ -9,9 +9,11 @@ from kernels.mhc import (
     hc_pre,
     hc_pre_triton,
     hc_split_sinkhorn,
+    hc_split_sinkhorn_torch,
     hc_split_sinkhorn_triton,
     naive_hc_post,
     naive_hc_pre,
+    naive_hc_split_sinkhorn,
 )
 from tests.kernels.conftest import assert_close
 
@@ -34,6 +36,22 @@ def test_triton_matches_naive(tdev, t, hc, d):
     f = torch.randn(t, d)
     assert_close(naive_hc_post(f, x, ref[1], ref[2]),
                  hc_post_triton(f.to(tdev), x.to(tdev), ref[1].to(tdev), ref[2].to(tdev)), 1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("t,hc,d", [(3, 4, 40), (2, 2, 24), (5, 4, 1100)], ids=["hc4-d40", "hc2-d24", "hc4-d1100"])
+def test_cpu_path_matches_naive(t, hc, d):
+    """The CPU path (tokens-last Sinkhorn, bmm reduction, fused multiply-adds) against the twins."""
+    x, fn, sc, base = _case(t, hc, d)
+    kw = dict(iters=20, norm_eps=1e-6, hc_eps=1e-6)
+    ref = naive_hc_pre(x, fn, sc, base, **kw)
+    for name, r, o in zip(("y", "post", "comb"), ref, hc_pre(x, fn, sc, base, **kw)):
+        assert_close(r, o, 1e-5, atol=1e-6, what=name)
+    mixes = torch.randn(t, (2 + hc) * hc)
+    for r, o in zip(naive_hc_split_sinkhorn(mixes, sc, base, hc, 20, 1e-6),
+                    hc_split_sinkhorn_torch(mixes, sc, base, hc, 20, 1e-6)):
+        assert_close(r, o, 1e-6, atol=1e-7, what="split")
+    f = torch.randn(t, d)
+    assert_close(naive_hc_post(f, x, ref[1], ref[2]), hc_post(f, x, ref[1], ref[2]), 1e-6, atol=1e-6)
 
 
 def test_naive_semantics():

@@ -105,6 +105,25 @@ def test_cpu_path_matches_naive(case):
     assert_close(ref, sparse_attn(*args, **kw), 1e-6, atol=1e-6, what="dispatch")
 
 
+@pytest.mark.parametrize("union_factor", [0.0, float("inf")], ids=["gather-per-query", "union-of-picks"])
+@pytest.mark.parametrize("case", [c for c in CASES if "k" in c.values[0]])
+def test_cpu_path_csa_union_and_gather(case, union_factor):
+    """Both ways the CPU path reads CSA picks (one GEMM over the chunk's union, or rows gathered per query)."""
+    args, kw = _case(positions=POS, seqs=SEQ, all_masked=(1,), **case)
+    ref = naive_sparse_attn(*args, **kw)
+    assert_close(ref, sparse_attn_torch(*args, **kw, union_factor=union_factor), 1e-6, atol=1e-6, what="csa")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cpu_path_decode_queries_batched(case):
+    """Sequences with one query each (decode) go through the batched gather path, mixed with a prefill chunk."""
+    positions, seqs = [5, 127, 139, 0, 1, 2, 3, 130], [0, 1, 2, 3, 3, 3, 3, 4]
+    args, kw = _case(positions=positions, seqs=seqs, all_masked=(1,), **case)
+    ref = naive_sparse_attn(*args, **kw)
+    assert_close(ref, sparse_attn_torch(*args, **kw), 1e-6, atol=1e-6, what="decode batch")
+    assert_close(ref, sparse_attn_torch(*args, **kw, budget_bytes=1), 1e-6, atol=1e-6, what="one query a chunk")
+
+
 def test_naive_matches_per_query_loop():
     """The twin equals softmax over [scores…, sink] with the sink column dropped (REF sparse_attn form)."""
     args, kw = _case(h=2, d=16, window=4, ratio=4, k=3, positions=[0, 5, 13], seqs=[0, 0, 1], all_masked=(1,))
