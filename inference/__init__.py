@@ -10,5 +10,13 @@ Library:
   engine/      paged KV cache, prefix cache, scheduler, Engine
   server/      OpenAI- and Anthropic-compatible HTTP server over an Engine
 
-Entry points and benchmarks (`python -m inference.<name>`): serve, generate, devcheckpoint, bench, bench_forward.
-They import the library; the library never imports them."""
+Entry points and benchmarks (`python -m inference.<name>`): serve, generate, devcheckpoint, bench, bench_forward,
+bench_profile. They import the library; the library never imports them.
+
+OpenMP threads wait passively unless OMP_WAIT_POLICY is set (read once, when torch loads its OpenMP runtime, so it
+counts only when this package is imported before torch, as every entry point does): libgomp's default spin-wait made
+a 2-thread prefill 4-8x slower whenever another process shared the cores (docs/cpu-profile.md, thread settings)."""
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
