@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -18,9 +19,9 @@ from inference.bench_forward import peak_rss_mib, reset_peak_rss
 from inference.model.config import CSA, HCA, SLIDING, ModelArgs
 
 
-def matmul_flops_per_s(n: int = 1024, seconds: float = 1.0) -> float:
-    """fp32 matmul throughput of this machine right now (same process, same threads)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops_per_s(n: int = 1024, seconds: float = 1.0, dtype: torch.dtype = torch.float32) -> float:
+    """Matmul throughput (fp32 unless dtype) of this machine right now (same process, same threads)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     reps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -54,6 +55,50 @@ def active_params(model) -> int:
             total += p.numel() * a.num_experts_per_tok // a.n_routed_experts
         else:
             total += p.numel()
+    return total
+
+
+def llc_bytes() -> int:
+    """Size of the last-level cache (Linux sysfs; 32 MiB when it cannot be read)."""
+    best = 0
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1:], 1)
+        best = max(best, int(size.rstrip("KMG")) * mult)
+    return best or 32 << 20
+
+
+def copy_bandwidth(nbytes: int, reps: int = 5) -> float:
+    """Bytes/s of torch copying a buffer of nbytes (read + written, counted as 2·nbytes, STREAM's convention)."""
+    src = torch.ones(nbytes // 4)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * src.numel() * 4 / best
+
+
+def decode_weight_bytes(model) -> int:
+    """Weight bytes one decode step of one token reads: every layer's attention, router, shared expert, norm and mHC
+    weights, the num_experts_per_tok routed experts it is sent to, one embedding row, the final norm / hc head and
+    the whole output head (no MTP)."""
+    a, total = model.args, 0
+    for name, p in model.named_parameters():
+        size = p.numel() * p.element_size()
+        if name.startswith("mtp."):
+            continue
+        if name.startswith("embed."):
+            total += a.hidden_size * p.element_size()
+        elif ".ffn.experts." in name:
+            total += size * a.num_experts_per_tok // a.n_routed_experts
+        else:
+            total += size
     return total
 
 
@@ -115,11 +160,11 @@ def run_bulk_questions(eng, n_q: int, doc_tokens: int, question: int, vocab: int
             "answered": len(first)}
 
 
-def hf_worker(ckpt: str, n: int, decode: int, seed: int) -> dict:
+def hf_worker(ckpt: str, n: int, decode: int, seed: int, dtype: str = "float32") -> dict:
     """transformers' DeepseekV4ForCausalLM: one prefill of n tokens, then `decode` cached decode steps."""
     from transformers import DeepseekV4ForCausalLM
 
-    model = DeepseekV4ForCausalLM.from_pretrained(ckpt, dtype=torch.float32).eval()
+    model = DeepseekV4ForCausalLM.from_pretrained(ckpt, dtype=getattr(torch, dtype)).eval()
     ids = torch.randint(2, model.config.vocab_size, (1, n), generator=torch.Generator().manual_seed(seed))
     reset_peak_rss()
     with torch.no_grad():
@@ -134,9 +179,9 @@ def hf_worker(ckpt: str, n: int, decode: int, seed: int) -> dict:
     return {"prefill_tok_s": n / (t1 - t0), "decode_tok_s": decode / (t2 - t1), "peak_rss_mib": peak_rss_mib()}
 
 
-def run_hf(ckpt: str, n: int, decode: int, timeout_s: float) -> dict:
+def run_hf(ckpt: str, n: int, decode: int, timeout_s: float, dtype: str = "float32") -> dict:
     cmd = [sys.executable, "-m", "inference.bench", "--hf-worker", "--checkpoint", ckpt, "--n", str(n),
-           "--decode", str(decode)]
+           "--decode", str(decode), "--dtype", dtype]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -148,6 +193,60 @@ def run_hf(ckpt: str, n: int, decode: int, timeout_s: float) -> dict:
 
 def rand_ids(n: int, seed: int, vocab: int) -> list[int]:
     return torch.randint(2, vocab, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def decode_bound(model, context: int, ours: dict) -> dict:
+    """The weight-read bound of one decode step beside the measured one (memory bandwidth measured now)."""
+    llc = llc_bytes()
+    buf = max(8 * llc, 256 << 20)
+    bw = copy_bandwidth(buf)
+    nbytes = decode_weight_bytes(model)
+    step = 1 / ours["decode_tok_s"]
+    return {"context": context, "weight_bytes": nbytes, "bandwidth_bytes_per_s": bw, "llc_bytes": llc,
+            "copy_buffer_bytes": buf, "bound_s": nbytes / bw, "measured_step_s": step,
+            "step_over_bound": step / (nbytes / bw)}
+
+
+def plot_engine(res: dict, path: str) -> None:
+    """Two panels: prefill seconds against context (ours, transformers where it ran, the FLOP limit at the measured
+    matmul rate) and TTFT of a question after a cold vs a cached document. Needs matplotlib (the `bench` extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ours = {int(n): int(n) / c["ours"]["prefill_tok_s"] for n, c in res["contexts"].items()}
+    ours.update({int(d) + res["question_tokens"]: v["cold_ttft_s"] for d, v in res["docs"].items()})
+    hf = {int(n): int(n) / c["hf"]["prefill_tok_s"] for n, c in res["contexts"].items() if "prefill_tok_s" in c["hf"]}
+    limit = {int(n): s for n, s in res["prefill_flop_limit_s"].items()}
+    for data, label, style in ((ours, "ours (engine, cold)", "o-"), (hf, "HF transformers", "s--"),
+                               (limit, f"FLOP limit ({res['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s matmul)", ":")):
+        if data:
+            xs = sorted(data)
+            a1.plot(xs, [data[x] for x in xs], style, label=label)
+    a1.set(xscale="log", yscale="log", xlabel="context tokens", ylabel="prefill seconds",
+           title=f"prefill time ({res['dtype']})")
+    a1.legend()
+    docs = sorted(res["docs"], key=int)
+    x = range(len(docs))
+    a2.bar([i - 0.2 for i in x], [res["docs"][d]["cold_ttft_s"] for d in docs], 0.4, label="cold document")
+    a2.bar([i + 0.2 for i in x], [res["docs"][d]["cached_ttft_s"] for d in docs], 0.4, label="cached document")
+    a2.set(yscale="log", xticks=list(x), xticklabels=[f"{int(d) // 1024}K" for d in docs], xlabel="document tokens",
+           ylabel="TTFT of a question (s)", title="time to first token: cold vs cached")
+    a2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def warm_up(eng) -> None:
+    """One short request, so the first measured one does not pay for first-call setup (allocator, thread pool)."""
+    from inference.engine import SamplingParams
+
+    eng.add_request("warm-up", rand_ids(300, 1, eng.model.args.vocab_size), SamplingParams(max_tokens=3))
+    while eng.has_unfinished():
+        eng.step()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,21 +265,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hf-max", type=int, default=8192, help="skip transformers above this many tokens (OOM)")
     p.add_argument("--hf-timeout", type=float, default=900)
     p.add_argument("--no-hf", action="store_true")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="weights, activations and cache (efficiency is against the matmul rate of this dtype)")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw prefill time and TTFT against context (matplotlib)")
     p.add_argument("--hf-worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
     if ns.hf_worker:
-        print(json.dumps(hf_worker(ns.checkpoint, ns.n, ns.decode, seed=1)))
+        print(json.dumps(hf_worker(ns.checkpoint, ns.n, ns.decode, seed=1, dtype=ns.dtype)))
         return 0
 
     from inference.engine import Engine, EngineConfig
 
     contexts = [int(x) for x in ns.contexts.split(",") if x]
     docs = [int(x) for x in ns.docs.split(",") if x]
-    flops_s = matmul_flops_per_s()
+    flops_s = matmul_flops_per_s(dtype=getattr(torch, ns.dtype))
     eng = Engine.from_checkpoint(ns.checkpoint, EngineConfig(max_num_batched_tokens=ns.budget,
-                                                                    cache_bytes=ns.cache_mib << 20,
-                                                                    max_num_seqs=max(16, ns.concurrent)))
+                                                             cache_bytes=ns.cache_mib << 20, dtype=ns.dtype,
+                                                             max_num_seqs=max(16, ns.concurrent)))
+    warm_up(eng)
     vocab, res, seed = eng.model.args.vocab_size, {"contexts": {}, "docs": {}}, 100
     act = active_params(eng.model)
     rows = []
@@ -191,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 "model_flops_per_s": model_prefill_flops(eng.model.args, n, act) / r["ttft_s"]}
         ours["prefill_efficiency"] = ours["model_flops_per_s"] / flops_s
         hf = ({"skipped": "--no-hf"} if ns.no_hf else {"skipped": f"> --hf-max {ns.hf_max} (OOM)"}
-              if n > ns.hf_max else run_hf(ns.checkpoint, n, ns.decode, ns.hf_timeout))
+              if n > ns.hf_max else run_hf(ns.checkpoint, n, ns.decode, ns.hf_timeout, ns.dtype))
         res["contexts"][n] = {"ours": ours, "hf": hf}
         for what in ("prefill_tok_s", "decode_tok_s"):
             h = hf.get(what)
@@ -225,11 +328,19 @@ def main(argv: list[str] | None = None) -> int:
     res["cache"] = {"allocator_bytes_per_token": hist / (pools.num_blocks * 128),
                     "layout": eng.layout.report(), "pool_bytes": pools.nbytes()}
     res["matmul_flops_per_s"] = flops_s
+    res["dtype"], res["question_tokens"] = ns.dtype, ns.question
     res["peak_rss_mib"] = peak_rss_mib()
     if docs:
         big = max(docs)
-        res["long_cold_prefill"] = {"tokens": big + ns.question, "seconds": res["docs"][big]["cold_ttft_s"],
-                                    "peak_rss_mib": res["docs"][big]["cold_prefill_peak_rss_mib"]}
+        secs = res["docs"][big]["cold_ttft_s"]
+        res["long_cold_prefill"] = {"tokens": big + ns.question, "seconds": secs,
+                                    "peak_rss_mib": res["docs"][big]["cold_prefill_peak_rss_mib"],
+                                    "prefill_efficiency": model_prefill_flops(eng.model.args, big + ns.question, act)
+                                    / secs / flops_s}
+    lengths = sorted(set(contexts) | {d + ns.question for d in docs})
+    res["prefill_flop_limit_s"] = {n: model_prefill_flops(eng.model.args, n, act) / flops_s for n in lengths}
+    if contexts:
+        res["decode_bound"] = decode_bound(eng.model, max(contexts), res["contexts"][max(contexts)]["ours"])
     print(f"{'metric':<48} {'ours':>12} {'HF/cached/1':>12} {'ratio':>8}")
     for name, a, b, r in rows:
         fmt = lambda v: f"{v:12.2f}" if isinstance(v, float) else f"{'-':>12}"  # noqa: E731
@@ -239,10 +350,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prefill efficiency @8192: {c8['prefill_efficiency']:.3f} of {flops_s / 1e9:.1f} GFLOP/s fp32 matmul")
     if docs:
         lc = res["long_cold_prefill"]
-        print(f"cold prefill {lc['tokens']} tokens: {lc['seconds']:.1f} s, peak RSS {lc['peak_rss_mib']:.0f} MiB")
+        print(f"cold prefill {lc['tokens']} tokens: {lc['seconds']:.1f} s, efficiency {lc['prefill_efficiency']:.3f}, "
+              f"peak RSS {lc['peak_rss_mib']:.0f} MiB")
+    if contexts:
+        db = res["decode_bound"]
+        print(f"decode @{db['context']}: {db['weight_bytes'] / 1e6:.1f} MB weights/token at "
+              f"{db['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s copy bandwidth -> bound {db['bound_s'] * 1e3:.2f} ms; "
+              f"measured step {db['measured_step_s'] * 1e3:.2f} ms = {db['step_over_bound']:.2f}x the bound")
     print(f"cache bytes/token (allocator): {res['cache']['allocator_bytes_per_token']:.1f}; "
           f"peak RSS {res['peak_rss_mib']:.0f} MiB")
     print(json.dumps(res))
+    if ns.plot:
+        plot_engine(res, ns.plot)
     return 0
 
 

@@ -1,13 +1,15 @@
 """CPU benchmark: one CSA and one HCA layer's attention vs dense causal MQA, V4-Flash shape, prefill + decode.
 
     python -m kernels.bench [--quick] [--lengths 8192,32768,131072] [--prefill 1024] [--dense-sample 256] [--threads N]
+                            [--dtype float32|bfloat16] [--plot FILE.png]
 
 CSA = indexer scores + top-k + sparse attention; HCA = sparse attention over window + all visible rows; dense =
 torch SDPA over the whole causal context with one KV head (MQA: heads folded into the query axis). Prefill = the
 last `--prefill` queries of an L-token context, decode = the last query. Dense prefill is timed on `--dense-sample`
 of those queries (evenly spaced; every one sees ≈ L keys, so its cost is linear in the query count) and scaled;
 `--dense-sample 0` times them all. Prints a table, then one JSON line. Efficiency = achieved FLOPs/s
-(kernels.flops) ÷ fp32 matmul FLOPs/s measured in the same run, just before each length.
+(kernels.flops) ÷ the matmul FLOPs/s of the same dtype (fp32 unless --dtype) measured in the same run, just before
+each length. --plot draws attention time against L, dense vs CSA / HCA (matplotlib, the `bench` extra).
 """
 
 import argparse
@@ -36,16 +38,16 @@ def _time(fn, reps: int = 1) -> float:
     return best
 
 
-def matmul_flops_per_s(n: int = 2048) -> float:
-    """Measured fp32 GEMM throughput of this machine (FLOP/s)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops_per_s(n: int = 2048, dtype: torch.dtype = torch.float32) -> float:
+    """Measured GEMM throughput of this machine in dtype (FLOP/s)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     return 2 * n ** 3 / _time(lambda: a @ b, reps=3)
 
 
 class Layer:
     """Random V4-Flash-shaped caches for one sequence of L tokens (contiguous block tables)."""
 
-    def __init__(self, L: int, n_q: int, seed: int = 0):
+    def __init__(self, L: int, n_q: int, seed: int = 0, dtype: torch.dtype = torch.float32):
         g = torch.Generator().manual_seed(seed)
         h, d = S.n_heads, S.head_dim
         self.L, self.scale = L, d ** -0.5
@@ -62,6 +64,9 @@ class Layer:
         self.sink = torch.zeros(h)
         self.pos = torch.arange(L - n_q, L, dtype=torch.int32)
         self.seq = torch.zeros(n_q, dtype=torch.int32)
+        for name in ("kv", "csa_pool", "hca_pool", "key_pool", "q", "qi"):  # rows and queries in the run's dtype
+            setattr(self, name, getattr(self, name).to(dtype))
+        self.win_pool = self.kv.view(nb, BLOCK_TOKENS, d)
 
     def csa(self, sl: slice):
         topk = indexer_topk(self.qi[sl], self.w[sl], self.seq[sl], self.pos[sl], self.key_pool, self.table,
@@ -90,12 +95,12 @@ class Layer:
         return torch.cat(out, 2)
 
 
-def bench_length(L: int, n_q: int, dense_sample: int) -> dict:
-    lay = Layer(L, n_q)
+def bench_length(L: int, n_q: int, dense_sample: int, dtype: torch.dtype = torch.float32) -> dict:
+    lay = Layer(L, n_q, dtype=dtype)
     all_q, last = slice(0, n_q), slice(n_q - 1, n_q)
     warm = slice(n_q - 8, n_q)
     r = {}
-    r["matmul"] = matmul_flops_per_s()                                            # same conditions as this length
+    r["matmul"] = matmul_flops_per_s(dtype=dtype)                                 # same conditions as this length
     lay.csa(warm)
     lay.hca(warm)
     r["csa_prefill"] = min(_timed(lambda: lay.csa(all_q)) for _ in range(2))
@@ -130,7 +135,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--dense-sample", type=int, default=256, help="dense prefill queries timed (0 = all)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default); 1 is steadier on a "
                     "shared, oversubscribed machine")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="rows, queries and matmuls")
+    ap.add_argument("--plot", metavar="FILE.png", help="draw attention time against L (needs matplotlib)")
     a = ap.parse_args(argv)
+    dtype = getattr(torch, a.dtype)
     if a.threads:
         torch.set_num_threads(a.threads)
     lengths = [int(x) for x in a.lengths.split(",")] if a.lengths else ([8192, 32768] if a.quick else
@@ -141,10 +149,10 @@ def main(argv=None) -> dict:
     hdr = (f"{'L':>6} {'phase':>7} {'CSA s':>9} {'HCA s':>9} {'dense s':>9} {'dense/CSA':>10} {'dense/HCA':>10} "
            f"{'CSA GF/s':>9} {'CSA eff':>8} {'HCA GF/s':>9} {'dense GF/s':>10} {'mm GF/s':>8}")
     print(hdr)
-    out, res = {"threads": torch.get_num_threads(), "prefill_queries": a.prefill,
+    out, res = {"threads": torch.get_num_threads(), "dtype": a.dtype, "prefill_queries": a.prefill,
                 "dense_prefill_sampled_queries": a.dense_sample or a.prefill}, {}
     for L in lengths:
-        r = res[L] = bench_length(L, a.prefill, a.dense_sample)
+        r = res[L] = bench_length(L, a.prefill, a.dense_sample, dtype)
         mm = r["matmul"]
         out[f"matmul_gflops_{_tag(L)}"] = round(mm / 1e9, 2)
         for phase, fl in (("prefill", r["flops"]), ("decode", r["flops_decode"])):
@@ -163,7 +171,31 @@ def main(argv=None) -> dict:
     out["csa_growth_32k_128k"] = round(big["csa_prefill"] / mid["csa_prefill"], 3) if big and mid else None
     out["dense_growth_32k_128k"] = round(big["dense_prefill"] / mid["dense_prefill"], 3) if big and mid else None
     print(json.dumps(out))
+    if a.plot:
+        plot(res, out, a.plot)
     return out
+
+
+def plot(res: dict, out: dict, path: str) -> None:
+    """Attention seconds against context length L: dense MQA vs CSA vs HCA, prefill and decode panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lengths = sorted(res)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, phase in zip(axes, ("prefill", "decode")):
+        for kind, style in (("dense", "s--"), ("csa", "o-"), ("hca", "^-")):
+            ax.plot(lengths, [res[L][f"{kind}_{phase}"] for L in lengths], style, label=kind.upper())
+        what = f"last {out['prefill_queries']} queries" if phase == "prefill" else "one query"
+        ax.set(xscale="log", yscale="log", xlabel="context L (tokens)", ylabel="seconds",
+               title=f"one layer's attention, {phase} ({what}), {out['dtype']}")
+        ax.set_xticks(lengths, [f"{L // 1024}K" for L in lengths])
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

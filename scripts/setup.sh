@@ -18,7 +18,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 .venv/bin/pip install -q torch==2.13.0 2>&1 | quiet
-.venv/bin/pip install -q -e '.[engine,service,dev,reference]' 2>&1 | quiet
+.venv/bin/pip install -q -e '.[engine,service,dev,reference,bench]' 2>&1 | quiet
 
 [ -x .venv-service/bin/python ] || "$PY" -m venv .venv-service
 .venv-service/bin/pip install -q -e '.[service,dev]' 2>&1 | quiet

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from kernels.bench import Layer, main
@@ -14,6 +15,16 @@ def test_bench_smoke(capsys):
     for key in ("dense_over_csa_2k", "dense_over_hca_2k", "csa_efficiency_2k", "dense_over_csa_decode_2k"):
         assert out[key] > 0, key
     assert out["csa_growth_32k_128k"] is None
+
+
+def test_bench_bfloat16_and_plot(capsys, tmp_path):
+    """--dtype bfloat16 times the same layer in bf16; --plot draws it (matplotlib, the bench extra)."""
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "kernels.png"
+    out = main(["--lengths", "2048,4096", "--prefill", "8", "--dense-sample", "4", "--dtype", "bfloat16",
+                "--plot", str(png)])
+    assert out["dtype"] == "bfloat16" and out["csa_efficiency_2k"] > 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_dense_baseline_is_causal_mqa():
