@@ -8,6 +8,7 @@ and prefill efficiency (model FLOP/s ÷ this machine's fp32 matmul FLOP/s). Prin
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -267,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-hf", action="store_true")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                    help="weights, activations and cache (efficiency is against the matmul rate of this dtype)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 is steadier on a "
+                   "shared machine")
     p.add_argument("--plot", metavar="FILE.png", help="also draw prefill time and TTFT against context (matplotlib)")
     p.add_argument("--hf-worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
@@ -277,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from inference.engine import Engine, EngineConfig
 
+    if ns.threads:
+        torch.set_num_threads(ns.threads)
     contexts = [int(x) for x in ns.contexts.split(",") if x]
     docs = [int(x) for x in ns.docs.split(",") if x]
     flops_s = matmul_flops_per_s(dtype=getattr(torch, ns.dtype))
@@ -328,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     res["cache"] = {"allocator_bytes_per_token": hist / (pools.num_blocks * 128),
                     "layout": eng.layout.report(), "pool_bytes": pools.nbytes()}
     res["matmul_flops_per_s"] = flops_s
-    res["dtype"], res["question_tokens"] = ns.dtype, ns.question
+    res["dtype"], res["question_tokens"], res["threads"] = ns.dtype, ns.question, torch.get_num_threads()
+    res["load_avg"] = os.getloadavg()[0]
     res["peak_rss_mib"] = peak_rss_mib()
     if docs:
         big = max(docs)

@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--timers", action="store_true", help="time regions with perf_counter instead of torch.profiler "
                    "(no per-op table; for 128K, where the profiler's event list itself gets slow)")
-    p.add_argument("--decode", type=int, default=0, help="then profile this many decode steps of the request")
+    p.add_argument("--decode", type=int, default=0, help="then profile this many decode steps")
+    p.add_argument("--requests", type=int, default=1, help="requests of --tokens tokens each, decoding together")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 gives CPU seconds "
                    "that stay comparable on a loaded machine (no OpenMP spin-waits)")
     ns = p.parse_args(argv)
@@ -186,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from inference.engine import Engine, EngineConfig, SamplingParams
 
-    eng = Engine.from_checkpoint(ns.checkpoint, EngineConfig(max_num_batched_tokens=ns.budget, dtype=ns.dtype,
-                                                             cache_bytes=max(256 << 20, ns.tokens * 4096)))
+    config = EngineConfig(max_num_batched_tokens=ns.budget, dtype=ns.dtype, max_num_seqs=max(16, ns.requests),
+                          cache_bytes=max(256 << 20, ns.requests * ns.tokens * 4096))
+    eng = Engine.from_checkpoint(ns.checkpoint, config)
     vocab = eng.model.args.vocab_size
     warm = torch.randint(2, vocab, (256,), generator=torch.Generator().manual_seed(1)).tolist()
     eng.add_request("warm", warm, SamplingParams(max_tokens=1))
@@ -204,14 +206,23 @@ def _run(eng, ns) -> int:
     from inference.engine import SamplingParams
 
     vocab = eng.model.args.vocab_size
-    ids = torch.randint(2, vocab, (ns.tokens,), generator=torch.Generator().manual_seed(2)).tolist()
-    eng.add_request("p", ids, SamplingParams(max_tokens=1 + ns.decode, ignore_eos=True))
-    out = {"bench": "profile", "tokens": ns.tokens, "dtype": ns.dtype, "threads": torch.get_num_threads()}
-    out["prefill"] = profile_phase(eng, lambda outs: any(o.new_token_ids for o in outs), ns.timers, ns.top)
-    report(f"prefill of {ns.tokens} tokens, chunk {ns.budget}", out["prefill"])
+    for r in range(ns.requests):
+        ids = torch.randint(2, vocab, (ns.tokens,), generator=torch.Generator().manual_seed(2 + r)).tolist()
+        eng.add_request(f"p{r}", ids, SamplingParams(max_tokens=1 + ns.decode + ns.requests, ignore_eos=True))
+    out = {"bench": "profile", "tokens": ns.tokens, "requests": ns.requests, "dtype": ns.dtype,
+           "threads": torch.get_num_threads()}
+    started: set[str] = set()
+
+    def all_started(outs) -> bool:
+        started.update(o.request_id for o in outs if o.new_token_ids)
+        return len(started) == ns.requests
+
+    out["prefill"] = profile_phase(eng, all_started, ns.timers, ns.top)
+    report(f"prefill of {ns.requests} x {ns.tokens} tokens, chunk {ns.budget}", out["prefill"])
     if ns.decode:
-        out["decode"] = profile_phase(eng, lambda outs: not eng.has_unfinished(), ns.timers, ns.top)
-        report(f"decode: {ns.decode} steps at context {ns.tokens}", out["decode"])
+        steps = iter(range(ns.decode - 1))
+        out["decode"] = profile_phase(eng, lambda outs: next(steps, None) is None, ns.timers, ns.top)
+        report(f"decode: {ns.decode} steps of {ns.requests} request(s) at context {ns.tokens}", out["decode"])
     print(json.dumps(out))
     return 0
 

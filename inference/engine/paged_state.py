@@ -60,6 +60,13 @@ class PagedLayerState:
         first = max(0, start_pos - (self.sliding_window - 1))
         return self.ring[torch.arange(first, start_pos, device=self.ring.device) % BLOCK_TOKENS][None]
 
+    def window_in_place(self, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The window pool of this layer and a block table [1, pos // 128 + 1] that points every block at this
+        sequence's slot: the ring holds positions pos−127 … pos at rows position % 128, so a query at pos (its row
+        written) reads its window in place, with no copy."""
+        pool = self.state.pools.window[self.layer]
+        return pool, torch.full((1, pos // BLOCK_TOKENS + 1), self.state.slot, dtype=torch.int32, device=pool.device)
+
     def write_window(self, kv: torch.Tensor, start_pos: int) -> None:
         """Store the last min(s, 128) rows of kv [1, s, d] in the ring."""
         s = kv.shape[1]

@@ -108,12 +108,15 @@ class KVPools:
     ratio: int  # 0 = sliding window only
 
 
-def kv_pools(windows: list[tuple[torch.Tensor, int]], comps: list[tuple[torch.Tensor, torch.Tensor]] | None,
-             ratio: int) -> KVPools:
-    """Per span: window rows [b, P, d] at positions start… (covering its queries' windows) and compressed rows as
-    (pool, table) (see GrowingRows.blocks / PagedRows.blocks) -> one KVPools for all of the call's sequences."""
+def kv_pools(windows: list[tuple[torch.Tensor, int | torch.Tensor]],
+             comps: list[tuple[torch.Tensor, torch.Tensor]] | None, ratio: int) -> KVPools:
+    """Per span: window rows [b, P, d] at positions start… (covering its queries' windows), or a window pool already
+    readable in place as (pool [nb, 128, d], int32 table [b, nblk]) (a paged decode token: the ring itself), and
+    compressed rows as (pool, table) (see GrowingRows.blocks / PagedRows.blocks) -> one KVPools for all of the call's
+    sequences."""
     dtype = windows[0][0].dtype
-    win_pool, win_table = merge_pools([row_pool(rows, BLOCK_TOKENS, start) for rows, start in windows], dtype)
+    win_pool, win_table = merge_pools([row_pool(rows, BLOCK_TOKENS, start) if isinstance(start, int) else (rows, start)
+                                       for rows, start in windows], dtype)
     if not ratio:
         return KVPools(win_pool, win_table, None, None, 0)
     cmp_pool, cmp_table = merge_pools(comps, dtype)

@@ -72,9 +72,13 @@ class Compressor(nn.Module):
               dtype: torch.dtype) -> torch.Tensor:
         """Projections of tokens start_pos… (project) -> the rows they close [b, n_new, head_dim]; keeps the open
         window and the CSA carry in st."""
-        b = kv.shape[0]
+        b, s = kv.shape[:2]
         m, d = self.ratio, self.head_dim
         n_open = start_pos % m
+        if n_open + s < m:  # nothing closes (most decode steps): the tokens join the open window
+            st.open_kv[:, n_open : n_open + s] = kv
+            st.open_score[:, n_open : n_open + s] = score
+            return kv.new_zeros(b, 0, d, dtype=dtype)
         kv = torch.cat([st.open_kv[:, :n_open], kv], dim=1)
         score = torch.cat([st.open_score[:, :n_open], score], dim=1)
         first_window = (start_pos - n_open) // m

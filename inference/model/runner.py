@@ -90,10 +90,17 @@ class Packing:
             proj = compressor.project(x, self.positions)
             iproj = indexer_compressor.project(x, self.positions) if indexer_compressor is not None else None
         windows, rows, keys, n_comp = [], [], [], 0
+        # a step of paged decode tokens only reads each ring as it is (mixed with a prefill chunk, whose window is
+        # copied anyway, the rings are copied too: one small pool beats concatenating the whole window pool)
+        in_place = all(sp.n == 1 and hasattr(sp.state.layers[layer_id], "window_in_place") for sp in self.spans)
         for sp in self.spans:
             st, part = sp.state.layers[layer_id], slice(sp.offset, sp.offset + sp.n)
-            prev = st.window_rows(sp.start)  # [b,P,d]
-            windows.append((torch.cat([prev, kv[:, part]], dim=1).to(x.dtype), sp.start - prev.shape[1]))
+            if in_place:
+                st.write_window(kv[:, part], sp.start)
+                windows.append(st.window_in_place(sp.start))
+            else:
+                prev = st.window_rows(sp.start)  # [b,P,d]
+                windows.append((torch.cat([prev, kv[:, part]], dim=1).to(x.dtype), sp.start - prev.shape[1]))
             if compressor is not None:
                 closed = compressor.close(proj[0][:, part], proj[1][:, part], sp.start, st.compressor, x.dtype)
                 st.comp_rows.append(closed)
@@ -104,7 +111,8 @@ class Packing:
                                                       x.dtype)
                     st.index_keys.append(closed)
                     keys.append(st.index_keys.blocks(BLOCK_TOKENS // ratio))
-            st.write_window(kv[:, part], sp.start)
+            if not in_place:
+                st.write_window(kv[:, part], sp.start)
         pools = kv_pools(windows, rows, ratio)
         return pools, merge_pools(keys, x.dtype) if keys else None, n_comp
 
