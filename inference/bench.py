@@ -208,6 +208,25 @@ def decode_bound(model, context: int, ours: dict) -> dict:
             "step_over_bound": step / (nbytes / bw)}
 
 
+def bf16_divergence(ckpt: str, n: int, seed: int = 3) -> dict:
+    """The same prompt through the model in fp32 and in bf16 (weights, activations, cache), n positions' logits
+    compared: max and mean |Δlogit|, top-1 agreement, mean KL(fp32 ‖ bf16)."""
+    from inference.checkpoint.loader import load_model
+    from inference.model.runner import ModelRunner
+
+    logits = {}
+    for dt in (torch.float32, torch.bfloat16):
+        model = load_model(ckpt, dt)
+        ids = torch.tensor([rand_ids(n, seed, model.args.vocab_size)])
+        logits[dt] = ModelRunner(model)(ids, chunk_tokens=2048)[0].float()
+        del model
+    a, b = logits[torch.float32], logits[torch.bfloat16]
+    kl = (a.log_softmax(-1).exp() * (a.log_softmax(-1) - b.log_softmax(-1))).sum(-1)
+    return {"tokens": n, "max_abs_logit_diff": float((a - b).abs().max()), "mean_abs_logit_diff":
+            float((a - b).abs().mean()), "logit_std_fp32": float(a.std()),
+            "top1_agreement": float((a.argmax(-1) == b.argmax(-1)).float().mean()), "mean_kl": float(kl.mean())}
+
+
 def plot_engine(res: dict, path: str) -> None:
     """Two panels: prefill seconds against context (ours, transformers where it ran, the FLOP limit at the measured
     matmul rate) and TTFT of a question after a cold vs a cached document. Needs matplotlib (the `bench` extra)."""
@@ -268,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-hf", action="store_true")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                    help="weights, activations and cache (efficiency is against the matmul rate of this dtype)")
+    p.add_argument("--divergence-tokens", type=int, default=2048, help="with --dtype bfloat16: positions whose "
+                   "logits are compared with fp32 (0: skip)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 is steadier on a "
                    "shared machine")
     p.add_argument("--plot", metavar="FILE.png", help="also draw prefill time and TTFT against context (matplotlib)")
@@ -343,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
                                     "peak_rss_mib": res["docs"][big]["cold_prefill_peak_rss_mib"],
                                     "prefill_efficiency": model_prefill_flops(eng.model.args, big + ns.question, act)
                                     / secs / flops_s}
+    if ns.dtype == "bfloat16" and ns.divergence_tokens:
+        res["bf16_divergence"] = bf16_divergence(ns.checkpoint, ns.divergence_tokens)
+        dv = res["bf16_divergence"]
+        print(f"bf16 vs fp32 over {dv['tokens']} positions: max |dlogit| {dv['max_abs_logit_diff']:.4f}, mean "
+              f"{dv['mean_abs_logit_diff']:.5f} (logit std {dv['logit_std_fp32']:.3f}), top-1 agreement "
+              f"{dv['top1_agreement']:.4f}, mean KL {dv['mean_kl']:.2e}")
     lengths = sorted(set(contexts) | {d + ns.question for d in docs})
     res["prefill_flop_limit_s"] = {n: model_prefill_flops(eng.model.args, n, act) / flops_s for n in lengths}
     if contexts:
