@@ -4,7 +4,7 @@
   its `Location` header on 201/202) and the error statuses (ErrorBody);
 - `IdempotencyDep`: the `Idempotency-Key` header of a POST, `replay()` of a stored response and `commit()` that
   stores the new one in the transaction that created the object;
-- `created(...)`: a 201/202 (or 200) JSON response with its `Location`;
+- `created(...)`: a 201 / 202 JSON response with its `Location`;
 - `ListDep` + `page_of(...)`: `limit` / `after` in, `data` / `has_more` / `last_id` out;
 - `known_query`: a query parameter the route does not take is refused (422), never silently ignored.
 """
