@@ -106,12 +106,15 @@ def _topk_rows(rows: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, k: in
     shared: rows [U, D] = the union of the chunk's picks and mask [Tq, U] (one GEMM for the chunk, used when the
     union is at most union_factor·K rows); else rows [Tq, K, D] gathered per query and mask = valid."""
     sentinel = rows.shape[0]
-    u, inv = torch.unique(torch.where(valid, idx, sentinel), return_inverse=True)
+    vidx = torch.where(valid, idx, sentinel)
+    present = torch.zeros(sentinel + 1, dtype=torch.bool, device=idx.device).index_fill_(0, vidx.flatten(), True)
+    u = present[:sentinel].nonzero().squeeze(1)                               # the union, ascending (no sort)
     if u.numel() <= union_factor * k:
-        sel = torch.zeros(idx.shape[0], u.numel(), dtype=torch.bool, device=idx.device).scatter_(1, inv, True)
-        if int(u[-1]) == sentinel:
-            u, sel = u[:-1], sel[:, :-1]
-        return rows.index_select(0, u), sel, True
+        slot = torch.full((sentinel + 1,), u.numel(), dtype=torch.long, device=idx.device)
+        slot[u] = torch.arange(u.numel(), device=idx.device)                   # row -> column of the union
+        sel = torch.zeros(idx.shape[0], u.numel() + 1, dtype=torch.bool, device=idx.device)
+        sel.scatter_(1, slot[vidx], True)
+        return rows.index_select(0, u), sel[:, :-1], True
     kc = rows.index_select(0, idx.clamp_min(0).flatten()).view(*idx.shape, rows.shape[1])   # −1: row 0, masked
     return kc, valid, False
 
