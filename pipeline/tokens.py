@@ -15,10 +15,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-
-from tokenizers import Tokenizer
+from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:  # imported where a tokenizer is loaded, so importing this module needs no tokenizers package
+    from tokenizers import Tokenizer
 
 # V4 special tokens as the chat encoding writes them (docs/model.md#tokenizer-and-chat-encoding); each is one id.
 BOS = "<｜begin▁of▁sentence｜>"
@@ -54,7 +56,11 @@ def load_tokenizer(path: str | None = None) -> Tokenizer:
     if not file.is_file():
         raise TokenizerUnavailable(f"no tokenizer.json at {file}")
     try:
+        from tokenizers import Tokenizer
+
         return Tokenizer.from_file(str(file))
+    except ImportError as e:
+        raise TokenizerUnavailable("the tokenizers package is not installed (pip install 'wholedoc[service]')") from e
     except Exception as e:  # tokenizers raises a bare Exception on a malformed file
         raise TokenizerUnavailable(f"cannot load {file}: {e}") from e
 

@@ -2,6 +2,7 @@
 
 import argparse
 import importlib
+import importlib.metadata
 import pkgutil
 import sys
 
@@ -10,10 +11,18 @@ from api.cli import commands
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wholedoc", description="Summaries and Q&A over whole documents.")
+    parser.add_argument("--version", action="version", version=f"wholedoc {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"api.cli.commands.{info.name}").register(sub)
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("wholedoc")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,48 @@
+"""`wholedoc --help` (and each command's help, and --version) on a bare install: no third-party package importable,
+as after `pip install wholedoc` with no extras. Regression: the parser imported SQLAlchemy, pydantic and tokenizers."""
+
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Refuse every import that is neither the standard library nor ours, then run the command line.
+BARE = """
+import importlib.abc, sys
+class Bare(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or top.startswith("_") or top in {"api", "pipeline", "workers"}:
+            return None
+        raise ImportError(f"not installed: {name}")
+sys.meta_path.insert(0, Bare())
+from api.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+COMMANDS = ["admin", "ask", "config", "ingest", "pack", "sample", "serve", "summarize"]
+
+
+def _bare(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BARE, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_help_lists_every_command_without_any_third_party_package():
+    r = _bare("--help")
+    assert r.returncode == 0, r.stderr
+    for name in COMMANDS:
+        assert name in r.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_commands_help_without_any_third_party_package(command):
+    r = _bare(command, "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"usage: wholedoc {command}")
+
+
+def test_version():
+    r = _bare("--version")
+    assert (r.returncode, r.stdout.strip()) == (0, f"wholedoc {importlib.metadata.version('wholedoc')}")
