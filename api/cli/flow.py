@@ -8,6 +8,8 @@ api/cli/credentials.py), following jobs (api/cli/follow.py) and printing (api/cl
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 from api.cli.deployment import StackDied, connect
 from api.cli.follow import follow_job, ready_document, wait_for_jobs
 from api.cli.output import err, print_answers, print_result
@@ -16,17 +18,25 @@ from api.cli.remote import ApiClient, ApiError
 
 def _on_document(path: str, work: Callable[[ApiClient, dict], object]) -> tuple[int | None, object]:
     """Upload `path` and follow its extraction, then `work(client, document)`: (exit code to stop with, or None;
-    what work returned). Missing file → 2; unreadable document or an API / embedded-stack error → 1 (printed)."""
+    what work returned). A missing file, an unreadable document, an unreachable API, a refused key or an embedded-stack
+    error → 1, with one line saying what is wrong (no traceback)."""
     file = Path(path)
     if not file.is_file():
-        err(f"error: {path}: no such file")
-        return 2, None
+        err(f"error: {path}: no such file (give the path of a PDF or a codebase archive)")
+        return 1, None
     try:
         with connect() as client:
             doc = ready_document(client, file)
             return (1, None) if doc is None else (None, work(client, doc))
-    except (ApiError, StackDied) as exc:
+    except ApiError as exc:
+        hint = " (check WHOLEDOC_API_KEY, or make one: wholedoc admin create-key TENANT)" if exc.status == 401 else ""
+        err(f"error: {exc}{hint}")
+        return 1, None
+    except StackDied as exc:
         err(f"error: {exc}")
+        return 1, None
+    except httpx.TransportError as exc:
+        err(f"error: cannot reach the wholedoc API ({type(exc).__name__}: {exc}); is it running at WHOLEDOC_API_URL?")
         return 1, None
 
 

@@ -2,6 +2,7 @@
 as after `pip install wholedoc` with no extras. Regression: the parser imported SQLAlchemy, pydantic and tokenizers."""
 
 import importlib.metadata
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,26 @@ def test_each_commands_help_without_any_third_party_package(command):
 def test_version():
     r = _bare("--version")
     assert (r.returncode, r.stdout.strip()) == (0, f"wholedoc {importlib.metadata.version('wholedoc')}")
+
+
+def _cli(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WHOLEDOC_")}
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**clean, "WHOLEDOC_HOME": str(tmp_path / "home"), **env})
+
+
+def test_an_unreachable_api_is_one_line_and_exit_1(tmp_path):
+    """Regression: a refused connection printed httpx's traceback (and exited 1 only by accident)."""
+    (tmp_path / "doc.pdf").write_bytes(b"%PDF-1.4\n")
+    r = _cli(tmp_path, "summarize", str(tmp_path / "doc.pdf"), WHOLEDOC_API_URL="http://127.0.0.1:9",
+             WHOLEDOC_API_KEY="wd_000000000000_x")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "cannot reach the wholedoc API" in r.stderr and "WHOLEDOC_API_URL" in r.stderr
+
+
+def test_a_missing_file_is_one_line_and_exit_1(tmp_path):
+    r = _cli(tmp_path, "ask", str(tmp_path / "nope.pdf"), "Why?")
+    assert (r.returncode, r.stdout) == (1, "")
+    missing = tmp_path / "nope.pdf"
+    assert r.stderr.strip() == f"error: {missing}: no such file (give the path of a PDF or a codebase archive)"
