@@ -12,15 +12,24 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need+=(tesseract-ocr-eng)
 if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]} with apt-get" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
+say() { echo "setup: $*" >&2; }
+if [ ! -x .venv/bin/python ]; then
+  say "first run: making .venv (torch 2.13 CPU, triton, transformers, the service and test packages; about 2.5 GB,"
+  say "2-4 minutes) and .venv-service (the service packages without torch; about 0.9 GB, 1 minute)"
+  "$PY" -m venv .venv
+fi
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 .venv/bin/pip install -q torch==2.13.0 2>&1 | quiet
 .venv/bin/pip install -q -e '.[engine,service,dev,reference,bench]' 2>&1 | quiet
 
-[ -x .venv-service/bin/python ] || "$PY" -m venv .venv-service
+if [ ! -x .venv-service/bin/python ]; then
+  say ".venv is ready; making .venv-service"
+  "$PY" -m venv .venv-service
+fi
 .venv-service/bin/pip install -q -e '.[service,dev]' 2>&1 | quiet
 if .venv-service/bin/python -c "import torch" 2>/dev/null; then
   echo "setup: torch leaked into the service environment" >&2; exit 1
