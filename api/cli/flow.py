@@ -40,8 +40,10 @@ def _on_document(path: str, work: Callable[[ApiClient, dict], object]) -> tuple[
         return 1, None
 
 
-def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | None = None) -> int:
-    """Upload `path`, wait for it to be ready, create the job with `create(client, document_id)`, print the result."""
+def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | None = None, as_json: bool = False,
+        output: str | None = None) -> int:
+    """Upload `path`, wait for it to be ready, create the job with `create(client, document_id)`, print the result
+    (as one JSON object with as_json; into the file `output` if given)."""
     def work(client: ApiClient, doc: dict) -> dict | None:
         job = create(client, doc["id"])
         job = follow_job(client, job["id"], "generate", max_tokens or job["params"].get("max_tokens"))
@@ -55,7 +57,7 @@ def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | N
         return code
     if result is None:  # the job did not finish (said above)
         return 1
-    print_result(result)
+    print_result(result, as_json, output)
     return 0
 
 

@@ -18,9 +18,22 @@ def _citations(result: dict) -> str:
     return ", ".join(f"{c['anchor']} ({c['status']})" for c in result["citations"])
 
 
-def print_result(result: dict) -> None:
-    """One result: its text on stdout; citations, usage and any notice on stderr."""
-    print(result["text"])
+def print_result(result: dict, as_json: bool = False, output: str | None = None) -> None:
+    """One result: its text (or, as_json, one JSON object: text, citations, usage, notice, ids) on stdout or written
+    to the file `output`; citations, usage and any notice on stderr."""
+    if as_json:
+        keys = ("id", "job_id", "document_id", "kind", "text", "citations", "usage", "notice")
+        body = json.dumps({k: result.get(k) for k in keys}, ensure_ascii=False)
+    else:
+        body = result["text"]
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(body.rstrip("\n") + "\n")
+        err(f"wrote {output}")
+    else:
+        print(body)
+    if as_json:
+        return
     if result["citations"]:
         err("citations: " + _citations(result))
     err(f"usage: {usage_line(result['usage'])}")

@@ -1,6 +1,8 @@
 """End to end over real processes: uvicorn + a Celery worker + PostgreSQL + Redis + moto's S3 + an
 OpenAI-compatible server. (tests/api/test_api_e2e_inference.py runs the flow on the real inference server.)"""
 
+import json
+
 import httpx
 import pytest
 
@@ -103,6 +105,13 @@ def test_cli_summarize_and_ask_against_the_deployment(stack, tmp_path):
     for bar in ("upload", "extraction", "prefill", "generation"):
         assert bar in r.stderr, r.stderr
     assert "2 (verified)" in r.stderr and "64 cached" in r.stderr
+    out = tmp_path / "summary.json"
+    r = subprocess.run([sys.executable, "-m", "api.cli", "summarize", str(pdf), "--json", "-o", str(out)], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout) == (0, ""), r.stderr
+    saved = json.loads(out.read_text())
+    assert saved["text"] == 'Revenue grew [p. 2: "Revenue grew 2"].' and saved["kind"] == "summarize"
+    assert saved["citations"][0]["anchor"] == "2" and saved["usage"]["cached_tokens"] == 64
     llm.default = Reply(content=("It is a report.",))
     r = subprocess.run([sys.executable, "-m", "api.cli", "ask", str(pdf), "What is this?"], env=env,
                        capture_output=True, text=True, timeout=120)

@@ -1,18 +1,23 @@
-"""`wholedoc summarize FILE [--style S] [--thinking]`: against WHOLEDOC_API_URL, or an embedded deployment."""
+"""`wholedoc summarize FILE [--style S] [--thinking] [--json] [-o OUT]`: against WHOLEDOC_API_URL, or an embedded
+deployment."""
 
 from pipeline.prompts.styles import STYLES
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("summarize", help="summarize a PDF or a codebase archive (whole, never chunked)")
-    p.add_argument("file")
-    p.add_argument("--style", default="brief", choices=sorted(STYLES))
+    p.add_argument("file", help="a PDF or a codebase archive (.zip, .tar, .tar.gz)")
+    p.add_argument("--style", default="brief", choices=sorted(STYLES), help="what kind of summary (default: brief)")
     p.add_argument("--thinking", action="store_true", help="let the model think first (off by default)")
     p.add_argument("--max-tokens", type=int, help="output cap (at most the style's / the answer cap)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (text, citations, usage, notice, ids) instead of the text")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the summary (or the JSON) to FILE instead of stdout")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
     from api.cli.flow import run
 
-    return run(args.file, lambda client, doc_id: client.summarize(doc_id, args.style, args.thinking, args.max_tokens))
+    return run(args.file, lambda client, doc_id: client.summarize(doc_id, args.style, args.thinking, args.max_tokens),
+               as_json=args.json, output=args.output)
