@@ -5,7 +5,8 @@ The parts live in their own modules: the deployment (api/cli/deployment.py, with
 api/cli/credentials.py), following jobs (api/cli/follow.py) and printing (api/cli/output.py).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,9 @@ def _on_document(path: str, work: Callable[[ApiClient, dict], object]) -> tuple[
         with connect() as client:
             doc = ready_document(client, file)
             return (1, None) if doc is None else (None, work(client, doc))
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 130, None
     except ApiError as exc:
         hint = " (check WHOLEDOC_API_KEY, or make one: wholedoc admin create-key TENANT)" if exc.status == 401 else ""
         err(f"error: {exc}{hint}")
@@ -40,13 +44,31 @@ def _on_document(path: str, work: Callable[[ApiClient, dict], object]) -> tuple[
         return 1, None
 
 
+@contextmanager
+def cancelled_on_interrupt(client: ApiClient, jobs: list) -> Iterator[None]:
+    """Ctrl-C while following `jobs` (ids or job dicts) cancels them on the deployment, then goes on interrupting:
+    the work stops where it runs, not only in this terminal."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for job in jobs:
+            job_id = job["id"] if isinstance(job, dict) else job
+            try:
+                client.cancel(job_id)
+                err(f"cancelled job {job_id}")
+            except (ApiError, httpx.TransportError) as exc:  # already ended, or the API is gone
+                err(f"could not cancel job {job_id}: {exc}")
+        raise
+
+
 def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | None = None, as_json: bool = False,
         output: str | None = None) -> int:
     """Upload `path`, wait for it to be ready, create the job with `create(client, document_id)`, print the result
     (as one JSON object with as_json; into the file `output` if given)."""
     def work(client: ApiClient, doc: dict) -> dict | None:
         job = create(client, doc["id"])
-        job = follow_job(client, job["id"], "generate", max_tokens or job["params"].get("max_tokens"))
+        with cancelled_on_interrupt(client, [job["id"]]):
+            job = follow_job(client, job["id"], "generate", max_tokens or job["params"].get("max_tokens"))
         if job["state"] != "done":
             err(f"error: the job {job['state']}: {job.get('error')}")
             return None
@@ -66,8 +88,10 @@ def run_questions(path: str, questions: list[str], thinking: bool, max_tokens: i
     prefilled once and each question costs its own tokens), then print the answers in order: text blocks, or one
     JSON object per line. Exit 1 if any question failed (the others are still printed)."""
     def work(client: ApiClient, doc: dict) -> list:
-        jobs = [client.ask(doc["id"], q, thinking, max_tokens) for q in questions]
-        wait_for_jobs(client, jobs)
+        jobs = []
+        with cancelled_on_interrupt(client, jobs):
+            jobs += [client.ask(doc["id"], q, thinking, max_tokens) for q in questions]
+            wait_for_jobs(client, jobs)
         answers = []
         for q, job in zip(questions, jobs):
             job = client.job(job["id"])

@@ -121,3 +121,38 @@ def test_cli_summarize_and_ask_against_the_deployment(stack, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "api.cli", "summarize", str(pdf)], capture_output=True, text=True,
                          env={**env, "WHOLEDOC_API_KEY": "wd_000000000000_wrong"}, timeout=60)
     assert bad.returncode == 1 and "unknown or revoked API key" in bad.stderr
+
+
+def test_ctrl_c_in_the_cli_cancels_the_remote_job(stack, tmp_path):
+    """Ctrl-C while `wholedoc summarize` follows a job on a deployment cancels that job there (not just the
+    terminal): the job ends `cancelled` and the worker's inference request is dropped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from pipeline.records.models import Job
+
+    url, llm, records = stack
+    with transaction(records) as s:
+        tenant = create_tenant(s, f"cli-{new_id()}")
+        _, key = create_api_key(s, tenant.id)
+    pdf = tmp_path / "slow.pdf"
+    pdf.write_bytes(make_pdf("A long wait", pages=1))
+    llm.default = Reply(content=("never",), hang=120)
+    seen = len(llm.received)
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "summarize", str(pdf)], stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "WHOLEDOC_API_URL": url, "WHOLEDOC_API_KEY": key})
+    try:
+        wait_until(lambda: any(x.path == "/v1/chat/completions" for x in llm.received[seen:]), 60,
+                   "the worker's inference request")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "cancelled job" in stderr and "Traceback" not in stderr
+    with transaction(records) as s:
+        job = s.query(Job).filter_by(tenant_id=tenant.id, kind="summarize").one()
+        assert job.state == "cancelled"
