@@ -17,31 +17,43 @@ from api.cli.output import err, print_answers, print_result
 from api.cli.remote import ApiClient, ApiError
 
 
+def on_deployment(work: Callable[[ApiClient], int | None]) -> int | None:
+    """`work(client)` on the deployment (or an embedded one) and its exit code; an unreachable API, a refused key,
+    an API error or a dead embedded stack → 1 with one line saying what is wrong (no traceback); Ctrl-C → 130."""
+    try:
+        with connect() as client:
+            return work(client)
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 130
+    except ApiError as exc:
+        hint = " (check WHOLEDOC_API_KEY, or make one: wholedoc admin create-key TENANT)" if exc.status == 401 else ""
+        err(f"error: {exc}{hint}")
+    except StackDied as exc:
+        err(f"error: {exc}")
+    except httpx.TransportError as exc:
+        err(f"error: cannot reach the wholedoc API ({type(exc).__name__}: {exc}); is it running at WHOLEDOC_API_URL?")
+    return 1
+
+
 def _on_document(path: str, work: Callable[[ApiClient, dict], object]) -> tuple[int | None, object]:
     """Upload `path` and follow its extraction, then `work(client, document)`: (exit code to stop with, or None;
-    what work returned). A missing file, an unreadable document, an unreachable API, a refused key or an embedded-stack
-    error → 1, with one line saying what is wrong (no traceback)."""
+    what work returned). A missing file or an unreadable document → 1; otherwise as on_deployment."""
     file = Path(path)
     if not file.is_file():
         err(f"error: {path}: no such file (give the path of a PDF or a codebase archive)")
         return 1, None
-    try:
-        with connect() as client:
-            doc = ready_document(client, file)
-            return (1, None) if doc is None else (None, work(client, doc))
-    except KeyboardInterrupt:
-        err("interrupted")
-        return 130, None
-    except ApiError as exc:
-        hint = " (check WHOLEDOC_API_KEY, or make one: wholedoc admin create-key TENANT)" if exc.status == 401 else ""
-        err(f"error: {exc}{hint}")
-        return 1, None
-    except StackDied as exc:
-        err(f"error: {exc}")
-        return 1, None
-    except httpx.TransportError as exc:
-        err(f"error: cannot reach the wholedoc API ({type(exc).__name__}: {exc}); is it running at WHOLEDOC_API_URL?")
-        return 1, None
+    done = []
+
+    def upload_then_work(client: ApiClient) -> int | None:
+        doc = ready_document(client, file)
+        if doc is None:
+            return 1
+        done.append(work(client, doc))
+        return None
+
+    code = on_deployment(upload_then_work)
+    return code, done[0] if done else None
 
 
 @contextmanager

@@ -112,6 +112,11 @@ class ApiClient:
     def result(self, result_id: str) -> dict:
         return self._check(self._send("GET", f"/v1/results/{result_id}"))
 
+    def list(self, what: str, limit: int = 20, after: str | None = None) -> dict:
+        """One page (newest first) of `documents` or `jobs`: {data, has_more, last_id}."""
+        params = {"limit": limit} | ({"after": after} if after else {})
+        return self._check(self._send("GET", f"/v1/{what}", params=params))
+
     def cancel(self, job_id: str) -> dict:
         return self._check(self._send("POST", f"/v1/jobs/{job_id}/cancel"))
 

@@ -112,6 +112,20 @@ def test_cli_summarize_and_ask_against_the_deployment(stack, tmp_path):
     saved = json.loads(out.read_text())
     assert saved["text"] == 'Revenue grew [p. 2: "Revenue grew 2"].' and saved["kind"] == "summarize"
     assert saved["citations"][0]["anchor"] == "2" and saved["usage"]["cached_tokens"] == 64
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "api.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    listed = cli("documents")  # the same bytes uploaded twice are one document
+    assert listed.returncode == 0 and listed.stdout.count(saved["document_id"]) == 1, listed.stderr
+    assert "ready" in listed.stdout and "2 pages" in listed.stdout and "report.pdf" in listed.stdout
+    jobs_page = json.loads(cli("jobs", "--json", "--limit", "200").stdout)
+    assert saved["job_id"] in [j["id"] for j in jobs_page["data"]]
+    again = cli("result", saved["id"], "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["text"] == saved["text"]
+    refused = cli("cancel", saved["job_id"])  # it is done: the API's conflict, said in one line
+    assert refused.returncode == 1 and refused.stderr.startswith("error: ") and "Traceback" not in refused.stderr
     llm.default = Reply(content=("It is a report.",))
     r = subprocess.run([sys.executable, "-m", "api.cli", "ask", str(pdf), "What is this?"], env=env,
                        capture_output=True, text=True, timeout=120)

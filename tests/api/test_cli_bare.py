@@ -23,7 +23,8 @@ sys.meta_path.insert(0, Bare())
 from api.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
-COMMANDS = ["admin", "ask", "config", "ingest", "pack", "sample", "serve", "summarize"]
+COMMANDS = ["admin", "ask", "cancel", "config", "documents", "ingest", "jobs", "pack", "result", "sample", "serve",
+            "summarize"]
 
 
 def _bare(*args: str) -> subprocess.CompletedProcess:
