@@ -5,6 +5,7 @@ The parts live in their own modules: the deployment (api/cli/deployment.py, with
 api/cli/credentials.py), following jobs (api/cli/follow.py) and printing (api/cli/output.py).
 """
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,8 @@ from api.cli.deployment import StackDied, connect
 from api.cli.follow import follow_job, ready_document, wait_for_jobs
 from api.cli.output import err, print_answers, print_result
 from api.cli.remote import ApiClient, ApiError
+
+DOCUMENT_ID = re.compile(r"[0-9a-f]{32}")  # the API's document ids
 
 
 def on_deployment(work: Callable[[ApiClient], int | None]) -> int | None:
@@ -36,23 +39,28 @@ def on_deployment(work: Callable[[ApiClient], int | None]) -> int | None:
     return 1
 
 
-def _on_document(path: str, work: Callable[[ApiClient, dict], object]) -> tuple[int | None, object]:
-    """Upload `path` and follow its extraction, then `work(client, document)`: (exit code to stop with, or None;
-    what work returned). A missing file or an unreadable document → 1; otherwise as on_deployment."""
-    file = Path(path)
-    if not file.is_file():
-        err(f"error: {path}: no such file (give the path of a PDF or a codebase archive)")
+def _on_document(target: str, work: Callable[[ApiClient, dict], object]) -> tuple[int | None, object]:
+    """`target` is a file to upload (extraction followed; the same bytes again reuse the document on the API) or the
+    id of a document already there; then `work(client, document)`: (exit code to stop with, or None; what work
+    returned). A missing file, an unknown id or a document that is not ready → 1; otherwise as on_deployment."""
+    file = Path(target)
+    by_id = not file.is_file() and DOCUMENT_ID.fullmatch(target) is not None
+    if not file.is_file() and not by_id:
+        err(f"error: {target}: no such file (give the path of a PDF or a codebase archive, or a document id)")
         return 1, None
     done = []
 
-    def upload_then_work(client: ApiClient) -> int | None:
-        doc = ready_document(client, file)
+    def resolve_then_work(client: ApiClient) -> int | None:
+        doc = client.document(target) if by_id else ready_document(client, file)
         if doc is None:
+            return 1
+        if doc["status"] != "ready":
+            err(f"error: document {doc['id']} is {doc['status']}" + (f": {doc['error']}" if doc.get("error") else ""))
             return 1
         done.append(work(client, doc))
         return None
 
-    code = on_deployment(upload_then_work)
+    code = on_deployment(resolve_then_work)
     return code, done[0] if done else None
 
 

@@ -126,6 +126,10 @@ def test_cli_summarize_and_ask_against_the_deployment(stack, tmp_path):
     assert again.returncode == 0 and json.loads(again.stdout)["text"] == saved["text"]
     refused = cli("cancel", saved["job_id"])  # it is done: the API's conflict, said in one line
     assert refused.returncode == 1 and refused.stderr.startswith("error: ") and "Traceback" not in refused.stderr
+    llm.default = Reply(content=("By id.",))
+    by_id = cli("ask", saved["document_id"], "Asked by id?")  # a document id instead of a file: no upload
+    assert (by_id.returncode, by_id.stdout.strip()) == (0, "By id."), by_id.stderr
+    assert "upload" not in by_id.stderr
     llm.default = Reply(content=("It is a report.",))
     r = subprocess.run([sys.executable, "-m", "api.cli", "ask", str(pdf), "What is this?"], env=env,
                        capture_output=True, text=True, timeout=120)

@@ -70,4 +70,5 @@ def test_a_missing_file_is_one_line_and_exit_1(tmp_path):
     r = _cli(tmp_path, "ask", str(tmp_path / "nope.pdf"), "Why?")
     assert (r.returncode, r.stdout) == (1, "")
     missing = tmp_path / "nope.pdf"
-    assert r.stderr.strip() == f"error: {missing}: no such file (give the path of a PDF or a codebase archive)"
+    assert r.stderr.strip() == (f"error: {missing}: no such file (give the path of a PDF or a codebase archive, "
+                                "or a document id)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("ask", help="answer questions about a whole PDF or codebase, with citations")
-    p.add_argument("file")
+    p.add_argument("file", help="a PDF or a codebase archive, or the id of a document already uploaded")
     p.add_argument("question", nargs="*", help="one or more questions (each its own answer)")
     p.add_argument("--questions-file", help="more questions, one per line (blank lines and #-comments skipped)")
     p.add_argument("--json", action="store_true", help="print one JSON object per question (question, answer, "
