@@ -1,6 +1,8 @@
 # The inference server (GPU image). torch is pinned by the [engine] extra.
 FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04
-RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv && rm -rf /var/lib/apt/lists/*
+# Triton compiles its kernels at run time: it needs a C compiler and the Python headers.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv python3-dev build-essential \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY kernels kernels
