@@ -7,6 +7,7 @@ import os
 import socket
 import uuid
 from functools import cache
+from typing import Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
@@ -26,6 +27,10 @@ class WorkerSettings(DataSettings):
     inference_url: str | None = Field(None, description="an OpenAI-compatible base URL ending in /v1, http(s)://…")
     inference_api_key: SecretStr | None = Field(None, description="the endpoint's API key")
     model: str = Field("wholedoc", description="the model name the endpoint serves")
+    inference_flavor: Literal["auto", "extended", "deepseek"] = Field(
+        "auto", description="what the endpoint accepts beyond OpenAI's fields: extended (wholedoc's server, vLLM: "
+                            "cache_salt, thinking budgets), deepseek (DeepSeek's API), auto (deepseek for a "
+                            "*.deepseek.com URL, else extended)")
     tokenizer: str | None = Field(None, description="a folder or tokenizer.json of the served model's tokenizer "
                                                     "(default: the bundled DeepSeek-V4 tokenizer)")
     inference_max_retries: int = Field(4, ge=0, description="retries, a whole number >= 0: the client's own "
@@ -95,4 +100,4 @@ def inference_client():
     cfg = settings()
     key = cfg.inference_api_key.get_secret_value() if cfg.inference_api_key else None
     return InferenceClient(ClientConfig(base_url=cfg.inference_url, model=cfg.model, api_key=key,
-                                        max_retries=cfg.inference_max_retries))
+                                        max_retries=cfg.inference_max_retries, flavor=cfg.inference_flavor))

@@ -107,15 +107,16 @@ class InferenceClient:
                                 "stream": stream}
         if stream:
             body["stream_options"] = {"include_usage": True}
+        extended = self.config.flavor == "extended"  # DeepSeek's API takes neither a budget nor a salt
         if thinking is not None:
             body["thinking"] = {"type": "enabled" if thinking else "disabled"}
-            if thinking and thinking_budget is not None:
+            if thinking and thinking_budget is not None and extended:
                 body["thinking"]["budget_tokens"] = thinking_budget
         if reasoning_effort is not None:
             body["reasoning_effort"] = reasoning_effort
         if temperature is not None:
             body["temperature"] = temperature
-        if cache_salt is not None:
+        if cache_salt is not None and extended:
             body["cache_salt"] = cache_salt
         body.update(extra_body or {})
         rid = request_id or uuid.uuid4().hex

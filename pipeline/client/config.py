@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class ClientConfig:
     backoff_base: float = 1.0  # seconds; attempt k waits base·2^(k-1), jittered to [½, 1]×, capped at backoff_max
     backoff_max: float = 60.0
     retry_after_max: float = 300.0  # a 429 asking to wait longer than this is raised at once (RateLimited)
+    # What the endpoint accepts beyond OpenAI's fields. "extended": wholedoc's own server and vLLM-style servers
+    # (`cache_salt`, `thinking.budget_tokens`); "deepseek": DeepSeek's API (its `thinking` toggle only; it keeps its
+    # own prefix cache and reports it as `prompt_cache_hit_tokens`); "auto": "deepseek" for a *.deepseek.com host.
+    flavor: str = "auto"
 
     def __post_init__(self):
         if not self.base_url.startswith(("http://", "https://")):
@@ -35,6 +40,12 @@ class ClientConfig:
         if self.max_retries < 0 or self.backoff_base < 0:
             raise ValueError(f"max_retries ({self.max_retries}) and backoff_base ({self.backoff_base}) must be >= 0")
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        if self.flavor not in ("auto", "extended", "deepseek"):
+            raise ValueError(f"flavor must be auto, extended or deepseek, got {self.flavor!r}")
+        if self.flavor == "auto":
+            host = urlsplit(self.base_url).hostname or ""
+            deepseek = host == "deepseek.com" or host.endswith(".deepseek.com")
+            object.__setattr__(self, "flavor", "deepseek" if deepseek else "extended")
 
     def url(self, path: str) -> str:
         """`path` relative to base_url, e.g. url("chat/completions")."""

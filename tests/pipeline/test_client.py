@@ -178,3 +178,30 @@ def test_the_fault_server_speaks_openai_as_the_official_sdk_reads_it(server):
     with pytest.raises(openai.RateLimitError) as e:
         sdk.chat.completions.create(model="deepseek-v4-flash", messages=MESSAGES)
     assert e.value.response.headers["retry-after"] == "7"
+
+
+def test_deepseek_flavor_sends_only_what_deepseeks_api_accepts(server):
+    """DeepSeek's API (flavor "deepseek", chosen automatically for *.deepseek.com): thinking is on by default there,
+    so it is always sent as its documented toggle; no `cache_salt` and no `budget_tokens`, which it does not take;
+    its cache hits come back as `prompt_cache_hit_tokens`."""
+    server.script += [Reply(usage=DEEPSEEK_USAGE), Reply(usage=DEEPSEEK_USAGE)]
+    with client(server, flavor="deepseek") as c:
+        off = c.chat(MESSAGES, max_tokens=64, thinking=False, cache_salt="tenant-a")
+        c.chat(MESSAGES, max_tokens=64, thinking=True, thinking_budget=40, cache_salt="tenant-a")
+    assert [r.body["thinking"] for r in server.received] == [{"type": "disabled"}, {"type": "enabled"}]
+    assert all("cache_salt" not in r.body for r in server.received)
+    assert (off.usage.prompt_tokens, off.usage.cached_tokens, off.usage.computed_prompt_tokens) == (500, 384, 116)
+
+
+def test_flavor_is_deepseek_for_deepseeks_host_only():
+    assert ClientConfig("https://api.deepseek.com/v1", "deepseek-v4-flash").flavor == "deepseek"
+    assert ClientConfig("https://api.deepseek.com.evil.test/v1", "m").flavor == "extended"
+    assert ClientConfig("http://127.0.0.1:8000/v1", "wholedoc").flavor == "extended"
+    with pytest.raises(ValueError, match="flavor must be"):
+        ClientConfig("http://127.0.0.1:8000/v1", "wholedoc", flavor="vllm")
+
+
+def test_extended_flavor_keeps_the_salt(server):
+    with client(server) as c:
+        c.chat(MESSAGES, max_tokens=8, cache_salt="tenant-a")
+    assert server.received[0].body["cache_salt"] == "tenant-a"
