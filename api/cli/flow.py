@@ -16,6 +16,7 @@ from api.cli.deployment import StackDied, connect
 from api.cli.follow import follow_job, ready_document, wait_for_jobs
 from api.cli.output import err, print_answers, print_result
 from api.cli.remote import ApiClient, ApiError
+from api.cli.stdin import path_or_stdin
 
 DOCUMENT_ID = re.compile(r"[0-9a-f]{32}")  # the API's document ids
 
@@ -43,6 +44,9 @@ def _on_document(target: str, work: Callable[[ApiClient, dict], object]) -> tupl
     """`target` is a file to upload (extraction followed; the same bytes again reuse the document on the API) or the
     id of a document already there; then `work(client, document)`: (exit code to stop with, or None; what work
     returned). A missing file, an unknown id or a document that is not ready → 1; otherwise as on_deployment."""
+    if target == "-":  # standard input, spooled to a file
+        with path_or_stdin(target) as spooled:
+            return _on_document(spooled, work)
     file = Path(target)
     by_id = not file.is_file() and DOCUMENT_ID.fullmatch(target) is not None
     if not file.is_file() and not by_id:

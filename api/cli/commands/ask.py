@@ -7,9 +7,11 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("ask", help="answer questions about a whole PDF or codebase, with citations")
-    p.add_argument("file", help="a PDF or a codebase archive, or the id of a document already uploaded")
+    p.add_argument("file", help="a PDF or a codebase archive (- reads it from standard input), or the id of a "
+                   "document already uploaded")
     p.add_argument("question", nargs="*", help="one or more questions (each its own answer)")
-    p.add_argument("--questions-file", help="more questions, one per line (blank lines and #-comments skipped)")
+    p.add_argument("--questions-file", help="more questions, one per line (blank lines and #-comments skipped); - "
+                   "reads them from standard input")
     p.add_argument("--json", action="store_true", help="print one JSON object per question (question, answer, "
                    "citations, usage, state, error)")
     p.add_argument("--thinking", action="store_true", help="let the model think first (off by default)")
@@ -20,7 +22,7 @@ def register(subparsers) -> None:
 def _questions(args) -> list[str]:
     questions = list(args.question)
     if args.questions_file:
-        text = Path(args.questions_file).read_text(encoding="utf-8")
+        text = sys.stdin.read() if args.questions_file == "-" else Path(args.questions_file).read_text(encoding="utf-8")
         questions += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     return questions
 
@@ -28,6 +30,9 @@ def _questions(args) -> list[str]:
 def _run(args) -> int:
     from api.cli.flow import run, run_questions
 
+    if args.file == "-" and args.questions_file == "-":
+        print("error: only one of FILE and --questions-file can be - (standard input)", file=sys.stderr)
+        return 2
     try:
         questions = _questions(args)
     except OSError as exc:

@@ -11,7 +11,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("ingest", help="extract a PDF or pack a codebase and report what was extracted",
                               description="Extract a PDF (page by page, with [page N] anchors) or pack a codebase "
                                           "(folder, zip, tar) and print pages/files, tokens, statuses and skips.")
-    p.add_argument("source", help="a PDF, a zip / tar(.gz) archive, or a folder")
+    p.add_argument("source", help="a PDF, a zip / tar(.gz) archive, or a folder; - reads a PDF or an archive from "
+                   "standard input")
     p.add_argument("--json", action="store_true", help="print JSON: per page {page, status, text} (or per file)")
     p.add_argument("-o", "--output", help="write the extracted text to this file (the JSON then names it)")
     p.add_argument("--password", help="password of an encrypted PDF")
@@ -25,14 +26,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from api.cli.stdin import path_or_stdin
     from pipeline.ingest import ingest_path
     from pipeline.pdf import IsolationLimits, PdfOptions
 
     try:
-        doc = ingest_path(args.source, password=args.password, isolate=not args.no_isolation,
-                          pdf_options=PdfOptions(ocr=args.ocr),
-                          limits=IsolationLimits(timeout_s=args.timeout, page_timeout_s=args.page_timeout,
-                                                 memory_bytes=int(args.memory_gib * 2**30)))
+        with path_or_stdin(args.source) as source:
+            doc = ingest_path(source, password=args.password, isolate=not args.no_isolation,
+                              pdf_options=PdfOptions(ocr=args.ocr),
+                              limits=IsolationLimits(timeout_s=args.timeout, page_timeout_s=args.page_timeout,
+                                                     memory_bytes=int(args.memory_gib * 2**30)))
     except PipelineError as e:
         print(f"wholedoc ingest: {type(e).__name__}: {e}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("pack", help="pack a folder or zip/tar archive of code into one text file",
                               description="Pack a codebase (folder, zip or tar[.gz]) into one deterministic text: "
                                           "a tree header, then every text file under '===== path ====='.")
-    p.add_argument("source", help="a folder or a zip / tar(.gz) archive")
+    p.add_argument("source", help="a folder or a zip / tar(.gz) archive; - reads an archive from standard input")
     p.add_argument("-o", "--output", help="write the packed text here (default: standard output)")
     p.add_argument("-n", "--line-numbers", action="store_true", help="prefix every line with its number")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -32,8 +32,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     limits = PackLimits(max_file_bytes=args.max_file_bytes, max_total_bytes=args.max_total_bytes,
                         use_gitignore=not args.no_gitignore, use_default_ignores=not args.no_default_ignores)
+    from api.cli.stdin import path_or_stdin
+
     try:
-        doc = pack_codebase(args.source, line_numbers=args.line_numbers, limits=limits)
+        with path_or_stdin(args.source) as source:
+            doc = pack_codebase(source, line_numbers=args.line_numbers, limits=limits)
     except PipelineError as e:
         print(f"wholedoc pack: {type(e).__name__}: {e}", file=sys.stderr)
         return 2

@@ -6,8 +6,8 @@ from pipeline.prompts.styles import STYLES
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("summarize", help="summarize a PDF or a codebase archive (whole, never chunked)")
-    p.add_argument("file", help="a PDF or a codebase archive (.zip, .tar, .tar.gz), or the id of a document already "
-                   "uploaded")
+    p.add_argument("file", help="a PDF or a codebase archive (.zip, .tar, .tar.gz; - reads it from standard input), or "
+                   "the id of a document already uploaded")
     p.add_argument("--style", default="brief", choices=sorted(STYLES), help="what kind of summary (default: brief)")
     p.add_argument("--thinking", action="store_true", help="let the model think first (off by default)")
     p.add_argument("--max-tokens", type=int, help="output cap (at most the style's / the answer cap)")
