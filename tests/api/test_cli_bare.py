@@ -72,3 +72,22 @@ def test_a_missing_file_is_one_line_and_exit_1(tmp_path):
     missing = tmp_path / "nope.pdf"
     assert r.stderr.strip() == (f"error: {missing}: no such file (give the path of a PDF or a codebase archive, "
                                 "or a document id)")
+
+
+def test_every_argument_has_help_text():
+    """`wholedoc CMD --help` explains each argument: none is listed bare."""
+    import argparse
+
+    from api.cli.main import build_parser
+
+    def walk(parser: argparse.ArgumentParser, path: str):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                yield path, action
+
+    bare = [f"{path}: {'/'.join(a.option_strings) or a.dest}" for path, a in walk(build_parser(), "wholedoc")
+            if not a.help]
+    assert bare == []

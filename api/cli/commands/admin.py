@@ -7,7 +7,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("migrate", help="create or upgrade the database schema")
     p.set_defaults(func=_op("migrate"))
     p = sub.add_parser("create-tenant", help="add a tenant")
-    p.add_argument("name")
+    p.add_argument("name", help="a unique name for the tenant")
     p.set_defaults(func=_op("create_tenant_cmd"))
     p = sub.add_parser("create-key", help="make an API key for a tenant; the key is printed once, never stored")
     p.add_argument("tenant", help="tenant name or id")
@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=_op("create_key"))
     p = sub.add_parser("revoke-key", help="revoke a key by its visible prefix (the part after wd_)")
     p.add_argument("tenant", help="tenant name or id")
-    p.add_argument("prefix")
+    p.add_argument("prefix", help="the key's visible prefix, as create-key printed it")
     p.set_defaults(func=_op("revoke_key"))
 
 

@@ -18,7 +18,7 @@ PAGES = [
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("sample", help="write a small sample PDF to try `wholedoc summarize` on")
-    p.add_argument("out", nargs="?", default="sample.pdf")
+    p.add_argument("out", nargs="?", default="sample.pdf", help="where to write it (default: %(default)s)")
     p.set_defaults(func=_run)
 
 

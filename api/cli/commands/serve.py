@@ -8,8 +8,8 @@ import time
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("serve", help="run wholedoc on this machine (api, worker, beat, inference)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address the API listens on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port of the API (default: %(default)s)")
     p.set_defaults(func=_run)
 
 
