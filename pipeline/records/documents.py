@@ -1,12 +1,17 @@
 """Documents of a tenant: every read goes through the tenant, so another tenant's id is NotFound."""
 
+from collections.abc import Callable
+from datetime import timedelta
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import NotFound
+from pipeline.records.db import transaction
 from pipeline.records.models import Document, DocumentStatus
 from pipeline.records.owned import get_owned
 from pipeline.records.pages import Page, page
+from pipeline.records.types import utcnow
 
 
 def create_document(session: Session, tenant_id: str, *, kind: str, blob_key: str, sha256: str, size_bytes: int,
@@ -59,3 +64,17 @@ def mark_document_failed(session: Session, document_id: str, reason: str) -> Doc
         doc.status, doc.error = DocumentStatus.FAILED, reason
         session.flush()
     return doc
+
+
+def warm_prefix_once(sessions, document_id: str, warm: Callable[[], object], max_age: timedelta) -> bool:
+    """Run `warm()` (one request that puts the document's prefix into the endpoint's cache) unless it ran less than
+    max_age ago; True if it ran now. The document's row stays locked meanwhile, so concurrent callers wait for the
+    one warm-up and then skip it (PostgreSQL; SQLite has one writer anyway). An exception from `warm` propagates
+    and records nothing."""
+    with transaction(sessions) as s:
+        doc = s.execute(select(Document).where(Document.id == document_id).with_for_update()).scalar_one()
+        if doc.prefix_warmed_at is not None and utcnow() - doc.prefix_warmed_at < max_age:
+            return False
+        warm()
+        doc.prefix_warmed_at = utcnow()
+    return True

@@ -94,6 +94,8 @@ class Document(Base):
     num_tokens: Mapped[int | None] = mapped_column(Integer)
     title: Mapped[str | None] = mapped_column(String(500))
     error: Mapped[str | None] = mapped_column(Text)
+    # when a warm-up request last put the document's prefix into an endpoint's own cache (DeepSeek's API)
+    prefix_warmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

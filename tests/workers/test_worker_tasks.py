@@ -147,3 +147,40 @@ def test_non_transient_error_fails_at_once_with_the_reason(retry_worker, records
     job = wait_job(records, job_id, lambda j: j.state in ("done", "failed"), what="failed")
     assert (job.state, job.attempts) == ("failed", 1)
     assert "unknown model 'nope'" in job.error and results_of(records, job_id) == []
+
+
+def test_deepseek_endpoint_gets_one_warm_up_per_document_before_concurrent_questions(records, blobs, wk_env, llm,
+                                                                                      tmp_path):
+    """DeepSeek's API caches a prefix only once a request that carries it completes: two workers answering three
+    questions about one new document send one warm-up (the prefix alone, 1 token) first, and every question arrives
+    after it has completed; later questions about the document send none. No cache_salt goes to that API."""
+    env = {**wk_env, "WHOLEDOC_INFERENCE_FLAVOR": "deepseek"}
+    procs = [start_worker(env, tmp_path / f"w{i}.log", name=f"ds{i}") for i in range(2)]
+    try:
+        tenant_id, doc_id = _ready_document(records, blobs, env, pages=2)
+        llm.default = Reply(content=("Answer.",), hang=0.5)
+        seen = len(llm.received)
+
+        def ask(question):
+            with transaction(records) as s:
+                job = jobs.create_job(s, tenant_id, "answer", document_id=doc_id,
+                                      params={"question": question, "thinking": False, "max_tokens": 64})
+            send(env, "answer", job.id, tenant_id)
+            return job.id
+
+        ids = [ask(f"Question {i}?") for i in range(3)]
+        for job_id in ids:
+            assert wait_job(records, job_id, lambda j: j.state in ("done", "failed"), 90).state == "done"
+        chats = [r for r in llm.received[seen:] if r.path == "/v1/chat/completions"]
+        warm = [r for r in chats if r.body["max_tokens"] == 1]
+        questions = [r for r in chats if r.body["max_tokens"] != 1]
+        assert len(warm) == 1 and len(questions) == 3
+        assert min(q.at for q in questions) >= warm[0].at + 0.4  # each waited for the warm-up to complete
+        assert all("cache_salt" not in r.body for r in chats)
+        assert warm[0].body["messages"][-1]["content"].rstrip().endswith("</document>")  # the prefix alone
+        later = len(llm.received)
+        assert wait_job(records, ask("Once more?"), lambda j: j.state in ("done", "failed"), 60).state == "done"
+        assert len([r for r in llm.received[later:] if r.path == "/v1/chat/completions"]) == 1
+    finally:
+        for proc in procs:
+            stop(proc)

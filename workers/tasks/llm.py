@@ -5,20 +5,24 @@ import logging
 import threading
 import time
 from dataclasses import asdict
+from datetime import timedelta
 
 from pipeline.citations import verify_citations
 from pipeline.client import Progress
 from pipeline.errors import Conflict, InferenceError, RequestCancelled
-from pipeline.prompts import question_prompt, summary_prompt
+from pipeline.prompts import question_prompt, summary_prompt, warmup_prompt
 from pipeline.records import jobs
 from pipeline.records.db import transaction
+from pipeline.records.documents import warm_prefix_once
 from pipeline.records.models import Document, DocumentStatus
 from workers import document_json
 from workers.app import ANSWER, SUMMARIZE, app
 from workers.runner import JobContext, run_or_resend
-from workers.settings import blob_store, inference_client, sessions
+from workers.settings import blob_store, inference_client, sessions, settings
 
 log = logging.getLogger(__name__)
+# a prefix cached by DeepSeek's API outlives its last use for a while; past this a question warms it again
+WARM_PREFIX_FOR = timedelta(hours=1)
 PROGRESS_EVERY = 0.5  # seconds between progress writes while streaming
 
 
@@ -75,6 +79,8 @@ def _generate(ctx: JobContext) -> None:
     ctx.progress(stage="prefill", progress=0.1, request_id=request_id)
     cancel = threading.Event()
     ctx.lease.on_lost(cancel.set)  # cancel or takeover → abort the inference request by its id
+    if job.kind == "answer" and inference_client().config.flavor == "deepseek":
+        _warm_prefix(job.document_id, extracted, request_id)
     try:
         completion = inference_client().chat(prompt.messages, max_tokens=max_tokens, thinking=thinking,
                                              thinking_budget=max_tokens - answer_cap if thinking else None,
@@ -91,6 +97,22 @@ def _generate(ctx: JobContext) -> None:
     with transaction(sessions()) as s:
         jobs.finish_job(s, job.id, cfg.owner, text=completion.content, citations=_citations(completion.content,
                         extracted), usage=usage, notice=cfg.result_notice)
+
+
+def _warm_prefix(document_id: str, extracted, request_id: str) -> None:
+    """DeepSeek's API caches a prefix only once a request that carries it has completed, so questions sent together
+    about a new document would each pay for the whole document. One warm-up request per document (the stable
+    prefix alone, 1 output token) goes first; concurrent questions wait for it (the document's row lock). A failed
+    warm-up only costs the cache: the question goes on."""
+    def warm() -> None:
+        warm_prompt = warmup_prompt(extracted, tokenizer_path=settings().tokenizer_path)
+        inference_client().chat(warm_prompt.messages, max_tokens=1, thinking=False, request_id=f"{request_id}-warm")
+
+    try:
+        if warm_prefix_once(sessions(), document_id, warm, WARM_PREFIX_FOR):
+            log.info("warmed the endpoint's cache with the document prefix", extra={"document_id": document_id})
+    except Exception:  # the warm-up is an optimisation: the question itself must still run
+        log.warning("warm-up request failed; asking without it", exc_info=True)
 
 
 @app.task(name=SUMMARIZE, soft_time_limit=4 * 3600, time_limit=4 * 3600 + 60)
