@@ -9,7 +9,7 @@ is wrong in both directions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from pipeline.client import InferenceClient
 from pipeline.prompts import Prompt, prompt_tokens
@@ -93,22 +93,37 @@ def estimate_batch(prompts: Sequence[Prompt], *, client: InferenceClient | None 
                    rates: Rates = Rates(), thinking: bool = False,  # noqa: B008
                    tokenizer_path: str | None = None) -> Estimate:
     """Many requests in order (bulk Q&A, per-style summaries): the first about a prefix pays for it (or what the
-    probe says is missing); later ones reuse it, rounded down to whole cache blocks."""
+    probe says is missing); later ones reuse it, rounded down to whole cache blocks.
+
+    On DeepSeek's API (a client of flavor "deepseek") the worker sends one warm-up request per document (the prefix
+    alone, 1 output token) before its questions, and that API caches the prefix exactly at the warm-up's end: the
+    warm-up is counted as a request that pays for the prefix, and every question then finds all of it cached."""
+    deepseek = client is not None and client.config.flavor == "deepseek"
     total = cached = out_cap = expected = 0
     prefill_s = decode_s = 0.0
     seen: set[str] = set()
     sources = set()
+    requests = 0
     for p in prompts:
-        if p.prefix in seen:
+        if deepseek and p.prefix not in seen:
+            warm = estimate(prompt_tokens(Prompt(p.system, p.document, "", 1), tokenizer_path=tokenizer_path), 1,
+                            rates=replace(rates, expected_output_ratio=1.0))  # the warm-up's one token
+            total, out_cap, expected, requests = total + warm.prompt_tokens, out_cap + 1, expected + 1, requests + 1
+            prefill_s, decode_s = prefill_s + warm.prefill_seconds, decode_s + warm.decode_seconds
+            seen.add(p.prefix)
+            cached_prefix = _prefix_tokens(p, tokenizer_path)
+            one = estimate(prompt_tokens(p, tokenizer_path=tokenizer_path), p.output_tokens(thinking),
+                           cached_tokens=cached_prefix, rates=rates, cache_source="assumed")
+        elif p.prefix in seen:
             n = prompt_tokens(p, tokenizer_path=tokenizer_path)
-            prefix = CHAT_OVERHEAD - 2 + count_tokens(p.system, tokenizer_path=tokenizer_path) + count_tokens(
-                p.document, tokenizer_path=tokenizer_path)  # BOS + system + <｜User｜> + block
-            block = rates.cache_block_tokens
+            prefix = _prefix_tokens(p, tokenizer_path)
+            block = 1 if deepseek else rates.cache_block_tokens  # DeepSeek caches up to the warm-up's end exactly
             one = estimate(n, p.output_tokens(thinking), cached_tokens=prefix // block * block, rates=rates,
                            cache_source="assumed")
         else:
             one = estimate_prompt(p, client=client, rates=rates, thinking=thinking, tokenizer_path=tokenizer_path)
             seen.add(p.prefix)
+        requests += 1
         sources.add(one.cache_source)
         total, cached = total + one.prompt_tokens, cached + one.cached_tokens
         out_cap, expected = out_cap + one.max_output_tokens, expected + one.expected_output_tokens
@@ -117,4 +132,10 @@ def estimate_batch(prompts: Sequence[Prompt], *, client: InferenceClient | None 
     cost = None
     if prompts and rates.input_price is not None and rates.output_price is not None:
         cost = estimate(total, out_cap, cached_tokens=cached, rates=rates).cost
-    return Estimate(len(prompts), total, cached, out_cap, expected, prefill_s, decode_s, source, cost)
+    return Estimate(requests, total, cached, out_cap, expected, prefill_s, decode_s, source, cost)
+
+
+def _prefix_tokens(p: Prompt, tokenizer_path: str | None) -> int:
+    """Tokens of the stable prefix as the chat encoding renders it: BOS + system + <｜User｜> + the document block."""
+    return CHAT_OVERHEAD - 2 + count_tokens(p.system, tokenizer_path=tokenizer_path) + count_tokens(
+        p.document, tokenizer_path=tokenizer_path)

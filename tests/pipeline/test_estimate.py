@@ -67,3 +67,18 @@ def test_thinking_raises_the_output_cap():
     assert estimate_prompt(p).max_output_tokens == 2048
     assert estimate_prompt(p, thinking=True).max_output_tokens == 2048 + 8192
     assert estimate_batch([p, p], thinking=True).max_output_tokens == 2 * (2048 + 8192)
+
+
+def test_batch_on_deepseeks_api_counts_the_warm_up_and_whole_prefix_hits():
+    """On DeepSeek's API the worker warms each document once (prefix alone, 1 token): the estimate counts that
+    request, and every question (the first one too) finds the whole prefix cached, not rounded to 128-token blocks."""
+    prompts = [question_prompt(DOC, q) for q in ("Why?", "Who pays?", "When?")]
+    prefix = len(encode(chat.BOS + prompts[0].system + chat.USER + prompts[0].document))
+    warm = len(encode(chat.encode_messages([{"role": "system", "content": prompts[0].system},
+                                            {"role": "user", "content": prompts[0].document}])))
+    with InferenceClient(ClientConfig("https://api.deepseek.com/v1", "deepseek-v4-flash")) as c:
+        e = estimate_batch(prompts, client=c)
+    assert (e.requests, e.cache_source) == (4, "assumed")
+    assert e.cached_tokens == 3 * prefix and prefix % 128 != 0
+    assert e.prompt_tokens == warm + sum(len(encode(chat.encode_messages(p.messages))) for p in prompts)
+    assert e.max_output_tokens == 1 + 3 * 2048
