@@ -7,6 +7,7 @@ denominator. Output keeps the rope part rotated: apply inverse RoPE at p before 
 """
 
 import torch
+import torch.nn.functional as F
 import triton
 import triton.language as tl
 
@@ -69,13 +70,6 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.bfloat16 if x.dtype == torch.bfloat16 else torch.float32
 
 
-def _softmax_sink_(sc: torch.Tensor, sink: torch.Tensor) -> torch.Tensor:
-    """In place: scores [T, H, N] (−inf where masked) -> probabilities whose denominator includes exp(sink_h)."""
-    m = torch.maximum(sc.amax(-1), sink[None, :])                               # [T, H]
-    sc.sub_(m[..., None]).exp_()
-    return sc.div_((sc.sum(-1) + torch.exp(sink[None, :] - m))[..., None])
-
-
 def _attend_gathered(q, seq_ids, positions, win_pool, win_table, sink, scale, window, cmp_pool, cmp_table, ratio,
                      topk_idxs, budget_bytes):
     """Queries that are alone in their sequence (decode): every attended row gathered per query, one bmm pair for
@@ -94,17 +88,52 @@ def _attend_gathered(q, seq_ids, positions, win_pool, win_table, sink, scale, wi
             idx.append(torch.where(cidx < ((pos + 1) // ratio)[:, None], cidx, -1))
         kv = torch.cat([gather_rows(win_pool, win_table, seq, idx[0], False)]
                        + ([gather_rows(cmp_pool, cmp_table, seq, idx[1], False)] if ratio else []), 1).to(cdt)
-        sc = torch.bmm(q[sl].to(cdt), kv.transpose(1, 2)).float().mul_(scale)     # [Tc, H, N]
-        sc.masked_fill_(~(torch.cat(idx, 1) >= 0)[:, None, :], float("-inf"))
-        out[sl] = torch.bmm(_softmax_sink_(sc, sink).to(cdt), kv).to(q.dtype)
+        out[sl] = _attend_rows(q[sl].to(cdt), kv, torch.cat(idx, 1) >= 0, sink, scale).to(q.dtype)
     return out
+
+
+def _log_weights(mask: torch.Tensor) -> torch.Tensor:
+    """A bool mask (0 / −inf) or pick counts (log c: a row picked twice weighs twice, −inf for none) as additive
+    score biases [Tq, n] fp32."""
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, device=mask.device).masked_fill_(~mask, float("-inf"))
+    return mask.float().log()
+
+
+def _attend_shared(qc, keys, logw, sink, scale):
+    """Queries qc [Tq, H, D] over rows shared by the chunk, keys [n, D] (K = V), logw [Tq, n] additive biases
+    (_log_weights): one fused scaled_dot_product_attention with the heads folded into the query axis; the sink is
+    one more key, a zero row whose additive bias is the head's sink logit (it enters the denominator, adds no value)."""
+    tq, h, d = qc.shape
+    n = keys.shape[0]
+    k = torch.cat([keys, keys.new_zeros(1, d)])[None, None]                   # [1, 1, n + 1, D]
+    bias = torch.empty(tq, h, n + 1, dtype=qc.dtype, device=qc.device)
+    bias[..., :n] = logw.to(qc.dtype)[:, None, :]
+    bias[..., n] = sink.to(qc.dtype)
+    o = F.scaled_dot_product_attention(qc.reshape(1, 1, tq * h, d), k, k, attn_mask=bias.view(1, 1, tq * h, n + 1),
+                                       scale=scale)
+    return o.view(tq, h, d).float()
+
+
+def _attend_rows(qc, kv, allowed, sink, scale):
+    """Queries qc [T, H, D] each over its own rows kv [T, N, D] (K = V), allowed [T, N]: one batched fused
+    scaled_dot_product_attention (batch = queries, the heads as its query rows), the sink as a zero row whose
+    additive bias is the head's sink logit."""
+    t, h, d = qc.shape
+    n = kv.shape[1]
+    k = torch.cat([kv, kv.new_zeros(t, 1, d)], 1)[:, None]                   # [T, 1, N + 1, D]
+    bias = torch.empty(t, h, n + 1, dtype=qc.dtype, device=qc.device)
+    bias[..., :n] = torch.zeros(1, dtype=qc.dtype).masked_fill(~allowed, float("-inf"))[:, None, :]
+    bias[..., n] = sink.to(qc.dtype)
+    return F.scaled_dot_product_attention(qc[:, None], k, k, attn_mask=bias[:, None], scale=scale)[:, 0].float()
 
 
 def _topk_rows(rows: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, k: int, union_factor: float):
     """The CSA picks of a query chunk (idx [Tq, K], valid [Tq, K]) as (rows to attend, mask, shared).
 
-    shared: rows [U, D] = the union of the chunk's picks and mask [Tq, U] (one GEMM for the chunk, used when the
-    union is at most union_factor·K rows); else rows [Tq, K, D] gathered per query and mask = valid."""
+    shared: rows [U, D] = the union of the chunk's picks and mask = float pick counts [Tq, U] (one attention over the
+    union for the chunk, used when it is at most union_factor·K rows); else rows [Tq, K, D] gathered per query and
+    mask = valid."""
     sentinel = rows.shape[0]
     vidx = torch.where(valid, idx, sentinel)
     present = torch.zeros(sentinel + 1, dtype=torch.bool, device=idx.device).index_fill_(0, vidx.flatten(), True)
@@ -112,8 +141,8 @@ def _topk_rows(rows: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, k: in
     if u.numel() <= union_factor * k:
         slot = torch.full((sentinel + 1,), u.numel(), dtype=torch.long, device=idx.device)
         slot[u] = torch.arange(u.numel(), device=idx.device)                   # row -> column of the union
-        sel = torch.zeros(idx.shape[0], u.numel() + 1, dtype=torch.bool, device=idx.device)
-        sel.scatter_(1, slot[vidx], True)
+        sel = torch.zeros(idx.shape[0], u.numel() + 1, device=idx.device)
+        sel.scatter_add_(1, slot[vidx], torch.ones(vidx.shape, device=idx.device))
         return rows.index_select(0, u), sel[:, :-1], True
     kc = rows.index_select(0, idx.clamp_min(0).flatten()).view(*idx.shape, rows.shape[1])   # −1: row 0, masked
     return kc, valid, False
@@ -121,7 +150,7 @@ def _topk_rows(rows: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, k: in
 
 def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
                       cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None, budget_bytes=64 << 20,
-                      max_chunk=64, union_factor=3.0):
+                      max_chunk=64, union_factor=6.0):
     """Vectorized plain-torch path. Per sequence, chunks of ≤ max_chunk queries: the window as one banded GEMM,
     HCA rows as a shared GEMM over the rows the chunk can see, CSA picks as one GEMM over the union of the chunk's
     picks when that union is small (≤ union_factor·K rows) or gathered per query (bmm) otherwise. Sequences with one
@@ -150,29 +179,27 @@ def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, sof
             j = torch.arange(lo, hi, device=q.device)
             band = gather_rows(win_pool, win_table, seq_t, j, False).to(cdt)   # [band, D]
             bmask = (j[None, :] <= p[:, None]) & (j[None, :] > p[:, None] - window)     # [Tq, band]
-            parts, masks, vals = [qc @ band.T], [bmask], [band]                 # [Tq, H, band]
+            keys, masks = [band], [bmask]                                      # shared rows [n, D] or per query
             nvis = (p + 1) // ratio if ratio else None
             if ratio and topk_idxs is not None and rows is not None:
                 idx = topk_idxs[ci].long()
                 valid = (idx >= 0) & (idx < nvis[:, None])
-                kc, mask, shared = _topk_rows(rows, idx, valid, idx.shape[1], union_factor)
-                parts.append(qc @ kc.T if shared else torch.bmm(qc, kc.transpose(1, 2)))
+                kc, mask, _ = _topk_rows(rows, idx, valid, idx.shape[1], union_factor)
+                keys.append(kc)
                 masks.append(mask)
-                vals.append(kc)
             elif ratio and rows is not None and int(nvis[-1]):
-                kc = rows[:int(nvis[-1])]                                        # rows this chunk can see
-                parts.append(qc @ kc.T)
-                masks.append(torch.arange(kc.shape[0], device=q.device)[None, :] < nvis[:, None])
-                vals.append(kc)
-            sc = torch.cat(parts, -1).float().mul_(softmax_scale)
-            sc.masked_fill_(~torch.cat(masks, -1)[:, None, :], float("-inf"))
-            e = _softmax_sink_(sc, sink).to(cdt)
-            o, n0 = None, 0
-            for v in vals:
-                n1 = n0 + v.shape[-2]
-                ov = torch.bmm(e[..., n0:n1], v) if v.dim() == 3 else e[..., n0:n1] @ v
-                o = ov.float() if o is None else o.add_(ov)
-                n0 = n1
+                keys.append(rows[:int(nvis[-1])])                                # rows this chunk can see
+                masks.append(torch.arange(keys[-1].shape[0], device=q.device)[None, :] < nvis[:, None])
+            if all(k.dim() == 2 for k in keys):
+                o = _attend_shared(qc, torch.cat(keys), torch.cat([_log_weights(m) for m in masks], -1), sink,
+                                   softmax_scale)
+            else:  # CSA picks gathered per query: each query's own window rows beside them
+                start = p - window + 1 - lo                                     # band index of its first row
+                pad = max(0, -int(start[0]))
+                win = (F.pad(band, (0, 0, pad, 0)) if pad else band).unfold(0, window, 1)[start + pad]
+                wmask = (p[:, None] - window + 1 + torch.arange(window, device=q.device)) >= 0
+                o = _attend_rows(qc, torch.cat([win.transpose(1, 2), keys[1]], 1), torch.cat([wmask, masks[1]], 1),
+                                 sink, softmax_scale)
             out[ci] = o.to(q.dtype)
     if singles:
         qi = torch.cat(singles)

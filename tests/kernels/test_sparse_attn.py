@@ -112,6 +112,9 @@ def test_cpu_path_csa_union_and_gather(case, union_factor):
     args, kw = _case(positions=POS, seqs=SEQ, all_masked=(1,), **case)
     ref = naive_sparse_attn(*args, **kw)
     assert_close(ref, sparse_attn_torch(*args, **kw, union_factor=union_factor), 1e-6, atol=1e-6, what="csa")
+    kw["topk_idxs"][:, 1] = kw["topk_idxs"][:, 0]  # a row picked twice weighs twice, as in the twin
+    ref = naive_sparse_attn(*args, **kw)
+    assert_close(ref, sparse_attn_torch(*args, **kw, union_factor=union_factor), 1e-6, atol=1e-6, what="twice")
 
 
 @pytest.mark.parametrize("case", CASES)
