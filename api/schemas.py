@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from pipeline.prompts.styles import STYLES
 from pipeline.records.models import DocumentStatus, JobKind, JobState
@@ -39,11 +39,21 @@ class DocumentPublic(BaseModel):
     status: DocumentStatus = Field(description="pending (ingest queued or running), ready, or failed (see `error`)")
     sha256: str = Field(description="of the uploaded bytes: the same bytes uploaded again return this document")
     size_bytes: int
-    num_sections: int | None = Field(description="pages of a PDF, files of a codebase")
+    num_sections: int | None = Field(None, exclude=True)  # the row's count; shown as num_pages or num_files
     num_tokens: int | None
     title: str | None
     error: str | None
     created_at: datetime
+
+    @computed_field(description="pages of a PDF (null for a codebase, or before extraction)")
+    @property
+    def num_pages(self) -> int | None:
+        return self.num_sections if self.kind == "pdf" else None
+
+    @computed_field(description="files of a codebase (null for a PDF, or before extraction)")
+    @property
+    def num_files(self) -> int | None:
+        return self.num_sections if self.kind == "codebase" else None
 
 
 class DocumentCreated(DocumentPublic):

@@ -46,7 +46,7 @@ def ready_document(client: ApiClient, file: Path) -> dict | None:
     if ingest["state"] != "done":
         err(f"error: {file.name} could not be read: {doc.get('error') or ingest.get('error')}")
         return None
-    n, unit = doc["num_sections"], "page" if doc["kind"] == "pdf" else "file"  # as `wholedoc ingest` says it
+    n, unit = (doc["num_pages"], "page") if doc["kind"] == "pdf" else (doc["num_files"], "file")
     err(f"{file.name}: {doc['kind']}, {n} {unit}{'' if n == 1 else 's'}, {doc['num_tokens']:,} tokens")
     return doc
 

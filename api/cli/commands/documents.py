@@ -23,7 +23,7 @@ def register(subparsers) -> None:
 
 def _row(what: str, item: dict) -> str:
     if what == "documents":
-        n, unit = item.get("num_sections"), "pages" if item["kind"] == "pdf" else "files"
+        n, unit = (item["num_pages"], "pages") if item["kind"] == "pdf" else (item["num_files"], "files")
         size = f"{n} {unit}, {item['num_tokens']:,} tokens" if n is not None and item.get("num_tokens") else "-"
         return f"{item['id']}  {item['status']:<8} {item['kind']:<8} {size:<28} {item.get('filename') or ''}"
     return (f"{item['id']}  {item['state']:<9} {item['kind']:<9} {item.get('document_id') or '-'}  "
