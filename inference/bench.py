@@ -315,10 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for n in contexts:
         seed += 1
+        mm = matmul_flops_per_s(dtype=getattr(torch, ns.dtype))  # the rate right before, under the same load
         r = run_request(eng, f"ctx{n}", rand_ids(n, seed, vocab), ns.decode + 1)
         ours = {"prefill_tok_s": n / r["ttft_s"], "decode_tok_s": ns.decode / r["decode_s"],
-                "model_flops_per_s": model_prefill_flops(eng.model.args, n, act) / r["ttft_s"]}
-        ours["prefill_efficiency"] = ours["model_flops_per_s"] / flops_s
+                "model_flops_per_s": model_prefill_flops(eng.model.args, n, act) / r["ttft_s"],
+                "matmul_flops_per_s": mm, "load_avg": os.getloadavg()[0]}
+        ours["prefill_efficiency"] = ours["model_flops_per_s"] / mm
         hf = ({"skipped": "--no-hf"} if ns.no_hf else {"skipped": f"> --hf-max {ns.hf_max} (OOM)"}
               if n > ns.hf_max else run_hf(ns.checkpoint, n, ns.decode, ns.hf_timeout, ns.dtype))
         res["contexts"][n] = {"ours": ours, "hf": hf}
@@ -341,12 +343,14 @@ def main(argv: list[str] | None = None) -> int:
     for d in docs:
         seed += 1
         doc = rand_ids(d, seed, vocab)
+        mm = matmul_flops_per_s(dtype=getattr(torch, ns.dtype))
         reset_peak_rss()
         cold = run_request(eng, f"cold{d}", doc + rand_ids(ns.question, seed + 1000, vocab), 1)
         peak = peak_rss_mib()
         hot = run_request(eng, f"hot{d}", doc + rand_ids(ns.question, seed + 2000, vocab), 1)
         res["docs"][d] = {"cold_ttft_s": cold["ttft_s"], "cached_ttft_s": hot["ttft_s"],
-                          "cached_tokens": hot["cached_tokens"], "cold_prefill_peak_rss_mib": peak}
+                          "cached_tokens": hot["cached_tokens"], "cold_prefill_peak_rss_mib": peak,
+                          "matmul_flops_per_s": mm, "load_avg": os.getloadavg()[0]}
         rows.append((f"TTFT q{ns.question} after doc {d}: cold / cached (s)", cold["ttft_s"], hot["ttft_s"],
                      cold["ttft_s"] / hot["ttft_s"]))
     pools = eng.pools
@@ -363,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         res["long_cold_prefill"] = {"tokens": big + ns.question, "seconds": secs,
                                     "peak_rss_mib": res["docs"][big]["cold_prefill_peak_rss_mib"],
                                     "prefill_efficiency": model_prefill_flops(eng.model.args, big + ns.question, act)
-                                    / secs / flops_s}
+                                    / secs / res["docs"][big]["matmul_flops_per_s"],
+                                    "matmul_flops_per_s": res["docs"][big]["matmul_flops_per_s"],
+                                    "load_avg": res["docs"][big]["load_avg"]}
     if ns.dtype == "bfloat16" and ns.divergence_tokens:
         res["bf16_divergence"] = bf16_divergence(ns.checkpoint, ns.divergence_tokens)
         dv = res["bf16_divergence"]
@@ -380,11 +386,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<48} {fmt(a)} {fmt(b)} {r if r is None else round(r, 2)!s:>8}")
     c8 = res["contexts"].get(8192, {}).get("ours")
     if c8:
-        print(f"prefill efficiency @8192: {c8['prefill_efficiency']:.3f} of {flops_s / 1e9:.1f} GFLOP/s fp32 matmul")
+        print(f"prefill efficiency @8192: {c8['prefill_efficiency']:.3f} of {c8['matmul_flops_per_s'] / 1e9:.1f} "
+              f"GFLOP/s {ns.dtype} matmul measured just before (load {c8['load_avg']:.2f})")
     if docs:
         lc = res["long_cold_prefill"]
-        print(f"cold prefill {lc['tokens']} tokens: {lc['seconds']:.1f} s, efficiency {lc['prefill_efficiency']:.3f}, "
-              f"peak RSS {lc['peak_rss_mib']:.0f} MiB")
+        print(f"cold prefill {lc['tokens']} tokens: {lc['seconds']:.1f} s, efficiency {lc['prefill_efficiency']:.3f} "
+              f"of {lc['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s, peak RSS {lc['peak_rss_mib']:.0f} MiB "
+              f"(load {lc['load_avg']:.2f})")
     if contexts:
         db = res["decode_bound"]
         print(f"decode @{db['context']}: {db['weight_bytes'] / 1e6:.1f} MB weights/token at "

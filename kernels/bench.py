@@ -14,15 +14,18 @@ each length. --plot draws attention time against L, dense vs CSA / HCA (matplotl
 
 import argparse
 import json
+import os
 import time
 
-import torch
-import torch.nn.functional as F
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: spinning threads stall when shared
 
-from .flops import AttnShape, prefill_flops, token_flops
-from .indexer import indexer_topk
-from .layout import BLOCK_TOKENS, rows_per_block
-from .sparse_attn import sparse_attn
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from .flops import AttnShape, prefill_flops, token_flops  # noqa: E402
+from .indexer import indexer_topk  # noqa: E402
+from .layout import BLOCK_TOKENS, rows_per_block  # noqa: E402
+from .sparse_attn import sparse_attn  # noqa: E402
 
 S = AttnShape()
 
