@@ -195,6 +195,9 @@ def _handler(server: FaultServer):
                 if cancel.is_set():
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                # finished before the last chunk leaves, as a server's engine finishes a request before its stream
+                # ends: a client that asks right after [DONE] must not see it still running
+                server.states[rid]["state"] = "finished"
                 last = {"id": rid, "object": "chat.completion.chunk", "model": server.model,
                         "choices": [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}], "usage": None}
                 self._chunk(f"data: {json.dumps(last)}\n\n")
@@ -202,7 +205,6 @@ def _handler(server: FaultServer):
                     self._chunk(f"data: {json.dumps({'id': rid, 'choices': [], 'usage': reply.usage})}\n\n")
                 self._chunk("data: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")
-                server.states[rid]["state"] = "finished"
             except OSError:
                 pass  # the client went away
 
