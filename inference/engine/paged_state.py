@@ -64,12 +64,14 @@ class PagedLayerState:
         """The window pool of this layer and a block table [1, pos // 128 + 1] that points every block at this
         sequence's slot: the ring holds positions pos−127 … pos at rows position % 128, so a query at pos (its row
         written) reads its window in place, with no copy."""
-        pool = self.state.pools.window[self.layer]
-        return pool, torch.full((1, pos // BLOCK_TOKENS + 1), self.state.slot, dtype=torch.int32, device=pool.device)
+        return self.state.pools.window[self.layer], self.state.ring_table(pos // BLOCK_TOKENS + 1)
 
     def write_window(self, kv: torch.Tensor, start_pos: int) -> None:
         """Store the last min(s, 128) rows of kv [1, s, d] in the ring."""
         s = kv.shape[1]
+        if s == 1:  # a decode token
+            self.ring[start_pos % BLOCK_TOKENS] = kv[0, 0]
+            return
         keep = min(s, BLOCK_TOKENS)
         pos = torch.arange(start_pos + s - keep, start_pos + s, device=self.ring.device)
         self.ring[pos % BLOCK_TOKENS] = kv[0, s - keep :].to(self.ring.dtype)
@@ -90,6 +92,7 @@ class PagedState:
         self.block_table: list[int] = []
         self._table: torch.Tensor | None = None  # block_table as int64 and int32 tensors (rebuilt when it grows)
         self._table32: torch.Tensor | None = None
+        self._ring: torch.Tensor | None = None  # ring_table
         self.num_tokens, self.shared_upto = num_tokens, shared_upto
         self.exact_from = 0  # positions below this may hold window rows rebuilt from a garbage start (recompute)
         self.token_ids = _NoTokenLog()
@@ -104,6 +107,13 @@ class PagedState:
             self._table = torch.tensor(self.block_table, dtype=torch.long, device=self.pools.device)
             self._table32 = self._table.to(torch.int32)
         return self._table if dtype == torch.long else self._table32
+
+    def ring_table(self, nblk: int) -> torch.Tensor:
+        """int32 [1, ≥ nblk] with every entry this sequence's window slot (window_in_place), reused across layers."""
+        if self._ring is None or self._ring.shape[1] < nblk:
+            self._ring = torch.full((1, max(nblk, 2 * (self._ring.shape[1] if self._ring is not None else 8))),
+                                    self.slot, dtype=torch.int32, device=self.pools.device)
+        return self._ring
 
     def set_blocks(self, block_ids: list[int]) -> None:
         self.block_table = list(block_ids)

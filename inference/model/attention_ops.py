@@ -9,7 +9,6 @@ they are) into the block-table pools the kernels read."""
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from inference.model.rope import apply_rotary_emb
 from kernels.compressor import compressor as kernel_compressor
@@ -93,8 +92,12 @@ def merge_pools(parts: list[tuple[torch.Tensor, torch.Tensor]], dtype: torch.dty
     else:
         sizes = [p.shape[0] for p, _ in parts]
         pool, shifts = torch.cat([p for p, _ in parts]), [sum(sizes[:i]) for i in range(len(parts))]
-    tables = [F.pad(t + k, (0, width - t.shape[1])) for (_, t), k in zip(parts, shifts)]
-    return pool.to(dtype), torch.cat(tables).to(torch.int32)
+    table = torch.zeros(sum(t.shape[0] for _, t in parts), width, dtype=torch.int32, device=pool.device)
+    r = 0
+    for (_, t), k in zip(parts, shifts):
+        table[r : r + t.shape[0], : t.shape[1]] = t + k if k else t
+        r += t.shape[0]
+    return pool.to(dtype), table
 
 
 @dataclass(frozen=True)
