@@ -129,9 +129,9 @@ def _attend_rows(qc, kv, allowed, sink, scale):
 
 
 def _topk_rows(rows: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, k: int, union_factor: float):
-    """The CSA picks of a query chunk (idx [Tq, K], valid [Tq, K]) as (rows to attend, mask, shared).
+    """The CSA picks of a query chunk (idx [Tq, K], valid [Tq, K]) as (rows to attend, mask): either
 
-    shared: rows [U, D] = the union of the chunk's picks and mask = float pick counts [Tq, U] (one attention over the
+    rows [U, D] = the union of the chunk's picks and mask = float pick counts [Tq, U] (one attention over the
     union for the chunk, used when it is at most union_factor·K rows); else rows [Tq, K, D] gathered per query and
     mask = valid."""
     sentinel = rows.shape[0]
@@ -143,18 +143,19 @@ def _topk_rows(rows: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, k: in
         slot[u] = torch.arange(u.numel(), device=idx.device)                   # row -> column of the union
         sel = torch.zeros(idx.shape[0], u.numel() + 1, device=idx.device)
         sel.scatter_add_(1, slot[vidx], torch.ones(vidx.shape, device=idx.device))
-        return rows.index_select(0, u), sel[:, :-1], True
+        return rows.index_select(0, u), sel[:, :-1]
     kc = rows.index_select(0, idx.clamp_min(0).flatten()).view(*idx.shape, rows.shape[1])   # −1: row 0, masked
-    return kc, valid, False
+    return kc, valid
 
 
 def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
                       cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None, budget_bytes=64 << 20,
                       max_chunk=64, union_factor=6.0):
-    """Vectorized plain-torch path. Per sequence, chunks of ≤ max_chunk queries: the window as one banded GEMM,
-    HCA rows as a shared GEMM over the rows the chunk can see, CSA picks as one GEMM over the union of the chunk's
-    picks when that union is small (≤ union_factor·K rows) or gathered per query (bmm) otherwise. Sequences with one
-    query (decode) are batched together, every row gathered per query. Memory per chunk bounded by budget_bytes."""
+    """Vectorized plain-torch path on torch's fused attention. Per sequence, chunks of ≤ max_chunk queries attend
+    rows shared by the chunk (the window band, the HCA rows it can see, or the union of its CSA picks while that is
+    ≤ union_factor·K rows) in one call, or (CSA beyond that) each query's own window and gathered picks in one
+    batched call. Sequences with one query (decode) are batched together, every row gathered per query. Memory per
+    chunk bounded by budget_bytes."""
     t, h, d = q.shape
     out, cdt = torch.empty_like(q), compute_dtype(q)
     sink = attn_sink.float()
@@ -184,7 +185,7 @@ def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, sof
             if ratio and topk_idxs is not None and rows is not None:
                 idx = topk_idxs[ci].long()
                 valid = (idx >= 0) & (idx < nvis[:, None])
-                kc, mask, _ = _topk_rows(rows, idx, valid, idx.shape[1], union_factor)
+                kc, mask = _topk_rows(rows, idx, valid, idx.shape[1], union_factor)
                 keys.append(kc)
                 masks.append(mask)
             elif ratio and rows is not None and int(nvis[-1]):
