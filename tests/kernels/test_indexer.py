@@ -5,6 +5,7 @@ import torch
 
 from kernels.errors import ConfigError, ShapeError
 from kernels.indexer import (
+    _topk_by_blocks,
     indexer_scores_triton,
     indexer_topk,
     indexer_topk_torch,
@@ -136,3 +137,13 @@ def test_cpu_path_decode_queries_batched():
     ref = naive_indexer_scores(q, w, seq, pos, kp, kt, 4)
     for kw in ({}, {"budget_bytes": 1}):
         _check_topk(ref, indexer_topk_torch(q, w, seq, pos, kp, kt, 4, 6, **kw), 6)
+
+
+@pytest.mark.parametrize("k,n,visible", [(5, 200, 200), (5, 203, 150), (16, 1000, 40), (3, 64, 64)])
+def test_topk_by_blocks_is_a_topk(k, n, visible):
+    """The blocked top-k (long rows) returns a valid top-k, ties (ReLU zeros) and −inf past the visible rows too."""
+    g = torch.Generator().manual_seed(k + n)
+    s = torch.randn(6, n, generator=g).relu()                                   # about half the scores tie at 0
+    s[1] = 0.0                                                                  # a row of ties only
+    s[:, visible:] = float("-inf")
+    _check_topk(s, _topk_by_blocks(s, k).to(torch.int32), k)
