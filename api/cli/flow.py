@@ -70,13 +70,12 @@ def _on_document(target: str, work: Callable[[ApiClient, dict], object]) -> tupl
 
 @contextmanager
 def cancelled_on_interrupt(client: ApiClient, jobs: list) -> Iterator[None]:
-    """Ctrl-C while following `jobs` (ids or job dicts) cancels them on the deployment, then goes on interrupting:
-    the work stops where it runs, not only in this terminal."""
+    """Ctrl-C while following `jobs` (the API's job objects; the list may still be filling) cancels them on the
+    deployment, then goes on interrupting: the work stops where it runs, not only in this terminal."""
     try:
         yield
     except KeyboardInterrupt:
-        for job in jobs:
-            job_id = job["id"] if isinstance(job, dict) else job
+        for job_id in [job["id"] for job in jobs]:
             try:
                 client.cancel(job_id)
                 err(f"cancelled job {job_id}")
@@ -91,7 +90,7 @@ def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | N
     (as one JSON object with as_json; into the file `output` if given)."""
     def work(client: ApiClient, doc: dict) -> dict | None:
         job = create(client, doc["id"])
-        with cancelled_on_interrupt(client, [job["id"]]):
+        with cancelled_on_interrupt(client, [job]):
             job = follow_job(client, job["id"], "generate", max_tokens or job["params"].get("max_tokens"))
         if job["state"] != "done":
             err(f"error: the job {job['state']}: {job.get('error')}")

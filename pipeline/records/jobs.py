@@ -113,17 +113,20 @@ def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float,
                          {"lease_expires_at": now + timedelta(seconds=lease_seconds), "updated_at": now})
 
 
-def record_progress(session: Session, job_id: str, owner: str, **fields) -> Job:
-    """Set stage / progress / prefill_tokens_done / prefill_tokens_total / tokens_generated / request_id."""
+def _check_progress_fields(fields: dict) -> None:
     unknown = set(fields) - PROGRESS_FIELDS
     assert not unknown, f"not progress fields: {sorted(unknown)}"
+
+
+def record_progress(session: Session, job_id: str, owner: str, **fields) -> Job:
+    """Set stage / progress / prefill_tokens_done / prefill_tokens_total / tokens_generated / request_id."""
+    _check_progress_fields(fields)
     return _owned_update(session, job_id, owner, {**fields, "updated_at": utcnow()})
 
 
 def complete_job(session: Session, job_id: str, owner: str, **final) -> Job:
     """Mark a job done that stores no Result (ingest); `final` sets progress fields to their end values."""
-    unknown = set(final) - PROGRESS_FIELDS
-    assert not unknown, f"not progress fields: {sorted(unknown)}"
+    _check_progress_fields(final)
     now = utcnow()
     return _owned_update(session, job_id, owner, {**final, "state": JobState.DONE, "stage": None, "progress": 1.0,
                                                   "error": None, "lease_expires_at": None, "finished_at": now,

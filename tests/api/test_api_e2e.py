@@ -42,11 +42,17 @@ def stack(pg_url, redis_url, moto_endpoint, tmp_path_factory):
         engine.dispose()
 
 
+def _tenant_key(records, prefix: str):
+    """A new tenant and a live API key of it: (tenant, key)."""
+    with transaction(records) as s:
+        tenant = create_tenant(s, f"{prefix}-{new_id()}")
+        _, key = create_api_key(s, tenant.id)
+    return tenant, key
+
+
 def _client(stack) -> httpx.Client:
     url, _, records = stack
-    with transaction(records) as s:
-        tenant = create_tenant(s, f"e2e-{new_id()}")
-        _, key = create_api_key(s, tenant.id)
+    _, key = _tenant_key(records, "e2e")
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
 
 
@@ -91,9 +97,7 @@ def test_cli_summarize_and_ask_against_the_deployment(stack, tmp_path):
     import sys
 
     url, llm, records = stack
-    with transaction(records) as s:
-        tenant = create_tenant(s, f"cli-{new_id()}")
-        _, key = create_api_key(s, tenant.id)
+    tenant, key = _tenant_key(records, "cli")
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(make_pdf("Revenue grew", pages=2))
     env = {**os.environ, "WHOLEDOC_API_URL": url, "WHOLEDOC_API_KEY": key}
@@ -152,9 +156,7 @@ def test_ctrl_c_in_the_cli_cancels_the_remote_job(stack, tmp_path):
     from pipeline.records.models import Job
 
     url, llm, records = stack
-    with transaction(records) as s:
-        tenant = create_tenant(s, f"cli-{new_id()}")
-        _, key = create_api_key(s, tenant.id)
+    tenant, key = _tenant_key(records, "cli")
     pdf = tmp_path / "slow.pdf"
     pdf.write_bytes(make_pdf("A long wait", pages=1))
     llm.default = Reply(content=("never",), hang=120)

@@ -18,7 +18,7 @@ from pipeline.records.models import Document, DocumentStatus
 from workers import document_json
 from workers.app import ANSWER, SUMMARIZE, app
 from workers.runner import JobContext, run_or_resend
-from workers.settings import blob_store, inference_client, sessions, settings
+from workers.settings import blob_store, inference_client, sessions
 
 log = logging.getLogger(__name__)
 # a prefix cached by DeepSeek's API outlives its last use for a while; past this a question warms it again
@@ -80,7 +80,7 @@ def _generate(ctx: JobContext) -> None:
     cancel = threading.Event()
     ctx.lease.on_lost(cancel.set)  # cancel or takeover → abort the inference request by its id
     if job.kind == "answer" and inference_client().config.flavor == "deepseek":
-        _warm_prefix(job.document_id, extracted, request_id)
+        _warm_prefix(job.document_id, extracted, request_id, cfg.tokenizer_path)
     try:
         completion = inference_client().chat(prompt.messages, max_tokens=max_tokens, thinking=thinking,
                                              thinking_budget=max_tokens - answer_cap if thinking else None,
@@ -99,13 +99,13 @@ def _generate(ctx: JobContext) -> None:
                         extracted), usage=usage, notice=cfg.result_notice)
 
 
-def _warm_prefix(document_id: str, extracted, request_id: str) -> None:
+def _warm_prefix(document_id: str, extracted, request_id: str, tokenizer_path: str | None) -> None:
     """DeepSeek's API caches a prefix only once a request that carries it has completed, so questions sent together
     about a new document would each pay for the whole document. One warm-up request per document (the stable
     prefix alone, 1 output token) goes first; concurrent questions wait for it (the document's row lock). A failed
     warm-up only costs the cache: the question goes on."""
     def warm() -> None:
-        warm_prompt = warmup_prompt(extracted, tokenizer_path=settings().tokenizer_path)
+        warm_prompt = warmup_prompt(extracted, tokenizer_path=tokenizer_path)
         inference_client().chat(warm_prompt.messages, max_tokens=1, thinking=False, request_id=f"{request_id}-warm")
 
     try:
