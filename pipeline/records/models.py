@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: tenants, API keys, documents, jobs, results, idempotency keys.
+"""SQLAlchemy 2 models: tenants, API keys, documents, jobs, results, idempotency keys, corpora, batches.
 
 `Job.kind` and `Job.params` are open-ended, so every kind of job (ingest, summary, answer) shares one table.
 """
@@ -167,3 +167,96 @@ class IdempotencyKey(Base):
     location: Mapped[str | None] = mapped_column(String(600))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Corpus(Base):
+    """A named, tenant-owned set of documents. A document may be in several; deleting a corpus never deletes them."""
+
+    __tablename__ = "corpora"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_corpora_tenant_name"),
+                      Index("ix_corpora_tenant_page", "tenant_id", "created_at", "id"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class CorpusDocument(Base):
+    """Membership of a document in a corpus; `added_at` is what a digest run's "new since the last run" reads."""
+
+    __tablename__ = "corpus_documents"
+    __table_args__ = (Index("ix_corpus_documents_corpus_added", "corpus_id", "added_at", "document_id"),)
+
+    corpus_id: Mapped[str] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True,
+                                             index=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BatchState(StrEnum):
+    """A batch's state: queued (nothing dispatched yet), running, paused (see `paused_reason`: the daily token budget
+    or the inference endpoint's 429 / 503 back-off; it resumes by itself), done (every item final), cancelled."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+BATCH_FINAL_STATES = (BatchState.DONE, BatchState.CANCELLED)
+
+
+class Batch(Base):
+    """Bulk Q&A: every question about every document, one item each (docs/batches.md). Dispatch advances it through
+    short worker tasks; `resume_at` holds a pause (budget or back-off) until then."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_tenant_page", "tenant_id", "created_at", "id"),
+                      Index("ix_batches_state", "state"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    corpus_id: Mapped[str | None] = mapped_column(ForeignKey("corpora.id", ondelete="SET NULL"), index=True)
+    questions: Mapped[list] = mapped_column(JSON, default=list)
+    thinking: Mapped[bool] = mapped_column(default=False)
+    max_tokens: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20), default=BatchState.QUEUED)
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    backoffs: Mapped[int] = mapped_column(Integer, default=0)  # 429 / 503 pauses in a row (the back-off doubles)
+    total: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BatchItem(Base):
+    """One (document, question) of a batch. Its answer job (an `answer` Job, created when dispatched) is `job_id`;
+    the job's result is copied here once, when the item becomes final."""
+
+    __tablename__ = "batch_items"
+    __table_args__ = (UniqueConstraint("batch_id", "position", name="uq_batch_items_batch_position"),
+                      Index("ix_batch_items_batch_state", "batch_id", "state", "position"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)  # document-major: all questions of one document together
+    document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id", ondelete="SET NULL"), index=True)
+    document_name: Mapped[str | None] = mapped_column(String(500))
+    question_index: Mapped[int] = mapped_column(Integer)  # into Batch.questions
+    state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), unique=True)
+    answer: Mapped[str | None] = mapped_column(Text)
+    citations: Mapped[list | None] = mapped_column(JSON)
+    usage: Mapped[dict | None] = mapped_column(JSON)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    cached_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

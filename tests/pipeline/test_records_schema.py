@@ -7,7 +7,8 @@ from sqlalchemy import inspect
 from pipeline.records.db import make_engine
 from pipeline.records.models import Base
 
-TABLES = {"tenants", "api_keys", "documents", "jobs", "results", "idempotency_keys", "alembic_version"}
+TABLES = {"tenants", "api_keys", "documents", "jobs", "results", "idempotency_keys", "alembic_version",
+          "corpora", "corpus_documents", "batches", "batch_items"}
 
 
 def test_upgrade_from_empty_creates_every_table(db_url):
