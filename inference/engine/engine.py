@@ -40,6 +40,9 @@ class EngineStats:
     cache_bytes: int  # allocated pool bytes
     forward_calls: int = 0  # steps that ran the model (one call each, whatever the number of requests in it)
     forward_pieces: int = 0  # requests' pieces over those calls: / forward_calls = requests batched per call
+    restored_tokens: int = 0  # of prefix_hit_tokens: restored from the prefix store (docs/prefix-store.md)
+    recomputed_tokens: int = 0  # positions behind a hit recomputed for want of a checkpoint (not in hit tokens)
+    restore_timeouts: int = 0  # restores given up on (restore_timeout_s): those requests computed their prefix
 
 
 class Engine:
@@ -64,6 +67,13 @@ class Engine:
         self.forward_calls = self.forward_pieces = 0
         self._arrivals = 0
         self._step_s = 0.0  # moving average of a step's duration (for retry_after_s)
+        self.snapshots = None  # SnapshotHooks once a prefix store is attached
+
+    def attach_prefix_store(self, store) -> None:
+        """Restore and write document prefixes through `store` (inference.prefix_store.PrefixStore)."""
+        from inference.engine.snapshot_hooks import SnapshotHooks
+
+        self.snapshots = SnapshotHooks(self, store)
 
     @classmethod
     def from_checkpoint(cls, path, config: EngineConfig = DEFAULT_CONFIG) -> "Engine":
@@ -78,7 +88,7 @@ class Engine:
     ##### requests #####
 
     def add_request(self, request_id: str, prompt_token_ids: list[int], params: SamplingParams = DEFAULT_PARAMS,
-                    cache_salt: str | None = None) -> None:
+                    cache_salt: str | None = None, prefix_tag: str | None = None) -> None:
         """Queue a request; refuses (typed errors) before any work if it cannot be served.
 
         `cache_salt` (e.g. one per tenant) gives the request its own prefix cache: it hits only blocks written by
@@ -103,6 +113,9 @@ class Engine:
         self._arrivals += 1
         self.seqs[request_id] = seq
         self.scheduler.waiting.append(seq)
+        seq.prefix_tag = prefix_tag  # stored snapshots of its prefix carry it (deleted with its document)
+        if self.snapshots is not None:
+            self.snapshots.on_add(seq)
 
     def abort(self, request_id: str) -> bool:
         """Stop a request and free its blocks; False if it is unknown or already finished."""
@@ -111,6 +124,8 @@ class Engine:
             return False
         if seq in self.scheduler.waiting:
             self.scheduler.waiting.remove(seq)
+        if self.snapshots is not None:
+            self.snapshots.release_pins(seq)
         self.scheduler.finish(seq, Status.ABORTED)
         seq.finish_reason = "abort"
         return True
@@ -136,7 +151,8 @@ class Engine:
                            used / b.num_blocks, len(b.cached), self.scheduler.hit_tokens,
                            self.scheduler.query_tokens, self.prefill_tokens, self.decode_tokens,
                            self.scheduler.num_preemptions, self.pools.nbytes(), self.forward_calls,
-                           self.forward_pieces)
+                           self.forward_pieces, self.scheduler.restored_tokens, self.scheduler.recomputed_tokens,
+                           self.snapshots.restore_timeouts if self.snapshots is not None else 0)
 
     ##### stepping #####
 
@@ -144,7 +160,12 @@ class Engine:
         """One scheduler step (bounded by max_num_batched_tokens): every scheduled prefill chunk and decode token in
         one forward call; outputs of the requests that progressed."""
         t0 = time.perf_counter()
-        outputs = self._execute(self.scheduler.schedule())
+        if self.snapshots is not None:
+            self.snapshots.poll()
+        scheduled = self.scheduler.schedule()
+        if not scheduled and self.snapshots is not None:
+            self.snapshots.wait_briefly()
+        outputs = self._execute(scheduled)
         self._step_s = 0.8 * self._step_s + 0.2 * (time.perf_counter() - t0)
         for seq_id in [k for k, s in self.seqs.items() if s.is_finished and s.num_emitted == len(s.output_ids)]:
             if len(self.seqs) > 4 * self.config.max_num_seqs + self.config.max_waiting:
@@ -200,6 +221,8 @@ class Engine:
             slot = self.blocks.add_checkpoint(st.block_table[st.num_tokens // BLOCK_TOKENS - 1])
             if slot is not None:
                 st.save_checkpoint(slot)
+            if self.snapshots is not None:
+                self.snapshots.at_boundary(seq, st.num_tokens)
         if st.num_tokens < seq.num_tokens:  # prefill chunk that does not reach the end
             return self._output(seq, [], "")
         seq.status = Status.DECODING

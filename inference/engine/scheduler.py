@@ -27,6 +27,7 @@ class Scheduler:
         self.running: list[Sequence] = []
         self.num_preemptions = 0
         self.hit_tokens = self.query_tokens = 0
+        self.restored_tokens = self.recomputed_tokens = 0  # of hit_tokens: from the prefix store; behind hits
 
     ##### prefix cache #####
 
@@ -65,10 +66,16 @@ class Scheduler:
         elif start > 0:  # recompute from an unknown window: exact again only at the end of the hit
             state.exact_from = len(hits) * BLOCK_TOKENS
         seq.state, seq.block_keys = state, keys
+        if seq.restore_pins:  # restored blocks (snapshot_hooks): our own references hold them now
+            self.blocks.release(seq.restore_pins[::-1])
+            seq.restore_pins = []
         if seq.num_preemptions == 0:
             seq.cached_tokens = start
             self.hit_tokens += start
             self.query_tokens += len(tokens)
+            self.recomputed_tokens += len(hits) * BLOCK_TOKENS - start
+            if seq.restored_from is not None:
+                self.restored_tokens += max(0, start - seq.restored_from)
         seq.prompt_done = max(seq.prompt_done, min(start, len(seq.prompt_ids)))
         seq.status = Status.PREFILLING
         return True
@@ -192,6 +199,9 @@ class Scheduler:
         try:
             while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
                 seq = self.waiting[0]
+                if seq.restore is not None:  # its stored prefix is being read (snapshot_hooks): not yet
+                    held.append(self.waiting.popleft())
+                    continue
                 if any(s.status == Status.PREFILLING for s in self.running):
                     pending = self._pending_blocks() if pending is None else pending
                     if self._waits_for_prefill(seq, pending):

@@ -59,6 +59,11 @@ class Sequence:
         self.full_block_keys: list[bytes] = []  # chained keys of token_ids' full blocks (Scheduler.block_keys_of)
         self.wanted_checkpoints: set[int] = set()  # block counts where requests waiting on this one resume
         self.thinking_closed = False  # params.end_thinking_id has been generated (thinking budget)
+        # prefix store (inference/engine/snapshot_hooks.py): restore in flight, blocks it pinned, memory's share
+        self.prefix_tag: str | None = None  # snapshots written for this request carry it (DELETE /v1/prefixes)
+        self.restore = None  # PendingRestore while the store looks for a stored prefix (admission waits)
+        self.restore_pins: list[int] = []  # restored blocks held until admission takes its own references
+        self.restored_from: int | None = None  # with a restore: positions memory already held (the rest restored)
 
     @property
     def token_ids(self) -> list[int]:

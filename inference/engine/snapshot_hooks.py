@@ -1,0 +1,188 @@
+"""The engine's side of the prefix store (docs/prefix-store.md): start restores when a request arrives, install
+finished ones into the pools between steps, and hand snapshots of freshly prefilled prefixes to the store.
+
+Runs on the engine thread only and never waits on the store: lookups, reads and uploads are the store's threads'.
+A request whose restore is pending stays in the waiting queue (skipped by admission) until its future is done or
+`restore_timeout_s` passes; then it is admitted with whatever the cache holds, restored or not."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import dataclass
+
+import torch
+
+from inference.model.config import BLOCK_TOKENS
+
+log = logging.getLogger("inference.engine")
+
+
+@dataclass
+class PendingRestore:
+    future: object  # concurrent.futures.Future[Snapshot | None]
+    deadline: float
+    have_blocks: int  # blocks memory held when the lookup started
+
+
+def _clone_carry(cs) -> tuple:
+    if cs is None or cs.carry_kv is None:
+        return (None, None)
+    return (cs.carry_kv.detach().clone().cpu(), cs.carry_score.detach().clone().cpu())
+
+
+class SnapshotHooks:
+    """Owned by an Engine; `store` is an inference.prefix_store.PrefixStore."""
+
+    def __init__(self, engine, store):
+        self.engine, self.store = engine, store
+        self.blocks, self.pools, self.scheduler = engine.blocks, engine.pools, engine.scheduler
+        self.pending: list = []  # sequences with a restore in flight
+        self.written: set[bytes] = set()  # last block keys of snapshots this process wrote or restored whole
+        self.restore_timeouts = 0
+
+    @property
+    def min_tokens(self) -> int:
+        return self.store.config.min_tokens
+
+    ##### restores #####
+
+    def chain_keys(self, token_ids: list[int], root: bytes | None) -> list[bytes]:
+        """Keys of the blocks a request with these tokens could take from a cache (the last token is computed)."""
+        from inference.engine.block_manager import block_key
+
+        keys, parent = [], root
+        for i in range((len(token_ids) - 1) // BLOCK_TOKENS):
+            parent = block_key(parent, token_ids[i * BLOCK_TOKENS : (i + 1) * BLOCK_TOKENS], self.blocks.salt)
+            keys.append(parent)
+        return keys
+
+    def _memory_blocks(self, keys: list[bytes]) -> int:
+        m = 0
+        while m < len(keys) and keys[m] in self.blocks.by_key:
+            m += 1
+        return m
+
+    def on_add(self, seq) -> None:
+        """A new request: look for a stored prefix longer than what memory holds (in the background)."""
+        limit = (len(seq.prompt_ids) - 1) // BLOCK_TOKENS
+        if limit == 0:
+            return
+        keys = self.scheduler.block_keys_of(seq)[:limit]
+        m = self._memory_blocks(keys)
+        if m == limit:
+            return
+        seq.restore = PendingRestore(self.store.submit_restore(keys, m),
+                                     time.monotonic() + self.store.config.restore_timeout_s, m)
+        self.pending.append(seq)
+
+    def poll(self) -> None:
+        """Between steps: install finished restores; give up on late ones (the request then computes its prefix)."""
+        if not self.pending:
+            return
+        now, still = time.monotonic(), []
+        for seq in self.pending:
+            p = seq.restore
+            if seq.is_finished or p is None:
+                seq.restore = None
+                self.release_pins(seq)
+                continue
+            if p.future.done():
+                seq.restore = None
+                try:
+                    snap = p.future.result()
+                except Exception:
+                    log.exception("prefix restore failed; computing the prefix")
+                    snap = None
+                if snap is not None:
+                    self._install(seq, snap, p.have_blocks)
+            elif now >= p.deadline:
+                seq.restore = None
+                p.future.cancel()
+                self.restore_timeouts += 1
+                log.warning("prefix restore for %s took over %.0f s; computing the prefix", seq.request_id,
+                            self.store.config.restore_timeout_s)
+            else:
+                still.append(seq)
+        self.pending = still
+
+    def wait_briefly(self, timeout: float = 0.05) -> None:
+        """Nothing to step but restores in flight: wait a little for one (no busy loop)."""
+        futures = [s.restore.future for s in self.pending if s.restore is not None]
+        if futures:
+            wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+
+    def _install(self, seq, snap, have_blocks: int) -> None:
+        """Copy a restored snapshot's blocks into the pools as cached, keyed blocks (pinned for `seq` until it is
+        admitted), with its window state as a checkpoint when it has one."""
+        keys = snap.block_keys
+        if keys != self.scheduler.block_keys_of(seq)[: len(keys)]:
+            log.warning("a restored snapshot does not match request %s's chain; ignored", seq.request_id)
+            return
+        pins, fresh, parent = [], [], seq.cache_root
+        for i, key in enumerate(keys):
+            tokens = seq.tokens(i * BLOCK_TOKENS, (i + 1) * BLOCK_TOKENS)
+            bid = self.blocks.by_key.get(key)
+            if bid is not None and self.blocks.blocks[bid].token_ids == tuple(tokens):
+                self.blocks.acquire([bid])
+            else:
+                bid = self.blocks.allocate()
+                if bid is None:
+                    break
+                if self.blocks.register(bid, parent, tokens) != key or self.blocks.by_key.get(key) != bid:
+                    self.blocks.release([bid])
+                    break
+                fresh.append((i, bid))
+            pins.append(bid)
+            parent = key
+        if fresh:
+            src = torch.tensor([i for i, _ in fresh])
+            dst = torch.tensor([b for _, b in fresh], device=self.pools.device)
+            for pool, stored in zip(self.pools.rows + self.pools.keys, snap.rows + snap.keys):
+                if pool is not None and stored is not None:
+                    pool[dst] = stored[src].to(device=pool.device, dtype=pool.dtype)
+        seq.restore_pins = pins
+        seq.restored_from = have_blocks * BLOCK_TOKENS
+        n = len(pins)
+        if n == len(keys) and snap.has_window:
+            slot = self.blocks.add_checkpoint(pins[-1])
+            if slot is not None:
+                for pool, w in zip(self.pools.window, snap.window):
+                    pool[slot].copy_(w.to(device=pool.device, dtype=pool.dtype))
+                dev = self.pools.device
+                self.pools.carries[slot] = [tuple(None if t is None else t.to(dev) for t in c) for c in snap.carries]
+            self.written.add(keys[-1])
+        elif n:
+            seq.wanted_checkpoints.add(n)  # snapshot the state where this request leaves the stored prefix
+        log.info("request %s: %d blocks restored (%d new in memory, window state: %s)", seq.request_id, n,
+                 len(fresh), snap.has_window and n == len(keys))
+
+    def release_pins(self, seq) -> None:
+        if seq.restore_pins:
+            self.blocks.release(seq.restore_pins[::-1])
+            seq.restore_pins = []
+
+    ##### writes #####
+
+    def at_boundary(self, seq, pos: int) -> None:
+        """The engine holds seq's exact state at block boundary `pos` (a checkpoint position): write a snapshot
+        there if it is the prompt's last full block or a divergence point, and long enough."""
+        k = pos // BLOCK_TOKENS
+        if pos < self.min_tokens or pos > len(seq.prompt_ids):
+            return
+        if k != len(seq.prompt_ids) // BLOCK_TOKENS and k not in seq.wanted_checkpoints:
+            return
+        keys = seq.block_keys[:k]
+        if len(keys) < k or keys[-1] in self.written:
+            return
+        st = seq.state
+        bids = torch.tensor(st.block_table[:k], device=self.pools.device)
+        take = lambda pool: None if pool is None else pool[bids].cpu()
+        from inference.prefix_store.snapshot import Snapshot
+
+        snap = Snapshot(list(keys), [take(p) for p in self.pools.rows], [take(p) for p in self.pools.keys],
+                        [w[st.slot].clone().cpu() for w in self.pools.window],
+                        [_clone_carry(ls.compressor) + _clone_carry(ls.indexer) for ls in st.layers])
+        if self.store.submit_write(snap, seq.prefix_tag):
+            self.written.add(keys[-1])
