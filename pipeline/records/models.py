@@ -260,3 +260,24 @@ class BatchItem(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SearchRow(Base):
+    """One row of the full-text index (pipeline.search, docs/corpus-questions.md): a page or file of a ready document
+    (a long one split into several rows: a PostgreSQL tsvector holds at most 1 MB), or one of its summaries. `terms`
+    is the text as search terms (pipeline.search.terms). The migration adds what each database searches with, outside
+    these models: on PostgreSQL a generated `tsv` tsvector column with a GIN index, on SQLite an FTS5 table
+    `search_fts` over `terms` kept in step by triggers. Rows go with their document (and summary) by cascade."""
+
+    __tablename__ = "search_rows"
+    __table_args__ = (Index("ix_search_rows_tenant_document", "tenant_id", "document_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)  # SQLite: the rowid the FTS5 table points at
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(20))  # text (a page or file) | summary
+    anchor: Mapped[str | None] = mapped_column(String(500))  # the page or file; None for a summary
+    result_id: Mapped[str | None] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"), index=True)
+    num_terms: Mapped[int] = mapped_column(Integer)
+    terms: Mapped[str] = mapped_column(Text)
