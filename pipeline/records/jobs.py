@@ -162,6 +162,10 @@ def finish_job(session: Session, job_id: str, owner: str, *, text: str, citation
         existing = result_for_job(session, job_id)
         assert existing is not None, f"result insert for {job_id} failed but none exists"
         return existing
+    if job.kind == JobKind.SUMMARIZE and job.document_id:  # a summary weighs in corpus search (pipeline.search)
+        from pipeline.search import search_index
+
+        search_index(session).index_summary(session, job.tenant_id, job.document_id, result_id, text)
     return result
 
 

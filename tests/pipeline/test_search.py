@@ -155,13 +155,13 @@ def test_remove_document_and_reindexing_replace_rows(db):
 
 
 def _summary(db, tenant_id: str, document_id: str, summary: str) -> str:
+    """A summary job finished the way the worker finishes it (jobs.finish_job indexes the summary)."""
     with transaction(db) as s:
         job = jobs.create_job(s, tenant_id, "summarize", document_id=document_id, params={"style": "brief"})
-        result = Result(tenant_id=tenant_id, job_id=job.id, document_id=document_id, kind="summarize", text=summary)
-        s.add(result)
-        s.flush()
-        search_index(s).index_summary(s, tenant_id, document_id, result.id, summary)
-        return result.id
+    with transaction(db) as s:
+        jobs.claim_job(s, job.id, "w1", 60)
+    with transaction(db) as s:
+        return jobs.finish_job(s, job.id, "w1", text=summary).id
 
 
 def test_summaries_are_indexed_and_weigh_in_the_score(db):

@@ -10,6 +10,7 @@ from pipeline.records import jobs
 from pipeline.records.db import transaction
 from pipeline.records.documents import mark_document_failed, mark_document_ready
 from pipeline.records.models import Document, Job
+from pipeline.search import search_index
 from workers import document_json
 from workers.app import INGEST, app
 from workers.runner import JobContext, run_or_resend
@@ -48,6 +49,7 @@ def _ingest(ctx: JobContext) -> None:
         jobs.complete_job(s, ctx.job.id, ctx.settings.owner)
         mark_document_ready(s, ctx.job.document_id, text_blob_key=ref.key, num_sections=len(extracted.sections),
                             num_tokens=num_tokens, title=extracted.title)
+        search_index(s).index_document(s, tenant_id, ctx.job.document_id, extracted)  # corpus questions search it
 
 
 @app.task(name=INGEST, soft_time_limit=900, time_limit=960)
