@@ -6,7 +6,7 @@ from api import errors
 from api.edge import Edge
 from api.metrics import Metrics
 from api.rate_limit import make_limiter
-from api.routes import documents, health, jobs, results
+from api.routes import batches, corpora, documents, health, jobs, results
 from api.routes.conventions import known_query
 from api.settings import ApiSettings
 from pipeline import logs
@@ -67,7 +67,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.middleware("http")(app.state.metrics.middleware())
     errors.install(app)
     app.include_router(health.router)
-    for module in (documents, jobs, results):  # JSON bodies are capped here; the upload route streams under its own
+    # JSON bodies are capped here; the upload route streams under its own
+    for module in (documents, jobs, results, corpora, batches):
         app.include_router(module.router, max_body_size=settings.max_json_bytes, dependencies=[Depends(known_query)])
     app.openapi = _openapi(app)
     return app

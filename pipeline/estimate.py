@@ -79,10 +79,12 @@ def estimate(
 
 
 def estimate_prompt(prompt: Prompt, *, client: InferenceClient | None = None, rates: Rates = Rates(),  # noqa: B008
-                    thinking: bool = False, tokenizer_path: str | None = None) -> Estimate:
-    """One request: counted locally, cached tokens from the server's probe when it has one (else assumed cold)."""
+                    thinking: bool = False, tokenizer_path: str | None = None,
+                    cache_salt: str | None = None) -> Estimate:
+    """One request: counted locally, cached tokens from the server's probe when it has one (else assumed cold);
+    `cache_salt`: the tenant's, so the probe sees only the cache its requests can hit."""
     n = prompt_tokens(prompt, tokenizer_path=tokenizer_path)
-    probe = client.probe_cache(prompt.messages) if client is not None else None
+    probe = client.probe_cache(prompt.messages, cache_salt=cache_salt) if client is not None else None
     if probe is None:
         return estimate(n, prompt.output_tokens(thinking), rates=rates)
     return estimate(probe.prompt_tokens, prompt.output_tokens(thinking), cached_tokens=probe.cached_tokens,
@@ -91,7 +93,7 @@ def estimate_prompt(prompt: Prompt, *, client: InferenceClient | None = None, ra
 
 def estimate_batch(prompts: Sequence[Prompt], *, client: InferenceClient | None = None,
                    rates: Rates = Rates(), thinking: bool = False,  # noqa: B008
-                   tokenizer_path: str | None = None) -> Estimate:
+                   tokenizer_path: str | None = None, cache_salt: str | None = None) -> Estimate:
     """Many requests in order (bulk Q&A, per-style summaries): the first about a prefix pays for it (or what the
     probe says is missing); later ones reuse it, rounded down to whole cache blocks.
 
@@ -121,7 +123,8 @@ def estimate_batch(prompts: Sequence[Prompt], *, client: InferenceClient | None 
             one = estimate(n, p.output_tokens(thinking), cached_tokens=prefix // block * block, rates=rates,
                            cache_source="assumed")
         else:
-            one = estimate_prompt(p, client=client, rates=rates, thinking=thinking, tokenizer_path=tokenizer_path)
+            one = estimate_prompt(p, client=client, rates=rates, thinking=thinking, tokenizer_path=tokenizer_path,
+                                  cache_salt=cache_salt)
             seen.add(p.prefix)
         requests += 1
         sources.add(one.cache_source)

@@ -16,10 +16,14 @@ INGEST = "workers.ingest"
 SUMMARIZE = "workers.summarize"
 ANSWER = "workers.answer"
 RECONCILE = "workers.reconcile"
+BATCH_ADVANCE = "workers.batches.advance"  # one dispatch step of a batch (workers.tasks.batches)
+BATCH_SWEEP = "workers.batches.sweep"  # stalled or resumable batches get a step (beat)
 
 QUEUES = ("ingest", "llm", "maintenance")
 TASK_FOR_KIND = {"ingest": INGEST, "summarize": SUMMARIZE, "answer": ANSWER}
 QUEUE_FOR_TASK = {INGEST: "ingest", SUMMARIZE: "llm", ANSWER: "llm", RECONCILE: "maintenance"}
+
+QUEUE_FOR_TASK |= {BATCH_ADVANCE: "maintenance", BATCH_SWEEP: "maintenance"}
 
 
 def broker_supports_broadcast(url: str) -> bool:
@@ -60,6 +64,10 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
                                      "options": {"queue": "maintenance", "expires": reconcile_every}}},
         worker_hijack_root_logger=False,
     )
+    # bulk Q&A batches: their tasks, and the sweep that gives stalled or resumable batches a step (docs/batches.md)
+    app.conf.include = [*app.conf.include, "workers.tasks.batches"]
+    app.conf.beat_schedule["batches"] = {"task": BATCH_SWEEP, "schedule": reconcile_every,
+                                         "options": {"queue": "maintenance", "expires": reconcile_every}}
     return app
 
 
@@ -79,3 +87,9 @@ def send_job(kind: str, job_id: str, tenant_id: str, *, countdown: float | None 
     name = TASK_FOR_KIND[kind]
     # NOTE: the task id is the job id, so cancel can revoke a message still waiting in the queue.
     app.send_task(name, args=[job_id, tenant_id], queue=QUEUE_FOR_TASK[name], countdown=countdown, task_id=job_id)
+
+
+def send_batch(batch_id: str, *, countdown: float | None = None) -> None:
+    """Enqueue one dispatch step of a batch. Safe to repeat: steps hold the batch's row lock, and one with nothing to
+    do changes nothing."""
+    app.send_task(BATCH_ADVANCE, args=[batch_id], queue=QUEUE_FOR_TASK[BATCH_ADVANCE], countdown=countdown)

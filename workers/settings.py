@@ -47,6 +47,12 @@ class WorkerSettings(DataSettings):
     visibility_timeout: float = Field(3 * 3600, gt=0, description="seconds, > 0: Redis redelivers an unacked task "
                                                                   "after this")
     reconcile_seconds: float = Field(30, gt=0, description="seconds, > 0, between reconciler runs (beat)")
+    # a batch's items count against the same limits as single questions (api.settings reads these variables too)
+    max_active_jobs: int = Field(32, ge=0, description="jobs, a whole number >= 0 (0: no cap)")
+    max_active_jobs_total: int = Field(0, ge=0, description="jobs, a whole number >= 0 (0: no cap)")
+    daily_token_budget: int = Field(0, ge=0, description="tokens, a whole number >= 0 (0: unlimited)")
+    batch_docs_in_flight: int = Field(2, ge=1, description="documents, a whole number >= 1: a batch's documents whose "
+                                                           "questions run at once (their prefixes stay cached)")
     _nonce: str = PrivateAttr(default_factory=lambda: uuid.uuid4().hex[:8])
 
     @field_validator("inference_url")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.admission import admit_llm_job
 from api.deps import SessionDep, TenantDep
-from api.routes.common import DocumentId, enqueue, job_public
+from api.routes.common import ID_PATTERN, DocumentId, enqueue, job_public
 from api.routes.conventions import Idempotency, IdempotencyDep, ListDep, created, operation, page_of
 from api.schemas import DocumentCreated, DocumentList, DocumentPublic, JobPublic, QuestionCreate, SummaryCreate
 from api.upload import MULTIPART_SLACK, stream_to_store, too_large
@@ -20,7 +20,7 @@ from pipeline.errors import Conflict
 from pipeline.logs import get_logger
 from pipeline.prompts.builders import QUESTION_MAX_TOKENS
 from pipeline.prompts.styles import get_style
-from pipeline.records import jobs
+from pipeline.records import corpora, jobs
 from pipeline.records.documents import (
     create_document,
     delete_document,
@@ -49,6 +49,8 @@ FilenameQuery = Annotated[str | None, Query(max_length=FILENAME_MAX, pattern=r"^
                                             description="the name to keep (default: the multipart part's filename)")]
 ForceQuery = Annotated[bool, Query(description="make a new document even when the same bytes were uploaded before "
                                                "(and extract them again)")]
+CorpusQuery = Annotated[str | None, Query(pattern=ID_PATTERN, description="also add the document to this corpus "
+                                                                           "(docs/batches.md)")]
 
 
 def _part_filename(name: str | None) -> str | None:
@@ -57,23 +59,29 @@ def _part_filename(name: str | None) -> str | None:
 
 
 def _upload_rows(request: Request, tenant_id: str, idem: Idempotency, upload: dict, ref, kind: str,
-                 media_type: str, force: bool) -> JSONResponse:
+                 media_type: str, force: bool, corpus_id: str | None = None) -> JSONResponse:
     """The upload's answer: a stored one (same Idempotency-Key), the existing document with these bytes (200), or a
-    new document and its ingest job (201)."""
+    new document and its ingest job (201); either way a member of `corpus_id` when given."""
     store = request.app.state.blob_store
     with request.app.state.sessions() as s:
         if (replay := idem.replay(s, tenant_id, upload)) is not None:
             return replay
+        if corpus_id is not None:
+            corpora.get_corpus(s, tenant_id, corpus_id)  # 404 before anything is created
         lock_tenant(s, tenant_id)  # two uploads of the same bytes at once make one document
         doc = None if force else find_by_sha256(s, tenant_id, ref.sha256)
         job = jobs.ingest_job_of(s, doc.id) if doc is not None else None
         if job is not None:
+            if corpus_id is not None:
+                corpora.add_documents(s, tenant_id, corpus_id, [doc.id])
             out = DocumentCreated(**DocumentPublic.model_validate(doc).model_dump(), ingest_job_id=job.id)
             response = JSONResponse(out.model_dump(mode="json"), status_code=200)
             return idem.commit(s, tenant_id, upload, response) or response
         doc = create_document(s, tenant_id, kind=kind, blob_key=ref.key, sha256=ref.sha256, size_bytes=ref.size,
                               filename=upload["filename"], media_type=media_type)
         job = jobs.create_job(s, tenant_id, "ingest", document_id=doc.id)
+        if corpus_id is not None:
+            corpora.add_documents(s, tenant_id, corpus_id, [doc.id])
         out = DocumentCreated(**DocumentPublic.model_validate(doc).model_dump(), ingest_job_id=job.id)
         response = created(out, f"/v1/documents/{doc.id}")
         if (raced := idem.commit(s, tenant_id, upload, response)) is not None:
@@ -85,14 +93,15 @@ def _upload_rows(request: Request, tenant_id: str, idem: Idempotency, upload: di
 
 
 @router.post("", **operation("createDocument", "Upload a document", DocumentCreated, status=201,
-                             codes=(400, 409, 413, 415),
+                             codes=(400, 404, 409, 413, 415),
                              also={200: "these bytes were uploaded before: that document, as it is now, and its "
                                         "ingest job (`force=true` makes a new one)"}),
              openapi_extra=UPLOAD_BODY, max_body_size=UPLOAD_ROUTE_LIMIT)
 async def upload_document(request: Request, tenant: TenantDep, idem: IdempotencyDep, filename: FilenameQuery = None,
-                          force: ForceQuery = False) -> JSONResponse:
+                          force: ForceQuery = False, corpus_id: CorpusQuery = None) -> JSONResponse:
     """Upload a PDF or a codebase archive. It is stored while hashed, then an ingest job extracts it. The same bytes
-    uploaded again return the existing document (200) instead of a second one."""
+    uploaded again return the existing document (200) instead of a second one. With `corpus_id` the document is
+    also added to that corpus (404 when the tenant has no such corpus: nothing is kept)."""
     limit = request.app.state.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + MULTIPART_SLACK:  # room for form framing
@@ -100,7 +109,8 @@ async def upload_document(request: Request, tenant: TenantDep, idem: Idempotency
     ref, part_name, kind, media_type = await stream_to_store(
         request.app.state.blob_store, tenant.id, request.stream(), request.headers.get("content-type", ""), limit)
     upload = {"sha256": ref.sha256, "filename": filename or _part_filename(part_name)}
-    return await run_in_threadpool(_upload_rows, request, tenant.id, idem, upload, ref, kind, media_type, force)
+    return await run_in_threadpool(_upload_rows, request, tenant.id, idem, upload, ref, kind, media_type, force,
+                                   corpus_id)
 
 
 @router.get("", **operation("listDocuments", "List documents, newest first", DocumentList))

@@ -19,6 +19,7 @@ from workers import document_json
 from workers.app import ANSWER, SUMMARIZE, app
 from workers.runner import JobContext, run_or_resend
 from workers.settings import blob_store, inference_client, sessions
+from workers.tasks.batches import BatchItemRun
 
 log = logging.getLogger(__name__)
 # a prefix cached by DeepSeek's API outlives its last use for a while; past this a question warms it again
@@ -122,4 +123,7 @@ def summarize(job_id: str, tenant_id: str) -> str:
 
 @app.task(name=ANSWER, soft_time_limit=4 * 3600, time_limit=4 * 3600 + 60)
 def answer(job_id: str, tenant_id: str) -> str:
-    return run_or_resend(job_id, tenant_id, "answer", _generate)
+    item = BatchItemRun(_generate)  # a batch item: 429 / 503 pause its batch; its end sends the batch's next step
+    outcome = run_or_resend(job_id, tenant_id, "answer", item)
+    item.ended()
+    return outcome
