@@ -99,6 +99,15 @@ class IngestParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class DigestParams(BaseModel):
+    """A digest job's parameters: the digest run it writes (GET /v1/digests/{id}/runs)."""
+
+    run_id: str
+    style: Style
+    thinking: bool
+    max_tokens: int
+
+
 class JobPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -114,7 +123,8 @@ class JobPublic(BaseModel):
     attempts: int
     max_attempts: int
     error: str | None
-    params: SummaryParams | QuestionParams | IngestParams = Field(description="by kind: summarize, answer, ingest")
+    params: SummaryParams | QuestionParams | DigestParams | IngestParams = Field(
+        description="by kind: summarize, answer, digest, ingest")
     result_id: str | None = Field(None, description="set once the job is done (summarize / answer)")
     created_at: datetime
     started_at: datetime | None

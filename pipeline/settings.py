@@ -121,6 +121,10 @@ class DataSettings(Settings):
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
+    webhook_allow_private: bool = Field(False, description="1 or 0: let webhooks reach loopback, private and "
+                                                            "link-local addresses (a private network, tests)")
+    digest_min_interval: float = Field(900.0, gt=0, description="seconds, > 0: the shortest interval a digest "
+                                                                "schedule's cron may fire at (default 900: 15 min)")
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("database_url")

@@ -18,12 +18,19 @@ ANSWER = "workers.answer"
 RECONCILE = "workers.reconcile"
 BATCH_ADVANCE = "workers.batches.advance"  # one dispatch step of a batch (workers.tasks.batches)
 BATCH_SWEEP = "workers.batches.sweep"  # stalled or resumable batches get a step (beat)
+DIGEST = "workers.digest"  # a digest job (workers.tasks.digests)
+DIGEST_TICK = "workers.digests.tick"  # due schedules become runs, runs advance (beat)
+WEBHOOK_DELIVER = "workers.webhooks.deliver"  # due webhook deliveries are sent (beat)
 
 QUEUES = ("ingest", "llm", "maintenance")
-TASK_FOR_KIND = {"ingest": INGEST, "summarize": SUMMARIZE, "answer": ANSWER}
-QUEUE_FOR_TASK = {INGEST: "ingest", SUMMARIZE: "llm", ANSWER: "llm", RECONCILE: "maintenance"}
+TASK_FOR_KIND = {"ingest": INGEST, "summarize": SUMMARIZE, "answer": ANSWER, "digest": DIGEST}
+QUEUE_FOR_TASK = {INGEST: "ingest", SUMMARIZE: "llm", ANSWER: "llm", RECONCILE: "maintenance", DIGEST: "llm",
+                  DIGEST_TICK: "maintenance", WEBHOOK_DELIVER: "maintenance"}
 
 QUEUE_FOR_TASK |= {BATCH_ADVANCE: "maintenance", BATCH_SWEEP: "maintenance"}
+CORPUS_ANSWER = "workers.corpus_answer"  # a question over a corpus (workers.tasks.corpus)
+TASK_FOR_KIND["corpus_answer"] = CORPUS_ANSWER
+QUEUE_FOR_TASK[CORPUS_ANSWER] = "llm"
 
 
 def broker_supports_broadcast(url: str) -> bool:
@@ -41,7 +48,8 @@ def transport_options(url: str, visibility_timeout: float) -> dict:
 def make_app(settings: WorkerSettings | None = None) -> Celery:
     """The Celery app on the settings' broker (default: the environment's; a bad variable is a SettingsError)."""
     cfg = settings or WorkerSettings.load()
-    app = Celery("wholedoc", include=["workers.tasks.ingest", "workers.tasks.llm", "workers.tasks.reconcile"])
+    app = Celery("wholedoc", include=["workers.tasks.ingest", "workers.tasks.llm", "workers.tasks.reconcile",
+                                         "workers.tasks.digests", "workers.tasks.webhooks"])
     url = cfg.broker_url
     reconcile_every = cfg.reconcile_seconds
     app.conf.update(
@@ -61,11 +69,16 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         beat_schedule={"reconcile": {"task": RECONCILE, "schedule": reconcile_every,
-                                     "options": {"queue": "maintenance", "expires": reconcile_every}}},
+                                     "options": {"queue": "maintenance", "expires": reconcile_every}},
+                       "digests": {"task": DIGEST_TICK, "schedule": cfg.digest_tick_seconds,
+                                   "options": {"queue": "maintenance", "expires": cfg.digest_tick_seconds}},
+                       "webhooks": {"task": WEBHOOK_DELIVER, "schedule": cfg.webhook_poll_seconds,
+                                    "options": {"queue": "maintenance", "expires": cfg.webhook_poll_seconds}}},
         worker_hijack_root_logger=False,
     )
     # bulk Q&A batches: their tasks, and the sweep that gives stalled or resumable batches a step (docs/batches.md)
     app.conf.include = [*app.conf.include, "workers.tasks.batches"]
+    app.conf.include = [*app.conf.include, "workers.tasks.corpus"]  # questions over a corpus
     app.conf.beat_schedule["batches"] = {"task": BATCH_SWEEP, "schedule": reconcile_every,
                                          "options": {"queue": "maintenance", "expires": reconcile_every}}
     return app
@@ -80,6 +93,11 @@ def _logs(**_) -> None:
     own --loglevel is not used."""
     cfg = WorkerSettings.load()
     logs.configure(cfg.log_level, cfg.log_format)
+
+
+def send_tick(name: str) -> None:
+    """Send a beat task now (DIGEST_TICK, WEBHOOK_DELIVER), so new work starts before the next beat; safe to repeat."""
+    app.send_task(name, queue=QUEUE_FOR_TASK[name])
 
 
 def send_job(kind: str, job_id: str, tenant_id: str, *, countdown: float | None = None) -> None:

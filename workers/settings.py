@@ -53,6 +53,17 @@ class WorkerSettings(DataSettings):
     daily_token_budget: int = Field(0, ge=0, description="tokens, a whole number >= 0 (0: unlimited)")
     batch_docs_in_flight: int = Field(2, ge=1, description="documents, a whole number >= 1: a batch's documents whose "
                                                            "questions run at once (their prefixes stay cached)")
+    webhook_poll_seconds: float = Field(5, gt=0, description="seconds, > 0, between polls for due webhook "
+                                                             "deliveries (beat)")
+    webhook_timeout: float = Field(10, gt=0, description="seconds, > 0: one webhook send's time limit")
+    webhook_retry_base: float = Field(10, gt=0, description="seconds, > 0: the first retry's back-off, doubled per "
+                                                            "failed attempt")
+    webhook_retry_max_gap: float = Field(3600, gt=0, description="seconds, > 0: the longest back-off between two "
+                                                                 "attempts")
+    webhook_retry_for: float = Field(24 * 3600, gt=0, description="seconds, > 0: how long after its event a "
+                                                                  "delivery is retried before it is failed")
+    digest_tick_seconds: float = Field(30, gt=0, description="seconds, > 0, between digest scheduler passes (beat): "
+                                                             "due schedules become runs, runs advance")
     _nonce: str = PrivateAttr(default_factory=lambda: uuid.uuid4().hex[:8])
 
     @field_validator("inference_url")

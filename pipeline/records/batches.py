@@ -31,6 +31,7 @@ from pipeline.records.owned import get_owned
 from pipeline.records.pages import Page, page
 from pipeline.records.types import utcnow
 from pipeline.records.usage import active_llm_jobs, day_start, lock_tenant, next_day_start, tokens_used_since
+from pipeline.records.webhooks import emit
 
 MAX_ITEMS = 10_000
 # with no per-tenant cap on active jobs, a batch still keeps at most this many items in flight
@@ -182,7 +183,11 @@ def finish_batch(session: Session, batch: Batch, state: BatchState, *, now: date
     batch.state, batch.finished_at, batch.updated_at = state, now, now
     batch.paused_reason = batch.resume_at = None
     session.flush()
-    # webhook: batch.completed
+    t = totals(session, [batch.id])[batch.id]
+    # batch.completed to the tenant's webhooks (docs/digests-and-webhooks.md)
+    emit(session, batch.tenant_id, "batch.completed", batch.id, {
+        "batch_id": batch.id, "state": batch.state, "corpus_id": batch.corpus_id, "total": batch.total,
+        "counts": dict(t.counts), "prompt_tokens": t.prompt_tokens, "cached_prompt_tokens": t.cached_tokens}, now=now)
     return batch
 
 

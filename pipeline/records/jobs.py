@@ -11,10 +11,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.errors import Cancelled, Conflict, LeaseLost, NotFound
-from pipeline.records.models import FINAL_STATES, Document, DocumentStatus, Job, JobKind, JobState, Result
+from pipeline.records.models import (
+    FINAL_STATES,
+    Document,
+    DocumentStatus,
+    Job,
+    JobKind,
+    JobState,
+    Result,
+    new_id,
+)
 from pipeline.records.owned import get_owned
 from pipeline.records.pages import Page, page
 from pipeline.records.types import utcnow
+from pipeline.records.webhooks import emit
 
 PROGRESS_FIELDS = {"stage", "progress", "prefill_tokens_done", "prefill_tokens_total", "tokens_generated",
                    "request_id"}
@@ -124,13 +134,29 @@ def record_progress(session: Session, job_id: str, owner: str, **fields) -> Job:
     return _owned_update(session, job_id, owner, {**fields, "updated_at": utcnow()})
 
 
-def complete_job(session: Session, job_id: str, owner: str, **final) -> Job:
-    """Mark a job done that stores no Result (ingest); `final` sets progress fields to their end values."""
+def complete_job(session: Session, job_id: str, owner: str, *, result_id: str | None = None, **final) -> Job:
+    """Mark a job done (`result_id`: the Result finish_job stores with it); `final` sets progress fields to their end
+    values."""
     _check_progress_fields(final)
     now = utcnow()
-    return _owned_update(session, job_id, owner, {**final, "state": JobState.DONE, "stage": None, "progress": 1.0,
-                                                  "error": None, "lease_expires_at": None, "finished_at": now,
-                                                  "updated_at": now})
+    job = _owned_update(session, job_id, owner, {**final, "state": JobState.DONE, "stage": None, "progress": 1.0,
+                                                 "error": None, "lease_expires_at": None, "finished_at": now,
+                                                 "updated_at": now})
+    announce(session, job, result_id=result_id)
+    return job
+
+
+def announce(session: Session, job: Job, *, result_id: str | None = None) -> None:
+    """job.done / job.failed to the tenant's webhooks, in the transaction that finished the job (every path to done
+    or failed passes here: complete_job, fail_job, reconcile). A batch's items announce nothing one by one: the
+    batch announces batch.completed."""
+    if (job.params or {}).get("batch_id"):
+        return
+    data = {"job_id": job.id, "kind": job.kind, "state": job.state, "document_id": job.document_id}
+    if job.state == JobState.DONE:
+        emit(session, job.tenant_id, "job.done", job.id, data | {"result_id": result_id})
+    elif job.state == JobState.FAILED:
+        emit(session, job.tenant_id, "job.failed", job.id, data | {"error": job.error})
 
 
 def final_counters(usage: dict | None) -> dict:
@@ -152,9 +178,10 @@ def finish_job(session: Session, job_id: str, owner: str, *, text: str, citation
     existing = result_for_job(session, job_id)
     if existing is not None:
         return existing
-    job = complete_job(session, job_id, owner, **final_counters(usage))
-    result = Result(tenant_id=job.tenant_id, job_id=job.id, document_id=job.document_id, kind=job.kind, text=text,
-                    citations=citations or [], usage=usage or {}, notice=notice)
+    result_id = new_id()
+    job = complete_job(session, job_id, owner, result_id=result_id, **final_counters(usage))
+    result = Result(id=result_id, tenant_id=job.tenant_id, job_id=job.id, document_id=job.document_id, kind=job.kind,
+                    text=text, citations=citations or [], usage=usage or {}, notice=notice)
     try:
         with session.begin_nested():
             session.add(result)
@@ -175,10 +202,14 @@ def fail_job(session: Session, job_id: str, owner: str | None, reason: str) -> J
     values = {"state": JobState.FAILED, "error": reason, "lease_expires_at": None, "finished_at": now,
               "updated_at": now}
     if owner is None:
-        session.execute(update(Job).where(Job.id == job_id, Job.state.not_in(FINAL_STATES)).values(**values)
-                        .execution_options(synchronize_session=False))
-        return _reload(session, job_id)
-    return _owned_update(session, job_id, owner, values)
+        failed = session.execute(update(Job).where(Job.id == job_id, Job.state.not_in(FINAL_STATES)).values(**values)
+                                 .execution_options(synchronize_session=False)).rowcount
+        job = _reload(session, job_id)
+    else:
+        failed, job = 1, _owned_update(session, job_id, owner, values)
+    if failed:
+        announce(session, job)
+    return job
 
 
 def release_for_retry(session: Session, job_id: str, owner: str, reason: str) -> bool:
@@ -237,6 +268,7 @@ def reconcile(session: Session, *, now: datetime | None = None, resend_queued_af
                 doc = session.get(Document, job.document_id)
                 if doc is not None:
                     doc.status, doc.error = DocumentStatus.FAILED, job.error
+            announce(session, job)
             report.failed.append(job)
         else:
             job.state, job.queued_at, job.lease_owner, job.lease_expires_at = JobState.QUEUED, now, None, None

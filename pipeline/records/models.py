@@ -39,6 +39,7 @@ class JobKind(StrEnum):
     INGEST = "ingest"
     SUMMARIZE = "summarize"
     ANSWER = "answer"
+    DIGEST = "digest"  # a corpus digest (pipeline.records.digests)
 
 
 class JobState(StrEnum):
@@ -281,3 +282,110 @@ class SearchRow(Base):
     result_id: Mapped[str | None] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"), index=True)
     num_terms: Mapped[int] = mapped_column(Integer)
     terms: Mapped[str] = mapped_column(Text)
+
+
+class Webhook(Base):
+    """A tenant's endpoint for event notifications (docs/digests-and-webhooks.md). `secret` (whsec_…) signs every
+    delivery per the Standard Webhooks specification; it is shown once, when the webhook is made."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_tenant_page", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list] = mapped_column(JSON, default=list)  # job.done, job.failed, batch.completed, …
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: its payload, its `webhook-id` (kept across retries) and where its retries stand.
+    `event_key` names the event (e.g. job.done:<job id>), so an event emitted twice is delivered once; beat polls
+    `next_attempt_at` (pipeline.records.webhooks)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("webhook_id", "event_key", name="uq_webhook_deliveries_webhook_event"),
+                      Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+                      Index("ix_webhook_deliveries_webhook_page", "webhook_id", "created_at", "id"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(40))
+    event_key: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[str] = mapped_column(String(64))  # the `webhook-id` header, the same on every attempt
+    payload: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookAttempt(Base):
+    """One try at sending a delivery, recorded when it starts (a worker lost mid-send leaves it without an outcome)."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "number", name="uq_webhook_attempts_delivery_number"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DigestSchedule(Base):
+    """A corpus's digest schedule: a cron expression in an IANA time zone, the summaries' style, paused or not.
+    `next_run_at` is the next fire time not yet handed to a run (pipeline.records.digests)."""
+
+    __tablename__ = "digest_schedules"
+    __table_args__ = (Index("ix_digest_schedules_tenant_page", "tenant_id", "created_at", "id"),
+                      Index("ix_digest_schedules_due", "paused", "next_run_at"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    corpus_id: Mapped[str] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"), index=True)
+    cron: Mapped[str] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64))
+    style: Mapped[str] = mapped_column(String(20))
+    paused: Mapped[bool] = mapped_column(default=False)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class DigestRun(Base):
+    """One digest of a schedule: the period it stands for (unique per schedule, so a period makes one run however
+    many schedulers see it), the documents it covers (frozen when made), and how far it got."""
+
+    __tablename__ = "digest_runs"
+    __table_args__ = (UniqueConstraint("schedule_id", "period_start", name="uq_digest_runs_schedule_period"),
+                      Index("ix_digest_runs_schedule_page", "schedule_id", "created_at", "id"),
+                      Index("ix_digest_runs_state", "state"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    schedule_id: Mapped[str] = mapped_column(ForeignKey("digest_schedules.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(20))  # schedule | manual
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())  # the first fire time it covers (manual: asked at)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())  # the last one (after downtime: the whole gap)
+    added_after: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the previous successful run's cut-off
+    added_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    document_ids: Mapped[list] = mapped_column(JSON, default=list)  # what it covers, as frozen when it was made
+    summary_jobs: Mapped[dict] = mapped_column(JSON, default=dict)  # document id → the summary job it waits on
+    documents: Mapped[list] = mapped_column(JSON, default=list)  # [{doc, document_id, title, summary_result_id}]
+    skipped: Mapped[list] = mapped_column(JSON, default=list)  # [{document_id, reason}]
+    state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED)  # JobState
+    stage: Mapped[str | None] = mapped_column(String(20))  # summaries | digest
+    mode: Mapped[str | None] = mapped_column(String(20))  # whole | summaries: what the digest prompt held
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    result_id: Mapped[str | None] = mapped_column(ForeignKey("results.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
