@@ -2,7 +2,8 @@
 
 The `error` values a client can branch on (docs/api-conventions.md lists them with their statuses): unauthorized,
 not_found, method_not_allowed, bad_request, invalid_request, invalid_document, conflict, idempotency_key_reused,
-too_large, unsupported_format, rate_limited, too_many_active_jobs, token_budget_exhausted, service_busy, http_error.
+too_large, unsupported_format, document_too_long, rate_limited, too_many_active_jobs, token_budget_exhausted,
+service_busy, http_error.
 """
 
 from fastapi import FastAPI, Request
@@ -19,6 +20,7 @@ from pipeline.errors import (
     IngestError,
     InvalidCursor,
     NotFound,
+    OverWindow,
     PipelineError,
     PromptError,
     UnsupportedFormat,
@@ -76,6 +78,13 @@ def install(app: FastAPI) -> None:
             if isinstance(exc, cls):
                 return error_response(status, name, str(exc))
         raise AssertionError("PipelineError is in STATUS")
+
+    @app.exception_handler(OverWindow)
+    async def _over_window(_: Request, exc: OverWindow) -> JSONResponse:
+        """400 with the counts beside the message (docs/over-window.md): nothing was queued."""
+        body = {"error": "document_too_long", "detail": str(exc), "document_tokens": exc.document_tokens,
+                "needed_tokens": exc.needed_tokens, "window_tokens": exc.window_tokens}
+        return JSONResponse(body, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

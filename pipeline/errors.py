@@ -133,6 +133,18 @@ class DocumentTooLong(PromptError):
         self.max_output_tokens = max_output_tokens
 
 
+class OverWindow(DocumentTooLong):
+    """A summary or question was asked of a document over the window without `over_window: "sections"`: the message
+    gives the document's tokens, what the request needs with its answer, the window, and the way out
+    (pipeline/prompts/window.py)."""
+
+    def __init__(self, message: str, *, document_tokens: int, needed_tokens: int, window_tokens: int):
+        super().__init__(message, prompt_tokens=document_tokens, window_tokens=window_tokens,
+                         max_output_tokens=max(0, needed_tokens - document_tokens))
+        self.document_tokens = document_tokens
+        self.needed_tokens = needed_tokens
+
+
 class SectionTooLong(DocumentTooLong):
     """Fallback planning found one section (page / file) that alone does not fit the window; names it."""
 

@@ -114,6 +114,10 @@ class DataSettings(Settings):
     s3_secret_key: SecretStr | None = Field(None, description="the S3 secret key (unless the blob URL has one)")
     broker_url: str | None = Field(None, description="the Celery broker: redis://HOST:PORT/DB (default: kombu's "
                                                      "SQLAlchemy transport on a SQLite file in WHOLEDOC_HOME)")
+    max_model_len: int | None = Field(None, ge=2, description="tokens, a whole number >= 2: the model's window the "
+                                                              "pipeline plans for when the endpoint does not report "
+                                                              "one (default: DeepSeek-V4's 1,048,576; embedded mode "
+                                                              "also starts its inference server with it)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="debug|info|warning|error")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto|json|console (auto: readable on a terminal, JSON lines otherwise)")

@@ -147,6 +147,9 @@ class Result(Base):
     citations: Mapped[list] = mapped_column(JSON, default=list)  # [{anchor, quote?, status: verified|unverified|…}]
     usage: Mapped[dict] = mapped_column(JSON, default=dict)  # prompt_tokens, completion_tokens, cached_tokens, …
     notice: Mapped[str | None] = mapped_column(Text)  # e.g. "random-weight dev checkpoint: text not meaningful"
+    # what of the document the result was made from, when not all of it in one prompt (docs/over-window.md):
+    # {"mode": "parts", "parts": [{part, span, first, last, …usage}]} or {"mode": "selected", "included": [...], …}
+    coverage: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -194,6 +197,29 @@ class CorpusDocument(Base):
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True,
                                              index=True)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class JobPart(Base):
+    """One part of a summary run in parts (a document over the window, docs/over-window.md): the whole sections it
+    covers, its progress while it runs, and its output once done, so a retried job resumes at the first part that is
+    not done instead of starting over."""
+
+    __tablename__ = "job_parts"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1..n in document order
+    span: Mapped[str] = mapped_column(String(1100))  # "pages 3-17", "files a.py to z.py"
+    first_anchor: Mapped[str] = mapped_column(String(500))
+    last_anchor: Mapped[str] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending | running | done
+    prompt_tokens: Mapped[int] = mapped_column(Integer)  # as planned
+    prefill_tokens_done: Mapped[int | None] = mapped_column(Integer)
+    prefill_tokens_total: Mapped[int | None] = mapped_column(Integer)
+    tokens_generated: Mapped[int | None] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(100))  # its inference request, while it runs
+    text: Mapped[str | None] = mapped_column(Text)
+    usage: Mapped[dict | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class BatchState(StrEnum):
