@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--progress-interval", type=float, default=1.0,
                    help="seconds between `: progress` SSE comments of one prefilling request")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    from inference.prefix_store.cli import add_arguments as prefix_store_arguments
+
+    prefix_store_arguments(p)
     return p.parse_args(argv)
 
 
@@ -44,14 +47,23 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from inference.engine import Engine, EngineConfig
+    from inference.prefix_store.cli import config_from_args
+    from inference.prefix_store.fingerprint import model_fingerprint
     from inference.server import ServerConfig, create_app
 
     try:
-        engine = Engine.from_checkpoint(args.checkpoint, EngineConfig(
+        store_config = config_from_args(args)
+        # with a store, the block keys name the model by its fingerprint, not its path: replicas share snapshots
+        fingerprint = model_fingerprint(args.checkpoint, args.dtype, args.reference_numerics) if store_config else ""
+        engine = Engine.from_checkpoint(args.checkpoint, EngineConfig(model_id=fingerprint,
             max_model_len=args.max_model_len, max_num_seqs=args.max_num_seqs,
             max_num_batched_tokens=args.max_num_batched_tokens, cache_bytes=int(args.cache_gib * (1 << 30)),
             max_waiting=args.max_waiting, dtype=args.dtype,
             reference_numerics=None if args.reference_numerics is None else ON_OFF[args.reference_numerics]))
+        if store_config is not None:
+            from inference.prefix_store import PrefixStore
+
+            engine.attach_prefix_store(PrefixStore.open(store_config, fingerprint, engine.model.args.num_hidden_layers))
         if engine.tokenizer is None:
             raise OSError("the checkpoint has no tokenizer.json (devcheckpoint writes one for the V4 vocabulary)")
         config = ServerConfig(model_name=args.served_model_name, default_thinking=ON_OFF[args.thinking],

@@ -186,3 +186,19 @@ class SnapshotHooks:
                         [_clone_carry(ls.compressor) + _clone_carry(ls.indexer) for ls in st.layers])
         if self.store.submit_write(snap, seq.prefix_tag):
             self.written.add(keys[-1])
+
+    ##### probe (any thread: reads only the immutable salt and the store) #####
+
+    def probe_tokens(self, token_ids: list[int], cache_salt: str | None, memory_tokens: int) -> int:
+        """cached_tokens a request would get once a restore is counted: a whole snapshot resumes at its end, a
+        partial one behind its trailing window (as a memory hit without checkpoint)."""
+        from inference.engine.block_manager import salt_root
+
+        plan = self.store.probe(self.chain_keys(list(token_ids), salt_root(cache_salt)))
+        if plan is None:
+            return memory_tokens
+        if plan.exact:
+            restored = plan.blocks * BLOCK_TOKENS
+        else:
+            restored = max(0, (plan.blocks - self.pools.layout.num_layers) * BLOCK_TOKENS)
+        return max(memory_tokens, restored)

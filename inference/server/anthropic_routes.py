@@ -43,7 +43,7 @@ async def messages(body: AnthropicMessagesRequest, request: Request):
                                thinking_budget=body.thinking.budget() if thinking else None)
     rid = request_id_of(request, "msg")
     gen = await Generation.start(services, rid, ids, params, thinking=thinking, api="anthropic",
-                                 cache_salt=body.cache_salt)
+                                 cache_salt=body.cache_salt, prefix_tag=body.prefix_tag)
     message = {"id": rid, "type": "message", "role": "assistant", "model": services.config.model_name}
     headers = {"X-Request-Id": rid}
     if body.stream:

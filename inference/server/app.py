@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from inference.server import anthropic_routes, openai_routes, requests_routes
+from inference.server import anthropic_routes, openai_routes, prefixes_routes, requests_routes
 from inference.server.config import ServerConfig
 from inference.server.errors import HANDLED, handle_error
 from inference.server.generation import Services
@@ -35,7 +35,7 @@ def create_app(engine, config: ServerConfig | None = None) -> FastAPI:
     # NOTE: one handler for everything; known errors are listed so Starlette answers them without a traceback
     for error in (*HANDLED, RequestValidationError, Exception):
         app.add_exception_handler(error, handle_error)
-    for module in (openai_routes, anthropic_routes, requests_routes):
+    for module in (openai_routes, anthropic_routes, requests_routes, prefixes_routes):
         app.include_router(module.router)
     app.add_middleware(RequestIdLog)
     return app

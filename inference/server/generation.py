@@ -106,8 +106,9 @@ class Generation:
 
     @classmethod
     async def start(cls, services: Services, request_id: str, prompt_token_ids: list[int], params: SamplingParams,
-                    *, thinking: bool, api: str, cache_salt: str | None = None) -> Generation:
-        handle = await services.runner.submit(request_id, prompt_token_ids, params, cache_salt)
+                    *, thinking: bool, api: str, cache_salt: str | None = None,
+                    prefix_tag: str | None = None) -> Generation:
+        handle = await services.runner.submit(request_id, prompt_token_ids, params, cache_salt, prefix_tag)
         return cls(services, handle, thinking=thinking, api=api)
 
     def abandon(self) -> None:

@@ -50,6 +50,48 @@ class _EngineCollector:
         )
         for name, doc, value in counters:
             yield CounterMetricFamily(f"{PREFIX}_{name}", doc, value=float(value))
+        yield from _prefix_store_metrics(self.runner, s)
+
+
+# the prefix store's counters (inference.prefix_store.PrefixStore.stats keys) as /metrics counters
+STORE_COUNTERS = (
+    ("restores", "snapshots restored from the prefix store"),
+    ("restored_bytes", "snapshot bytes read from the prefix store"),
+    ("lookup_misses", "prefix store lookups that found nothing longer than memory held"),
+    ("restore_failures", "prefix store reads that failed (store unavailable); the prefix was recomputed"),
+    ("writes", "snapshots written to the prefix store"),
+    ("written_bytes", "snapshot bytes written to the prefix store"),
+    ("write_failures", "snapshot writes that failed (store unavailable)"),
+    ("writes_dropped", "snapshots not written because max_pending_writes uploads were queued"),
+    ("evicted", "snapshots deleted by the size cap or the maximum age"),
+    ("deleted_by_tag", "snapshots deleted by DELETE /v1/prefixes?tag="),
+)
+
+
+def _prefix_store_metrics(runner: EngineRunner, s):
+    """Memory hits, restored and recomputed tokens (with or without a store), and the store's own counters."""
+    restored = getattr(s, "restored_tokens", 0)
+    yield CounterMetricFamily(f"{PREFIX}_prefix_memory_hit_tokens", "prompt tokens served from cache blocks held in "
+                              "memory", value=float(s.prefix_hit_tokens - restored))
+    yield CounterMetricFamily(f"{PREFIX}_prefix_restored_tokens", "prompt tokens served from snapshots restored "
+                              "from the prefix store", value=float(restored))
+    yield CounterMetricFamily(f"{PREFIX}_prefix_recomputed_tokens", "positions behind a cache hit recomputed for "
+                              "want of window state", value=float(getattr(s, "recomputed_tokens", 0)))
+    store = runner.prefix_store
+    if store is None:
+        return
+    stats = store.stats()
+    for name, doc in STORE_COUNTERS:
+        yield CounterMetricFamily(f"{PREFIX}_prefix_store_{name}", doc, value=float(stats.get(name, 0)))
+    yield CounterMetricFamily(f"{PREFIX}_prefix_store_restore_timeouts", "restores given up on after the restore "
+                              "timeout (the request computed its prefix)", value=float(s.restore_timeouts))
+    ignored = CounterMetricFamily(f"{PREFIX}_prefix_store_ignored", "snapshots ignored (and recomputed) by reason",
+                                  labels=["reason"])
+    from inference.prefix_store.errors import REJECT_REASONS
+
+    for reason in REJECT_REASONS:
+        ignored.add_metric([reason], float(stats.get(f"ignored_{reason}", 0)))
+    yield ignored
 
 
 class ServerMetrics:

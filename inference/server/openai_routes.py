@@ -49,7 +49,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
                                thinking_budget=body.thinking.budget() if thinking and body.thinking else None)
     rid = request_id_of(request, "chatcmpl")
     gen = await Generation.start(services, rid, ids, params, thinking=thinking, api="openai",
-                                 cache_salt=body.cache_salt)
+                                 cache_salt=body.cache_salt, prefix_tag=body.prefix_tag)
     headers = {"X-Request-Id": rid}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

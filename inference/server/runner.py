@@ -97,10 +97,10 @@ class EngineRunner:
         return await asyncio.wrap_future(fut)
 
     async def submit(self, request_id: str, prompt_token_ids: list[int], params,
-                     cache_salt: str | None = None) -> RequestHandle:
+                     cache_salt: str | None = None, prefix_tag: str | None = None) -> RequestHandle:
         """Add a request; engine refusals (PromptTooLong, QueueFull, DuplicateRequest) raise here, before any reply."""
         handle = RequestHandle(request_id, len(prompt_token_ids))
-        await self.call(self._add, handle, prompt_token_ids, params, cache_salt)
+        await self.call(self._add, handle, prompt_token_ids, params, cache_salt, prefix_tag)
         return handle
 
     async def abort(self, request_id: str) -> Any:
@@ -116,12 +116,28 @@ class EngineRunner:
         return await self.call(self._progress, request_id)
 
     async def probe(self, token_ids: list[int], cache_salt: str | None = None) -> int:
-        return await self.call(self.engine.probe, token_ids, cache_salt)
+        cached = await self.call(self.engine.probe, token_ids, cache_salt)
+        hooks = getattr(self.engine, "snapshots", None)
+        if hooks is None:  # no prefix store
+            return cached
+        try:  # what a restore would give (docs/prefix-store.md); the store is read off the engine thread
+            return await asyncio.wait_for(asyncio.to_thread(hooks.probe_tokens, token_ids, cache_salt, cached),
+                                          hooks.store.config.restore_timeout_s)
+        except TimeoutError:
+            return cached
+
+    @property
+    def prefix_store(self) -> Any:
+        """The engine's inference.prefix_store.PrefixStore, or None."""
+        hooks = getattr(self.engine, "snapshots", None)
+        return hooks.store if hooks is not None else None
 
     ##### Engine thread #####
 
-    def _add(self, handle: RequestHandle, token_ids: list[int], params, cache_salt: str | None) -> None:
-        self.engine.add_request(handle.request_id, token_ids, params, cache_salt=cache_salt)
+    def _add(self, handle: RequestHandle, token_ids: list[int], params, cache_salt: str | None,
+             prefix_tag: str | None = None) -> None:
+        extra = {"prefix_tag": prefix_tag} if prefix_tag is not None else {}
+        self.engine.add_request(handle.request_id, token_ids, params, cache_salt=cache_salt, **extra)
         self._recent.pop(handle.request_id, None)
         self._handles[handle.request_id] = handle
         p = self.engine.progress(handle.request_id)

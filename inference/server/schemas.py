@@ -13,6 +13,8 @@ class _Body(BaseModel):
 
 # vLLM's per-request prefix-cache isolation: requests hit only cache blocks written under the same salt
 CacheSalt = Annotated[str | None, Field(min_length=1, max_length=256)]
+# wholedoc's: stored prefix snapshots of this request carry the tag; DELETE /v1/prefixes?tag=… removes them
+PrefixTag = Annotated[str | None, Field(min_length=1, max_length=256)]
 
 
 class Thinking(_Body):
@@ -49,6 +51,7 @@ class ChatCompletionRequest(_Body):
     reasoning_effort: str | None = None
     ignore_eos: bool = False  # vLLM's extension: benchmarks with fixed output lengths
     cache_salt: CacheSalt = None
+    prefix_tag: PrefixTag = None
 
 
 class AnthropicMessagesRequest(_Body):
@@ -65,6 +68,7 @@ class AnthropicMessagesRequest(_Body):
     thinking: Thinking | None = None
     output_config: dict[str, Any] | None = None  # DeepSeek: output_config.effort
     cache_salt: CacheSalt = None
+    prefix_tag: PrefixTag = None
 
 
 class CacheProbeRequest(_Body):
