@@ -3,12 +3,16 @@
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field
 
 from pipeline.prompts.styles import STYLES
 from pipeline.records.models import DocumentStatus, JobKind, JobState
 
 Style = Literal[tuple(STYLES)]  # type: ignore[valid-type]
+OverWindow = Literal["refuse", "sections"]
+OVER_WINDOW = Field("refuse", description="a document over the model's window: `refuse` (400 with both token "
+                    "counts, the default) or `sections` (a summary of its parts, each whole sections, then combined; a "
+                    "question over the most relevant whole sections that fit); docs/over-window.md")
 Item = TypeVar("Item")
 
 
@@ -69,12 +73,14 @@ class SummaryCreate(BaseModel):
     style: Style = "brief"
     thinking: bool = Field(False, description="let the model think first (off by default)")
     max_tokens: int | None = Field(None, ge=1, description="output cap; at most the style's cap (brief: 512)")
+    over_window: OverWindow = OVER_WINDOW
 
 
 class QuestionCreate(BaseModel):
     question: str = Field(min_length=1, max_length=20_000)
     thinking: bool = False
     max_tokens: int | None = Field(None, ge=1)
+    over_window: OverWindow = OVER_WINDOW
 
 
 class SummaryParams(BaseModel):
@@ -83,6 +89,7 @@ class SummaryParams(BaseModel):
     style: Style
     thinking: bool
     max_tokens: int
+    over_window: OverWindow = "refuse"
 
 
 class QuestionParams(BaseModel):
@@ -91,6 +98,7 @@ class QuestionParams(BaseModel):
     question: str
     thinking: bool
     max_tokens: int
+    over_window: OverWindow = "refuse"
 
 
 class IngestParams(BaseModel):
@@ -106,6 +114,22 @@ class DigestParams(BaseModel):
     style: Style
     thinking: bool
     max_tokens: int
+
+
+class JobPartPublic(BaseModel):
+    """One part of a summary run in parts (a document over the window): its whole sections and its progress."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    part: int = Field(validation_alias=AliasChoices("number", "part"), description="1..n in document order")
+    span: str = Field(description="the sections it covers, e.g. \"pages 3-17\"")
+    first: str = Field(validation_alias=AliasChoices("first_anchor", "first"), description="its first page or file")
+    last: str = Field(validation_alias=AliasChoices("last_anchor", "last"), description="its last page or file")
+    state: Literal["pending", "running", "done"]
+    prompt_tokens: int = Field(description="its prompt's tokens, as planned")
+    prefill_tokens_done: int | None
+    prefill_tokens_total: int | None
+    tokens_generated: int | None
 
 
 class JobPublic(BaseModel):
@@ -126,6 +150,9 @@ class JobPublic(BaseModel):
     params: SummaryParams | QuestionParams | DigestParams | IngestParams = Field(
         description="by kind: summarize, answer, digest, ingest")
     result_id: str | None = Field(None, description="set once the job is done (summarize / answer)")
+    parts: list[JobPartPublic] | None = Field(None, description="a summary run in parts (`over_window: sections` on "
+                                                                "a document over the window): each part's progress; "
+                                                                "null otherwise")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -168,6 +195,10 @@ class ResultPublic(BaseModel):
     citations: list[Citation]
     usage: Usage
     notice: str | None
+    coverage: dict | None = Field(None, description="what of the document the result was made from when it was over "
+                                                    "the window (null: all of it, in one prompt): `mode` parts (the "
+                                                    "parts with their spans and usage) or selected (the pages or files "
+                                                    "`included` and `left_out`); docs/over-window.md")
     created_at: datetime
 
 

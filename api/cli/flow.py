@@ -106,14 +106,15 @@ def run(path: str, create: Callable[[ApiClient, str], dict], max_tokens: int | N
     return 0
 
 
-def run_questions(path: str, questions: list[str], thinking: bool, max_tokens: int | None, as_json: bool) -> int:
+def run_questions(path: str, questions: list[str], thinking: bool, max_tokens: int | None, as_json: bool,
+                  over_window: str = "refuse") -> int:
     """Many questions about one document: upload and extract once, submit every question at once (the document is
     prefilled once and each question costs its own tokens), then print the answers in order: text blocks, or one
     JSON object per line. Exit 1 if any question failed (the others are still printed)."""
     def work(client: ApiClient, doc: dict) -> list:
         jobs = []
         with cancelled_on_interrupt(client, jobs):
-            jobs += [client.ask(doc["id"], q, thinking, max_tokens) for q in questions]
+            jobs += [client.ask(doc["id"], q, thinking, max_tokens, over_window) for q in questions]
             wait_for_jobs(client, jobs)
         answers = []
         for q, job in zip(questions, jobs):

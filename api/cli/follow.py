@@ -19,6 +19,18 @@ def follow_job(client: ApiClient, job_id: str, label: str, max_tokens: int | Non
         if label == "extract":
             bars.setdefault("extract", Bar("extraction", 100, "%")).update(round(100 * (e["progress"] or 0)))
             return
+        running = [p for p in e.get("parts") or () if p["state"] == "running"]
+        if running:  # a summary in parts: one bar per part, `part k/n`, over its prefill then its generation
+            part, n = running[0], len(e["parts"])
+            name = f"part {part['part']}/{n}"
+            for key in [k for k in bars if k != name]:
+                bars.pop(key).close()
+            bars.setdefault(name, Bar(name, part["prefill_tokens_total"], "tokens")).update(
+                part["prefill_tokens_done"] or 0, part["prefill_tokens_total"])
+            return
+        if e.get("stage") == "combine":
+            for key in [k for k in bars if k.startswith("part ")]:
+                bars.pop(key).close()
         if e.get("prefill_tokens_total"):
             bars.setdefault("prefill", Bar("prefill", e["prefill_tokens_total"], "tokens")).update(
                 e["prefill_tokens_done"] or 0, e["prefill_tokens_total"])

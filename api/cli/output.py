@@ -22,7 +22,7 @@ def print_result(result: dict, as_json: bool = False, output: str | None = None)
     """One result: its text (or, as_json, one JSON object: text, citations, usage, notice, ids) on stdout or written
     to the file `output`; citations, usage and any notice on stderr."""
     if as_json:
-        keys = ("id", "job_id", "document_id", "kind", "text", "citations", "usage", "notice")
+        keys = ("id", "job_id", "document_id", "kind", "text", "citations", "usage", "notice", "coverage")
         body = json.dumps({k: result.get(k) for k in keys}, ensure_ascii=False)
     else:
         body = result["text"]

@@ -95,13 +95,16 @@ class ApiClient:
         return self._check(r)
 
     def summarize(self, document_id: str, style: str = "brief", thinking: bool = False,
-                  max_tokens: int | None = None) -> dict:
+                  max_tokens: int | None = None, over_window: str = "refuse") -> dict:
         return self._check(self._send("POST", f"/v1/documents/{document_id}/summaries",
-                                      json={"style": style, "thinking": thinking, "max_tokens": max_tokens}))
+                                      json={"style": style, "thinking": thinking, "max_tokens": max_tokens,
+                                            "over_window": over_window}))
 
-    def ask(self, document_id: str, question: str, thinking: bool = False, max_tokens: int | None = None) -> dict:
+    def ask(self, document_id: str, question: str, thinking: bool = False, max_tokens: int | None = None,
+            over_window: str = "refuse") -> dict:
         return self._check(self._send("POST", f"/v1/documents/{document_id}/questions",
-                                      json={"question": question, "thinking": thinking, "max_tokens": max_tokens}))
+                                      json={"question": question, "thinking": thinking, "max_tokens": max_tokens,
+                                            "over_window": over_window}))
 
     def job(self, job_id: str) -> dict:
         return self._check(self._send("GET", f"/v1/jobs/{job_id}"))

@@ -38,6 +38,13 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
+def inference_argv(checkpoint: str, port: int, max_model_len: int | None) -> list[str]:
+    """The embedded inference server's command: WHOLEDOC_MAX_MODEL_LEN, when set, is its window too."""
+    window = ["--max-model-len", str(max_model_len)] if max_model_len else []
+    return [sys.executable, "-m", "inference.serve", "--checkpoint", checkpoint, "--host", "127.0.0.1", "--port",
+            str(port), "--log-level", "warning", *window]
+
+
 @dataclass
 class Stack:
     """Start with `start()`, stop with `stop()` (or use as a context manager). `url` is the API's base URL."""
@@ -101,8 +108,7 @@ class Stack:
                                 "--preset", "small"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         self.env["WHOLEDOC_TOKENIZER"] = checkpoint  # count tokens with the served model's own tokenizer
         port = free_port()
-        self._spawn("inference", [sys.executable, "-m", "inference.serve", "--checkpoint", checkpoint,
-                                  "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"])
+        self._spawn("inference", inference_argv(checkpoint, port, self.settings.max_model_len))
         self._wait_http("inference", f"http://127.0.0.1:{port}/health", timeout=600)
         return f"http://127.0.0.1:{port}/v1"
 

@@ -6,10 +6,11 @@ from typing import Annotated
 from fastapi import Path, Query
 from sqlalchemy.orm import Session
 
-from api.schemas import ErrorBody, JobPublic
+from api.schemas import ErrorBody, JobPartPublic, JobPublic
 from pipeline.logs import get_logger
 from pipeline.records import jobs
 from pipeline.records.models import Job, JobState
+from pipeline.records.parts import parts_of
 from workers.app import send_job
 
 log = get_logger(__name__)
@@ -43,6 +44,8 @@ def errors(*codes: int) -> dict:
 
 def job_public(session: Session, job: Job) -> JobPublic:
     out = JobPublic.model_validate(job)
+    if (job.params or {}).get("over_window") == "sections" and job.kind == "summarize":
+        out.parts = [JobPartPublic.model_validate(p) for p in parts_of(session, job.id)] or None
     if job.state == JobState.DONE:
         result = jobs.result_for_job(session, job.id)
         out.result_id = result.id if result else None

@@ -20,6 +20,7 @@ from pipeline.errors import Conflict
 from pipeline.logs import get_logger
 from pipeline.prompts.builders import QUESTION_MAX_TOKENS
 from pipeline.prompts.styles import get_style
+from pipeline.prompts.window import output_tokens, refuse_if_over, window_tokens
 from pipeline.records import corpora, jobs
 from pipeline.records.documents import (
     create_document,
@@ -158,6 +159,10 @@ def _llm_job(request: Request, session: Session, tenant_id: str, idem: Idempoten
     if (replay := idem.replay(session, tenant_id, request_body)) is not None:
         return replay  # before any check whose answer may have changed since (the document's state, the quotas)
     doc = _ready(session, tenant_id, document_id)
+    if params.get("over_window") != "sections":  # over the window by its token count alone: refused, nothing queued
+        refuse_if_over(doc.num_tokens, output_tokens(params["max_tokens"], params["thinking"]),
+                       window_tokens(None, request.app.state.settings.max_model_len), kind=doc.kind, title=doc.title,
+                       style=params.get("style") if kind == "summarize" else None)
     admit_llm_job(session, tenant_id, request.app.state.settings)
     job = jobs.create_job(session, tenant_id, kind, document_id=doc.id, params=params)
     response = created(job_public(session, job), f"/v1/jobs/{job.id}", 202)
@@ -174,9 +179,13 @@ def create_summary(document_id: DocumentId, body: SummaryCreate, request: Reques
                    tenant: TenantDep, idem: IdempotencyDep) -> JSONResponse:
     """Queue a summary job. Its output is capped per style (brief: 512 tokens); thinking is off by default.
 
+    400 `document_too_long` (nothing queued) when the document is over the model's window, unless `over_window` is
+    `sections`: then it is summarized in parts of whole sections, and the parts' summaries combined.
+
     429 when the tenant's daily token budget is used up or it has too many jobs queued or running."""
     cap = get_style(body.style).max_tokens
-    params = {"style": body.style, "thinking": body.thinking, "max_tokens": min(body.max_tokens or cap, cap)}
+    params = {"style": body.style, "thinking": body.thinking, "max_tokens": min(body.max_tokens or cap, cap),
+              "over_window": body.over_window}
     return _llm_job(request, session, tenant.id, idem, document_id, body, "summarize", params)
 
 
@@ -185,7 +194,11 @@ def create_summary(document_id: DocumentId, body: SummaryCreate, request: Reques
                                                      codes=(400, 404, 409, 413, 503)))
 def create_question(document_id: DocumentId, body: QuestionCreate, request: Request, session: SessionDep,
                     tenant: TenantDep, idem: IdempotencyDep) -> JSONResponse:
-    """Queue an answer job for one question about the document (429 on the same quotas as summaries)."""
+    """Queue an answer job for one question about the document (429 on the same quotas as summaries).
+
+    400 `document_too_long` (nothing queued) when the document is over the model's window, unless `over_window` is
+    `sections`: then the whole sections most relevant to the question that fit are asked about."""
     cap = QUESTION_MAX_TOKENS
-    params = {"question": body.question, "thinking": body.thinking, "max_tokens": min(body.max_tokens or cap, cap)}
+    params = {"question": body.question, "thinking": body.thinking, "max_tokens": min(body.max_tokens or cap, cap),
+              "over_window": body.over_window}
     return _llm_job(request, session, tenant.id, idem, document_id, body, "answer", params)

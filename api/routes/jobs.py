@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, TenantDep
 from api.routes.common import DocumentIdQuery, JobId, job_public
 from api.routes.conventions import IdempotencyDep, ListDep, operation, page_of
-from api.schemas import JobList, JobPublic
+from api.schemas import JobList, JobPartPublic, JobPublic
 from pipeline.errors import NotFound
 from pipeline.logs import get_logger
 from pipeline.records import jobs
@@ -24,7 +24,7 @@ from workers.app import broker_supports_broadcast
 log = get_logger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENT_FIELDS = ("state", "stage", "progress", "prefill_tokens_done", "prefill_tokens_total", "tokens_generated",
-                "error", "result_id")
+                "error", "result_id", "parts")
 
 
 @router.get("", **operation("listJobs", "List jobs, newest first", JobList))
@@ -73,6 +73,7 @@ class JobEvent(BaseModel):
     tokens_generated: int | None = None
     error: str | None = None
     result_id: str | None = None
+    parts: list[JobPartPublic] | None = Field(None, description="a summary run in parts: each part's progress")
 
 
 def _snapshot(sessions, tenant_id: str, job_id: str) -> dict | None:

@@ -10,14 +10,15 @@ from datetime import timedelta
 from pipeline.citations import verify_citations
 from pipeline.client import Progress
 from pipeline.errors import Conflict, InferenceError, RequestCancelled
-from pipeline.prompts import question_prompt, summary_prompt, warmup_prompt
-from pipeline.records import jobs
-from pipeline.records.db import transaction
+from pipeline.prompts import Budget, prompt_tokens, question_prompt, summary_prompt, warmup_prompt
+from pipeline.prompts.sections import select_for_question
+from pipeline.prompts.window import over_window
 from pipeline.records.documents import warm_prefix_once
 from pipeline.records.models import Document, DocumentStatus
 from workers import document_json
 from workers.app import ANSWER, SUMMARIZE, app
 from workers.runner import JobContext, run_or_resend
+from workers.sections import store_result, summarize_in_parts, window_for
 from workers.settings import blob_store, inference_client, sessions
 from workers.tasks.batches import BatchItemRun
 
@@ -64,7 +65,7 @@ def _generate(ctx: JobContext) -> None:
         assert doc is not None and doc.tenant_id == job.tenant_id, f"job {job.id}: document missing"
         if doc.status != DocumentStatus.READY:
             raise Conflict(f"document {doc.id} is {doc.status}, not ready")
-        text_key = doc.text_blob_key
+        text_key, doc_tokens = doc.text_blob_key, doc.num_tokens
     extracted = document_json.loads(blob_store().get_bytes(text_key))
     params = job.params
     if job.kind == "answer":
@@ -76,11 +77,24 @@ def _generate(ctx: JobContext) -> None:
     # the answer's cap, plus room for reasoning when thinking is on (it counts against max_tokens)
     answer_cap = min(params.get("max_tokens") or prompt.max_tokens, prompt.max_tokens)
     max_tokens = prompt.output_tokens(thinking) - prompt.max_tokens + answer_cap
-    request_id = f"job-{job.id}-{job.attempts}"
-    ctx.progress(stage="prefill", progress=0.1, request_id=request_id)
     cancel = threading.Event()
     ctx.lease.on_lost(cancel.set)  # cancel or takeover → abort the inference request by its id
-    if job.kind == "answer" and inference_client().config.flavor == "deepseek":
+    coverage = note = None
+    window = window_for(cfg)  # before any inference: over the window → refused, or (opt-in) run in sections
+    needed = prompt_tokens(prompt, tokenizer_path=cfg.tokenizer_path) + max_tokens
+    if needed > window:
+        if params.get("over_window") != "sections":
+            raise over_window(doc_tokens or needed - max_tokens, needed, window)
+        budget = Budget(window, cfg.tokenizer_path, thinking)
+        if job.kind != "answer":
+            return summarize_in_parts(ctx, extracted, budget, cancel)
+        selection = select_for_question(extracted, params["question"], budget, max_tokens=max_tokens)
+        prompt, coverage = selection.prompt, selection.coverage()
+        note = (f"answered from {coverage['included_spans']}, the parts most relevant to the question that fit the "
+                f"{window:,}-token window; left out: {coverage['left_out_spans'] or 'nothing'}")
+    request_id = f"job-{job.id}-{job.attempts}"
+    ctx.progress(stage="prefill", progress=0.1, request_id=request_id)
+    if job.kind == "answer" and coverage is None and inference_client().config.flavor == "deepseek":
         _warm_prefix(job.document_id, extracted, request_id, cfg.tokenizer_path)
     try:
         completion = inference_client().chat(prompt.messages, max_tokens=max_tokens, thinking=thinking,
@@ -95,9 +109,7 @@ def _generate(ctx: JobContext) -> None:
     usage = asdict(completion.usage) if completion.usage else {}
     usage |= {"request_id": completion.request_id, "attempts": completion.attempts,
               "finish_reason": completion.finish_reason}
-    with transaction(sessions()) as s:
-        jobs.finish_job(s, job.id, cfg.owner, text=completion.content, citations=_citations(completion.content,
-                        extracted), usage=usage, notice=cfg.result_notice)
+    store_result(ctx, completion.content, _citations(completion.content, extracted), usage, coverage, note)
 
 
 def _warm_prefix(document_id: str, extracted, request_id: str, tokenizer_path: str | None) -> None:

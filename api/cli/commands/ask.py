@@ -16,6 +16,9 @@ def register(subparsers) -> None:
                    "citations, usage, state, error)")
     p.add_argument("--thinking", action="store_true", help="let the model think first (off by default)")
     p.add_argument("--max-tokens", type=int, help="output cap (at most the answer cap)")
+    p.add_argument("--over-window", choices=("refuse", "sections"), default="refuse",
+                   help="a document over the model's window: refuse (the default: the counts, before any inference) "
+                        "or sections (ask about the most relevant whole pages or files that fit)")
     p.set_defaults(func=_run)
 
 
@@ -43,5 +46,5 @@ def _run(args) -> int:
         return 2
     if len(questions) == 1 and not args.json:
         return run(args.file, lambda client, doc_id: client.ask(doc_id, questions[0], args.thinking,
-                                                                args.max_tokens))
-    return run_questions(args.file, questions, args.thinking, args.max_tokens, args.json)
+                                                                args.max_tokens, args.over_window))
+    return run_questions(args.file, questions, args.thinking, args.max_tokens, args.json, args.over_window)

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wholedoc ingest: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     tokens = _count_tokens(doc.text)
+    over = _over_window(doc, tokens)
     if args.output:
         with open(args.output, "w", encoding="utf-8", newline="\n") as f:
             f.write(doc.text)
@@ -47,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out = {"source": args.source, "kind": str(doc.kind), "metadata": doc.metadata, "tokens": tokens,
                "chars": len(doc.text), "output": args.output,
-               "skipped": [{"path": s.path, "reason": s.reason} for s in doc.skipped]}
+               "skipped": [{"path": s.path, "reason": s.reason} for s in doc.skipped],
+               "over_window": over and {"detail": str(over), "needed_tokens": over.needed_tokens,
+                                        "window_tokens": over.window_tokens}}
         out[unit + "s"] = [_entry(s, unit, with_text=not args.output) for s in doc.sections]
         print(json.dumps(out, ensure_ascii=False))
         return 0
@@ -55,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     n = len(doc.sections)
     print(f"{args.source}: {doc.kind}, {n} {unit}{'' if n == 1 else 's'}, {tokens} tokens, {len(doc.text)} characters"
           + (f", title {m['title']!r}" if m.get("title") else "") + (f" → {args.output}" if args.output else ""))
+    if over:
+        print(f"  over the model's window: {over}")
     for s in doc.sections:
         line = f"  {unit} {s.anchor}: {s.status}" + (f" — {s.reason}" if s.reason else "")
         print(line + (f" [{s.title}]" if s.title and unit == "page" else ""))
@@ -73,6 +78,23 @@ def _entry(section, unit: str, with_text: bool) -> dict:
     if with_text:
         entry["text"] = section.text
     return entry
+
+
+def _over_window(doc, tokens: int):
+    """The OverWindow a brief summary of this document would get (WHOLEDOC_MAX_MODEL_LEN, else V4's window), or
+    None when it fits."""
+    from api.cli.settings import CliSettings
+    from pipeline.errors import OverWindow
+    from pipeline.prompts.styles import get_style
+    from pipeline.prompts.window import refuse_if_over, window_tokens
+
+    window = window_tokens(None, CliSettings.load().max_model_len)
+    try:
+        refuse_if_over(tokens, get_style("brief").max_tokens, window, kind=str(doc.kind), title=doc.title,
+                       style="brief")
+    except OverWindow as exc:
+        return exc
+    return None
 
 
 def _count_tokens(text: str) -> int:
