@@ -6,7 +6,7 @@ from api import errors
 from api.edge import Edge
 from api.metrics import Metrics
 from api.rate_limit import make_limiter
-from api.routes import batches, corpora, digests, documents, health, jobs, results, webhooks
+from api.routes import batches, corpora, corpus_questions, digests, documents, health, jobs, results, webhooks
 from api.routes.conventions import known_query
 from api.settings import ApiSettings
 from pipeline import logs
@@ -68,7 +68,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     # JSON bodies are capped here; the upload route streams under its own
-    for module in (documents, jobs, results, corpora, batches, digests, webhooks):
+    for module in (documents, jobs, results, corpora, corpus_questions, batches, digests, webhooks):
         app.include_router(module.router, max_body_size=settings.max_json_bytes, dependencies=[Depends(known_query)])
     app.openapi = _openapi(app)
     return app

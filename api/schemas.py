@@ -5,6 +5,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field
 
+from api.schemas_corpus import CorpusQuestionParams
 from pipeline.prompts.styles import STYLES
 from pipeline.records.models import DocumentStatus, JobKind, JobState
 
@@ -147,8 +148,8 @@ class JobPublic(BaseModel):
     attempts: int
     max_attempts: int
     error: str | None
-    params: SummaryParams | QuestionParams | DigestParams | IngestParams = Field(
-        description="by kind: summarize, answer, digest, ingest")
+    params: SummaryParams | CorpusQuestionParams | QuestionParams | DigestParams | IngestParams = Field(
+        description="by kind: summarize, corpus_answer, answer, digest, ingest")
     result_id: str | None = Field(None, description="set once the job is done (summarize / answer)")
     parts: list[JobPartPublic] | None = Field(None, description="a summary run in parts (`over_window: sections` on "
                                                                 "a document over the window): each part's progress; "

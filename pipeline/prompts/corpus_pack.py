@@ -68,7 +68,7 @@ class CorpusPack:
 
     def as_dict(self) -> dict:
         """The result's record of it: each packed document with its `doc` number, and the skipped ones."""
-        return {"mode": self.mode, "budget_tokens": self.budget_tokens,
+        return {"packing": self.mode, "budget_tokens": self.budget_tokens,
                 "documents": [{"doc": i} | c.as_dict() for i, c in enumerate(self.packed, 1)],
                 "skipped": [c.as_dict() | {"reason": "no room left in the window"} for c in self.skipped]}
 

@@ -39,6 +39,7 @@ class JobKind(StrEnum):
     INGEST = "ingest"
     SUMMARIZE = "summarize"
     ANSWER = "answer"
+    CORPUS_ANSWER = "corpus_answer"  # a question over a corpus (docs/corpus-questions.md)
     DIGEST = "digest"  # a corpus digest (pipeline.records.digests)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.records.models import Job, JobKind, JobState, Result, Tenant
 
-LLM_KINDS = (JobKind.SUMMARIZE, JobKind.ANSWER)
+LLM_KINDS = (JobKind.SUMMARIZE, JobKind.ANSWER, JobKind.CORPUS_ANSWER)
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 
 

@@ -1,0 +1,179 @@
+"""Questions over a corpus, end to end on real processes: uvicorn + a Celery worker (ingest indexes, the corpus
+question runs) + PostgreSQL + Redis + a local blob folder, and the loopback fault server as the model, scripted to
+write citations (random weights write none). The window is small (WHOLEDOC_MAX_MODEL_LEN=4096; the fault server
+reports none), so the corpus does not fit and documents are selected."""
+
+import io
+import zipfile
+
+import httpx
+import pymupdf
+import pytest
+
+from pipeline.records.db import make_engine, session_factory, transaction
+from pipeline.records.models import new_id
+from pipeline.records.tenants import create_api_key, create_tenant
+from tests.api.helpers import job_finished, wait_job_http
+from tests.helpers.services import redis_db, start_worker, stop, uvicorn_api
+from tests.pipeline.faultserver import FaultServer, Reply
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+WINDOW = 4096
+QUESTION = "How many widgets did the Zanzibar plant make?"
+
+
+def pdf_bytes(*pages: str) -> bytes:
+    doc = pymupdf.open()
+    for text in pages:
+        page = doc.new_page()
+        page.insert_textbox(pymupdf.Rect(50, 50, 560, 800), text, fontsize=9)
+    return doc.tobytes()
+
+
+def zip_bytes(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path, body in files.items():
+            z.writestr(path, body)
+    return buf.getvalue()
+
+
+def words(topic: str, n: int) -> str:
+    """n sentences about a topic, ordinary words (the extractor's quality checks pass)."""
+    return " ".join(f"Note {i}: the {topic} team reviewed the {topic} schedule and the budget." for i in range(n))
+
+
+@pytest.fixture(scope="module")
+def stack(pg_url, redis_url, tmp_path_factory):
+    llm = FaultServer(wholedoc=False)  # no window, no probe: the configured window and the assumed cache apply
+    logs = tmp_path_factory.mktemp("corpus-questions")
+    env = {"WHOLEDOC_DATABASE_URL": pg_url, "WHOLEDOC_BROKER_URL": redis_db(redis_url, 11),  # own queues
+           "WHOLEDOC_BLOB_URL": f"file://{logs / 'blobs'}", "WHOLEDOC_INFERENCE_URL": llm.base_url,
+           "WHOLEDOC_MODEL": llm.model, "WHOLEDOC_MAX_MODEL_LEN": str(WINDOW), "WHOLEDOC_LEASE_SECONDS": "5",
+           "WHOLEDOC_HOME": str(logs)}
+    worker = start_worker(env, logs / "worker.log", name="corpus")
+    engine = make_engine(pg_url)
+    try:
+        with uvicorn_api(env, logs / "uvicorn.log") as url:
+            yield url, llm, session_factory(engine)
+    finally:
+        stop(worker)
+        llm.close()
+        engine.dispose()
+
+
+def client_of(stack) -> httpx.Client:
+    url, _, records = stack
+    with transaction(records) as s:
+        tenant = create_tenant(s, f"cq-{new_id()}")
+        _, key = create_api_key(s, tenant.id)
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+
+def corpus_with(client, files: dict[str, bytes]) -> tuple[str, dict[str, str]]:
+    """A corpus of these uploads, each ingested by the worker: (corpus id, {name: document id})."""
+    corpus = client.post("/v1/corpora", json={"name": f"c-{new_id()}"}).json()["id"]
+    ids = {}
+    for name, data in files.items():
+        r = client.post(f"/v1/documents?corpus_id={corpus}",
+                        files={"file": (name, data, "application/octet-stream")})
+        assert r.status_code == 201, r.text
+        job = wait_job_http(client, r.json()["ingest_job_id"], job_finished, timeout=90)
+        assert job["state"] == "done", job
+        ids[name] = r.json()["id"]
+    return corpus, ids
+
+
+@pytest.fixture(scope="module")
+def corpora(stack):
+    """Tenant A's corpus (over the window) and tenant B's, whose document matches the question better."""
+    a, b = client_of(stack), client_of(stack)
+    files = {
+        "plant.pdf": pdf_bytes(words("finance", 6), "Production. The Zanzibar plant made 4711 widgets in 2025."),
+        "warehouse.zip": zip_bytes({"notes/warehouse.md": "BIGDOC-MARKER\n" + words("warehouse", 300)}),
+        "canteen.pdf": pdf_bytes(words("canteen", 8)),
+        "garden.pdf": pdf_bytes(words("garden", 8)),
+        "fleet.pdf": pdf_bytes(words("fleet", 8)),
+    }
+    corpus_a, ids_a = corpus_with(a, files)
+    corpus_b, ids_b = corpus_with(b, {"b.pdf": pdf_bytes("B-SECRET " + "Zanzibar plant widgets made 4711. " * 30)})
+    yield a, corpus_a, ids_a, b, corpus_b, ids_b
+    a.close()
+    b.close()
+
+
+def test_dry_run_selects_the_fact_leaves_out_the_large_document_and_creates_nothing(corpora):
+    a, corpus, ids, _, _, ids_b = corpora
+    r = a.post(f"/v1/corpora/{corpus}/questions?dry_run=true", json={"question": QUESTION, "max_tokens": 64})
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    used = [d["document_id"] for d in plan["documents"]]
+    assert plan["packing"] == "selected" and plan["window_tokens"] == WINDOW
+    assert ids["plant.pdf"] in used and ids["warehouse.zip"] not in used
+    assert used == sorted(used) and [d["doc"] for d in plan["documents"]] == list(range(1, len(used) + 1))
+    fact = next(d for d in plan["documents"] if d["document_id"] == ids["plant.pdf"])
+    assert {"zanzibar", "widgets", "plant"} <= set(fact["matched_terms"]) and fact["anchors"][0] == "2"
+    assert fact["score"] == max(d["score"] for d in plan["documents"])
+    skipped = {d["document_id"]: d for d in plan["skipped"]}
+    assert ids["warehouse.zip"] in skipped and skipped[ids["warehouse.zip"]]["reason"] == "no room left in the window"
+    assert not set(ids_b.values()) & (set(used) | set(skipped))  # B's better match is never seen
+    assert plan["prompt_tokens"] + plan["max_output_tokens"] <= WINDOW
+    assert plan["cache_source"] in ("cold", "assumed") and plan["terms"][:3] == ["how", "many", "widgets"]
+    assert {j["kind"] for j in a.get("/v1/jobs").json()["data"]} == {"ingest"}  # the dry run queued nothing
+
+
+def test_the_answer_cites_documents_and_pages_verified_per_document(stack, corpora):
+    _, llm, _ = stack
+    a, corpus, ids, _, _, _ = corpora
+    plan = a.post(f"/v1/corpora/{corpus}/questions?dry_run=true", json={"question": QUESTION,
+                                                                        "max_tokens": 64}).json()
+    number = {d["document_id"]: d["doc"] for d in plan["documents"]}
+    n_fact = number[ids["plant.pdf"]]
+    n_other = number[ids["canteen.pdf"]] if ids["canteen.pdf"] in number else next(n for n in number.values()
+                                                                                    if n != n_fact)
+    llm.default = Reply(content=(f'It made 4711 widgets [doc {n_fact}, p. 2: "plant made 4711 widgets"]; ',
+                                 f'not [doc {n_other}, p. 1: "plant made 4711 widgets"] nor [doc 99, p. 1: "x"].'))
+    before = len(llm.received)
+    job = a.post(f"/v1/corpora/{corpus}/questions", json={"question": QUESTION, "max_tokens": 64})
+    assert job.status_code == 202, job.text
+    assert job.json()["kind"] == "corpus_answer" and job.json()["params"]["corpus_id"] == corpus
+    job = wait_job_http(a, job.json()["id"], job_finished, timeout=90)
+    assert job["state"] == "done", job
+    result = a.get(f"/v1/results/{job['result_id']}").json()
+    cites = [(c["status"], c["doc"], c["document_id"]) for c in result["citations"]]
+    other_id = next(d for d, n in number.items() if n == n_other)
+    assert cites == [("verified", n_fact, ids["plant.pdf"]), ("unverified", n_other, other_id),
+                     ("invalid", 99, None)]
+    cov = result["coverage"]
+    assert cov["mode"] == "corpus" and cov["packing"] == "selected" and cov["corpus_id"] == corpus
+    assert {d["doc"]: d["document_id"] for d in cov["documents"]} == {n: d for d, n in number.items()}
+    assert ids["warehouse.zip"] in [d["document_id"] for d in cov["skipped"]]
+    sent = [r for r in llm.received[before:] if r.path.endswith("/chat/completions")][-1].body
+    prompt = "".join(m["content"] for m in sent["messages"])
+    assert "Zanzibar plant made 4711 widgets" in prompt and "B-SECRET" not in prompt and "BIGDOC" not in prompt
+    assert prompt.count("<document index=") == len(number)
+    # the same question again: the leading documents are shared with the last question, so expected from cache
+    again = a.post(f"/v1/corpora/{corpus}/questions?dry_run=true", json={"question": QUESTION,
+                                                                         "max_tokens": 64}).json()
+    assert again["cache_source"] == "assumed" and again["cached_tokens"] >= 128
+    assert again["cached_tokens"] % 128 == 0 and again["cached_tokens"] <= again["prompt_tokens"]
+
+
+def test_filters_and_refusals(corpora):
+    a, corpus, ids, b, corpus_b, _ = corpora
+    only_pdf = a.post(f"/v1/corpora/{corpus}/questions?dry_run=true",
+                      json={"question": QUESTION, "max_tokens": 64, "kinds": ["pdf"]}).json()
+    assert only_pdf["packing"] == "all" and ids["warehouse.zip"] not in {d["document_id"]
+                                                                         for d in only_pdf["documents"]}
+    r = a.post(f"/v1/corpora/{corpus}/questions", json={"question": "BIGDOC", "max_tokens": 64,
+                                                         "kinds": ["codebase"]})
+    assert r.status_code == 422 and "larger than" in r.json()["detail"], r.text
+    r = a.post(f"/v1/corpora/{corpus}/questions", json={"question": "xylophone quasar", "max_tokens": 64})
+    assert r.status_code == 422 and "matches a word of the question" in r.json()["detail"], r.text
+    future = a.post(f"/v1/corpora/{corpus}/questions?dry_run=true",
+                    json={"question": QUESTION, "uploaded_after": "2999-01-01T00:00:00Z"})
+    assert future.status_code == 422 and "no ready documents" in future.json()["detail"]
+    assert b.post(f"/v1/corpora/{corpus}/questions", json={"question": QUESTION}).status_code == 404
+    assert b.post(f"/v1/corpora/{corpus}/questions?dry_run=true", json={"question": QUESTION}).status_code == 404
+    assert a.post(f"/v1/corpora/{corpus_b}/questions", json={"question": QUESTION}).status_code == 404
+    assert a.post(f"/v1/corpora/{corpus}/questions", json={"question": ""}).status_code == 422
