@@ -1,5 +1,6 @@
 """python -m inference.generate --checkpoint DIR (--prompt TEXT | --prompt-ids 1,2,3 | --chat MSG [--thinking on|off])
---max-new-tokens N [--greedy] [--reference-numerics on|off] [--dump-logits FILE.pt]: a plain reference generator."""
+--max-new-tokens N [--greedy] [--reference-numerics on|off] [--weights quantized|dequantized] [--device D]
+[--dump-logits FILE.pt]: a plain reference generator."""
 
 import argparse
 import json
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from inference.checkpoint.loader import DTYPES, load_model
+from inference.checkpoint.loader import DTYPES, add_weights_args, load_model, resolve_device
 from inference.errors import InferenceModelError, InputError
 from inference.model.decode import generate
 from inference.model.numerics import add_reference_numerics_arg
@@ -45,13 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    add_weights_args(p)
     p.add_argument("--full-forward", action="store_true", help="recompute the whole sequence each step")
     p.add_argument("--ignore-eos", action="store_true")
     p.add_argument("--dump-logits", help="save float32 [steps, vocab] logits to this .pt file")
     ns = p.parse_args(argv)
     try:
         numerics = {} if ns.reference_numerics is None else {"reference_numerics": ns.reference_numerics == "on"}
-        model = load_model(ns.checkpoint, DTYPES[ns.dtype], **numerics)
+        model = load_model(ns.checkpoint, DTYPES[ns.dtype], weights=ns.weights, device=resolve_device(ns.device),
+                           **numerics)
         ids = build_prompt_ids(ns, ns.checkpoint)
         stop = () if ns.ignore_eos else (model.args.eos_token_id,)
         new, logits = generate(model, ids, ns.max_new_tokens, ns.greedy, ns.temperature, ns.seed,

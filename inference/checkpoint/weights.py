@@ -107,6 +107,16 @@ def convert_tensor(name: str, tensor: torch.Tensor, scale: torch.Tensor | None, 
     return tensor.to(dtype)
 
 
+def stored_tensor(name: str, tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A checkpoint tensor for a target kept in its release format (`--weights quantized`): FP8 / packed FP4 bytes
+    and ue8m0 scale bytes are taken as stored, never converted by value."""
+    if dtype == torch.float8_e4m3fn and tensor.dtype == dtype:
+        return tensor
+    if dtype in (torch.int8, torch.uint8) and tensor.dtype in (torch.int8, torch.uint8, torch.float8_e8m0fnu):
+        return tensor.view(dtype)
+    raise CheckpointError(f"{name}: checkpoint dtype {tensor.dtype} cannot be kept as {dtype}")
+
+
 def _scale_name(weight_name: str, naming: str) -> str:
     base = weight_name[: -len(".weight")] if weight_name.endswith(".weight") else weight_name
     return base + (".weight_scale_inv" if naming == "hf" else ".scale")
@@ -130,7 +140,8 @@ def load_weights(model: torch.nn.Module, ckpt_dir: str | Path, inter_dim: int | 
             missing.append(name)
             continue
         tensor, scale = src
-        tensor = convert_tensor(name, tensor, scale, target.dtype)
+        tensor = stored_tensor(name, tensor, target.dtype) if quant.is_quantized(target) else convert_tensor(
+            name, tensor, scale, target.dtype)
         if tuple(tensor.shape) != tuple(target.shape):
             raise CheckpointError(f"{name}: checkpoint shape {tuple(tensor.shape)} != model shape "
                                   f"{tuple(target.shape)} (does config.json match the weights?)")
@@ -148,6 +159,12 @@ def _read(reader: CheckpointReader, name: str, naming: str, inter: int):
             return None
         scale = _scale_name(name, naming)
         return reader.get(name), (reader.get(scale) if scale in reader else None)
+    if name.endswith(".scale"):  # a scale kept beside its quantized weight: HF calls it .weight_scale_inv
+        stem = hf_name(name[: -len(".scale")] + ".weight")[: -len(".weight")] + ".weight_scale_inv"
+        for key in (stem, stem.removeprefix("model.")):
+            if key in reader:
+                return reader.get(key), None
+        return None
     expert = hf_expert_source(name, inter)
     if expert is not None:
         merged, idx, rows = expert

@@ -19,6 +19,8 @@ class EngineConfig:
     reference_numerics: bool | None = None  # None = from the checkpoint's quantization_config
     num_checkpoints: int | None = None  # window-pool slots for checkpoints; None = 4 × max_num_seqs
     model_id: str = ""  # part of every prefix-cache key (default: the checkpoint path)
+    weights: str | None = None  # quantized | dequantized (docs/quantized-weights.md); None = by device
+    device: str = "cpu"  # where from_checkpoint loads the model and the cache pools live
 
     def __post_init__(self):
         if self.dtype not in DTYPES:

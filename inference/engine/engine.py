@@ -81,7 +81,7 @@ class Engine:
         from inference.text.tokenizer import load_tokenizer
 
         overrides = {} if config.reference_numerics is None else {"reference_numerics": config.reference_numerics}
-        model = load_model(path, TORCH_DTYPES[config.dtype], **overrides)
+        model = load_model(path, TORCH_DTYPES[config.dtype], weights=config.weights, device=config.device, **overrides)
         tok = load_tokenizer(path) if (Path(path) / "tokenizer.json").exists() else None
         return cls(model, config, tok, model_id=str(Path(path).resolve()))
 

@@ -190,6 +190,8 @@ class Attention(nn.Module):
         o = inverse_rope(torch.cat(out, dim=1), cos, sin)  # [b,s,h,d]
         g = self.args.o_groups
         o = o.reshape(b, s, g, -1)
+        if hasattr(self.wo_a, "grouped"):  # weights kept quantized (inference.model.quant_linear)
+            return self.wo_b(self.wo_a.grouped(o, g).flatten(2))
         wo_a = self.wo_a.weight.view(g, self.args.o_lora_rank, -1)
         o = torch.einsum("bsgi,goi->bsgo", o, wo_a)
         return self.wo_b(o.flatten(2))
@@ -264,6 +266,11 @@ class MoE(nn.Module):
         shape = x.shape
         x = x.reshape(-1, shape[-1])
         weights, idx = self.gate(x, input_ids.reshape(-1))
+        if not isinstance(self.experts, nn.ModuleList):  # quantized: one grouped GEMM over tokens sorted by expert
+            y = self.experts(x, weights, idx)
+            if self.shared_experts is not None:
+                y += self.shared_experts(x).float()
+            return y.to(x.dtype).view(shape)
         y = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         counts = torch.bincount(idx.flatten(), minlength=len(self.experts)).tolist()
         for e, cnt in enumerate(counts):
