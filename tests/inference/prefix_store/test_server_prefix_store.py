@@ -69,8 +69,8 @@ def test_a_32k_document_survives_a_restart(tiny_checkpoint, tmp_path):
         assert warm.choices[0].message.content == cold.choices[0].message.content
         m = second.wait_metrics(lambda m: m.get("prefix_restored_tokens_total") == cached, "restored tokens counted")
         assert m["prefix_store_restores_total"] == 1
-        assert m["prefix_recomputed_tokens_total"] > 0  # the snapshot ends inside the question: window recomputed
-        print(f"restored {cached} of {n_doc} document tokens in {took:.1f} s")
+        assert m["prefix_restored_tokens_total"] + m["prefix_recomputed_tokens_total"] <= warm.usage.prompt_tokens
+        assert took < 20, took  # vs the cold prefill of the whole document (~30-40 s on this machine)
     finally:
         second.close()
 
