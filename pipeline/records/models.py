@@ -98,6 +98,8 @@ class Document(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # when a warm-up request last put the document's prefix into an endpoint's own cache (DeepSeek's API)
     prefix_warmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the pages extraction could not read or found without a text layer: {"failed": [3], "scanned": [1, 2]}
+    page_status: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -416,3 +418,18 @@ class DigestRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PageImage(Base):
+    """A rendered page image (what a citation link opens) cached in the blob store: `cache_key` names the page, the
+    quote highlighted, the size and the rendering's version (api.web.page_image; docs/web.md)."""
+
+    __tablename__ = "page_images"
+    __table_args__ = (UniqueConstraint("document_id", "cache_key", name="uq_page_images_document_key"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    cache_key: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -9,7 +9,8 @@ from pipeline.records.models import Base
 
 TABLES = {"tenants", "api_keys", "documents", "jobs", "results", "idempotency_keys", "alembic_version",
           "job_parts", "corpora", "corpus_documents", "batches", "batch_items",
-          "webhooks", "webhook_deliveries", "webhook_attempts", "digest_schedules", "digest_runs"}
+          "webhooks", "webhook_deliveries", "webhook_attempts", "digest_schedules", "digest_runs",
+          "page_images"}
 # The search index (migration 0008, pipeline.search): its rows table is a model; beside it each database gets what it
 # searches with, which no model describes: SQLite an FTS5 table (plus the shadow tables FTS5 keeps), PostgreSQL a
 # generated tsvector column with a GIN index. Those are named one by one, left out of the models comparison by
