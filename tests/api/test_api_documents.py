@@ -78,7 +78,7 @@ def test_summary_needs_a_ready_document_and_caps_output_per_style(make_client, r
     r = client.post(f"/v1/documents/{doc['id']}/summaries", json={})
     assert r.status_code == 202, r.text
     assert (r.json()["kind"], r.json()["state"]) == ("summarize", "queued")
-    assert r.json()["params"] == {"style": "brief", "thinking": False, "max_tokens": 512}
+    assert r.json()["params"] == {"style": "brief", "thinking": False, "max_tokens": 512, "over_window": "refuse"}
     r = client.post(f"/v1/documents/{doc['id']}/summaries", json={"style": "brief", "max_tokens": 100_000})
     assert r.json()["params"]["max_tokens"] == 512
     r = client.post(f"/v1/documents/{doc['id']}/summaries", json={"style": "limerick"})
