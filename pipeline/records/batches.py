@@ -276,8 +276,8 @@ def advance(session: Session, batch_id: str, limits: DispatchLimits, *, now: dat
         return Step(state=batch.state if batch else "missing")
     if _sync(session, batch, now):
         batch.backoffs = 0
-    by_state = dict(session.execute(select(BatchItem.state, func.count()).where(BatchItem.batch_id == batch.id)
-                                    .group_by(BatchItem.state)).tuples().all())
+    by_state = {state: n for state, n in session.execute(
+        select(BatchItem.state, func.count()).where(BatchItem.batch_id == batch.id).group_by(BatchItem.state))}
     queued, running = by_state.get(JobState.QUEUED, 0), by_state.get(JobState.RUNNING, 0)
     batch.updated_at = now
     if not queued and not running:

@@ -71,7 +71,7 @@ def document_counts(session: Session, corpus_ids: Sequence[str]) -> dict[str, in
         return {}
     rows = session.execute(select(CorpusDocument.corpus_id, func.count()).where(
         CorpusDocument.corpus_id.in_(corpus_ids)).group_by(CorpusDocument.corpus_id))
-    return {cid: 0 for cid in corpus_ids} | dict(rows.tuples().all())
+    return {cid: 0 for cid in corpus_ids} | {cid: n for cid, n in rows}
 
 
 def add_documents(session: Session, tenant_id: str, corpus_id: str, document_ids: Sequence[str]) -> int:
