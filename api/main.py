@@ -9,6 +9,7 @@ from api.rate_limit import make_limiter
 from api.routes import batches, corpora, corpus_questions, digests, documents, health, jobs, results, webhooks
 from api.routes.conventions import known_query
 from api.settings import ApiSettings
+from api.web import install as install_web
 from pipeline import logs
 from pipeline.records.db import make_engine, session_factory
 
@@ -70,6 +71,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # JSON bodies are capped here; the upload route streams under its own
     for module in (documents, jobs, results, corpora, corpus_questions, batches, digests, webhooks):
         app.include_router(module.router, max_body_size=settings.max_json_bytes, dependencies=[Depends(known_query)])
+    install_web(app, settings.max_json_bytes)  # the web page, /v1/session, page images (docs/web.md)
     app.openapi = _openapi(app)
     return app
 

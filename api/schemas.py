@@ -60,6 +60,20 @@ class DocumentPublic(BaseModel):
     def num_files(self) -> int | None:
         return self.num_sections if self.kind == "codebase" else None
 
+    page_status: dict | None = Field(None, exclude=True)  # the row's {"failed": [...], "scanned": [...]}
+
+    @computed_field(description="pages extraction could not read (1-based; null for a codebase, or before "
+                                "extraction): their text is missing from the prompt")
+    @property
+    def pages_failed(self) -> list[int] | None:
+        return list((self.page_status or {}).get("failed", [])) if self.page_status is not None else None
+
+    @computed_field(description="pages without a text layer (scanned images; 1-based; null for a codebase, or "
+                                "before extraction): their text is missing unless OCR read it")
+    @property
+    def pages_scanned(self) -> list[int] | None:
+        return list((self.page_status or {}).get("scanned", [])) if self.page_status is not None else None
+
 
 class DocumentCreated(DocumentPublic):
     ingest_job_id: str = Field(description="the job that extracts the document (the latest one, for an upload that "
@@ -154,6 +168,8 @@ class JobPublic(BaseModel):
     parts: list[JobPartPublic] | None = Field(None, description="a summary run in parts (`over_window: sections` on "
                                                                 "a document over the window): each part's progress; "
                                                                 "null otherwise")
+    queue_position: int | None = Field(None, description="while queued: 1 + the jobs ahead of it in its queue, "
+                                                         "every tenant's (null once running or finished)")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -201,6 +217,10 @@ class ResultPublic(BaseModel):
                                                     "parts with their spans and usage) or selected (the pages or files "
                                                     "`included` and `left_out`); docs/over-window.md")
     created_at: datetime
+
+
+class ResultList(Page[ResultPublic]):
+    pass
 
 
 class Health(BaseModel):

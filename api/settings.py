@@ -3,7 +3,7 @@
 from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from pipeline.settings import DataSettings
 
@@ -13,6 +13,7 @@ DEFAULT_MAX_JSON = 1024 * 1024
 DEFAULT_RATE_PER_MIN = 1200
 DEFAULT_RATE_BURST = 300
 DEFAULT_MAX_ACTIVE_JOBS = 32
+DEV_SESSION_SECRET = "wholedoc-dev-session-secret"  # NOTE: a public default; set WHOLEDOC_SESSION_SECRET when shared
 
 
 class ApiSettings(DataSettings):
@@ -23,7 +24,8 @@ class ApiSettings(DataSettings):
     running LLM jobs per tenant (0: no cap), `daily_token_budget` tokens per tenant per UTC day (0: unlimited).
     `max_active_jobs_total` caps queued or running LLM jobs of all tenants together (0: no cap): 503 + Retry-After.
     `redis_url` holds the rate buckets shared by every API process (default: the broker URL when it is Redis);
-    None keeps them in this process.
+    None keeps them in this process. `session_secret` / `session_hours`: the web page's sign-in cookie;
+    `page_image_max_side`: the cap on a cited page's image (docs/web.md).
     """
 
     max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD, ge=1, description="bytes, a whole number >= 1")
@@ -36,6 +38,12 @@ class ApiSettings(DataSettings):
     max_active_jobs_total: int = Field(0, ge=0, description="jobs, a whole number >= 0 (0: no cap)")
     redis_url: str | None = Field(None, description="redis://HOST:PORT/DB or rediss://… (default: the broker URL "
                                                     "when it is Redis, else buckets in the API process)")
+    session_secret: SecretStr = Field(SecretStr(DEV_SESSION_SECRET),
+                                      description="a random string keying the web page's sign-in cookies and CSRF "
+                                                  "tokens (docs/web.md)")
+    session_hours: float = Field(12, gt=0, le=24 * 30, description="hours a web sign-in lasts, > 0 and <= 720")
+    page_image_max_side: int = Field(1400, ge=200, le=4000, description="pixels, the longer side of a page image "
+                                                                        "(200-4000)")
 
     @field_validator("redis_url")
     @classmethod

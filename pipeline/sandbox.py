@@ -6,6 +6,7 @@ a memory failure or a crash names the page that caused it. Used for PDFs and for
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import pickle
@@ -25,7 +26,7 @@ _MEMORY_WORDS = ("malloc", "calloc", "realloc", "out of memory", "memory allocat
 
 
 def run_isolated(
-    fn: Callable[..., Any],
+    fn: Callable[..., Any] | str,
     *args: Any,
     timeout_s: float,
     memory_bytes: int,
@@ -44,7 +45,9 @@ def run_isolated(
         block_modules: modules the child must not import (e.g. pymupdf's ONNX layout model: 0.5 s, never used).
     Raises `ExtractionTimeout`, `ExtractionResourceLimit` (MemoryError or an allocation failure in the child),
     `ExtractionCrashed` (killed by a signal or exited without a result), each with `.where`; errors that `fn`
-    raises (e.g. `EncryptedPdf`) are re-raised as they are. `fn` and its arguments must be picklable.
+    raises (e.g. `EncryptedPdf`) are re-raised as they are. `fn` and its arguments must be picklable; `fn` may
+    also be named as "package.module:function", which only the child imports (the API renders page images this
+    way and so never loads PyMuPDF itself: docs/web.md).
     The child is a fresh interpreter (`python -m pipeline.sandbox`), not a fork: no locks or threads are
     inherited, and the caller's `__main__` is never re-imported.
     """
@@ -113,6 +116,9 @@ def _child_main(conn: Connection) -> None:
     for name in block_modules:
         sys.modules[name] = None  # `import name` now raises ImportError, which optional imports tolerate
     fn, args, kwargs, memory_bytes, timeout_s, with_progress = pickle.load(stdin)
+    if isinstance(fn, str):  # "package.module:function": imported here only, never by the parent
+        module, _, name = fn.partition(":")
+        fn = getattr(importlib.import_module(module), name)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     cpu_s = math.ceil(timeout_s) + 5  # backstop only: the parent's wall clock normally fires first
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))

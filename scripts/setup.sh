@@ -11,6 +11,10 @@ quiet() { grep -v -e "is ignored: it is neither a file nor a directory" -e "^$" 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need+=(tesseract-ocr-eng)
+# Debian's chromium and npm: the web page's browser tests (tests/web) drive chromium through Playwright and inject
+# axe-core from npm (never `playwright install`: no browser downloads)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]} with apt-get" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -25,6 +29,9 @@ fi
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 .venv/bin/pip install -q torch==2.13.0 2>&1 | quiet
 .venv/bin/pip install -q -e '.[engine,service,dev,reference,bench]' 2>&1 | quiet
+if [ ! -f .venv/npm/node_modules/axe-core/axe.min.js ]; then  # outside the package, pinned (tests/web)
+  npm install --prefix .venv/npm --no-audit --no-fund --silent axe-core@4.14.1 >/dev/null
+fi
 
 if [ ! -x .venv-service/bin/python ]; then
   say ".venv is ready; making .venv-service"

@@ -11,7 +11,8 @@ from pipeline.logs import get_logger
 from pipeline.records import jobs
 from pipeline.records.models import Job, JobState
 from pipeline.records.parts import parts_of
-from workers.app import send_job
+from pipeline.records.queue import queue_position
+from workers.app import QUEUE_FOR_TASK, TASK_FOR_KIND, send_job
 
 log = get_logger(__name__)
 
@@ -42,10 +43,17 @@ def errors(*codes: int) -> dict:
     return {code: {"model": ErrorBody, "description": text[code]} for code in sorted({401, *codes, 422, 429})}
 
 
+def _queue_kinds(kind: str) -> tuple[str, ...]:
+    """The job kinds that share `kind`'s queue (workers.app routes each kind's task to one queue)."""
+    queue = QUEUE_FOR_TASK.get(TASK_FOR_KIND.get(kind, ""))
+    return tuple(k for k, task in TASK_FOR_KIND.items() if QUEUE_FOR_TASK[task] == queue) or (kind,)
+
+
 def job_public(session: Session, job: Job) -> JobPublic:
     out = JobPublic.model_validate(job)
     if (job.params or {}).get("over_window") == "sections" and job.kind == "summarize":
         out.parts = [JobPartPublic.model_validate(p) for p in parts_of(session, job.id)] or None
+    out.queue_position = queue_position(session, job, _queue_kinds(job.kind))
     if job.state == JobState.DONE:
         result = jobs.result_for_job(session, job.id)
         out.result_id = result.id if result else None

@@ -30,6 +30,7 @@ from pipeline.records.documents import (
     list_documents,
 )
 from pipeline.records.models import DocumentStatus
+from pipeline.records.page_images import image_blobs
 from pipeline.records.usage import lock_tenant
 
 log = get_logger(__name__)
@@ -132,7 +133,7 @@ def delete(document_id: DocumentId, request: Request, session: SessionDep, tenan
     doc = get_document(session, tenant.id, document_id)
     for job in jobs.active_jobs_of(session, tenant.id, doc.id):
         jobs.cancel_job(session, tenant.id, job.id)
-    keys = [k for k in (doc.blob_key, doc.text_blob_key) if k]
+    keys = [k for k in (doc.blob_key, doc.text_blob_key) if k] + image_blobs(session, doc.id)  # + page images
     delete_document(session, tenant.id, document_id)
     session.commit()
     for key in keys:

@@ -24,7 +24,7 @@ from workers.app import broker_supports_broadcast
 log = get_logger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENT_FIELDS = ("state", "stage", "progress", "prefill_tokens_done", "prefill_tokens_total", "tokens_generated",
-                "error", "result_id", "parts")
+                "error", "result_id", "queue_position", "parts")
 
 
 @router.get("", **operation("listJobs", "List jobs, newest first", JobList))
@@ -73,6 +73,7 @@ class JobEvent(BaseModel):
     tokens_generated: int | None = None
     error: str | None = None
     result_id: str | None = None
+    queue_position: int | None = None
     parts: list[JobPartPublic] | None = Field(None, description="a summary run in parts: each part's progress")
 
 

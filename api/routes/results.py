@@ -1,14 +1,21 @@
-"""/v1/results: the stored output of a summary or answer job."""
+"""/v1/results: the stored output of a summary or answer job; the list, newest first."""
 
 from fastapi import APIRouter
 
 from api.deps import SessionDep, TenantDep
-from api.routes.common import ResultId
-from api.routes.conventions import operation
-from api.schemas import ResultPublic
+from api.routes.common import DocumentIdQuery, ResultId
+from api.routes.conventions import ListDep, operation, page_of
+from api.schemas import ResultList, ResultPublic
 from pipeline.records.jobs import get_result
+from pipeline.records.results import list_results
 
 router = APIRouter(prefix="/v1/results", tags=["results"])
+
+
+@router.get("", **operation("listResults", "List results, newest first", ResultList))
+def list_(session: SessionDep, tenant: TenantDep, page: ListDep, document_id: DocumentIdQuery = None) -> ResultList:
+    return page_of(ResultList, list_results(session, tenant.id, document_id=document_id, limit=page.limit,
+                                            after=page.after), ResultPublic.model_validate)
 
 
 @router.get("/{result_id}", **operation("getResult", "Get a result", ResultPublic, codes=(404,)))

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi.sse import EventSourceResponse
 
+from api.schemas import Page
 from pipeline.records.db import transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
@@ -37,6 +38,7 @@ POST_REQUESTS = {
     "/v1/documents/{document_id}/summaries": lambda: {"json": {"style": "brief"}},
     "/v1/documents/{document_id}/questions": lambda: {"json": {"question": "why?"}},
     "/v1/jobs/{job_id}/cancel": lambda: {},
+    "/v1/session": lambda: {"json": {}},  # signs in with the request's own Bearer key (api.web.session)
 }
 
 
@@ -128,18 +130,23 @@ def test_the_same_bytes_uploaded_again_return_the_existing_document(make_client,
 
 
 def _list_routes():
-    """GET routes of a collection (the path does not end in an id), except event streams."""
+    """GET routes of a collection (the path does not end in an id) that answer a page (not an event stream, an
+    image or the web session)."""
     return [(p, r) for m, p, r in ROUTES if m == "GET" and not p.endswith("}")
-            and r.response_class is not EventSourceResponse]
+            and r.response_class is not EventSourceResponse
+            and isinstance(r.response_model, type) and issubclass(r.response_model, Page)]
 
 
-def test_every_list_route_pages_with_a_cursor(objects, api_url):
+def test_every_list_route_pages_with_a_cursor(objects, api_url, records):
     """limit / after in, data / has_more / last_id out, no offset; walking with limit=1 visits each item once."""
     spec = httpx.get(f"{api_url}/openapi.json").json()
     lists = _list_routes()
-    assert {p for p, _ in lists} >= {"/v1/documents", "/v1/jobs"}
-    client, _ = objects()
+    assert {p for p, _ in lists} >= {"/v1/documents", "/v1/jobs", "/v1/results"}
+    client, ids = objects()
     upload(client, make_pdf(f"second {new_id()}"))
+    finish(records, ids["job_id"])  # two results
+    second = client.post(f"/v1/documents/{ids['document_id']}/summaries", json={"style": "detailed"}).json()
+    finish(records, second["id"])
     for path, _ in lists:
         op = spec["paths"][path]["get"]
         names = {p["name"] for p in op.get("parameters", [])}

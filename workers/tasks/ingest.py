@@ -47,9 +47,12 @@ def _ingest(ctx: JobContext) -> None:
     store.add_ref(ref.key, ctx.job.document_id)
     with transaction(sessions()) as s:
         jobs.complete_job(s, ctx.job.id, ctx.settings.owner)
-        mark_document_ready(s, ctx.job.document_id, text_blob_key=ref.key, num_sections=len(extracted.sections),
-                            num_tokens=num_tokens, title=extracted.title)
+        doc = mark_document_ready(s, ctx.job.document_id, text_blob_key=ref.key,
+                                  num_sections=len(extracted.sections), num_tokens=num_tokens, title=extracted.title)
         search_index(s).index_document(s, tenant_id, ctx.job.document_id, extracted)  # corpus questions search it
+        if extracted.kind == "pdf":  # the pages the document's API representation names (docs/web.md)
+            doc.page_status = {status: [int(x.anchor) for x in extracted.sections if x.status == status]
+                               for status in ("failed", "scanned")}
 
 
 @app.task(name=INGEST, soft_time_limit=900, time_limit=960)

@@ -1,0 +1,218 @@
+"""The web page in a real browser (Debian's chromium through Playwright) against a real deployment on the `tiny`
+checkpoint: sign in, upload by drag-and-drop and by the file picker, summarize and watch the progress bar reach 100 %,
+ask, see the queue position, cancel a long job; a citation from scripted model output opens its page as an image with
+the quote highlighted; hostile file names and extracted text show as text. Every page is checked for console errors
+and with axe-core (no serious or critical violations); screenshots of each step go to the printed folder."""
+
+import pymupdf
+import pytest
+
+from tests.helpers.wait import wait_until
+from tests.pipeline.faultserver import FaultServer, Reply
+from tests.web.browsing import Browsing, sign_in, text_of
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def pdf(lines: list[str], pages: int = 1, title: str | None = None) -> bytes:
+    doc = pymupdf.open()
+    for i in range(pages):
+        page = doc.new_page()
+        for j, line in enumerate(lines):
+            page.insert_text((72, 72 + 16 * j), f"{line}" + (f" ({i + 1})" if pages > 1 else ""))
+    if title:
+        doc.set_metadata({"title": title})
+    return doc.tobytes()
+
+
+@pytest.fixture
+def person(stack, browser, shots, axe_source):
+    """A signed-in browser tab of a new tenant (its key in .key); fails the test on console errors or dialogs."""
+    _, key = stack.tenant_key()
+    context = browser.new_context(base_url=stack.url, viewport={"width": 1100, "height": 900})
+    b = Browsing(context.new_page(), shots, axe_source)
+    b.key = key
+    yield b
+    try:
+        b.clean()
+    finally:
+        context.close()
+
+
+def drop_file(page, name: str, data: bytes) -> None:
+    """What dragging a file from the desktop onto the drop zone does: a `drop` event carrying the file."""
+    page.evaluate("""([name, bytes]) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], name, {type: 'application/pdf'}));
+        const zone = document.getElementById('drop');
+        zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", [name, list(data)])
+
+
+def wait_ready(page, name: str):
+    item = page.locator(".uploads .item", has_text=name)
+    item.locator(".badge", has_text="ready").wait_for(timeout=120_000)
+    return item
+
+
+def wait_job_end(page, timeout_ms: int = 180_000):
+    page.wait_for_function("() => { const p = document.querySelector('.job'); return p && p.querySelector('.result, "
+                           ".error') }", timeout=timeout_ms)
+
+
+def test_sign_in_upload_summarize_and_ask(person):
+    b, page = person, person.page
+    page.goto("/")
+    page.get_by_label("API key").wait_for()
+    b.axe("sign-in")
+    b.shot("01-sign-in")
+    sign_in(b, b.key)
+    b.axe("documents")
+    drop_file(page, "dropped report.pdf", pdf(["Revenue grew by 12 percent in 2025.", "Costs fell slightly."]))
+    item = wait_ready(page, "dropped report.pdf")
+    assert "1 page ·" in item.inner_text()
+    page.set_input_files("#file", files=[{"name": "picked.pdf", "mimeType": "application/pdf",
+                                          "buffer": pdf(["A second document, picked."])}])
+    wait_ready(page, "picked.pdf")
+    b.shot("02-uploaded")
+    page.reload()
+    page.get_by_role("list", name="Documents").get_by_role("link").first.wait_for()
+    names = page.get_by_role("list", name="Documents").get_by_role("link").all_inner_texts()
+    assert names[:2] == ["picked.pdf", "dropped report.pdf"]  # newest first
+    page.get_by_role("link", name="dropped report.pdf").click()
+    page.get_by_role("heading", name="dropped report.pdf").wait_for()
+    b.axe("document")
+    page.get_by_label("Style").select_option("brief")
+    page.get_by_role("button", name="Summarize").click()
+    page.locator(".job").wait_for()
+    b.shot("03-summary-running")
+    wait_job_end(page)
+    bar = page.locator(".job progress")
+    assert bar.get_attribute("value") == "100" and text_of(page, ".job .pct") == "100 %"
+    status = text_of(page, ".job .job-status")
+    assert status.startswith("Done") and "prefill" in status, status
+    assert page.locator(".job .usage").is_visible() and "Prompt tokens" in text_of(page, ".job .usage")
+    b.axe("summary done")
+    b.shot("04-summary-done")
+    page.get_by_role("textbox", name="Question").fill("What grew?")
+    page.get_by_role("button", name="Ask").click()
+    page.locator(".job", has_text="Question: What grew?").wait_for()
+    wait_job_end(page)
+    assert page.locator(".job").first.locator("progress").get_attribute("value") == "100"
+    b.shot("05-answer")
+    page.get_by_role("link", name="Results").click()
+    page.get_by_role("list", name="Results").get_by_role("link").first.wait_for()
+    kinds = page.get_by_role("list", name="Results").get_by_role("link").all_inner_texts()
+    assert kinds[:2] == ["Answer", "Summary"]  # newest first
+    b.axe("results")
+    page.get_by_role("link", name="Jobs").click()
+    page.get_by_role("list", name="Jobs").get_by_role("link").first.wait_for()
+    b.axe("jobs")
+    b.shot("06-jobs")
+
+
+def test_queue_position_and_cancel_a_long_job(person):
+    b, page = person, person.page
+    sign_in(b, b.key)
+    page.set_input_files("#file", files=[{"name": "long.pdf", "mimeType": "application/pdf",
+                                          "buffer": pdf(["A long document to prefill slowly. " * 3] * 12, pages=12)}])
+    wait_ready(page, "long.pdf")
+    page.locator(".uploads").get_by_role("link", name="long.pdf").click()
+    page.get_by_role("textbox", name="Question").fill("What is it about?")
+    page.get_by_role("button", name="Ask").click()
+    first = page.locator(".job").first
+    first.wait_for()
+    page.get_by_role("button", name="Ask").click()  # a second one queues behind the first (one worker)
+    page.wait_for_function("() => document.querySelectorAll('.job').length === 2")
+    second, first = page.locator(".job").nth(0), page.locator(".job").nth(1)
+    wait_until(lambda: "prefill" in first.locator(".job-status").inner_text(), 120, "the first job's prefill")
+    assert "Queued: position 1 in the queue" in second.locator(".job-status").inner_text()
+    b.shot("07-prefill-and-queue")
+    b.axe("two jobs")
+    first.get_by_role("button", name="Cancel").click()
+    first.locator(".job-status", has_text="Cancelled").wait_for()
+    assert first.get_by_role("button", name="Cancel").is_hidden()
+    second.get_by_role("button", name="Cancel").click()
+    second.locator(".job-status", has_text="Cancelled").wait_for()
+    b.shot("08-cancelled")
+
+
+def test_phone_width_and_keyboard_only(stack, browser, shots, axe_source):
+    _, key = stack.tenant_key()
+    context = browser.new_context(base_url=stack.url, viewport={"width": 375, "height": 740}, is_mobile=True)
+    b = Browsing(context.new_page(), shots, axe_source)
+    page = b.page
+    try:
+        page.goto("/")
+        page.get_by_label("API key").wait_for()
+        assert page.evaluate("() => document.activeElement.id") == "api-key"  # focus starts where typing goes
+        page.keyboard.type(key)
+        page.keyboard.press("Enter")
+        page.get_by_role("navigation", name="Sections").wait_for()
+        assert page.evaluate("() => document.activeElement.tagName") == "H1"  # focus moved to the new view
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            if page.evaluate("() => document.activeElement.id") == "file":
+                break
+        assert page.evaluate("() => document.activeElement.id") == "file", "the file picker is reachable by Tab"
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 375  # nothing wider than the phone
+        b.axe("phone")
+        b.shot("09-phone")
+        b.clean()
+    finally:
+        context.close()
+
+
+def test_a_citation_opens_its_page_with_the_quote_highlighted_and_hostile_text_stays_text(person, stack):
+    """The model's answer is scripted (the random-weight checkpoint writes no citations): one verified citation and
+    one unverified; the PDF's text and its file name are markup that must never run."""
+    b, page = person, person.page
+    llm = FaultServer()
+    try:
+        stack.use_inference(llm.base_url, llm.model)
+        sign_in(b, b.key)
+        name = f"{HOSTILE}.pdf"
+        page.set_input_files("#file", files=[{"name": name, "mimeType": "application/pdf", "buffer": pdf(
+            ["Revenue grew by 12 percent in 2025.", f"Markup in the text: {HOSTILE}"], pages=2, title=HOSTILE)}])
+        item = wait_ready(page, name)
+        assert item.get_by_role("link", name=name).is_visible()  # the name, literally
+        llm.default = Reply(content=("Revenue rose ", '[p. 2: "grew by 12 percent"]', ", and the text says ",
+                                     f'[p. 1: "{HOSTILE}"]', ", not that it fell ", '[p. 1: "fell sharply"]', "."))
+        item.get_by_role("link", name=name).click()
+        page.get_by_role("textbox", name="Question").fill("How did revenue change?")
+        page.get_by_role("button", name="Ask").click()
+        wait_job_end(page)
+        result = page.locator(".job .result")
+        assert HOSTILE in result.locator(".result-text").inner_text()  # shown as text…
+        assert page.locator("img[src='x']").count() == 0  # …never as an element
+        cited = result.locator(".result-text a.cite")
+        assert cited.count() == 3
+        assert result.locator(".result-text .badge.unverified").count() == 1  # "fell sharply" is not on page 1
+        b.axe("result with citations")
+        b.shot("10-citations")
+        with page.expect_response(lambda r: "/pages/2.png" in r.url) as got:
+            cited.first.click()
+        response = got.value
+        assert response.status == 200 and response.headers["content-type"] == "image/png"
+        assert int(response.headers["x-quote-matches"]) >= 1  # the quote was found and highlighted
+        dialog = page.get_by_role("dialog", name="Page 2")
+        dialog.wait_for()
+        page.wait_for_function("() => document.getElementById('page-img').naturalWidth > 0")
+        assert page.evaluate("() => document.getElementById('page-img').naturalWidth") <= 1400  # capped
+        yellow = page.evaluate("""() => { const img = document.getElementById('page-img');
+            const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+            const d = g.getImageData(0, 0, c.width, c.height).data; let n = 0;
+            for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] > 150 && d[i + 2] < 80) n++;
+            return n; }""")
+        assert yellow > 200, "the quote is highlighted (yellow pixels on the page image)"
+        b.axe("page image")
+        b.shot("11-page-image")
+        page.keyboard.press("Escape")
+        assert dialog.is_hidden()
+        assert b.dialogs == []
+    finally:
+        stack.use_inference(stack.real_inference)
+        llm.close()
