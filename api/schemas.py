@@ -154,7 +154,8 @@ class JobPublic(BaseModel):
     kind: JobKind
     document_id: str | None
     state: JobState
-    stage: str | None = Field(description="what a running job is doing: extract, count, prefill, generate")
+    stage: str | None = Field(description="what a running job is doing: extract, count, prefill, generate, "
+                                          "combine (the last pass of a summary in parts)")
     progress: float
     prefill_tokens_done: int | None
     prefill_tokens_total: int | None
