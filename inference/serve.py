@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         store_config = config_from_args(args)
         # with a store, the block keys name the model by its fingerprint, not its path: replicas share snapshots
-        fingerprint = model_fingerprint(args.checkpoint, args.dtype, args.reference_numerics) if store_config else ""
+        fingerprint = (model_fingerprint(args.checkpoint, args.dtype, args.reference_numerics,
+                                         getattr(args, "weights", None)) if store_config else "")
         engine = Engine.from_checkpoint(args.checkpoint, EngineConfig(model_id=fingerprint,
             max_model_len=args.max_model_len, max_num_seqs=args.max_num_seqs,
             max_num_batched_tokens=args.max_num_batched_tokens, cache_bytes=int(args.cache_gib * (1 << 30)),

@@ -107,6 +107,8 @@ class Stack:
                 subprocess.run([sys.executable, "-m", "inference.devcheckpoint", "--out", checkpoint,
                                 "--preset", "small"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         self.env["WHOLEDOC_TOKENIZER"] = checkpoint  # count tokens with the served model's own tokenizer
+        # document prefixes outlive the server: snapshots under prefixes/ of the blob store (docs/prefix-store.md)
+        self.env["WHOLEDOC_PREFIX_STORE"] = os.environ.get("WHOLEDOC_PREFIX_STORE") or self.settings.blob_url
         port = free_port()
         self._spawn("inference", inference_argv(checkpoint, port, self.settings.max_model_len))
         self._wait_http("inference", f"http://127.0.0.1:{port}/health", timeout=600)

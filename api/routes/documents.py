@@ -9,9 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from api.admission import admit_llm_job
 from api.deps import SessionDep, TenantDep
+from api.prefix_cleanup import forget_document_prefixes
 from api.routes.common import ID_PATTERN, DocumentId, enqueue, job_public
 from api.routes.conventions import Idempotency, IdempotencyDep, ListDep, created, operation, page_of
 from api.schemas import DocumentCreated, DocumentList, DocumentPublic, JobPublic, QuestionCreate, SummaryCreate
@@ -141,7 +143,8 @@ def delete(document_id: DocumentId, request: Request, session: SessionDep, tenan
             request.app.state.blob_store.release(key, document_id)
         except Exception:  # the row is gone; `sweep` collects a blob whose release failed
             log.exception("releasing a blob failed", blob_key=key, document_id=document_id)
-    return Response(status_code=204)
+    # its prefix snapshots in the inference server's store go too, after the reply (docs/prefix-store.md)
+    return Response(status_code=204, background=BackgroundTask(forget_document_prefixes, tenant.id, document_id))
 
 
 def _ready(session, tenant_id: str, document_id: str):

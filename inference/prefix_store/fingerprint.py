@@ -9,12 +9,15 @@ from inference.model.config import BLOCK_TOKENS
 FORMAT_VERSION = 1  # bump when the snapshot layout or the meaning of a row changes
 
 
-def model_fingerprint(checkpoint: str | Path, dtype: str, reference_numerics: bool | str | None) -> str:
+def model_fingerprint(checkpoint: str | Path, dtype: str, reference_numerics: bool | str | None,
+                      weights: str | None = None) -> str:
     """sha256 (hex, 32 chars) of: config.json, the weight index file, every *.safetensors name and size, the cache
-    dtype, the reference-numerics switch, the block size and the snapshot format version (docs/prefix-store.md)."""
+    dtype, the reference-numerics switch, the weight format served (`--weights`), the block size and the snapshot
+    format version (docs/prefix-store.md)."""
     root = Path(checkpoint)
     h = hashlib.sha256()
     h.update(json.dumps({"format": FORMAT_VERSION, "dtype": dtype, "reference_numerics": str(reference_numerics),
+                         "weights": str(weights),
                          "block_tokens": BLOCK_TOKENS}, sort_keys=True).encode())
     for name in ("config.json", "model.safetensors.index.json"):
         f = root / name

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -41,6 +42,11 @@ CONTEXT_ERROR = re.compile(r"context (length|window)|too long|max_model_len|maxi
 WINDOW_IN_MESSAGE = re.compile(r"context length is (\d+)")  # vLLM: "maximum context length is N tokens"
 REQUESTED_IN_MESSAGE = re.compile(r"requested (\d+) tokens")
 ABSENT = {404, 405, 501}  # an optional endpoint this server does not have
+
+
+def document_prefix_tag(tenant_id: str, document_id: str) -> str:
+    """The `prefix_tag` of a document's requests: deleting the document deletes the snapshots tagged with it."""
+    return f"{tenant_id}/{document_id}"
 
 
 class _Retryable(Exception):
@@ -90,6 +96,7 @@ class InferenceClient:
         on_progress: Callable[[Progress], None] | None = None,
         on_delta: Callable[[str, str], None] | None = None,
         cache_salt: str | None = None,
+        prefix_tag: str | None = None,
         extra_body: dict | None = None,
     ) -> Completion:
         """Run one chat completion to the end and return it.
@@ -99,7 +106,8 @@ class InferenceClient:
         once (RequestCancelled) and sends DELETE /requests/{id}; `on_delta(kind, text)` gets each
         "reasoning"/"content" piece as it streams; `request_id` is sent as X-Request-Id (retries use `<id>.2`,
         `<id>.3`, …); `cache_salt` (vLLM's and wholedoc's field) keeps the request in the prefix cache of that
-        salt only, e.g. one per tenant.
+        salt only, e.g. one per tenant; `prefix_tag` (wholedoc's server) labels the prefix snapshots the request
+        leaves in the server's prefix store, so `delete_prefixes(tag)` removes them (document_prefix_tag).
         Raises: RateLimited, EndpointUnavailable (after retries), ContextWindowExceeded, RequestRejected,
         RequestCancelled, StreamInterrupted.
         """
@@ -118,6 +126,8 @@ class InferenceClient:
             body["temperature"] = temperature
         if cache_salt is not None and extended:
             body["cache_salt"] = cache_salt
+        if prefix_tag is not None and extended:
+            body["prefix_tag"] = prefix_tag
         body.update(extra_body or {})
         rid = request_id or uuid.uuid4().hex
         attempt = 0
@@ -249,6 +259,14 @@ class InferenceClient:
         if data is None:
             return None
         return CacheProbe(int(data["prompt_tokens"]), int(data["cached_tokens"]), int(data["tokens_to_compute"]))
+
+    def delete_prefixes(self, tag: str) -> int | None:
+        """DELETE /prefixes?tag=…: drop the stored prefix snapshots tagged `tag` (a deleted document's); how many,
+        or None when the server has no such endpoint or no prefix store."""
+        data = self._control("DELETE", f"prefixes?tag={quote(tag, safe='')}")
+        if data is None or not data.get("prefix_store", True):
+            return None
+        return int(data.get("deleted", 0))
 
     def tokenize(self, messages: Sequence[dict] | None = None, *, prompt: str | None = None) -> int | None:
         """POST /tokenize: the server's own token count for messages (chat template applied) or a raw prompt."""

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from pipeline.citations import verify_citations
-from pipeline.client import Progress
+from pipeline.client import Progress, document_prefix_tag
 from pipeline.errors import Conflict, InferenceError, RequestCancelled
 from pipeline.prompts import Budget, prompt_tokens, question_prompt, summary_prompt, warmup_prompt
 from pipeline.prompts.sections import select_for_question
@@ -101,7 +101,9 @@ def _generate(ctx: JobContext) -> None:
                                              thinking_budget=max_tokens - answer_cap if thinking else None,
                                              request_id=request_id,
                                              cancel=cancel, on_progress=ProgressRecorder(ctx, max_tokens),
-                                             cache_salt=cfg.cache_salt(job.tenant_id))  # tenants share no cache
+                                             cache_salt=cfg.cache_salt(job.tenant_id),  # tenants share no cache
+                                             # its prefix snapshots go when the document does
+                                             prefix_tag=document_prefix_tag(job.tenant_id, job.document_id))
     except RequestCancelled:
         ctx.lease.check()  # raises Cancelled / LeaseLost
         raise
