@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 
+from inference.checkpoint.loader import add_weights_args, resolve_device
 from inference.errors import InferenceModelError
 
 ON_OFF = {"on": True, "off": False}
@@ -25,10 +26,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reference-numerics", choices=ON_OFF, default=None,
                    help="the release's quantized numerics (default: on when config.json has a quantization_config)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    add_weights_args(p)
     p.add_argument("--max-num-seqs", type=int, default=16, help="requests running at once")
     p.add_argument("--max-num-batched-tokens", type=int, default=2048, help="tokens per engine step (prefill chunk)")
     p.add_argument("--max-waiting", type=int, default=64, help="queued requests before 429")
-    p.add_argument("--cache-gib", type=float, default=2.0, help="memory budget of the KV cache pools, GiB")
+    p.add_argument("--cache-gib", type=float, default=None,
+                   help="memory budget of the KV cache pools, GiB (default: from the memory plan, see inference.plan: "
+                        "all the GPU leaves, or at most 2 on CPU); checked against the plan")
     p.add_argument("--thinking", choices=ON_OFF, default="off",
                    help="thinking mode for OpenAI requests that do not say (default: off)")
     p.add_argument("--default-max-tokens", type=int, default=4096, help="max_tokens when a request gives none")
@@ -39,6 +43,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     prefix_store_arguments(p)
     return p.parse_args(argv)
+
+
+def plan_cache_bytes(args: argparse.Namespace) -> int:
+    """The pools' budget from the memory plan of this checkpoint on this device (an explicit --cache-gib is checked
+    against it); logs the plan."""
+    from pathlib import Path
+
+    from inference.checkpoint.loader import default_weights
+    from inference.memory_plan.sizing import GIB, serve_cache_bytes
+    from inference.model.config import ModelArgs
+
+    device = resolve_device(args.device)
+    model_args = ModelArgs.from_file(Path(args.checkpoint) / "config.json")
+    cache, plan = serve_cache_bytes(model_args, device=device, weights=args.weights or default_weights(device),
+                                    dtype=args.dtype, max_num_seqs=args.max_num_seqs,
+                                    chunk=args.max_num_batched_tokens, max_model_len=args.max_model_len,
+                                    cache_gib=args.cache_gib)
+    logging.getLogger("inference.serve").info(
+        "memory plan on %s: weights %.2f GiB, workspace %.2f GiB, cache pools %.2f GiB (plan leaves %.2f)", device,
+        plan.weights / GIB, plan.workspace / GIB, cache / GIB, plan.kv_pool / GIB)
+    return cache
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                                          getattr(args, "weights", None)) if store_config else "")
         engine = Engine.from_checkpoint(args.checkpoint, EngineConfig(model_id=fingerprint,
             max_model_len=args.max_model_len, max_num_seqs=args.max_num_seqs,
-            max_num_batched_tokens=args.max_num_batched_tokens, cache_bytes=int(args.cache_gib * (1 << 30)),
-            max_waiting=args.max_waiting, dtype=args.dtype,
+            max_num_batched_tokens=args.max_num_batched_tokens, cache_bytes=plan_cache_bytes(args),
+            max_waiting=args.max_waiting, dtype=args.dtype, weights=args.weights, device=resolve_device(args.device),
             reference_numerics=None if args.reference_numerics is None else ON_OFF[args.reference_numerics]))
         if store_config is not None:
             from inference.prefix_store import PrefixStore

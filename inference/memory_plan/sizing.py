@@ -160,3 +160,46 @@ def make_plan(a: ModelArgs, p: PlanInputs) -> Plan:
     return Plan(p, tp, ep, p.max_model_len or a.max_position_embeddings, by_kind, sum(t.nbytes for t in table),
                 len(table), workspace_bytes(a, p.chunk, tp, p.act_dtype, p.max_num_seqs), int(p.reserve_gib * GIB),
                 int(p.gpu_mem_gib * GIB), fixed, layout.bytes_per_token, notes)
+
+
+def device_memory_bytes(device: str) -> int:
+    """Total memory of a CUDA device, or the host memory available now for `cpu`."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+CPU_DEFAULT_CACHE = 2 * GIB  # on a CPU host the pools default to 2 GiB (or less, if the plan leaves less)
+
+
+def serve_cache_bytes(a: ModelArgs, *, device: str, weights: str, dtype: str, max_num_seqs: int, chunk: int,
+                      max_model_len: int | None, cache_gib: float | None) -> tuple[int, Plan]:
+    """The cache-pool budget `inference.serve` starts with, from the plan of this model on this device:
+    an explicit --cache-gib wins but must fit in what the plan leaves; otherwise CUDA takes the whole KV pool the
+    plan leaves and a CPU host min(2 GiB, that pool). Raises PlanDoesNotFit with the plan's numbers."""
+    mem = device_memory_bytes(device)
+    plan = make_plan(a, PlanInputs(gpus=1, gpu_mem_gib=mem / GIB, cache_dtype=dtype, max_model_len=max_model_len,
+                                   chunk=chunk, max_num_seqs=max_num_seqs, weights=weights, act_dtype=dtype,
+                                   reserve_gib=1.0 if device.startswith("cuda") else 0.25))
+    where = (f"{device} has {mem / GIB:.2f} GiB; weights take {plan.weights / GIB:.2f}, the {chunk}-token prefill "
+             f"workspace {plan.workspace / GIB:.2f}, reserve {plan.reserve / GIB:.2f}")
+    if plan.kv_pool <= 0:
+        raise PlanDoesNotFit(f"the model does not fit: {where}, leaving nothing for the cache "
+                             f"(python -m inference.plan shows the plan)")
+    if cache_gib is not None:
+        want = int(cache_gib * GIB)
+        if want > plan.kv_pool:
+            raise PlanDoesNotFit(f"--cache-gib {cache_gib:g} is more than the {plan.kv_pool / GIB:.2f} GiB the memory "
+                                 f"plan leaves for the cache: {where}")
+        return want, plan
+    return (plan.kv_pool if device.startswith("cuda") else min(CPU_DEFAULT_CACHE, plan.kv_pool)), plan
