@@ -81,3 +81,15 @@ def wait_job_http(client, job_id: str, until, timeout: float = 60, poll: float =
 
     wait_until(done, timeout, lambda: f"job {job_id} condition (last seen: {seen.get('job')})", poll)
     return seen["job"]
+
+
+PUBLIC_HOOK = "https://93.184.215.14/hooks/wholedoc"  # a public address literal: registers without DNS
+
+
+def digest_and_webhook_ids(client, corpus_id: str) -> dict:
+    """A digest schedule of the corpus, a run of it and a webhook, made through the API: their ids, by the names of
+    the route parameters (digest_id, run_id, webhook_id)."""
+    digest = client.post(f"/v1/corpora/{corpus_id}/digests", json={"cron": "0 7 * * 1"}).json()
+    run = client.post(f"/v1/digests/{digest['id']}/run").json()
+    hook = client.post("/v1/webhooks", json={"url": PUBLIC_HOOK, "events": ["job.done"]}).json()
+    return {"digest_id": digest["id"], "run_id": run["id"], "webhook_id": hook["id"]}

@@ -4,13 +4,15 @@ import re
 
 import pytest
 
-from tests.api.helpers import app_routes, finish, make_pdf, make_ready, upload
+from tests.api.helpers import app_routes, digest_and_webhook_ids, finish, make_pdf, make_ready, upload
 
 pytestmark = pytest.mark.services
 
 ROUTES = [(m, p) for m, p, _ in app_routes()]
 ID_ROUTES = [(m, p) for m, p in ROUTES if "{" in p]
 BODIES = {"summaries": {"style": "brief"}, "questions": {"question": "why?"}}
+BODIES |= {"{corpus_id}": {"name": "renamed"}, "documents": {"document_ids": ["0" * 32]}}  # a corpus: rename, add
+BODIES |= {"digests": {"cron": "0 7 * * 1"}, "{digest_id}": {"paused": True}}  # a digest schedule: create, change
 
 
 def test_route_enumeration_sees_the_id_routes():
@@ -48,7 +50,10 @@ def owner_objects(make_client, records):
     make_ready(records, doc["id"])
     job = a.post(f"/v1/documents/{doc['id']}/summaries", json={}).json()
     result_id = finish(records, job["id"], "A's private summary")
-    return a, {"document_id": doc["id"], "job_id": job["id"], "result_id": result_id, "page": 1}
+    batch_id = a.post("/v1/batches", json={"questions": ["A's question?"], "document_ids": [doc["id"]]}).json()["id"]
+    corpus_id = a.post("/v1/corpora", json={"name": "reports of A"}).json()["id"]
+    return a, {"corpus_id": corpus_id, **digest_and_webhook_ids(a, corpus_id),
+               "document_id": doc["id"], "job_id": job["id"], "result_id": result_id, "page": 1, "batch_id": batch_id}
 
 
 def test_other_tenant_gets_404_on_every_id_route(make_client, owner_objects):
