@@ -23,12 +23,15 @@ def test_serve_starts_and_stops_cleanly(tmp_path):
                             stderr=subprocess.PIPE, text=True)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc, "wholedoc serve", 90)
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert page.status_code == 200 and "<title>wholedoc</title>" in page.text
         logs = sorted(p.name for p in (tmp_path / "logs").iterdir())
         assert logs == ["api.log", "beat.log", "worker.log"]  # no inference server: WHOLEDOC_INFERENCE_URL is set
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
         err = proc.stderr.read()
         assert "serving on" in err and "stopping" in err
+        assert f"web page: http://127.0.0.1:{port}/" in err  # the page a person opens (docs/web.md)
         try:
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
             raise AssertionError("the api is still answering after serve stopped")

@@ -29,6 +29,7 @@ def _run(args) -> int:
         say(f"error: {exc}")
         return 1
     say(f"wholedoc is serving on {stack.url} (API docs: {stack.url}/docs); logs in {stack.home / 'logs'}")
+    say(f"web page: {stack.url}/ (sign in there with an API key)")
     say("make a key with: wholedoc admin create-tenant NAME && wholedoc admin create-key NAME")
     code = 0
     try:
