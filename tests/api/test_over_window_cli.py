@@ -27,14 +27,13 @@ def test_ingest_says_when_a_document_is_over_the_window(tmp_path):
     tokens = int(r.stdout.split(" tokens,")[0].rsplit(" ", 1)[1])
     assert f"the document is {tokens:,} tokens" in line and "the window is 4,096" in line
     assert "--over-window sections" in line
-    out = json.loads(_ingest(tmp_path, "--json", window="4096").stdout)
-    assert out["over_window"]["window_tokens"] == 4096 and out["over_window"]["needed_tokens"] > out["tokens"]
 
 
-def test_ingest_says_nothing_of_the_window_when_the_document_fits(tmp_path):
-    r = _ingest(tmp_path, window=None)  # V4's 1,048,576
-    assert r.returncode == 0 and "window" not in r.stdout
-    assert json.loads(_ingest(tmp_path, "--json", window=None).stdout)["over_window"] is None
+def test_ingest_json_says_nothing_of_the_window_when_the_document_fits(tmp_path):
+    r = _ingest(tmp_path, "--json", window=None)  # V4's 1,048,576
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["over_window"] is None and out["tokens"] > 4096
 
 
 def test_the_embedded_inference_server_gets_the_configured_window():
