@@ -67,12 +67,14 @@ def client_of(stack) -> httpx.Client:
     with transaction(records) as s:
         tenant = create_tenant(s, f"cq-{new_id()}")
         _, key = create_api_key(s, tenant.id)
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    client.key = key
+    return client
 
 
 def corpus_with(client, files: dict[str, bytes]) -> tuple[str, dict[str, str]]:
-    """A corpus of these uploads, each ingested by the worker: (corpus id, {name: document id})."""
-    corpus = client.post("/v1/corpora", json={"name": f"c-{new_id()}"}).json()["id"]
+    """A corpus named "reports" of these uploads, each ingested by the worker: (corpus id, {name: document id})."""
+    corpus = client.post("/v1/corpora", json={"name": "reports"}).json()["id"]
     ids = {}
     for name, data in files.items():
         r = client.post(f"/v1/documents?corpus_id={corpus}",
@@ -177,3 +179,38 @@ def test_filters_and_refusals(corpora):
     assert b.post(f"/v1/corpora/{corpus}/questions?dry_run=true", json={"question": QUESTION}).status_code == 404
     assert a.post(f"/v1/corpora/{corpus_b}/questions", json={"question": QUESTION}).status_code == 404
     assert a.post(f"/v1/corpora/{corpus}/questions", json={"question": ""}).status_code == 422
+
+
+def test_cli_ask_over_a_corpus(stack, corpora):
+    """`wholedoc ask --corpus NAME Q [--dry-run]` against the deployment: every positional argument is a question."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    url, llm, _ = stack
+    a, corpus, ids, _, _, _ = corpora
+    env = {**os.environ, "WHOLEDOC_API_URL": url, "WHOLEDOC_API_KEY": a.key}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "api.cli", "ask", "--corpus", "reports", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    r = cli(QUESTION, "Who runs the canteen?", "--dry-run", "--max-tokens", "64", "--json")
+    assert r.returncode == 0, r.stderr
+    plans = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [p["question"] for p in plans] == [QUESTION, "Who runs the canteen?"]
+    assert ids["plant.pdf"] in [d["document_id"] for d in plans[0]["documents"]]
+    r = cli(QUESTION, "--dry-run", "--max-tokens", "64")
+    assert r.returncode == 0 and "selected:" in r.stdout and "left out " + ids["warehouse.zip"] in r.stdout, r
+    jobs_before = len(a.get("/v1/jobs", params={"limit": 100}).json()["data"])
+    n_fact = next(d["doc"] for d in plans[0]["documents"] if d["document_id"] == ids["plant.pdf"])
+    llm.default = Reply(content=(f'4711 [doc {n_fact}, p. 2: "made 4711 widgets"].',))
+    r = cli(QUESTION, "--max-tokens", "64")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f'4711 [doc {n_fact}, p. 2: "made 4711 widgets"].'
+    assert "verified" in r.stderr and f"doc {n_fact} = " in r.stderr and "left out for lack of room" in r.stderr
+    assert len(a.get("/v1/jobs", params={"limit": 100}).json()["data"]) == jobs_before + 1
+    r = subprocess.run([sys.executable, "-m", "api.cli", "ask", "--corpus", "nope", "q?"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "no corpus named 'nope'" in r.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 def register(subparsers) -> None:
     p = subparsers.add_parser("ask", help="answer questions about a whole PDF or codebase, with citations")
     p.add_argument("file", help="a PDF or a codebase archive (- reads it from standard input), or the id of a "
-                   "document already uploaded")
+                   "document already uploaded; with --corpus, the first question")
     p.add_argument("question", nargs="*", help="one or more questions (each its own answer)")
     p.add_argument("--questions-file", help="more questions, one per line (blank lines and #-comments skipped); - "
                    "reads them from standard input")
@@ -19,6 +19,11 @@ def register(subparsers) -> None:
     p.add_argument("--over-window", choices=("refuse", "sections"), default="refuse",
                    help="a document over the model's window: refuse (the default: the counts, before any inference) "
                         "or sections (ask about the most relevant whole pages or files that fit)")
+    p.add_argument("--corpus", metavar="NAME", help="ask over a corpus instead of one document: every positional "
+                   "argument is a question, answered from the corpus's most relevant whole documents that fit the "
+                   "window (all of them when they fit), citing document and page")
+    p.add_argument("--dry-run", action="store_true", help="with --corpus: show the documents each question would use, "
+                   "their tokens and the tokens expected from the cache; ask nothing")
     p.set_defaults(func=_run)
 
 
@@ -40,6 +45,17 @@ def _run(args) -> int:
         questions = _questions(args)
     except OSError as exc:
         print(f"error: --questions-file: {exc}", file=sys.stderr)
+        return 2
+    if args.corpus:  # every positional argument is a question (docs/corpus-questions.md)
+        from api.cli.corpus_ask import run_corpus
+
+        if args.file == "-":
+            print("error: with --corpus the arguments are questions; - is not one", file=sys.stderr)
+            return 2
+        return run_corpus(args.corpus, [args.file, *questions], args.thinking, args.max_tokens, args.json,
+                          args.dry_run)
+    if args.dry_run:
+        print("error: --dry-run works with --corpus only", file=sys.stderr)
         return 2
     if not questions:
         print("error: give at least one question (as an argument or with --questions-file)", file=sys.stderr)
