@@ -3,6 +3,8 @@
     python -m kernels.gpu_check [--no-bench] [--lengths 131072,1048576] [--prefill 1024]
 
 Checks run at real V4-Flash widths (H 64 × 512, indexer 64 × 128, hc 4 × 4096) in bf16 and fp32 (tf32 dots).
+The quantized GEMMs (kernels.quant_gemm: FP8 linear, FP4 grouped routed experts) are checked against their twins (rms
+error ratio and max abs error) and timed beside a dense bf16 GEMM of the same shape.
 The benchmark reports time, TFLOPS (kernels.flops) and GB/s (rows each program reads) of the CSA / HCA prefill and
 decode kernels at 128K and 1M, the indexer, and dense causal MQA (torch SDPA, query-chunked) up to 128K.
 Anchor: FlashMLA's published sparse prefill, 640 TFLOPS on H800. Ends with one JSON line.
@@ -20,6 +22,7 @@ from .flops import AttnShape, attended_rows, indexer_flops, prefill_flops
 from .indexer import indexer_scores_triton, indexer_topk_triton, naive_indexer_scores
 from .layout import BLOCK_TOKENS, pool_from_rows, rope_tables, rows_per_block
 from .mhc import hc_post_triton, hc_pre_triton, naive_hc_post, naive_hc_pre
+from .quant_gemm import quant_grouped_torch, quant_grouped_triton, quant_linear_torch, quant_linear_triton
 from .rope_norm import inverse_rope_triton, naive_inverse_rope, naive_rmsnorm_rope, rmsnorm_rope_triton
 from .sparse_attn import naive_sparse_attn, sparse_attn_triton
 
@@ -117,6 +120,47 @@ def check_all(device: str, small: bool = False) -> list[dict]:
     return res
 
 
+def _quant_weights(fmt: str, n: int, k: int, g: torch.Generator, experts: int = 0):
+    """Random release-format weights (ue8m0 scales in a realistic range), [experts, ...] when experts > 0."""
+    lead = (experts,) if experts else ()
+    if fmt == "fp8":
+        w = (torch.randn(*lead, n, k, generator=g) * 100).to(torch.float8_e4m3fn)
+        s = torch.randint(112, 122, (*lead, -(-n // FP8_BLOCK), -(-k // FP8_BLOCK)), generator=g).to(torch.uint8)
+    else:
+        w = torch.randint(-128, 128, (*lead, n, k // 2), generator=g, dtype=torch.int8)
+        s = torch.randint(118, 124, (*lead, n, k // 32), generator=g).to(torch.uint8)
+    return w, s.view(torch.float8_e8m0fnu)
+
+
+def check_quant_gemms(device: str, small: bool = False) -> list[dict]:
+    """Quantized GEMMs (kernels.quant_gemm) against their twins: rms error ratio and max abs error, bf16 and fp32,
+    with and without FP8 activations, FP8 linear and FP4 grouped (routed experts) at V4-Flash widths."""
+    g = torch.Generator().manual_seed(5)
+    m, n, k = (37, 72, 300) if small else (512, 2048, 4096)
+    e, rows = (4, [9, 0, 20, 3]) if small else (16, [64, 0, 300, 17] * 4)
+    out = []
+    for dtype, tol in ((torch.float32, 1e-4), (torch.bfloat16, 2e-2)):
+        for act in (False, True):
+            x = torch.randn(m, k, generator=g).to(dtype)
+            w, s = _quant_weights("fp8", n, k, g)
+            ref = quant_linear_torch(x, w, s, "fp8", act).float()
+            got = quant_linear_triton(x.to(device), w.to(device), s.to(device), "fp8", act).float().cpu()
+            out.append({"kernel": f"quant_linear_fp8{'_act8' if act else ''}", "dtype": str(dtype)[6:],
+                        "err": _err(ref, got), "max_abs_err": (ref - got).abs().max().item(),
+                        "ok": _err(ref, got) <= tol})
+            kk = k if k % 32 == 0 else k + 32 - k % 32
+            w4, s4 = _quant_weights("fp4", n, kk, g, e)
+            off = torch.tensor([0] + rows).cumsum(0)
+            xg = torch.randn(int(off[-1]), kk, generator=g).to(dtype)
+            ref = quant_grouped_torch(xg, w4, s4, off, "fp4", act).float()
+            got = quant_grouped_triton(xg.to(device), w4.to(device), s4.to(device), off.to(device), "fp4",
+                                       act).float().cpu()
+            out.append({"kernel": f"quant_grouped_fp4{'_act8' if act else ''}", "dtype": str(dtype)[6:],
+                        "err": _err(ref, got), "max_abs_err": (ref - got).abs().max().item(),
+                        "ok": _err(ref, got) <= tol})
+    return out
+
+
 ##### Benchmark #####
 
 
@@ -205,6 +249,43 @@ def bench_cuda(lengths, n_q: int) -> list[dict]:
     return out
 
 
+# V4-Flash GEMMs: (name, format, rows M, N, K, experts); grouped rows are spread evenly over the experts
+QUANT_SHAPES = (("wq_b prefill", "fp8", 4096, 32768, 1024, 0), ("wo_b prefill", "fp8", 4096, 4096, 8192, 0),
+                ("shared w1 decode", "fp8", 64, 2048, 4096, 0),
+                ("experts w1 prefill", "fp4", 4096 * 6, 2048, 4096, 256),
+                ("experts w2 prefill", "fp4", 4096 * 6, 4096, 2048, 256),
+                ("experts w1 decode", "fp4", 64 * 6, 2048, 4096, 256))
+
+
+def _bench_quant_one(name: str, fmt: str, m: int, n: int, k: int, e: int, g: torch.Generator) -> dict:
+    from triton.testing import do_bench
+
+    dev = "cuda"
+    x = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
+    w, s = (t.to(dev) for t in _quant_weights(fmt, n, k, g, e))
+    dense = torch.randn(k, n, device=dev, dtype=torch.bfloat16)
+    if e:
+        off = (torch.arange(e + 1, device=dev) * m) // e
+        ms_q = do_bench(lambda: quant_grouped_triton(x, w, s, off, fmt), warmup=5, rep=30)
+    else:
+        ms_q = do_bench(lambda: quant_linear_triton(x, w, s, fmt), warmup=5, rep=30)
+    ms_d = do_bench(lambda: x @ dense, warmup=5, rep=30)
+    flops = 2 * m * n * k
+    return {"gemm": name, "format": fmt, "M": m, "N": n, "K": k, "experts": e, "ms": ms_q,
+            "tflops": flops / ms_q / 1e9, "dense_bf16_ms": ms_d, "dense_bf16_tflops": flops / ms_d / 1e9}
+
+
+def bench_quant_gemms() -> list[dict]:
+    """TFLOPS of each quantized GEMM (bf16 activations) beside a dense bf16 GEMM with the same FLOPs, on CUDA."""
+    g, out = torch.Generator().manual_seed(9), []
+    for shape in QUANT_SHAPES:
+        r = _bench_quant_one(*shape, g)
+        out.append(r)
+        print(f"{r['gemm']:>20} {r['format']} {r['M']:>6}x{r['N']}x{r['K']} {r['ms']:9.3f} ms {r['tflops']:7.1f} "
+              f"TFLOPS | dense bf16 {r['dense_bf16_ms']:8.3f} ms {r['dense_bf16_tflops']:7.1f} TFLOPS")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-bench", action="store_true")
@@ -213,11 +294,13 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("kernels.gpu_check needs a CUDA device; on CPU run: TRITON_INTERPRET=1 pytest tests/kernels")
-    checks = check_all("cuda")
+    checks = check_all("cuda") + check_quant_gemms("cuda")
     for c in checks:
-        print(f"{'ok ' if c['ok'] else 'BAD'} {c['kernel']:>16} {c['dtype']:>9} rms err ratio {c['err']:.2e}")
+        extra = f" max abs err {c['max_abs_err']:.2e}" if "max_abs_err" in c else ""
+        print(f"{'ok ' if c['ok'] else 'BAD'} {c['kernel']:>16} {c['dtype']:>9} rms err ratio {c['err']:.2e}{extra}")
     summary = {"checks_ok": all(c["ok"] for c in checks), "checks": checks, "flashmla_anchor_tflops": FLASHMLA_TFLOPS}
     if not a.no_bench:
+        summary["quant_gemm_bench"] = bench_quant_gemms()
         summary["bench"] = bench_cuda([int(x) for x in a.lengths.split(",")], a.prefill)
     print(json.dumps(summary))
     return 0 if summary["checks_ok"] else 1
