@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from inference.bench_forward import peak_rss_mib, reset_peak_rss
+from inference.checkpoint.loader import add_weights_args, resolve_device
 from inference.model.config import CSA, HCA, SLIDING, ModelArgs
 
 
@@ -287,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-hf", action="store_true")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                    help="weights, activations and cache (efficiency is against the matmul rate of this dtype)")
+    add_weights_args(p)
     p.add_argument("--divergence-tokens", type=int, default=2048, help="with --dtype bfloat16: positions whose "
                    "logits are compared with fp32 (0: skip)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 is steadier on a "
@@ -308,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     flops_s = matmul_flops_per_s(dtype=getattr(torch, ns.dtype))
     eng = Engine.from_checkpoint(ns.checkpoint, EngineConfig(max_num_batched_tokens=ns.budget,
                                                              cache_bytes=ns.cache_mib << 20, dtype=ns.dtype,
-                                                             max_num_seqs=max(16, ns.concurrent)))
+                                                             max_num_seqs=max(16, ns.concurrent), weights=ns.weights,
+                                                             device=resolve_device(ns.device)))
     warm_up(eng)
     vocab, res, seed = eng.model.args.vocab_size, {"contexts": {}, "docs": {}}, 100
     act = active_params(eng.model)

@@ -38,7 +38,7 @@ def _usage() -> tuple[float, float]:
     return ru.ru_utime + ru.ru_stime, peak_rss_mib()
 
 
-def worker(impl: str, ckpt: str, tokens: int, dtype_name: str, seed: int) -> dict:
+def worker(impl: str, ckpt: str, tokens: int, dtype_name: str, seed: int, weights: str | None = None) -> dict:
     import torch
 
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype_name]
@@ -46,7 +46,7 @@ def worker(impl: str, ckpt: str, tokens: int, dtype_name: str, seed: int) -> dic
         from inference.checkpoint.loader import load_model
         from inference.model.runner import ModelRunner
 
-        model = load_model(ckpt, dtype)
+        model = load_model(ckpt, dtype, weights=weights)
         runner = ModelRunner(model)
         vocab = model.args.vocab_size
 
@@ -80,17 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--tokens", type=int, default=8192)
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--weights", choices=("quantized", "dequantized"), default=None,
+                   help="ours: keep FP8/FP4 weights as released or fold them at load (default: dequantized on CPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--impl", choices=("ours", "hf", "both"), default="both")
     p.add_argument("--worker", choices=("ours", "hf"), help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
     if ns.worker:
-        print(json.dumps(worker(ns.worker, ns.checkpoint, ns.tokens, ns.dtype, ns.seed)))
+        print(json.dumps(worker(ns.worker, ns.checkpoint, ns.tokens, ns.dtype, ns.seed, ns.weights)))
         return 0
     results = []
     for impl in (("ours", "hf") if ns.impl == "both" else (ns.impl,)):
         cmd = [sys.executable, "-m", "inference.bench_forward", "--checkpoint", ns.checkpoint, "--tokens",
                str(ns.tokens), "--dtype", ns.dtype, "--seed", str(ns.seed), "--worker", impl]
+        cmd += ["--weights", ns.weights] if ns.weights else []
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             results.append({"impl": impl, "error": proc.stderr.strip().splitlines()[-1:]})

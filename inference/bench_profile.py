@@ -22,6 +22,7 @@ from torch.autograd.profiler import record_function
 
 import inference.model.model as model_mod
 import inference.model.runner as runner_mod
+from inference.checkpoint.loader import add_weights_args, resolve_device
 from inference.model import attention_ops
 
 
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--tokens", type=int, default=8192)
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    add_weights_args(p)
     p.add_argument("--budget", type=int, default=2048, help="max_num_batched_tokens (prefill chunk)")
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--timers", action="store_true", help="time regions with perf_counter instead of torch.profiler "
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     from inference.engine import Engine, EngineConfig, SamplingParams
 
     config = EngineConfig(max_num_batched_tokens=ns.budget, dtype=ns.dtype, max_num_seqs=max(16, ns.requests),
-                          cache_bytes=max(256 << 20, ns.requests * ns.tokens * 4096))
+                          cache_bytes=max(256 << 20, ns.requests * ns.tokens * 4096), weights=ns.weights,
+                          device=resolve_device(ns.device))
     eng = Engine.from_checkpoint(ns.checkpoint, config)
     vocab = eng.model.args.vocab_size
     warm = torch.randint(2, vocab, (256,), generator=torch.Generator().manual_seed(1)).tolist()
