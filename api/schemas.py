@@ -140,7 +140,8 @@ class JobPartPublic(BaseModel):
     span: str = Field(description="the sections it covers, e.g. \"pages 3-17\"")
     first: str = Field(validation_alias=AliasChoices("first_anchor", "first"), description="its first page or file")
     last: str = Field(validation_alias=AliasChoices("last_anchor", "last"), description="its last page or file")
-    state: Literal["pending", "running", "done"]
+    state: Literal["pending", "running", "done", "stopped"] = Field(description="stopped: its job ended (cancelled, "
+                                                                              "failed) while it ran")
     prompt_tokens: int = Field(description="its prompt's tokens, as planned")
     prefill_tokens_done: int | None
     prefill_tokens_total: int | None

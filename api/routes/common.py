@@ -6,11 +6,11 @@ from typing import Annotated
 from fastapi import Path, Query
 from sqlalchemy.orm import Session
 
-from api.schemas import ErrorBody, JobPartPublic, JobPublic
+from api.routes.job_parts import job_parts_public
+from api.schemas import ErrorBody, JobPublic
 from pipeline.logs import get_logger
 from pipeline.records import jobs
 from pipeline.records.models import Job, JobState
-from pipeline.records.parts import parts_of
 from pipeline.records.queue import queue_position
 from workers.app import QUEUE_FOR_TASK, TASK_FOR_KIND, send_job
 
@@ -51,8 +51,7 @@ def _queue_kinds(kind: str) -> tuple[str, ...]:
 
 def job_public(session: Session, job: Job) -> JobPublic:
     out = JobPublic.model_validate(job)
-    if (job.params or {}).get("over_window") == "sections" and job.kind == "summarize":
-        out.parts = [JobPartPublic.model_validate(p) for p in parts_of(session, job.id)] or None
+    out.parts = job_parts_public(session, job)
     out.queue_position = queue_position(session, job, _queue_kinds(job.kind))
     if job.state == JobState.DONE:
         result = jobs.result_for_job(session, job.id)

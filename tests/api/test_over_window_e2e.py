@@ -198,6 +198,7 @@ def test_cancel_during_part_2_stops_the_job_and_aborts_its_request(stack):
     assert seen["status"]["prefill_tokens_done"] < seen["status"]["prefill_tokens_total"]  # stopped mid-prefill
     stopped = client.get(f"/v1/jobs/{job['id']}").json()
     assert stopped["state"] == "cancelled" and stopped["result_id"] is None
+    assert stopped["parts"][1]["state"] == "stopped"
     assert [p["state"] for p in stopped["parts"][2:]] == ["pending"] * (len(stopped["parts"]) - 2)
     assert httpx.get(f"{base}/v1/requests/job-{job['id']}-1-part3", timeout=5).status_code == 404  # never sent
 
