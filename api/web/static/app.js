@@ -368,7 +368,8 @@ function jobsPage() {
 async function jobPage(id) {
   try {
     const job = await api("GET", `/v1/jobs/${id}`);
-    page(jobTitle(job), jobPanel(job));
+    const doc = job.document_id ? h("p", {}, h("a", { href: `#/documents/${job.document_id}` }, "The document")) : null;
+    page(job.kind === "ingest" ? "Extraction" : job.kind === "answer" ? "Answer" : "Summary", doc, jobPanel(job));
   } catch (e) { page("Job"); showError(view, e); }
 }
 
