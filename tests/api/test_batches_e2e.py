@@ -9,6 +9,8 @@ beat), PostgreSQL, Redis and moto's S3 (docs/batches.md).
 
 import csv
 import io
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -165,3 +167,48 @@ def _documents_with_a_worker(stack, client, tmp_path) -> dict[str, bytes]:
         return _documents(client, ["Dorsey", "Ebner", "Falk"])
     finally:
         stop(w)
+
+
+def test_cli_corpus_and_batch(stack, tmp_path):
+    """`wholedoc corpus create/add/ls`, then `wholedoc batch QUESTIONS --corpus NAME -o results.csv` (and --dry-run)
+    against the deployment: the CSV holds every item, stderr ends with the cached share."""
+    client = _client(stack)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    for name in ("Gale", "Hart"):
+        (folder / f"{name}.pdf").write_bytes(_pdf(name))
+    (folder / "notes.txt").write_text("not a PDF: skipped")
+    questions = tmp_path / "questions.txt"
+    questions.write_text("# two questions\nWho disputes?\n\nHow much?\n")
+    cli_env = {k: v for k, v in os.environ.items() if not k.startswith("WHOLEDOC_")}
+    cli_env |= {"WHOLEDOC_API_URL": stack["url"],
+                "WHOLEDOC_API_KEY": client.headers["authorization"].removeprefix("Bearer ")}
+
+    def wholedoc(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "api.cli", *argv], env=cli_env, capture_output=True, text=True,
+                              timeout=240)
+
+    worker = start_worker(stack["env"], tmp_path / "w.log", name="cli", extra=("-B", "-s", str(tmp_path / "beat")))
+    try:
+        assert wholedoc("corpus", "create", "reports").returncode == 0
+        added = wholedoc("corpus", "add", "reports", str(folder))
+        assert added.returncode == 0, added.stderr
+        listed = wholedoc("corpus", "ls")
+        assert "2 documents  reports" in listed.stdout, listed.stdout
+        assert sorted(line.split()[-1] for line in wholedoc("corpus", "ls", "reports").stdout.splitlines()) == [
+            "Gale.pdf", "Hart.pdf"]
+        dry = wholedoc("batch", str(questions), "--corpus", "reports", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        estimate = json.loads(dry.stdout)
+        assert estimate["items"] == 4 and estimate["cache_source"] == "probe" and estimate["cached_tokens"] > 0
+        assert client.get("/v1/batches").json()["data"] == []  # the dry run created nothing
+        out = tmp_path / "results.csv"
+        ran = wholedoc("batch", str(questions), "--corpus", "reports", "-o", str(out), "--max-tokens", "2")
+    finally:
+        stop(worker)
+    assert ran.returncode == 0, ran.stderr
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert len(rows) == 4 and {r["state"] for r in rows} == {"done"}
+    assert {(r["document_name"], r["question"]) for r in rows} == {(f"{n}.pdf", q) for n in ("Gale", "Hart")
+                                                                  for q in ("Who disputes?", "How much?")}
+    assert "answered" in ran.stderr and "prompt tokens cached (" in ran.stderr.splitlines()[-1]
