@@ -44,11 +44,33 @@ def format_plan(p: Plan) -> str:
     return "\n".join(lines)
 
 
+def measure(ckpt: str, dtype: str) -> dict:
+    """Load CKPT both ways on the CPU and count the bytes of every parameter and buffer, beside the plan's."""
+    import torch
+
+    from inference.checkpoint.loader import DTYPES, load_model
+    from inference.memory_plan.tensors import resident_table
+    from inference.model.quant_linear import resident_bytes
+
+    args = ModelArgs.from_file(f"{ckpt}/config.json")
+    out = {"checkpoint": ckpt, "dtype": dtype}
+    for mode in ("quantized", "dequantized"):
+        model = load_model(ckpt, DTYPES[dtype], weights=mode)
+        planned = sum(t.nbytes for t in resident_table(args, mode if args.quantization_config else "dequantized",
+                                                       dtype))
+        out[mode] = {"resident_bytes": resident_bytes(model), "planned_bytes": planned}
+        print(f"{mode:>12}: {out[mode]['resident_bytes'] / GIB:8.3f} GiB resident, plan {planned / GIB:8.3f} GiB")
+        del model
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    out["dequantized_over_quantized"] = out["dequantized"]["resident_bytes"] / out["quantized"]["resident_bytes"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", required=True, help="a V4 config.json")
+    ap.add_argument("--config", help="a V4 config.json")
     ap.add_argument("--gpus", type=int, default=1, help="ranks (one GPU each)")
-    ap.add_argument("--gpu-mem", type=parse_mem, required=True, help="memory per GPU: GiB, or e.g. 141GB")
+    ap.add_argument("--gpu-mem", type=parse_mem, help="memory per GPU: GiB, or e.g. 141GB")
     ap.add_argument("--tp", type=int, default=None, help="tensor-parallel ranks over heads (default: --gpus)")
     ap.add_argument("--ep", type=int, default=None, help="expert-parallel ranks over routed experts (default: --gpus)")
     ap.add_argument("--cache-dtype", choices=("bf16", "fp32"), default="bf16")
@@ -57,7 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-num-seqs", type=int, default=16, help="running sequences (window slots)")
     ap.add_argument("--weights", choices=("quantized", "dequantized"), default="quantized")
     ap.add_argument("--reserve-gib", type=float, default=1.0, help="CUDA context and allocator slack per rank")
+    ap.add_argument("--measure", metavar="CKPT", help="instead: load CKPT quantized and dequantized (--dtype) and "
+                    "report the resident weight bytes of each beside the plan's")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="bfloat16", help="with --measure")
     ns = ap.parse_args(argv)
+    if ns.measure:
+        print(json.dumps(measure(ns.measure, ns.dtype)))
+        return 0
+    if not ns.config or ns.gpu_mem is None:
+        ap.error("--config and --gpu-mem are required (or --measure CKPT)")
     try:
         args = ModelArgs.from_file(ns.config)
         plan = make_plan(args, PlanInputs(gpus=ns.gpus, gpu_mem_gib=ns.gpu_mem, tp=ns.tp, ep=ns.ep,

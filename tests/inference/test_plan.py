@@ -8,6 +8,7 @@ import torch
 
 from inference.checkpoint.dev import write_checkpoint
 from inference.checkpoint.presets import preset_config
+from inference.checkpoint.quant import release_format
 from inference.memory_plan.sizing import GIB, PlanInputs, make_plan
 from inference.memory_plan.tensors import header_bytes, tensor_table
 from inference.model.config import ModelArgs
@@ -40,32 +41,24 @@ def test_routed_experts_dominate_flash():
 @pytest.mark.parametrize("preset", ["tiny", "flash-shape"])
 @pytest.mark.parametrize("quantized", [False, True])
 def test_table_names_and_shapes_are_the_models(preset, quantized):
-    """The table is computed, not loaded: it must name exactly the tensors the model holds (quant.py's formats)."""
-    from inference.checkpoint.quant import quantize_state_dict
-
+    """The table is computed, not loaded: it must name exactly the tensors the model holds, stored in quant.py's
+    release formats (FP4: two codes per byte + a scale per 32; FP8: + a scale per 128 × 128)."""
     args = ModelArgs.from_dict(preset_config(preset))
     with torch.device("meta"):
         model = Transformer(args, torch.bfloat16)
-    state = model.state_dict()
-    if quantized:
-        state = {k: v for k, v in state.items()}
-        expected = {}
-        from inference.checkpoint.quant import release_format
-        for k, v in state.items():
-            fmt = release_format(k)
-            if fmt == "fp4":
-                expected[k] = (v.shape[0], v.shape[1] // 2)
-                expected[k[:-7] + ".scale"] = (v.shape[0], v.shape[1] // 32)
-            elif fmt == "fp8":
-                expected[k] = tuple(v.shape)
-                expected[k[:-7] + ".scale"] = (-(-v.shape[0] // 128), -(-v.shape[1] // 128))
-            else:
-                expected[k] = tuple(v.shape)
-        assert quantize_state_dict  # the formats the dev writer uses
-    else:
-        expected = {k: tuple(v.shape) for k, v in state.items()}
-    table = {t.name: t.shape for t in tensor_table(args, quantized=quantized)}
-    assert table == expected
+    expected = {}
+    for k, v in model.state_dict().items():
+        fmt = release_format(k) if quantized else None
+        stem = k.removesuffix(".weight")
+        if fmt == "fp4":
+            expected[k], expected[stem + ".scale"] = (v.shape[0], v.shape[1] // 2), (v.shape[0], v.shape[1] // 32)
+        elif fmt == "fp8":
+            expected[k], expected[stem + ".scale"] = tuple(v.shape), (-(-v.shape[0] // 128), -(-v.shape[1] // 128))
+        else:
+            expected[k] = tuple(v.shape)
+    table = tensor_table(args, quantized=quantized)
+    assert {t.name: t.shape for t in table} == expected
+    assert len(table) == len(expected)  # no name twice
 
 
 def test_header_estimate_close_to_real_files(tmp_path):
@@ -114,3 +107,14 @@ def test_pro_on_eight_gpus_and_errors(capsys):
         plan_main(["--config", str(PRO), "--gpus", "8", "--gpu-mem", "80", "--tp", "3"])
     assert "must divide" in capsys.readouterr()[1]
     assert parse_mem("141GB") == pytest.approx(131.3165, abs=1e-3) and parse_mem("80") == 80.0
+
+
+def test_measure_matches_the_plan(tmp_path, capsys):
+    """What the loader keeps resident, both ways, is what the plan counts (norms are fp32 in the model, bf16 in the
+    release: a few KiB)."""
+    ckpt = write_checkpoint(tmp_path / "q", preset_config("tiny"), quantized=True)
+    assert plan_main(["--measure", str(ckpt)]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for mode in ("quantized", "dequantized"):
+        assert abs(r[mode]["resident_bytes"] - r[mode]["planned_bytes"]) < 1e-3 * r[mode]["planned_bytes"]
+    assert r["dequantized"]["resident_bytes"] > r["quantized"]["resident_bytes"]
