@@ -30,7 +30,8 @@ def corpus_public(session, corpus: Corpus) -> CorpusPublic:
     return CorpusPublic.model_validate(corpus).model_copy(update={"document_count": count})
 
 
-@router.post("", **operation("createCorpus", "Create a corpus", CorpusPublic, status=201, codes=(409,)))
+@router.post("", **operation("createCorpus", "Create a corpus", CorpusPublic, status=201,
+                             codes=(400, 409, 413)))
 def create(body: CorpusCreate, session: SessionDep, tenant: TenantDep, idem: IdempotencyDep) -> JSONResponse:
     """A new, empty corpus; 409 when the tenant has one of that name."""
     request_body = body.model_dump(mode="json")
@@ -57,7 +58,8 @@ def get(corpus_id: CorpusId, session: SessionDep, tenant: TenantDep) -> CorpusPu
     return corpus_public(session, corpora.get_corpus(session, tenant.id, corpus_id))
 
 
-@router.patch("/{corpus_id}", **operation("updateCorpus", "Rename a corpus", CorpusPublic, codes=(404, 409)))
+@router.patch("/{corpus_id}", **operation("updateCorpus", "Rename a corpus", CorpusPublic,
+                                          codes=(400, 404, 409, 413)))
 def update(corpus_id: CorpusId, body: CorpusUpdate, session: SessionDep, tenant: TenantDep) -> CorpusPublic:
     corpus = corpora.rename_corpus(session, tenant.id, corpus_id, body.name)
     out = corpus_public(session, corpus)
@@ -74,7 +76,7 @@ def delete(corpus_id: CorpusId, session: SessionDep, tenant: TenantDep) -> Respo
 
 
 @router.post("/{corpus_id}/documents", **operation("addCorpusDocuments", "Add documents to a corpus",
-                                                   CorpusDocumentsAdded, codes=(404,)))
+                                                   CorpusDocumentsAdded, codes=(400, 404, 413)))
 def add_documents(corpus_id: CorpusId, body: CorpusDocumentsAdd, session: SessionDep, tenant: TenantDep,
                   idem: IdempotencyDep) -> JSONResponse:
     """Add the tenant's documents (ready or not) to the corpus; one already in it stays as it was. 404 naming a

@@ -38,8 +38,14 @@ POST_REQUESTS = {
     "/v1/documents/{document_id}/summaries": lambda: {"json": {"style": "brief"}},
     "/v1/documents/{document_id}/questions": lambda: {"json": {"question": "why?"}},
     "/v1/jobs/{job_id}/cancel": lambda: {},
+    "/v1/corpora": lambda: {"json": {"name": f"corpus {new_id()}"}},
+    "/v1/corpora/{corpus_id}/documents": lambda: {"json": {"document_ids": [OBJECTS["document_id"]]}},
+    "/v1/batches": lambda: {"json": {"questions": ["why?"], "document_ids": [OBJECTS["document_id"]]}},
+    "/v1/batches/{batch_id}/cancel": lambda: {},
     "/v1/session": lambda: {"json": {}},  # signs in with the request's own Bearer key (api.web.session)
 }
+
+OBJECTS: dict = {}  # the ids of the objects() made last, for the requests above that name them in their body
 
 
 @pytest.fixture
@@ -50,7 +56,11 @@ def objects(make_client, records):
         doc = upload(client, make_pdf(f"doc {new_id()}")).json()
         make_ready(records, doc["id"])
         job = client.post(f"/v1/documents/{doc['id']}/summaries", json={}).json()
-        return client, {"document_id": doc["id"], "job_id": job["id"]}
+        corpus = client.post("/v1/corpora", json={"name": f"c {new_id()}"}).json()
+        client.post(f"/v1/corpora/{corpus['id']}/documents", json={"document_ids": [doc["id"]]})
+        batch = client.post("/v1/batches", json={"questions": ["why?", "how?"], "document_ids": [doc["id"]]}).json()
+        OBJECTS.update(document_id=doc["id"], job_id=job["id"], corpus_id=corpus["id"], batch_id=batch["id"])
+        return client, dict(OBJECTS)
     return make
 
 
@@ -143,7 +153,10 @@ def test_every_list_route_pages_with_a_cursor(objects, api_url, records):
     lists = _list_routes()
     assert {p for p, _ in lists} >= {"/v1/documents", "/v1/jobs", "/v1/results"}
     client, ids = objects()
-    upload(client, make_pdf(f"second {new_id()}"))
+    second_doc = upload(client, make_pdf(f"second {new_id()}")).json()
+    client.post(f"/v1/corpora/{ids['corpus_id']}/documents", json={"document_ids": [second_doc["id"]]})
+    client.post("/v1/corpora", json={"name": f"second {new_id()}"})  # two corpora, two batches
+    client.post("/v1/batches", json={"questions": ["again?"], "document_ids": [ids["document_id"]]})
     finish(records, ids["job_id"])  # two results
     second = client.post(f"/v1/documents/{ids['document_id']}/summaries", json={"style": "detailed"}).json()
     finish(records, second["id"])
@@ -154,11 +167,12 @@ def test_every_list_route_pages_with_a_cursor(objects, api_url, records):
         schema = spec["components"]["schemas"][op["responses"]["200"]["content"]["application/json"]["schema"]
                                                 ["$ref"].rsplit("/", 1)[1]]
         assert {"data", "has_more", "last_id"} <= set(schema["required"]), path
-        everything = [x["id"] for x in client.get(path, params={"limit": 200}).json()["data"]]
+        url = path.format(**ids)  # a nested list (a corpus's documents, a batch's items) of these objects
+        everything = [x["id"] for x in client.get(url, params={"limit": 200}).json()["data"]]
         assert len(everything) >= 2, path
         walked, after = [], None
         while True:
-            page = client.get(path, params={"limit": 1} | ({"after": after} if after else {})).json()
+            page = client.get(url, params={"limit": 1} | ({"after": after} if after else {})).json()
             walked += [x["id"] for x in page["data"]]
             assert page["last_id"] == page["data"][-1]["id"]
             if not page["has_more"]:

@@ -93,7 +93,9 @@ class Seeds:
         job = self.client.post(f"/v1/documents/{doc['id']}/summaries", json={}).json()
         result_id = finish(self.records, job["id"], "A's private summary")
         job_id = doc["ingest_job_id"] if label == "POST /v1/jobs/{job_id}/cancel" else job["id"]
-        return {"document_id": doc["id"], "job_id": job_id, "result_id": result_id}  # other path values: generated
+        batch = self.client.post("/v1/batches", json={"questions": ["why?"], "document_ids": [doc["id"]]}).json()
+        return {"document_id": doc["id"], "job_id": job_id, "result_id": result_id,
+                "batch_id": batch["id"]}  # other path values: generated
 
 
 @pytest.fixture(scope="module")
