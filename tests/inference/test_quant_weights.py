@@ -118,3 +118,40 @@ def test_defaults_and_cli(quantized_ckpts, capsys):
     assert outs[0] == outs[1]
     with pytest.raises(SystemExit):
         generate_main(["--checkpoint", str(quantized_ckpts["tiny"]), "--prompt-ids", "5", "--weights", "fp4"])
+
+
+def test_hf_named_checkpoint_with_float_scales(tmp_path):
+    """transformers' naming: FP8 weights beside float `.weight_scale_inv`, merged experts dense, no mtp.*."""
+    import json
+    import shutil
+
+    from inference.checkpoint.quant import dequantize_state_dict, release_format, scale_to_float
+    from inference.checkpoint.weights import CheckpointReader, hf_expert_source, hf_name, save_sharded, to_hf_state_dict
+    from tests.inference.configs import v4_config
+
+    cfg = v4_config()
+    src = write_checkpoint(tmp_path / "official", cfg, seed=4, quantized=True)
+    reader = CheckpointReader(src)
+    state = {k: reader.get(k) for k in reader.keys() if not k.startswith("mtp.")}
+    deq = dequantize_state_dict(state)
+    hf, inter = {}, cfg["moe_intermediate_size"]
+    for k, v in state.items():
+        if hf_expert_source(k.removesuffix(".scale").removesuffix(".weight") + ".weight", inter):
+            continue
+        if k.endswith(".scale"):
+            hf[hf_name(k.removesuffix(".scale") + ".weight").removesuffix(".weight") + ".weight_scale_inv"] = \
+                scale_to_float(v)
+        else:
+            assert release_format(k) in (None, "fp8")
+            hf[hf_name(k)] = v
+    hf.update(to_hf_state_dict({k: v for k, v in deq.items() if hf_expert_source(k, inter)}, inter))
+    out = tmp_path / "hf"
+    save_sharded(hf, out)
+    shutil.copy(src / "config.json", out / "config.json")
+    assert json.loads((out / "config.json").read_text())["quantization_config"]
+    q, d = load_model(out, weights="quantized"), load_model(out, weights="dequantized")
+    wq_b = q.layers[1].attn.wq_b
+    assert isinstance(wq_b, QuantLinear) and wq_b.scale.dtype == torch.float32
+    assert not isinstance(q.layers[1].ffn.experts, QuantExperts)  # dense in HF's merged layout
+    ids = torch.tensor([_ids(40, 6)]) % 512
+    assert (ModelRunner(q)(ids) - ModelRunner(d)(ids)).abs().max().item() <= ATOL
