@@ -25,7 +25,7 @@ SEPARATE = {"api": "api.cli"}
 ENTRY_POINTS = {
     "inference": {"inference.serve", "inference.generate", "inference.devcheckpoint", "inference.bench",
                   "inference.bench_profile",
-                  "inference.bench_forward", "inference.server.bench_server"},
+                  "inference.bench_forward", "inference.server.bench_server", "inference.bench_prefix_store"},
     "kernels": {"kernels.bench", "kernels.gpu_check"},
     "pipeline": {"pipeline.bench", "pipeline.bench_pack", "pipeline.bench_pdf", "pipeline.prompts.bench"},
     "api": {"api.bench_overhead"},
