@@ -203,6 +203,34 @@ class Usage(BaseModel):
     finish_reason: str | None = None
 
 
+class CoveragePart(BaseModel):
+    """One part of a summary made in parts: the whole sections it covered and the usage of its request."""
+
+    part: int = Field(description="1..n in document order")
+    span: str = Field(description="e.g. \"pages 13-24\"")
+    first: str = Field(description="its first page or file")
+    last: str = Field(description="its last page or file")
+    usage: Usage
+
+
+class CoverageCombine(BaseModel):
+    usage: Usage = Field(description="the combining pass's request")
+
+
+class Coverage(BaseModel):
+    """What of a document over the window a result was made from (docs/over-window.md): `parts` (a summary of
+    every part, then combined) or `selected` (a question over the most relevant whole pages or files that fit)."""
+
+    mode: Literal["parts", "selected"]
+    window_tokens: int | None = Field(None, description="the window it was planned for")
+    parts: list[CoveragePart] | None = Field(None, description="mode parts: each part, in order")
+    combine: CoverageCombine | None = Field(None, description="mode parts: the combining pass")
+    included: list[str] | None = Field(None, description="mode selected: the pages or files in the prompt, in order")
+    left_out: list[str] | None = Field(None, description="mode selected: the pages or files left out")
+    included_spans: str | None = Field(None, description="mode selected: `included` for people, e.g. \"pages 1-3, 7\"")
+    left_out_spans: str | None = Field(None, description="mode selected: `left_out` for people")
+
+
 class ResultPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -214,10 +242,8 @@ class ResultPublic(BaseModel):
     citations: list[Citation]
     usage: Usage
     notice: str | None
-    coverage: dict | None = Field(None, description="what of the document the result was made from when it was over "
-                                                    "the window (null: all of it, in one prompt): `mode` parts (the "
-                                                    "parts with their spans and usage) or selected (the pages or files "
-                                                    "`included` and `left_out`); docs/over-window.md")
+    coverage: Coverage | None = Field(None, description="what of the document the result was made from when it was "
+                                                        "over the window (null: all of it, in one prompt)")
     created_at: datetime
 
 

@@ -89,7 +89,7 @@ def _generate(ctx: JobContext) -> None:
         if job.kind != "answer":
             return summarize_in_parts(ctx, extracted, budget, cancel)
         selection = select_for_question(extracted, params["question"], budget, max_tokens=max_tokens)
-        prompt, coverage = selection.prompt, selection.coverage()
+        prompt, coverage = selection.prompt, selection.coverage() | {"window_tokens": window}
         note = (f"answered from {coverage['included_spans']}, the parts most relevant to the question that fit the "
                 f"{window:,}-token window; left out: {coverage['left_out_spans'] or 'nothing'}")
     request_id = f"job-{job.id}-{job.attempts}"
