@@ -62,7 +62,7 @@ class WorkerSettings(DataSettings):
                                                                  "attempts")
     webhook_retry_for: float = Field(24 * 3600, gt=0, description="seconds, > 0: how long after its event a "
                                                                   "delivery is retried before it is failed")
-    digest_tick_seconds: float = Field(30, gt=0, description="seconds, > 0, between digest scheduler passes (beat): "
+    digest_tick_seconds: float = Field(10, gt=0, description="seconds, > 0, between digest scheduler passes (beat): "
                                                              "due schedules become runs, runs advance")
     _nonce: str = PrivateAttr(default_factory=lambda: uuid.uuid4().hex[:8])
 

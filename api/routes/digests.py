@@ -111,7 +111,7 @@ def _run_public(run: DigestRun) -> DigestRunPublic:
 
 
 @router.post("/corpora/{corpus_id}/digests", **operation("createDigest", "Schedule a digest of a corpus",
-                                                         DigestPublic, status=201, codes=(400, 404)))
+                                                         DigestPublic, status=201, codes=(400, 404, 409)))
 def create(corpus_id: CorpusId, body: DigestCreate, request: Request, session: SessionDep, tenant: TenantDep,
            idem: IdempotencyDep) -> JSONResponse:
     """A digest schedule; 400 for a malformed cron or time zone, or one that fires more often than allowed."""
@@ -162,7 +162,7 @@ def delete(digest_id: DigestId, session: SessionDep, tenant: TenantDep) -> Respo
 
 
 @router.post("/digests/{digest_id}/run", **operation("runDigest", "Run a digest now", DigestRunPublic, status=202,
-                                                     codes=(404,)))
+                                                     codes=(404, 409)))
 def run_now(digest_id: DigestId, session: SessionDep, tenant: TenantDep, idem: IdempotencyDep) -> JSONResponse:
     """A run now (paused or not) over the documents added since the last successful run; follow it at its
     Location."""

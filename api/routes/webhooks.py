@@ -76,7 +76,7 @@ class DeliveryList(Page[DeliveryPublic]):
     pass
 
 
-@router.post("", **operation("createWebhook", "Register a webhook", WebhookCreated, status=201, codes=(400,)))
+@router.post("", **operation("createWebhook", "Register a webhook", WebhookCreated, status=201, codes=(400, 409)))
 def create(body: WebhookCreate, request: Request, session: SessionDep, tenant: TenantDep,
            idem: IdempotencyDep) -> JSONResponse:
     """A webhook for the tenant's events; 400 for a URL that is not http(s) or reaches a loopback, private or

@@ -111,12 +111,15 @@ def _summaries(session: Session, run: DigestRun, style: str, out: Advanced) -> b
     return True
 
 
-def advance(session: Session, *, now: datetime | None = None, limit: int = 100) -> Advanced:
-    """One pass over the queued and running runs (SKIP LOCKED: concurrent passes share them out)."""
+def advance(session: Session, *, now: datetime | None = None, limit: int = 100, only: list[str] | None = None
+            ) -> Advanced:
+    """One pass over the queued and running runs (`only`: these); SKIP LOCKED, so concurrent passes share them out."""
     now = now or utcnow()
     out = Advanced()
-    q = (select(DigestRun).where(DigestRun.state.in_(ACTIVE)).order_by(DigestRun.created_at)
-         .limit(limit).with_for_update(skip_locked=True))
+    q = select(DigestRun).where(DigestRun.state.in_(ACTIVE))
+    if only is not None:
+        q = q.where(DigestRun.id.in_(only))
+    q = q.order_by(DigestRun.created_at).limit(limit).with_for_update(skip_locked=True)
     for run in session.scalars(q).all():
         if run.job_id is not None or run.stage == "digest":
             job = session.get(Job, run.job_id) if run.job_id else None

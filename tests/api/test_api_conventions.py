@@ -20,7 +20,16 @@ from api.schemas import Page
 from pipeline.records.db import transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
-from tests.api.helpers import MAX_JSON, app_routes, finish, make_pdf, make_ready, upload
+from tests.api.helpers import (
+    MAX_JSON,
+    PUBLIC_HOOK,
+    app_routes,
+    digest_and_webhook_ids,
+    finish,
+    make_pdf,
+    make_ready,
+    upload,
+)
 from tests.helpers.services import ROOT, free_port, stop, wait_healthy
 
 pytestmark = pytest.mark.services
@@ -42,6 +51,9 @@ POST_REQUESTS = {
     "/v1/corpora/{corpus_id}/documents": lambda: {"json": {"document_ids": [OBJECTS["document_id"]]}},
     "/v1/batches": lambda: {"json": {"questions": ["why?"], "document_ids": [OBJECTS["document_id"]]}},
     "/v1/batches/{batch_id}/cancel": lambda: {},
+    "/v1/corpora/{corpus_id}/digests": lambda: {"json": {"cron": "0 7 * * 1"}},
+    "/v1/digests/{digest_id}/run": lambda: {},
+    "/v1/webhooks": lambda: {"json": {"url": PUBLIC_HOOK, "events": ["job.done"]}},
     "/v1/session": lambda: {"json": {}},  # signs in with the request's own Bearer key (api.web.session)
 }
 
@@ -60,6 +72,7 @@ def objects(make_client, records):
         client.post(f"/v1/corpora/{corpus['id']}/documents", json={"document_ids": [doc["id"]]})
         batch = client.post("/v1/batches", json={"questions": ["why?", "how?"], "document_ids": [doc["id"]]}).json()
         OBJECTS.update(document_id=doc["id"], job_id=job["id"], corpus_id=corpus["id"], batch_id=batch["id"])
+        OBJECTS.update(digest_and_webhook_ids(client, corpus["id"]))
         return client, dict(OBJECTS)
     return make
 
@@ -157,6 +170,8 @@ def test_every_list_route_pages_with_a_cursor(objects, api_url, records):
     client.post(f"/v1/corpora/{ids['corpus_id']}/documents", json={"document_ids": [second_doc["id"]]})
     client.post("/v1/corpora", json={"name": f"second {new_id()}"})  # two corpora, two batches
     client.post("/v1/batches", json={"questions": ["again?"], "document_ids": [ids["document_id"]]})
+    digest_and_webhook_ids(client, ids["corpus_id"])  # a second digest schedule and webhook (each job.done below
+    client.post(f"/v1/digests/{ids['digest_id']}/run")  # is a delivery to both), and a second run of the first
     finish(records, ids["job_id"])  # two results
     second = client.post(f"/v1/documents/{ids['document_id']}/summaries", json={"style": "detailed"}).json()
     finish(records, second["id"])

@@ -30,7 +30,7 @@ from api.settings import ApiSettings
 from pipeline.records.db import transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant, revoke_api_key
-from tests.api.helpers import finish, make_pdf, make_ready, upload
+from tests.api.helpers import PUBLIC_HOOK, digest_and_webhook_ids, finish, make_pdf, make_ready, upload
 from tests.helpers.services import uvicorn_api
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -94,8 +94,11 @@ class Seeds:
         result_id = finish(self.records, job["id"], "A's private summary")
         job_id = doc["ingest_job_id"] if label == "POST /v1/jobs/{job_id}/cancel" else job["id"]
         batch = self.client.post("/v1/batches", json={"questions": ["why?"], "document_ids": [doc["id"]]}).json()
+        corpus = self.client.post("/v1/corpora", json={"name": f"corpus-of-A-{new_id()}"}).json()
+        self.client.post(f"/v1/corpora/{corpus['id']}/documents", json={"document_ids": [doc["id"]]})
         return {"document_id": doc["id"], "job_id": job_id, "result_id": result_id,
-                "batch_id": batch["id"]}  # other path values: generated
+                "corpus_id": corpus["id"], "batch_id": batch["id"],
+                **digest_and_webhook_ids(self.client, corpus["id"])}  # other path values: generated
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +138,10 @@ AUTHENTICATED = [(m, p) for m, p in OPERATIONS if p not in UNAUTHENTICATED]
 
 # Explicit cases besides the generated ones, where a few random examples might never succeed
 KNOWN_GOOD = {"POST /v1/documents": {"body": make_pdf("fuzz"), "media_type": "application/octet-stream"}}
+KNOWN_GOOD |= {  # a valid cron and a public webhook URL are needles generated strings rarely find
+    "POST /v1/corpora/{corpus_id}/digests": {"path_parameters": {"corpus_id": new_id()}, "body": {"cron": "0 7 * * 1"},
+                                             "media_type": "application/json"},
+    "POST /v1/webhooks": {"body": {"url": PUBLIC_HOOK, "events": ["job.done"]}, "media_type": "application/json"}}
 
 
 def _sweep(operation, test) -> None:
