@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import datetime
 
 from pipeline.digests.plan import SUMMARIES, digest_citations, plan_digest, summary_document
-from pipeline.errors import InferenceError, RequestCancelled
+from pipeline.errors import Conflict, InferenceError, RequestCancelled
 from pipeline.logs import get_logger
 from pipeline.prompts import Budget
 from pipeline.prompts.budget import V4_WINDOW
@@ -65,7 +65,8 @@ def _digest(ctx: JobContext) -> None:
         raise InferenceError("no inference endpoint is configured: set WHOLEDOC_INFERENCE_URL (…/v1)")
     with sessions()() as s:
         run = s.get(DigestRun, job.params["run_id"])
-        assert run is not None and run.tenant_id == job.tenant_id, f"job {job.id}: digest run missing"
+        if run is None or run.tenant_id != job.tenant_id:
+            raise Conflict(f"digest run {job.params['run_id']} is gone (its schedule or corpus was deleted)")
         covered, skipped = [], list(run.skipped)
         for entry in run.documents:
             doc = s.get(Document, entry["document_id"])
