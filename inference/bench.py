@@ -46,17 +46,28 @@ def model_prefill_flops(args: ModelArgs, n: int, active_params: int) -> float:
     return 2.0 * active_params * n + attn + 2.0 * args.hidden_size * args.vocab_size  # + head at the last position
 
 
+def _weights(model):
+    """(name, tensor, weights it holds) of every parameter, plus the FP8 / packed FP4 buffers and their scales of a
+    model loaded with --weights quantized (two FP4 weights per byte; scales hold none)."""
+    for name, p in model.named_parameters():
+        yield name, p, p.numel()
+    for name, b in model.named_buffers():
+        if b.dtype in (torch.float8_e4m3fn, torch.int8, torch.uint8):
+            scale = name.endswith(("scale", "_scale"))
+            yield name, b, 0 if scale else b.numel() * (2 if b.dtype == torch.int8 else 1)
+
+
 def active_params(model) -> int:
     """Parameters one prompt token uses: all but the embedding, the output head (last position only), MTP and the
     routed experts it is not sent to."""
     a, total = model.args, 0
-    for name, p in model.named_parameters():
+    for name, _, n in _weights(model):
         if name.startswith(("mtp.", "embed.", "head.")):
             continue
         if ".ffn.experts." in name:
-            total += p.numel() * a.num_experts_per_tok // a.n_routed_experts
+            total += n * a.num_experts_per_tok // a.n_routed_experts
         else:
-            total += p.numel()
+            total += n
     return total
 
 
@@ -91,7 +102,7 @@ def decode_weight_bytes(model) -> int:
     weights, the num_experts_per_tok routed experts it is sent to, one embedding row, the final norm / hc head and
     the whole output head (no MTP)."""
     a, total = model.args, 0
-    for name, p in model.named_parameters():
+    for name, p, _ in _weights(model):
         size = p.numel() * p.element_size()
         if name.startswith("mtp."):
             continue
