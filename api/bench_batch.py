@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,15 +28,33 @@ from pathlib import Path
 
 import httpx
 
-from api.bench_overhead import BIN, ROOT, _port, _wait_http
 from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.scratch import postgres_reachable, scratch_postgres
 from pipeline.records.tenants import create_api_key, create_tenant
 
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
 BLOCK_TOKENS = 128  # the engine's cache block (docs/cache-layout.md)
 FINAL = ("done", "failed", "cancelled")
 WORDS = ("revenue cost margin region supplier invoice contract clause renewal penalty delivery warranty audit "
          "forecast budget headcount pipeline churn").split()
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up in {timeout:.0f} s")
 
 
 def _pdf(doc: int, pages: int) -> bytes:
@@ -55,8 +74,15 @@ def _inference(checkpoint: str, port: int, cache_gib: float, log: Path) -> subpr
     proc = subprocess.Popen([sys.executable, "-m", "inference.serve", "--checkpoint", checkpoint, "--port", str(port),
                              "--cache-gib", f"{cache_gib:.4f}", "--log-level", "warning"],
                             cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    _wait_http(f"http://127.0.0.1:{port}/health", 600)
-    return proc
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    _stop(proc)
+    raise RuntimeError(f"the inference server did not start; its log: {log.read_text()[-2000:]}")
 
 
 def _blocks_total(port: int) -> int:
