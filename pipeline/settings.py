@@ -121,14 +121,14 @@ class DataSettings(Settings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="debug|info|warning|error")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto|json|console (auto: readable on a terminal, JSON lines otherwise)")
-
-    @field_validator("log_level", "log_format", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
     webhook_allow_private: bool = Field(False, description="1 or 0: let webhooks reach loopback, private and "
                                                             "link-local addresses (a private network, tests)")
     digest_min_interval: float = Field(900.0, gt=0, description="seconds, > 0: the shortest interval a digest "
                                                                 "schedule's cron may fire at (default 900: 15 min)")
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
