@@ -71,20 +71,28 @@ def one_document(model, tok, ns, n: int, seed: int) -> dict:
             "window_state_bytes": layout.checkpoint_bytes, "load_avg": os.getloadavg()[0]}
 
 
-def crossover(model, tok, ns, sizes: list[int]) -> list[dict]:
-    """Cold prefill vs restore TTFT at short prefixes (fresh engines, one store)."""
+def crossover(model, tok, ns, sizes: list[int], reps: int = 3) -> list[dict]:
+    """Cold prefill vs restore TTFT at short prefixes (fresh engines, one store): medians of `reps` runs."""
+    import statistics
+
     out = []
+    vocab = model.args.vocab_size
     with tempfile.TemporaryDirectory(prefix="prefix-cross-") as folder:
         for i, n in enumerate(sizes):
-            doc = rand_ids(n, 500 + i, model.args.vocab_size)
-            q = rand_ids(ns.question, 600 + i, model.args.vocab_size)
-            store = open_store(folder, model, 128)
-            cold = run_request(make_engine(model, tok, ns, store), "cold", doc + q, 1)
-            settle(store)
-            restored = run_request(make_engine(model, tok, ns, open_store(folder, model, 128)), "restored",
-                                   doc + rand_ids(ns.question, 700 + i, model.args.vocab_size), 1)
-            out.append({"tokens": n, "cold_ttft_s": cold["ttft_s"], "restored_ttft_s": restored["ttft_s"],
-                        "restored_cached": restored["cached_tokens"], "load_avg": os.getloadavg()[0]})
+            cold, restored, cached = [], [], None
+            for r in range(reps):
+                doc = rand_ids(n, 500 + 10 * i + r, vocab)
+                store = open_store(folder, model, 128)
+                cold.append(run_request(make_engine(model, tok, ns, store), "cold",
+                                        doc + rand_ids(ns.question, 600 + 10 * i + r, vocab), 1)["ttft_s"])
+                settle(store)
+                got = run_request(make_engine(model, tok, ns, open_store(folder, model, 128)), "restored",
+                                  doc + rand_ids(ns.question, 700 + 10 * i + r, vocab), 1)
+                restored.append(got["ttft_s"])
+                cached = got["cached_tokens"]
+            out.append({"tokens": n, "cold_ttft_s": statistics.median(cold),
+                        "restored_ttft_s": statistics.median(restored), "restored_cached": cached, "reps": reps,
+                        "load_avg": os.getloadavg()[0]})
     return out
 
 
@@ -94,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--docs", default="32768,131072", help="document lengths")
     p.add_argument("--question", type=int, default=50)
     p.add_argument("--crossover", default="256,512,1024,2048", help="short prefix lengths: cold vs restore ('' skips)")
-    p.add_argument("--min-tokens", type=int, default=1024, help="the store's write threshold in the runs")
+    p.add_argument("--min-tokens", type=int, default=128, help="the store's write threshold in the runs")
     p.add_argument("--budget", type=int, default=2048, help="max_num_batched_tokens")
     p.add_argument("--cache-mib", type=int, default=512)
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")

@@ -20,8 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "instead of recomputing, across restarts and replicas (default: $WHOLEDOC_PREFIX_STORE; "
                         "off when unset)")
     g.add_argument("--prefix-store-min-tokens", type=int,
-                   default=int(_env("WHOLEDOC_PREFIX_STORE_MIN_TOKENS", 1024)),
-                   help="write a snapshot of prefixes at least this long (default 1024)")
+                   default=int(_env("WHOLEDOC_PREFIX_STORE_MIN_TOKENS", 128)),
+                   help="write a snapshot of prefixes at least this long (default 128: one block; where a restore "
+                        "starts to beat recomputing is measured by inference.bench_prefix_store --crossover)")
     g.add_argument("--prefix-store-max-gib", type=float, default=float(_env("WHOLEDOC_PREFIX_STORE_MAX_GIB", 64)),
                    help="size cap of all snapshots; least recently used go first (default 64)")
     g.add_argument("--prefix-store-max-age-days", type=float,

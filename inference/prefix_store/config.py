@@ -12,7 +12,8 @@ class PrefixStoreConfig:
     url: str  # file:///folder or s3://bucket?endpoint=host:port&secure=0 (objects under prefixes/)
     access_key: str | None = None  # S3 credentials when the URL carries none (WHOLEDOC_S3_ACCESS_KEY / _SECRET_KEY)
     secret_key: str | None = None
-    min_tokens: int = 1024  # write a snapshot of a prefix at least this long (docs/prefix-store.md: measured)
+    min_tokens: int = 128  # write snapshots of prefixes at least this long: a restore beats recomputing from one
+    # block on `small` on this machine (docs/prefix-store.md#benchmark)
     max_bytes: int = 64 * GIB  # size cap of all snapshots; least recently used go first
     max_age_s: float = 7 * 86400.0  # snapshots unused for longer are deleted
     restore_timeout_s: float = 60.0  # a request waits this long for a restore, then computes its prefix itself
