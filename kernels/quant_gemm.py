@@ -199,6 +199,14 @@ def _tiles(offsets: torch.Tensor, bm: int) -> tuple[torch.Tensor, torch.Tensor, 
     return tile_e.to(torch.int32), rows.to(torch.int32), offsets[1:][tile_e].to(torch.int32)
 
 
+def _plain_tiles(m: int, bm: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The tiles of one expert holding all m rows (no host sync)."""
+    n = -(-m // bm)
+    rows = torch.arange(0, n * bm, bm, dtype=torch.int32, device=device)
+    return torch.zeros(n, dtype=torch.int32, device=device), rows, torch.full((n,), m, dtype=torch.int32,
+                                                                              device=device)
+
+
 def _launch(x, w, s, offsets, fmt: str, act_fp8: bool, block_m: int | None, block_n: int) -> torch.Tensor:
     x = x.contiguous()
     m, k = x.shape
@@ -207,7 +215,7 @@ def _launch(x, w, s, offsets, fmt: str, act_fp8: bool, block_m: int | None, bloc
     if m == 0 or n == 0:
         return out
     bm = block_m or (16 if m <= 16 else 64)
-    tile_e, rows, ends = _tiles(offsets, bm)
+    tile_e, rows, ends = _plain_tiles(m, bm, x.device) if offsets is None else _tiles(offsets, bm)
     if len(tile_e) == 0:
         return out.zero_()
     sc, e8m0 = _scale_arg(s)
@@ -225,8 +233,7 @@ def quant_linear_triton(x, w, s, fmt: str, act_fp8: bool = False, block_m: int |
                         block_n: int = 64) -> torch.Tensor:
     """Triton launch of `quant_linear`."""
     _check(x, w, s, fmt, grouped=False)
-    offsets = torch.tensor([0, x.shape[0]], device=x.device)
-    return _launch(x, w, s, offsets, fmt, act_fp8, block_m, block_n)
+    return _launch(x, w, s, None, fmt, act_fp8, block_m, block_n)
 
 
 def quant_grouped_triton(x, w, s, offsets, fmt: str, act_fp8: bool = False, block_m: int | None = None,
