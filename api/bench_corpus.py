@@ -1,7 +1,7 @@
 """Prefix-cache share of questions over a corpus: packed documents in document-id order (what wholedoc sends) beside
 the same documents in relevance order, in the same run (docs/corpus-questions.md#benchmark).
 
-    python -m api.bench_corpus [--checkpoint DIR] [--docs 24] [--window 4096] [--quick]
+    python -m api.bench_corpus [--checkpoint DIR | --url URL] [--docs 24] [--window 4096] [--quick]
 
 A generated corpus (four topics, each document a few pages with one unique fact) is indexed in SQLite; ten
 questions, grouped by topic into question sets, are each packed into the window (pipeline.search.select) and sent
@@ -93,6 +93,8 @@ def start_server(checkpoint: Path | None, window: int, tmp: Path) -> tuple[subpr
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", type=Path, help="a checkpoint folder (default: a tiny dev one, made here)")
+    ap.add_argument("--url", help="a wholedoc inference server already running (…/v1): its window is used, nothing "
+                    "is started")
     ap.add_argument("--docs", type=int, default=24, help="documents in the corpus (at least 20; default 24)")
     ap.add_argument("--window", type=int, default=4096, help="the server's max_model_len (default 4096)")
     ap.add_argument("--quick", action="store_true", help="the first question of each set and one more (CI)")
@@ -123,7 +125,7 @@ def main() -> None:
                      for topic, k in QUESTIONS if (topic, k) in codes]
         if args.quick:
             questions = [q for i, q in enumerate(questions) if i in (0, 1, 3, 4)]
-        proc, base = start_server(args.checkpoint, args.window, tmp)
+        proc, base = (None, args.url.rstrip("/")) if args.url else start_server(args.checkpoint, args.window, tmp)
         try:
             client = InferenceClient(ClientConfig(base_url=base, model="wholedoc", max_retries=0))
             window = client.max_model_len() or args.window
@@ -142,8 +144,9 @@ def main() -> None:
                     row[order] = (done.usage.prompt_tokens, done.usage.cached_tokens or 0)
                 rows.append(row)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
             engine.dispose()
     report(rows, window, args.docs)
 

@@ -5,7 +5,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field
 
-from api.schemas_corpus import CorpusQuestionParams
+from api.schemas_corpus import CorpusCoverage, CorpusQuestionParams
 from pipeline.prompts.styles import STYLES
 from pipeline.records.models import DocumentStatus, JobKind, JobState
 
@@ -242,8 +242,9 @@ class ResultPublic(BaseModel):
     citations: list[Citation]
     usage: Usage
     notice: str | None
-    coverage: Coverage | None = Field(None, description="what of the document the result was made from when it was "
-                                                        "over the window (null: all of it, in one prompt)")
+    coverage: Coverage | CorpusCoverage | None = Field(
+        None, discriminator="mode", description="what of the document the result was made from when it was over the "
+        "window (null: all of it, in one prompt); mode corpus: the documents a corpus question used and left out")
     created_at: datetime
 
 

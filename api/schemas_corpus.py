@@ -61,3 +61,17 @@ class CorpusQuestionPlan(BaseModel):
         description="probe: the inference server's cache probe said; assumed: the leading documents shared with the "
                     "corpus's previous question (whole 128-token blocks); cold: neither")
     max_output_tokens: int
+
+
+class CorpusCoverage(BaseModel):
+    """What a corpus question's result was made from (docs/corpus-questions.md): the documents in the prompt, with
+    the `doc` number each citation names, and those that matched but were left out for lack of room."""
+
+    mode: Literal["corpus"]
+    corpus_id: str
+    packing: Literal["all", "selected"]
+    budget_tokens: int = Field(description="tokens the window left for documents")
+    documents: list[PlannedDocument] = Field(description="in the prompt, in document-id order (`doc` 1..n)")
+    skipped: list[PlannedDocument] = Field(description="matched but left out for lack of room, best first")
+    terms: list[str] = Field(description="the question's search terms")
+    ignored_terms: list[str] = Field(description="terms too common to search by")

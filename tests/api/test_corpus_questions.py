@@ -63,7 +63,7 @@ def stack(pg_url, redis_url, tmp_path_factory):
 
 
 def client_of(stack) -> httpx.Client:
-    url, _, records = stack
+    url, _, records = stack[:3]
     with transaction(records) as s:
         tenant = create_tenant(s, f"cq-{new_id()}")
         _, key = create_api_key(s, tenant.id)
