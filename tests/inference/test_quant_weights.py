@@ -155,3 +155,10 @@ def test_hf_named_checkpoint_with_float_scales(tmp_path):
     assert not isinstance(q.layers[1].ffn.experts, QuantExperts)  # dense in HF's merged layout
     ids = torch.tensor([_ids(40, 6)]) % 512
     assert (ModelRunner(q)(ids) - ModelRunner(d)(ids)).abs().max().item() <= ATOL
+
+
+def test_engine_from_checkpoint_takes_the_mode(quantized_ckpts):
+    q = Engine.from_checkpoint(quantized_ckpts["tiny"], EngineConfig(cache_bytes=32 << 20, weights="quantized"))
+    d = Engine.from_checkpoint(quantized_ckpts["tiny"], EngineConfig(cache_bytes=32 << 20))  # CPU: dequantized
+    assert isinstance(q.model.layers[0].ffn.experts, QuantExperts)
+    assert isinstance(d.model.layers[0].ffn.experts, torch.nn.ModuleList)
