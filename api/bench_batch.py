@@ -3,7 +3,7 @@
 
 Starts PostgreSQL-backed uvicorn, a Celery worker (4 processes, like compose) on a private redis-server, and the
 inference server on the checkpoint, its KV cache sized to hold about `--cache-docs` of the documents at once (measured:
-one start reads the pool's block count for a known budget). Then the same documents x questions twice, each as a fresh
+two starts read the pool's block counts for known budgets). Then the same documents x questions twice, each as a fresh
 tenant (so neither run finds the other's cache):
 
 - grouped: one batch (`POST /v1/batches`): all questions about a document together, WHOLEDOC_BATCH_DOCS_IN_FLIGHT
@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=16)
     parser.add_argument("--pages", type=int, default=3, help="pages per document")
     parser.add_argument("--max-tokens", type=int, default=8, help="answer cap per item")
-    parser.add_argument("--cache-docs", type=float, default=2.5, help="the KV cache holds about this many documents")
+    parser.add_argument("--cache-docs", type=float, default=5.0, help="the KV cache holds about this many documents "
+                        "(docs/batches.md: below the naive order's running set the engine preempts)")
     args = parser.parse_args(argv)
     if not Path(args.checkpoint, "config.json").is_file():
         print(f"no checkpoint at {args.checkpoint}: make one with python -m inference.devcheckpoint --out "

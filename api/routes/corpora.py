@@ -76,7 +76,7 @@ def delete(corpus_id: CorpusId, session: SessionDep, tenant: TenantDep) -> Respo
 
 
 @router.post("/{corpus_id}/documents", **operation("addCorpusDocuments", "Add documents to a corpus",
-                                                   CorpusDocumentsAdded, codes=(400, 404, 413)))
+                                                   CorpusDocumentsAdded, codes=(400, 404, 409, 413)))
 def add_documents(corpus_id: CorpusId, body: CorpusDocumentsAdd, session: SessionDep, tenant: TenantDep,
                   idem: IdempotencyDep) -> JSONResponse:
     """Add the tenant's documents (ready or not) to the corpus; one already in it stays as it was. 404 naming a
