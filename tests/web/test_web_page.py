@@ -4,6 +4,8 @@ ask, see the queue position, cancel a long job; a citation from scripted model o
 the quote highlighted; hostile file names and extracted text show as text. Every page is checked for console errors
 and with axe-core (no serious or critical violations); screenshots of each step go to the printed folder."""
 
+import re
+
 import pymupdf
 import pytest
 
@@ -85,6 +87,7 @@ def test_sign_in_upload_summarize_and_ask(person):
     page.get_by_role("heading", name="dropped report.pdf").wait_for()
     b.axe("document")
     page.get_by_label("Style").select_option("brief")
+    page.locator("#sum-max").fill("24")  # "Longest answer": the random-weight model would write the style's 512
     page.get_by_role("button", name="Summarize").click()
     page.locator(".job").wait_for()
     b.shot("03-summary-running")
@@ -92,11 +95,14 @@ def test_sign_in_upload_summarize_and_ask(person):
     bar = page.locator(".job progress")
     assert bar.get_attribute("value") == "100" and text_of(page, ".job .pct") == "100 %"
     status = text_of(page, ".job .job-status")
-    assert status.startswith("Done") and "prefill" in status, status
+    generated = re.search(r"([\d,]+) tokens generated", status)
+    assert status.startswith("Done") and "prefill" in status and generated, status
+    assert 0 < int(generated.group(1).replace(",", "")) <= 24, status  # the cap the form sent
     assert page.locator(".job .usage").is_visible() and "Prompt tokens" in text_of(page, ".job .usage")
     b.axe("summary done")
     b.shot("04-summary-done")
     page.get_by_role("textbox", name="Question").fill("What grew?")
+    page.locator("#ask-max").fill("8")
     page.get_by_role("button", name="Ask").click()
     page.locator(".job", has_text="Question: What grew?").wait_for()
     wait_job_end(page)

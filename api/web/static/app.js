@@ -2,40 +2,10 @@
 // their citations. Every text from the service (file names, extracted and generated text) is put into the page as
 // text (textContent), never as HTML.
 
-import { api, ApiError, follow, setCsrf, signedInHint, upload } from "./api.js";
-
-const $ = (id) => document.getElementById(id);
-const view = $("view");
-const streams = new Set();  // EventSources of the view shown; closed when it changes
-
-// h("p", {class: "x"}, "text", child): an element; strings become text nodes, never markup.
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (v === true) el.setAttribute(k, "");
-    else el.setAttribute(k, v);
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-const fmt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en"));
-const count = (n, one, many) => `${fmt(n)} ${n === 1 ? one : many}`;
-const when = (iso) => new Date(iso).toLocaleString();
-const announce = (text) => { $("announce").textContent = text; };
-
-function errorText(e) {
-  return e instanceof ApiError ? e.message : `Something went wrong: ${e.message || e}`;
-}
-
-function showError(where, e) {
-  where.replaceChildren(h("p", { class: "error", role: "alert" }, errorText(e)));
-}
+import { api, follow, setCsrf, signedInHint, upload } from "./api.js";
+import { $, announce, count, errorText, fmt, h, page, pagedList, showError, statusBadge, streams, view, when }
+  from "./dom.js";
+import { batchPage, batchesPage, corporaPage, corpusPage, digestPage, digestsPage } from "./collections.js";
 
 // ---------------------------------------------------------------- sign-in
 
@@ -97,49 +67,18 @@ function route() {
   if (!$("signin").hidden) return;
   for (const s of streams) s.close();
   streams.clear();
-  const [, what, id] = (location.hash || "#/documents").split("/");
+  const [, what, id] = (location.hash || "#/documents").split("?")[0].split("/");
   for (const a of document.querySelectorAll("#nav a")) {
     if (a.getAttribute("href") === `#/${what}`) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   const pages = { documents: id ? documentPage : documentsPage, jobs: id ? jobPage : jobsPage,
-                  results: id ? resultPage : resultsPage };
+                  results: id ? resultPage : resultsPage, corpora: id ? corpusPage : corporaPage,
+                  batches: id ? batchPage : batchesPage, digests: id ? digestPage : digestsPage };
   (pages[what] || documentsPage)(id);
 }
 
-function page(title, ...children) {
-  document.title = `${title} · wholedoc`;
-  const heading = h("h1", { tabindex: "-1" }, title);
-  view.replaceChildren(heading, ...children);
-  heading.focus();
-}
-
-// A list that pages with `after` (newest first); row(item) draws one item.
-function pagedList(path, row, empty, label) {
-  const list = h("ul", { class: "list", "aria-label": label });
-  const more = h("button", { type: "button", class: "quiet", hidden: true }, "Show more");
-  const box = h("div", {}, list, more);
-  let after = null;
-  async function load() {
-    try {
-      const sep = path.includes("?") ? "&" : "?";
-      const p = await api("GET", `${path}${sep}limit=20${after ? `&after=${after}` : ""}`);
-      if (!after && p.data.length === 0) list.replaceChildren(h("li", { class: "empty" }, empty));
-      for (const item of p.data) list.append(row(item));
-      after = p.last_id;
-      more.hidden = !p.has_more;
-    } catch (e) { showError(box, e); }
-  }
-  more.addEventListener("click", load);
-  load();
-  return box;
-}
-
 // ---------------------------------------------------------------- documents
-
-function statusBadge(state) {
-  return h("span", { class: `badge ${state}` }, state);
-}
 
 function pageList(pages) {
   return pages.length > 12 ? `${pages.slice(0, 12).join(", ")} … (${pages.length})` : pages.join(", ");
@@ -245,6 +184,18 @@ async function documentPage(id) {
   }
 }
 
+// An optional cap on the answer's length (the API caps it per style anyway).
+function maxTokens(id) {
+  return h("div", { class: "row" }, h("label", { for: id }, "Longest answer (tokens, optional)"),
+    h("input", { type: "number", id, name: "max_tokens", min: "1", step: "1", inputmode: "numeric",
+                 class: "short" }));
+}
+
+function limit(id) {
+  const n = parseInt($(id).value, 10);
+  return Number.isInteger(n) && n > 0 ? { max_tokens: n } : {};
+}
+
 function taskForms(d, jobs) {
   const styles = ["brief", "detailed", "executive", "per-section"];
   const summary = h("form", { class: "card", "aria-labelledby": "sum-title" },
@@ -254,11 +205,12 @@ function taskForms(d, jobs) {
       h("select", { id: "style", name: "style" }, styles.map((s) => h("option", { value: s }, s))),
       h("label", { class: "check" }, h("input", { type: "checkbox", id: "sum-thinking", name: "thinking" }),
         " Let the model think first")),
+    maxTokens("sum-max"),
     h("button", { type: "submit", id: "summarize" }, "Summarize"));
   summary.addEventListener("submit", async (e) => {
     e.preventDefault();
     await startJob(jobs, `/v1/documents/${d.id}/summaries`,
-                   { style: $("style").value, thinking: $("sum-thinking").checked });
+                   { style: $("style").value, thinking: $("sum-thinking").checked, ...limit("sum-max") });
   });
   const ask = h("form", { class: "card", "aria-labelledby": "ask-title" },
     h("h2", { id: "ask-title" }, "Ask a question"),
@@ -266,11 +218,12 @@ function taskForms(d, jobs) {
     h("textarea", { id: "question", name: "question", rows: "3", required: true, maxlength: "20000" }),
     h("div", { class: "row" }, h("label", { class: "check" },
       h("input", { type: "checkbox", id: "ask-thinking", name: "thinking" }), " Let the model think first")),
+    maxTokens("ask-max"),
     h("button", { type: "submit", id: "ask" }, "Ask"));
   ask.addEventListener("submit", async (e) => {
     e.preventDefault();
     await startJob(jobs, `/v1/documents/${d.id}/questions`,
-                   { question: $("question").value, thinking: $("ask-thinking").checked });
+                   { question: $("question").value, thinking: $("ask-thinking").checked, ...limit("ask-max") });
   });
   return h("div", { class: "forms" }, summary, ask);
 }
@@ -291,7 +244,8 @@ function describe(job) {
   if (job.state === "queued") {
     bits.push(job.queue_position ? `Queued: position ${job.queue_position} in the queue` : "Queued");
   } else if (job.state === "running") {
-    bits.push(`Running${job.stage ? `: ${job.stage}` : ""}`);
+    const shown = job.stage && !(job.stage === "prefill" && job.prefill_tokens_total) ? `: ${job.stage}` : "";
+    bits.push(`Running${shown}`);
   } else bits.push(job.state[0].toUpperCase() + job.state.slice(1));
   if (job.prefill_tokens_total) {
     bits.push(`prefill ${fmt(job.prefill_tokens_done)} / ${fmt(job.prefill_tokens_total)} tokens`);
