@@ -138,8 +138,9 @@ def create_question(corpus_id: CorpusId, body: CorpusQuestionCreate, request: Re
     if dry_run:
         return JSONResponse(_dry_run(request, session, tenant.id, corpus_id, body, params).model_dump(mode="json"))
     out = output_tokens(params["max_tokens"], body.thinking)
+    window = window_tokens(None, request.app.state.settings.max_model_len)  # as document questions: no call out
     selection = select_documents(session, _scope(tenant.id, corpus_id, body), body.question,
-                                 budget_for(_window(request), body.question, out))
+                                 budget_for(window, body.question, out))
     if not selection.plan.packed:  # refused now rather than queued to fail; the job selects again when it runs
         raise nothing_fits(selection.candidates, selection.plan)
     admit_llm_job(session, tenant.id, request.app.state.settings)
