@@ -7,7 +7,7 @@ import time
 
 from pipeline.prompts.styles import STYLES
 
-POLL = 1.0  # seconds between looks at a running digest
+POLL = 0.5  # seconds between looks at a running digest
 
 
 def register(subparsers) -> None:
