@@ -52,6 +52,7 @@ class BlockManager:
         self.max_checkpoints = num_window_slots if max_checkpoints is None else max_checkpoints
         self.salt = salt
         self.evicted: list[int] = []  # block ids in eviction order (observability and tests)
+        self.on_evict = None  # called with a keyed block's id just before it is reused (its rows still intact)
 
     ##### history blocks #####
 
@@ -70,6 +71,8 @@ class BlockManager:
             bid = self.free.popleft()
         elif self.cached:
             bid, _ = self.cached.popitem(last=False)
+            if self.on_evict is not None:
+                self.on_evict(bid)
             self._forget(bid)
             self.evicted.append(bid)
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 
@@ -41,6 +42,11 @@ class SnapshotHooks:
         self.pending: list = []  # sequences with a restore in flight
         self.written: set[bytes] = set()  # last block keys of snapshots this process wrote or restored whole
         self.restore_timeouts = 0
+        # writes the upload queue had no room for: by reference while their blocks are in memory (chain keys, tag),
+        # copied out when one of their blocks is about to be evicted, submitted when the queue has room again
+        self.deferred: OrderedDict[bytes, tuple[list[bytes], str | None]] = OrderedDict()
+        self.copied: OrderedDict[bytes, tuple[object, str | None]] = OrderedDict()
+        self.blocks.on_evict = self._before_evict
 
     @property
     def min_tokens(self) -> int:
@@ -78,7 +84,10 @@ class SnapshotHooks:
         self.pending.append(seq)
 
     def poll(self) -> None:
-        """Between steps: install finished restores; give up on late ones (the request then computes its prefix)."""
+        """Between steps: install finished restores; give up on late ones (the request then computes its prefix);
+        hand deferred snapshots to the store once its upload queue has room."""
+        if self.deferred or self.copied:
+            self._submit_deferred()
         if not self.pending:
             return
         now, still = time.monotonic(), []
@@ -177,15 +186,77 @@ class SnapshotHooks:
         if len(keys) < k or keys[-1] in self.written:
             return
         st = seq.state
-        bids = torch.tensor(st.block_table[:k], device=self.pools.device)
-        take = lambda pool: None if pool is None else pool[bids].cpu()
+        window = ([w[st.slot].clone().cpu() for w in self.pools.window],
+                  [_clone_carry(ls.compressor) + _clone_carry(ls.indexer) for ls in st.layers])
+        if self.store.pending_writes() >= self.store.config.max_pending_writes:
+            self._defer(list(keys), seq.prefix_tag)  # its blocks stay in memory; copied out before eviction
+            return
+        self._submit(self._gather(st.block_table[:k], list(keys), window), seq.prefix_tag)
+
+    def _gather(self, block_ids: list[int], keys: list[bytes], window: tuple | None):
+        """A Snapshot of these pool blocks (a copy), with window state (rings, carries) when given."""
         from inference.prefix_store.snapshot import Snapshot
 
-        snap = Snapshot(list(keys), [take(p) for p in self.pools.rows], [take(p) for p in self.pools.keys],
-                        [w[st.slot].clone().cpu() for w in self.pools.window],
-                        [_clone_carry(ls.compressor) + _clone_carry(ls.indexer) for ls in st.layers])
-        if self.store.submit_write(snap, seq.prefix_tag):
-            self.written.add(keys[-1])
+        bids = torch.tensor(block_ids, device=self.pools.device)
+        take = lambda pool: None if pool is None else pool[bids].cpu()
+        return Snapshot(list(keys), [take(p) for p in self.pools.rows], [take(p) for p in self.pools.keys],
+                        *(window if window is not None else (None, None)))
+
+    def _submit(self, snap, tag: str | None) -> bool:
+        if self.store.submit_write(snap, tag):
+            self.written.add(snap.block_keys[-1])
+            return True
+        return False
+
+    def _defer(self, keys: list[bytes], tag: str | None) -> None:
+        self.deferred[keys[-1]] = (keys, tag)
+        self.deferred.move_to_end(keys[-1])
+        while len(self.deferred) > 4 * self.store.config.max_pending_writes:
+            self.deferred.popitem(last=False)
+            self.store.count("writes_dropped")
+
+    def _in_memory(self, keys: list[bytes]) -> list[int] | None:
+        ids = [self.blocks.by_key.get(k) for k in keys]
+        return None if any(b is None for b in ids) else ids
+
+    def _window_of(self, block_id: int) -> tuple | None:
+        """The checkpoint at the end of this block as snapshot window state, if it still has one."""
+        slot = self.blocks.blocks[block_id].checkpoint
+        if slot is None or slot not in self.pools.carries:
+            return None
+        return ([w[slot].clone().cpu() for w in self.pools.window],
+                [tuple(None if t is None else t.clone().cpu() for t in c) for c in self.pools.carries[slot]])
+
+    def _before_evict(self, block_id: int) -> None:
+        """A cached block is about to be reused: copy out every deferred snapshot it belongs to (bounded)."""
+        key = self.blocks.blocks[block_id].key
+        for last, (keys, tag) in list(self.deferred.items()):
+            if key not in keys:
+                continue
+            del self.deferred[last]
+            ids = self._in_memory(keys)
+            if ids is None:
+                self.store.count("writes_dropped")
+                continue
+            self.copied[last] = (self._gather(ids, keys, self._window_of(ids[-1])), tag)
+            while len(self.copied) > self.store.config.max_pending_writes:
+                self.copied.popitem(last=False)
+                self.store.count("writes_dropped")
+
+    def _submit_deferred(self) -> None:
+        room = self.store.config.max_pending_writes - self.store.pending_writes()
+        while room > 0 and self.copied:
+            _, (snap, tag) = self.copied.popitem(last=False)
+            self._submit(snap, tag)
+            room -= 1
+        while room > 0 and self.deferred:
+            _, (keys, tag) = self.deferred.popitem(last=False)
+            ids = self._in_memory(keys)
+            if ids is None:
+                self.store.count("writes_dropped")
+                continue
+            self._submit(self._gather(ids, keys, self._window_of(ids[-1])), tag)
+            room -= 1
 
     ##### probe (any thread: reads only the immutable salt and the store) #####
 
