@@ -27,6 +27,20 @@ class PendingRestore:
     have_blocks: int  # blocks memory held when the lookup started
 
 
+class _Recent(OrderedDict):
+    """A set that forgets its oldest members past `limit` (a long-running server sees millions of prefixes)."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def add(self, key: bytes) -> None:
+        self[key] = None
+        self.move_to_end(key)
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
 def _clone_carry(cs) -> tuple:
     if cs is None or cs.carry_kv is None:
         return (None, None)
@@ -40,7 +54,7 @@ class SnapshotHooks:
         self.engine, self.store = engine, store
         self.blocks, self.pools, self.scheduler = engine.blocks, engine.pools, engine.scheduler
         self.pending: list = []  # sequences with a restore in flight
-        self.written: set[bytes] = set()  # last block keys of snapshots this process wrote or restored whole
+        self.written = _Recent(100_000)  # last block keys of snapshots this process wrote or restored whole
         self.restore_timeouts = 0
         # writes the upload queue had no room for: by reference while their blocks are in memory (chain keys, tag),
         # copied out when one of their blocks is about to be evicted, submitted when the queue has room again
@@ -73,7 +87,7 @@ class SnapshotHooks:
     def on_add(self, seq) -> None:
         """A new request: look for a stored prefix longer than what memory holds (in the background)."""
         limit = (len(seq.prompt_ids) - 1) // BLOCK_TOKENS
-        if limit == 0:
+        if limit * BLOCK_TOKENS < max(BLOCK_TOKENS, self.min_tokens):  # nothing this short is stored
             return
         keys = self.scheduler.block_keys_of(seq)[:limit]
         m = self._memory_blocks(keys)
@@ -265,6 +279,8 @@ class SnapshotHooks:
         partial one behind its trailing window (as a memory hit without checkpoint)."""
         from inference.engine.block_manager import salt_root
 
+        if (len(token_ids) - 1) // BLOCK_TOKENS * BLOCK_TOKENS < max(BLOCK_TOKENS, self.min_tokens):
+            return memory_tokens
         plan = self.store.probe(self.chain_keys(list(token_ids), salt_root(cache_salt)))
         if plan is None:
             return memory_tokens

@@ -13,7 +13,7 @@ from tests.helpers.wait import wait_until
 from tests.inference.engine.engine_helpers import random_ids, run_one
 from tests.inference.engine.test_snapshot_restore import GREEDY, cold, engine_with, settle, store_on
 
-pytestmark = [pytest.mark.services]
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 class PausableProxy:

@@ -9,6 +9,8 @@ from inference.engine.block_manager import salt_root
 from tests.inference.engine.engine_helpers import make_engine, random_ids, run_one
 from tests.inference.engine.test_snapshot_restore import FP, GREEDY, cold, engine_with, settle, store_on
 
+pytestmark = pytest.mark.slow  # a few engine runs each
+
 DOC, Q = random_ids(700, seed=21), random_ids(30, 22)
 
 
