@@ -1,22 +1,22 @@
 """Questions about a document over the window, in sections (docs/over-window.md): the whole sections (pages, files)
 most relevant to the question that fit the window go into the prompt, in document order; the rest are left out and
-named. Relevance is a per-section full-text rank (BM25 over the question's words); no section is ever cut.
+named. Relevance is a per-section full-text rank: BM25 of the question's search terms over each page's or file's
+terms (the terms of the full-text index, pipeline/search/terms.py); no section is ever cut.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 
-from pipeline.document import ExtractedDocument, Kind, Section
+from pipeline.document import ExtractedDocument, Kind
 from pipeline.errors import SectionTooLong
 from pipeline.prompts.budget import Budget, part_document, prompt_tokens
 from pipeline.prompts.builders import Prompt, question_prompt
+from pipeline.search.terms import query_terms, section_terms
 from pipeline.tokens import count_tokens
 
-WORD = re.compile(r"\w+", re.UNICODE)
 K1, B = 1.2, 0.75  # BM25's usual constants
 
 
@@ -35,14 +35,10 @@ class Selection:
                 "included_spans": spans(self.kind, self.included), "left_out_spans": spans(self.kind, self.left_out)}
 
 
-def _words(text: str) -> list[str]:
-    return [w.casefold() for w in WORD.findall(text)]
-
-
-def rank(sections: tuple[Section, ...], question: str) -> list[int]:
+def rank(doc: ExtractedDocument, question: str) -> list[int]:
     """Section positions from most to least relevant to `question` (BM25); ties keep document order."""
-    terms = set(_words(question))
-    bags = [Counter(_words(s.text)) for s in sections]
+    terms = set(query_terms(question))
+    bags = [Counter(section_terms(doc, s.text)) for s in doc.sections]
     if not bags:
         return []
     avg = sum(sum(b.values()) for b in bags) / len(bags) or 1.0
@@ -71,7 +67,7 @@ def select_for_question(doc: ExtractedDocument, question: str, budget: Budget, *
     overhead = prompt_tokens(question_prompt(empty, question, max_tokens=max_tokens, tokenizer_path=path),
                              tokenizer_path=path)
     room = budget.window_tokens - max_tokens - overhead
-    order = rank(doc.sections, question)
+    order = rank(doc, question)
     chosen: list[int] = []
     used = 0
     for i in order:

@@ -59,7 +59,7 @@ def test_questions_take_the_most_relevant_whole_pages_that_fit_in_document_order
 
 
 def test_rank_puts_matching_pages_first_and_keeps_document_order_on_ties(doc):
-    order = rank(doc.sections, "orchard")
+    order = rank(doc, "orchard")
     top = order[:len(topic_pages("orchard", 40))]
     assert sorted(i + 1 for i in top) == topic_pages("orchard", 40)
     rest = order[len(top):]
