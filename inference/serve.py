@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from inference.checkpoint.loader import add_weights_args, resolve_device
+from inference.checkpoint.modes import add_weights_args, resolve_device
 from inference.errors import InferenceModelError
 
 ON_OFF = {"on": True, "off": False}
@@ -50,7 +50,7 @@ def plan_cache_bytes(args: argparse.Namespace) -> int:
     against it); logs the plan."""
     from pathlib import Path
 
-    from inference.checkpoint.loader import default_weights
+    from inference.checkpoint.modes import default_weights
     from inference.memory_plan.sizing import GIB, serve_cache_bytes
     from inference.model.config import ModelArgs
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from inference.checkpoint.modes import WEIGHT_MODES, add_weights_args, default_weights, resolve_device
 from inference.checkpoint.weights import CheckpointReader, hf_name, load_weights
 from inference.errors import CheckpointError, ConfigError
 from inference.model.config import SLIDING, ModelArgs
@@ -16,28 +17,8 @@ from inference.model.quant_linear import QuantExperts, QuantLinear, act_fp8_hook
 from inference.model.rope import precompute_freqs_cis
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-WEIGHT_MODES = ("quantized", "dequantized")
+__all__ = ["DTYPES", "WEIGHT_MODES", "add_weights_args", "default_weights", "load_model", "resolve_device"]
 _FP4_DTYPES, _FLOAT_SCALES = ("I8", "U8"), ("F32", "BF16", "F16")
-
-
-def default_weights(device: str | torch.device = "cpu") -> str:
-    """`quantized` on CUDA; `dequantized` on CPU, where dequantizing every forward would cost more than it saves."""
-    return "quantized" if torch.device(device).type == "cuda" else "dequantized"
-
-
-def resolve_device(device: str | None) -> str:
-    """`auto` (or None): cuda when a GPU is visible, else cpu."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def add_weights_args(parser) -> None:
-    """`--weights quantized|dequantized` and `--device auto|cpu|cuda[:N]` for the tools, the server and benches."""
-    parser.add_argument("--weights", choices=WEIGHT_MODES, default=None,
-                        help="keep FP8/FP4 weights as released (quantized) or fold them into --dtype at load "
-                             "(dequantized); default: quantized on CUDA, dequantized on CPU")
-    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda[:N]")
 
 
 def load_model(ckpt_dir: str | Path, dtype: torch.dtype = torch.float32, weights: str | None = None,

@@ -118,3 +118,15 @@ def test_measure_matches_the_plan(tmp_path, capsys):
     for mode in ("quantized", "dequantized"):
         assert abs(r[mode]["resident_bytes"] - r[mode]["planned_bytes"]) < 1e-3 * r[mode]["planned_bytes"]
     assert r["dequantized"]["resident_bytes"] > r["quantized"]["resident_bytes"]
+
+
+def test_the_plan_needs_no_torch():
+    """Planning a deployment (and the server's argument parsing) imports neither torch nor triton."""
+    import subprocess
+    import sys
+
+    code = ("import sys, inference.plan, inference.memory_plan.sizing, inference.checkpoint.modes, inference.serve; "
+            "print(sorted(m for m in ('torch', 'triton') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
