@@ -231,6 +231,30 @@ class Coverage(BaseModel):
     left_out_spans: str | None = Field(None, description="mode selected: `left_out` for people")
 
 
+class DigestCoverageDocument(BaseModel):
+    doc: int = Field(description="its number in the digest: `[doc N, …]` citations name it")
+    document_id: str
+    title: str | None = None
+    summary_result_id: str | None = Field(None, description="its summary in the schedule's style")
+
+
+class DigestCoverageSkipped(BaseModel):
+    document_id: str
+    reason: str
+
+
+class DigestCoverage(BaseModel):
+    """What a corpus digest was made from (docs/digests-and-webhooks.md): which document each `doc N` is, the
+    documents skipped, and whether the prompt held the documents whole or their summaries."""
+
+    mode: Literal["digest"]
+    run_id: str = Field(description="the digest run (GET /v1/digests/{id}/runs/{run_id})")
+    prompt: Literal["whole", "summaries"] = Field(description="whole: the documents themselves; summaries: theirs "
+                                                              "(they did not fit the window together)")
+    documents: list[DigestCoverageDocument]
+    skipped: list[DigestCoverageSkipped]
+
+
 class ResultPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -242,7 +266,7 @@ class ResultPublic(BaseModel):
     citations: list[Citation]
     usage: Usage
     notice: str | None
-    coverage: Coverage | CorpusCoverage | None = Field(
+    coverage: Coverage | CorpusCoverage | DigestCoverage | None = Field(
         None, discriminator="mode", description="what of the document the result was made from when it was over the "
         "window (null: all of it, in one prompt); mode corpus: the documents a corpus question used and left out")
     created_at: datetime

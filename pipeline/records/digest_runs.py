@@ -27,6 +27,7 @@ from pipeline.records.models import (
     Job,
     JobKind,
     JobState,
+    Result,
 )
 from pipeline.records.types import utcnow
 from pipeline.records.webhooks import emit
@@ -155,12 +156,17 @@ def _finish(session: Session, run: DigestRun, result_id: str | None, mode: str |
 
 
 def complete_run(session: Session, run_id: str, *, result_id: str, documents: list[dict], skipped: list[dict],
-                 mode: str, now: datetime | None = None) -> DigestRun:
-    """Record the digest (in the transaction that stores its result) and announce digest.completed; idempotent."""
+                 mode: str | None, now: datetime | None = None) -> DigestRun:
+    """Record the digest (in the transaction that stores its result) and announce digest.completed; idempotent.
+    The result's `coverage` says which document each `doc N` is, what was skipped, and what the prompt held."""
     run = session.get(DigestRun, run_id, with_for_update=True, populate_existing=True)
     if run is None or run.state in FINAL_STATES:
         return run
     run.documents, run.skipped = documents, skipped
+    result = session.get(Result, result_id)
+    if result is not None and result.coverage is None and mode is not None:
+        result.coverage = {"mode": "digest", "run_id": run_id, "prompt": mode, "documents": documents,
+                           "skipped": skipped}
     _finish(session, run, result_id, mode, now or utcnow())
     session.flush()
     return run

@@ -78,3 +78,8 @@ def test_schedule_ls_and_run(make_client, records, api_url):
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "The week in one digest."
     assert "1 new documents" in ran.stderr and f"doc 1: {doc['id']}  alpha.pdf" in ran.stderr
+    (run,) = client.get(f"/v1/digests/{digest_id}/runs").json()["data"]
+    result = client.get(f"/v1/results/{run['result_id']}").json()  # the result itself says which document is doc 1
+    assert (result["kind"], result["coverage"]) == ("digest", {
+        "mode": "digest", "run_id": run["id"], "prompt": "whole", "skipped": [],
+        "documents": [{"doc": 1, "document_id": doc["id"], "title": "alpha.pdf", "summary_result_id": None}]})

@@ -118,6 +118,7 @@ def test_a_due_schedule_digests_once_and_its_webhook_is_retried_with_one_id(reco
         with records() as s:
             result = s.get(Result, run.result_id)
             assert result.kind == "digest" and result.text == "".join(DIGEST_TEXT)
+            assert [(d["doc"], d["document_id"]) for d in result.coverage["documents"]] == [(1, alpha), (2, beta)]
             cites = [(c["doc"], c["document_id"], c["status"]) for c in result.citations]
             assert cites == [(1, alpha, "verified"), (2, beta, "unverified")]
             summaries = s.query(Job).filter(Job.tenant_id == tenant_id, Job.kind == "summarize").all()
