@@ -222,3 +222,28 @@ def test_a_citation_opens_its_page_with_the_quote_highlighted_and_hostile_text_s
     finally:
         stack.use_inference(stack.real_inference)
         llm.close()
+
+
+def test_extraction_status_names_scanned_pages_and_document_errors(person, stack, tmp_path):
+    """Per-page status (`pages_scanned`, `pages_failed` in the API) and a document-level error, as the page shows
+    them after the worker's extraction."""
+    import httpx
+
+    from tests.pipeline.pdf_factory import encrypted_pdf, mixed_pdf
+
+    b, page = person, person.page
+    sign_in(b, b.key)
+    files = [{"name": p.name, "mimeType": "application/pdf", "buffer": p.read_bytes()}
+             for p in (mixed_pdf(tmp_path / "mixed.pdf"), encrypted_pdf(tmp_path / "locked.pdf"))]
+    page.set_input_files("#file", files=files)
+    mixed = wait_ready(page, "mixed.pdf")
+    assert "Scanned pages (no text layer): 2" in mixed.inner_text()
+    locked = page.locator(".uploads .item", has_text="locked.pdf")
+    locked.locator(".badge", has_text="failed").wait_for(timeout=120_000)
+    assert "Extraction failed:" in locked.inner_text() and "encrypted" in locked.inner_text()
+    b.axe("extraction status")
+    b.shot("15-extraction-status")
+    headers = {"Authorization": f"Bearer {b.key}"}
+    docs = {d["filename"]: d for d in httpx.get(f"{stack.url}/v1/documents", headers=headers).json()["data"]}
+    assert (docs["mixed.pdf"]["pages_scanned"], docs["mixed.pdf"]["pages_failed"]) == ([2], [])
+    assert docs["locked.pdf"]["status"] == "failed" and docs["locked.pdf"]["pages_scanned"] is None
