@@ -12,7 +12,7 @@ when the run is made; pipeline.records.digest_runs takes it from there.
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -124,7 +124,10 @@ def schedule_due(session: Session, *, now: datetime | None = None, limit: int = 
         cron = Cron(schedule.cron, schedule.timezone)
         last, following = cron.fires_until(schedule.next_run_at, now)
         run = _new_run(session, schedule, SCHEDULE, schedule.next_run_at, last, now)
-        schedule.next_run_at = following
+        # conditional: a scheduler that read the schedule before another moved it on never moves it back
+        session.execute(update(DigestSchedule)
+                        .where(DigestSchedule.id == schedule.id, DigestSchedule.next_run_at < following)
+                        .values(next_run_at=following).execution_options(synchronize_session=False))
         if run is not None:
             made.append(run)
     session.flush()
