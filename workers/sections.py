@@ -170,8 +170,8 @@ def _combine(ctx: JobContext, extracted: ExtractedDocument, budget: Budget, canc
     summaries = [(part.span, done[number][0]) for number, part in enumerate(plan, 1)]
     prompt = combine_prompt(extracted, summaries, style, tokenizer_path=budget.tokenizer_path)
     answer_cap = min(int(params.get("max_tokens") or prompt.max_tokens), prompt.max_tokens)
-    needed = prompt_tokens(prompt, tokenizer_path=budget.tokenizer_path) + prompt.output_tokens(thinking) \
-        - prompt.max_tokens + answer_cap
+    combine_tokens = prompt_tokens(prompt, tokenizer_path=budget.tokenizer_path)
+    needed = combine_tokens + prompt.output_tokens(thinking) - prompt.max_tokens + answer_cap
     if needed > budget.window_tokens:
         raise DocumentTooLong(
             f"the {n} part summaries need {needed:,} tokens for the combining pass, over the "
@@ -179,8 +179,8 @@ def _combine(ctx: JobContext, extracted: ExtractedDocument, budget: Budget, canc
             prompt_tokens=needed, window_tokens=budget.window_tokens)
     request_id = f"job-{job.id}-{job.attempts}-combine"
     recorder = PartProgress(ctx, 0, n, answer_cap, request_id)
-    ctx.progress(stage="combine", request_id=request_id, prefill_tokens_done=0, tokens_generated=0,
-                 progress=recorder.share(0.0))
+    ctx.progress(stage="combine", request_id=request_id, prefill_tokens_done=0, prefill_tokens_total=combine_tokens,
+                 tokens_generated=0, progress=recorder.share(0.0))
     out = send(ctx, cancel, prompt, request_id=request_id, answer_cap=answer_cap, thinking=thinking,
                on_progress=recorder)
     parts = [{"part": number, "span": part.span, "first": part.sections[0].anchor, "last": part.sections[-1].anchor,

@@ -19,20 +19,20 @@ def follow_job(client: ApiClient, job_id: str, label: str, max_tokens: int | Non
         if label == "extract":
             bars.setdefault("extract", Bar("extraction", 100, "%")).update(round(100 * (e["progress"] or 0)))
             return
-        running = [p for p in e.get("parts") or () if p["state"] == "running"]
-        if running:  # a summary in parts: one bar per part, `part k/n`, over its prefill then its generation
-            part, n = running[0], len(e["parts"])
-            name = f"part {part['part']}/{n}"
-            for key in [k for k in bars if k != name]:
+        if e.get("parts"):  # a summary in parts: a bar per part (`part k/n`, its prefill), then the combining pass
+            running = [p for p in e["parts"] if p["state"] == "running"]
+            name = f"part {running[0]['part']}/{len(e['parts'])}" if running else None
+            for key in [k for k in bars if k.startswith("part ") and k != name]:
+                bars[key].update(bars[key].total or bars[key].done)  # an earlier part: done
                 bars.pop(key).close()
-            bars.setdefault(name, Bar(name, part["prefill_tokens_total"], "tokens")).update(
-                part["prefill_tokens_done"] or 0, part["prefill_tokens_total"])
-            return
-        if e.get("stage") == "combine":
-            for key in [k for k in bars if k.startswith("part ")]:
-                bars.pop(key).close()
+            if name:
+                bars.setdefault(name, Bar(name, running[0]["prefill_tokens_total"], "tokens")).update(
+                    running[0]["prefill_tokens_done"] or 0, running[0]["prefill_tokens_total"])
+            if e.get("stage") != "combine":
+                return
         if e.get("prefill_tokens_total"):
-            bars.setdefault("prefill", Bar("prefill", e["prefill_tokens_total"], "tokens")).update(
+            name = "combine" if e.get("stage") == "combine" else "prefill"
+            bars.setdefault("prefill", Bar(name, e["prefill_tokens_total"], "tokens")).update(
                 e["prefill_tokens_done"] or 0, e["prefill_tokens_total"])
         if e.get("tokens_generated"):
             if "prefill" in bars:
