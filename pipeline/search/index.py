@@ -22,6 +22,7 @@ from pipeline.search.scoring import DocumentHit, RowMatch, Stats, score_document
 from pipeline.search.terms import chunks, query_terms, section_terms, stored, terms
 
 MAX_CANDIDATE_ROWS = 20_000  # rows read per search; the most common terms beyond it are left out (and reported)
+COMMON_SHARE = 0.5  # a term in more than this share of the scope's rows is left out (and reported), unless all are
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Scope:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Documents that match, best first; the question's terms, and those left out as too common to read."""
+    """Documents that match, best first; the question's terms, and those left out as too common to rank by."""
 
     terms: tuple[str, ...]
     hits: tuple[DocumentHit, ...]
@@ -113,15 +114,19 @@ class SearchIndex:
         rows, mean = session.execute(self._scoped(scope, func.count(SearchRow.id), func.avg(SearchRow.num_terms))).one()
         if not rows:
             return SearchResult(tuple(words), ())
-        count = self._scoped(scope, func.count(SearchRow.id))
-        df = {w: session.scalar(count.where(self._match([w]))) or 0 for w in words}
-        chosen, ignored, budget = [], [], MAX_CANDIDATE_ROWS
-        for w in sorted((w for w in words if df[w]), key=lambda w: (df[w], words.index(w))):
-            if df[w] <= budget:
+        # a term in most rows says little about which document to pick: left out, unless every term is like that
+        common = int(min(MAX_CANDIDATE_ROWS, COMMON_SHARE * rows))
+        df = {w: self._rows_holding(session, scope, w, common + 1) for w in words}  # counting stops past `common`
+        usable = [w for w in words if 0 < df[w] <= common]
+        if not usable:  # every term is common: count them in full (to the row budget) and rank by them
+            df = {w: self._rows_holding(session, scope, w, MAX_CANDIDATE_ROWS + 1) if df[w] else 0 for w in words}
+            usable = [w for w in words if df[w]]
+        chosen, budget = [], MAX_CANDIDATE_ROWS
+        for w in sorted(usable, key=lambda w: (df[w], words.index(w))):
+            if df[w] <= budget:  # the rarest first, while the rows they bring stay within the budget
                 chosen.append(w)
                 budget -= df[w]
-            else:
-                ignored.append(w)
+        ignored = [w for w in words if df[w] and w not in chosen]
         if not chosen:
             return SearchResult(tuple(words), (), tuple(ignored))
         chosen.sort(key=words.index)  # the question's order, for reading
@@ -132,6 +137,11 @@ class SearchIndex:
                    for r in session.execute(query.where(self._match(chosen)))]
         stats = Stats(int(rows), float(mean or 1.0), tuple(df[w] for w in chosen))
         return SearchResult(tuple(words), tuple(score_documents(chosen, stats, matches)), tuple(ignored))
+
+    def _rows_holding(self, session: Session, scope: Scope, word: str, cap: int) -> int:
+        """How many of the scope's rows hold `word`, counted up to `cap` (past it the term is not read anyway)."""
+        rows = self._scoped(scope, SearchRow.id).where(self._match([word])).limit(cap).subquery()
+        return session.scalar(select(func.count()).select_from(rows)) or 0
 
     @staticmethod
     def _count(word: str) -> ColumnElement[int]:

@@ -92,10 +92,13 @@ def corpora(stack):
     a, b = client_of(stack), client_of(stack)
     files = {
         "plant.pdf": pdf_bytes(words("finance", 6), "Production. The Zanzibar plant made 4711 widgets in 2025."),
-        "warehouse.zip": zip_bytes({"notes/warehouse.md": "BIGDOC-MARKER\n" + words("warehouse", 300)}),
-        "canteen.pdf": pdf_bytes(words("canteen", 8)),
-        "garden.pdf": pdf_bytes(words("garden", 8)),
-        "fleet.pdf": pdf_bytes(words("fleet", 8)),
+        # large and relevant (it mentions widgets): no room once the fact's document is in, so listed as left out
+        "warehouse.zip": zip_bytes({"notes/warehouse.md": "BIGDOC-MARKER\n" + words("warehouse", 300)
+                                    + "\nThe warehouse also stores widgets.\n"}),
+        # large and irrelevant (only words every document has): never packed, never listed
+        "archive.zip": zip_bytes({"notes/archive.md": "ARCHIVE-MARKER\n" + words("archive", 300)}),
+        **{f"{topic}.pdf": pdf_bytes(words(topic, 8) + f" Many visitors came to the {topic}.")
+           for topic in ("canteen", "garden", "fleet")},
     }
     corpus_a, ids_a = corpus_with(a, files)
     corpus_b, ids_b = corpus_with(b, {"b.pdf": pdf_bytes("B-SECRET " + "Zanzibar plant widgets made 4711. " * 30)})
@@ -111,16 +114,19 @@ def test_dry_run_selects_the_fact_leaves_out_the_large_document_and_creates_noth
     plan = r.json()
     used = [d["document_id"] for d in plan["documents"]]
     assert plan["packing"] == "selected" and plan["window_tokens"] == WINDOW
-    assert ids["plant.pdf"] in used and ids["warehouse.zip"] not in used
+    assert ids["plant.pdf"] in used and ids["warehouse.zip"] not in used and ids["archive.zip"] not in used
     assert used == sorted(used) and [d["doc"] for d in plan["documents"]] == list(range(1, len(used) + 1))
     fact = next(d for d in plan["documents"] if d["document_id"] == ids["plant.pdf"])
     assert {"zanzibar", "widgets", "plant"} <= set(fact["matched_terms"]) and fact["anchors"][0] == "2"
     assert fact["score"] == max(d["score"] for d in plan["documents"])
     skipped = {d["document_id"]: d for d in plan["skipped"]}
     assert ids["warehouse.zip"] in skipped and skipped[ids["warehouse.zip"]]["reason"] == "no room left in the window"
+    assert skipped[ids["warehouse.zip"]]["matched_terms"] == ["widgets"] and ids["archive.zip"] not in skipped
+    assert "the" in plan["ignored_terms"]  # in every page: says nothing about which document to pick
     assert not set(ids_b.values()) & (set(used) | set(skipped))  # B's better match is never seen
     assert plan["prompt_tokens"] + plan["max_output_tokens"] <= WINDOW
     assert plan["cache_source"] in ("cold", "assumed") and plan["terms"][:3] == ["how", "many", "widgets"]
+    assert len(used) == 4  # the fact's document and the three that say "many"
     assert {j["kind"] for j in a.get("/v1/jobs").json()["data"]} == {"ingest"}  # the dry run queued nothing
 
 
@@ -153,6 +159,7 @@ def test_the_answer_cites_documents_and_pages_verified_per_document(stack, corpo
     sent = [r for r in llm.received[before:] if r.path.endswith("/chat/completions")][-1].body
     prompt = "".join(m["content"] for m in sent["messages"])
     assert "Zanzibar plant made 4711 widgets" in prompt and "B-SECRET" not in prompt and "BIGDOC" not in prompt
+    assert "ARCHIVE-MARKER" not in prompt
     assert prompt.count("<document index=") == len(number)
     # the same question again: the leading documents are shared with the last question, so expected from cache
     again = a.post(f"/v1/corpora/{corpus}/questions?dry_run=true", json={"question": QUESTION,

@@ -46,9 +46,10 @@ def test_a_corpus_question_on_the_tiny_checkpoint_uses_the_fact_and_fits_the_win
     a, b = client_of(real), client_of(real)
     corpus, ids = corpus_with(a, {
         "plant.pdf": pdf_bytes(words("finance", 6), "Production. The Zanzibar plant made 4711 widgets in 2025."),
-        "warehouse.zip": zip_bytes({"notes/warehouse.md": words("warehouse", 300)}),
-        "canteen.pdf": pdf_bytes(words("canteen", 8)),
-        "garden.pdf": pdf_bytes(words("garden", 8)),
+        "warehouse.zip": zip_bytes({"notes/warehouse.md": words("warehouse", 300) + "\nIt stores widgets too.\n"}),
+        "archive.zip": zip_bytes({"notes/archive.md": words("archive", 300)}),
+        "canteen.pdf": pdf_bytes(words("canteen", 8) + " Many visitors came."),
+        "garden.pdf": pdf_bytes(words("garden", 8) + " Many visitors came."),
     })
     _, ids_b = corpus_with(b, {"b.pdf": pdf_bytes("Zanzibar plant widgets made 4711. " * 30)})
     job = a.post(f"/v1/corpora/{corpus}/questions", json={"question": QUESTION, "max_tokens": 16})
@@ -60,6 +61,7 @@ def test_a_corpus_question_on_the_tiny_checkpoint_uses_the_fact_and_fits_the_win
     used = [d["document_id"] for d in cov["documents"]]
     skipped = [d["document_id"] for d in cov["skipped"]]
     assert cov["packing"] == "selected" and ids["plant.pdf"] in used and ids["warehouse.zip"] in skipped
+    assert ids["archive.zip"] not in used + skipped and len(used) == 3
     assert not set(ids_b.values()) & set(used + skipped)
     assert 0 < result["usage"]["prompt_tokens"] <= WINDOW - 16
     assert "random-weight" in (result.get("notice") or "") or result["notice"]  # the dev checkpoint says so

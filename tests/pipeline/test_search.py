@@ -69,9 +69,17 @@ def test_the_document_holding_the_fact_ranks_first_with_its_terms_and_page(db):
     assert {"zanzibar", "widgets", "facility"} <= set(top.matched_terms)
     assert top.matched_terms[0] in {"zanzibar", "widgets", "facility"}  # rare terms weigh most
     assert top.anchors[0] == "2"
-    assert top.score > 2 * max(h.score for h in result.hits if h.document_id != fact)
-    assert other in ids(result)  # it shares common words ("the"), scored low, never above the fact
-    assert "the" in result.terms and "zanzibar" in result.terms
+    assert other not in ids(result)  # it shares only words in most pages ("the"), which are left out
+    assert "the" in result.ignored_terms and "zanzibar" in result.terms
+
+
+def test_common_words_rank_when_the_question_has_nothing_else(db):
+    t = tenant(db)
+    few = add(db, t, pdf("the report of the board"))
+    many = add(db, t, pdf("the the the report"))
+    result = search(db, Scope(t), "the report")  # both terms are in every row: they are all there is to rank by
+    assert set(ids(result)) == {few, many} and result.ignored_terms == ()
+    assert result.hits[0].matched_terms[0] in ("the", "report")
 
 
 def test_another_tenants_documents_are_never_returned_even_when_they_match_better(db):
@@ -225,7 +233,7 @@ def test_both_backends_give_the_same_scores(sqlite_url, pg_url):
         result = search(db, Scope(t), "How many containers did the harbour cranes unload?")
         results.append([(order.index(h.document_id), round(h.score, 6), h.matched_terms) for h in result.hits])
         engine.dispose()
-    assert results[0] == results[1] and len(results[0]) == 4
+    assert results[0] == results[1] and len(results[0]) >= 2
 
 
 def test_reindex_fills_in_documents_and_summaries_without_rows(db, tmp_path):
