@@ -53,8 +53,13 @@ def drop_file(page, name: str, data: bytes) -> None:
     }""", [name, list(data)])
 
 
+def listed(page, name: str):
+    """The document's row in the list, where an upload moves once its extraction ended."""
+    return page.get_by_role("list", name="Documents").locator(".item", has_text=name)
+
+
 def wait_ready(page, name: str):
-    item = page.locator(".uploads .item", has_text=name)
+    item = listed(page, name)
     item.locator(".badge", has_text="ready").wait_for(timeout=120_000)
     return item
 
@@ -125,7 +130,7 @@ def test_queue_position_and_cancel_a_long_job(person):
     page.set_input_files("#file", files=[{"name": "long.pdf", "mimeType": "application/pdf",
                                           "buffer": pdf(["A long document to prefill slowly. " * 3] * 12, pages=12)}])
     wait_ready(page, "long.pdf")
-    page.locator(".uploads").get_by_role("link", name="long.pdf").click()
+    listed(page, "long.pdf").get_by_role("link", name="long.pdf").click()
     page.get_by_role("textbox", name="Question").fill("What is it about?")
     page.get_by_role("button", name="Ask").click()
     first = page.locator(".job").first
@@ -238,7 +243,7 @@ def test_extraction_status_names_scanned_pages_and_document_errors(person, stack
     page.set_input_files("#file", files=files)
     mixed = wait_ready(page, "mixed.pdf")
     assert "Scanned pages (no text layer): 2" in mixed.inner_text()
-    locked = page.locator(".uploads .item", has_text="locked.pdf")
+    locked = listed(page, "locked.pdf")
     locked.locator(".badge", has_text="failed").wait_for(timeout=120_000)
     assert "Extraction failed:" in locked.inner_text() and "encrypted" in locked.inner_text()
     b.axe("extraction status")

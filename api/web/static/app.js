@@ -85,8 +85,10 @@ function pageList(pages) {
 }
 
 function documentFacts(d) {
-  const facts = [d.kind === "pdf" ? count(d.num_pages, "page", "pages") : count(d.num_files, "file", "files"),
-                 count(d.num_tokens, "token", "tokens"), count(d.size_bytes, "byte", "bytes")];
+  const parts = d.kind === "pdf" ? d.num_pages : d.num_files;
+  const facts = [parts === null ? null : count(parts, ...(d.kind === "pdf" ? ["page", "pages"] : ["file", "files"])),
+                 d.num_tokens === null ? null : count(d.num_tokens, "token", "tokens"),
+                 count(d.size_bytes, "byte", "bytes")].filter(Boolean);
   if (d.title && d.title !== d.filename) facts.unshift(`“${d.title}”`);
   const out = [h("p", { class: "meta" }, statusBadge(d.status), " ", facts.join(" · "))];
   if (d.error) out.push(h("p", { class: "error" }, `Extraction failed: ${d.error}`));
@@ -144,11 +146,10 @@ function uploader(onUploaded) {
 function ingestRow(doc, onDone) {
   const item = h("li", { class: "item" }, h("a", { href: `#/documents/${doc.id}`, class: "title" },
     doc.filename || doc.id), h("p", { class: "meta" }, statusBadge(doc.status), " extracting…"));
-  const finish = async () => {
+  const finish = async () => {  // the document moves to the list below, newest first
     const d = await api("GET", `/v1/documents/${doc.id}`);
-    item.replaceChildren(...documentRow(d).childNodes);
     announce(`${d.filename || d.id}: ${d.status}`);
-    if (onDone) onDone(d);
+    if (onDone) { item.remove(); onDone(d); } else item.replaceChildren(...documentRow(d).childNodes);
   };
   if (doc.status !== "pending") finish();
   else streams.add(follow(doc.ingest_job_id, () => {}, finish));
