@@ -41,7 +41,7 @@ def stack(pg_url, redis_url, moto_endpoint, tiny_checkpoint, tmp_path_factory):
     port = free_port()
     # small prefill steps, so an item lasts long enough for a kill to land mid-batch
     inference = subprocess.Popen([sys.executable, "-m", "inference.serve", "--checkpoint", str(tiny_checkpoint),
-                                  "--port", str(port), "--max-num-batched-tokens", "32"],
+                                  "--port", str(port), "--max-num-batched-tokens", "128"],
                                  stdout=(logs / "inference.log").open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     broker = redis_db(redis_url, 5)  # this module's own queues
@@ -126,10 +126,10 @@ def test_three_documents_four_questions_share_each_prefill(stack, tmp_path):
 
 def test_kill9_mid_batch_loses_only_the_items_in_flight(stack, tmp_path):
     client = _client(stack)
-    pdfs = _documents_with_a_worker(stack, client, tmp_path)
     a = start_worker(stack["env"], tmp_path / "a.log", name="a")
     b = None
     try:
+        pdfs = _documents(client, ["Dorsey", "Ebner", "Falk"])
         r = client.post("/v1/batches", json={"questions": QUESTIONS, "document_ids": list(pdfs), "max_tokens": 8})
         batch_id = r.json()["id"]
         mid = _wait_batch(client, batch_id, lambda x: x["counts"]["done"] >= 1 or x["state"] == "done")
@@ -159,14 +159,6 @@ def _running_job(stack, batch_id: str) -> bool:
     with stack["records"]() as s:
         return s.query(Job).join(BatchItem, BatchItem.job_id == Job.id).filter(
             BatchItem.batch_id == batch_id, Job.state == "running").count() > 0
-
-
-def _documents_with_a_worker(stack, client, tmp_path) -> dict[str, bytes]:
-    w = start_worker(stack["env"], tmp_path / "ingest.log", queues="ingest", name="ingest")
-    try:
-        return _documents(client, ["Dorsey", "Ebner", "Falk"])
-    finally:
-        stop(w)
 
 
 def test_cli_corpus_and_batch(stack, tmp_path):
