@@ -2,7 +2,7 @@
 prefix cache, through pipeline.estimate — per document, the questions in the order dispatch sends them."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeline.client import InferenceClient
 from pipeline.document import ExtractedDocument
@@ -25,7 +25,11 @@ def estimate_items(documents: Sequence[tuple[str, ExtractedDocument]], questions
     reached, gets estimate.py's documented fallback (the first cold, later ones hit the document's whole blocks)."""
     out = []
     for document_id, doc in documents:
-        prompts = [question_prompt(doc, q, max_tokens=max_tokens, tokenizer_path=tokenizer_path) for q in questions]
+        # the document block is built (sanitized) once per document: a question only changes the task
+        first = question_prompt(doc, questions[0], max_tokens=max_tokens, tokenizer_path=tokenizer_path)
+        bare = replace(doc, text="", sections=(), skipped=())
+        prompts = [first] + [replace(first, task=question_prompt(bare, q, tokenizer_path=tokenizer_path).task)
+                             for q in questions[1:]]
         try:
             one = estimate_batch(prompts, client=client, thinking=thinking, tokenizer_path=tokenizer_path,
                                  cache_salt=cache_salt)
