@@ -111,6 +111,9 @@ def budget_for(window_tokens: int, question: str, output_tokens: int, *, tokeniz
 def nothing_fits(candidates: Sequence[Candidate], plan: CorpusPack) -> PromptError:
     """Why no document could be packed, with the numbers and what to do."""
     total = sum(c.block_tokens for c in candidates)
+    if plan.budget_tokens <= 0:
+        return PromptError("the model's window leaves no room for documents once the question and the answer's "
+                           "tokens are counted: lower max_tokens, or turn thinking off (it reserves room to reason)")
     if not candidates:
         return PromptError("the corpus has no ready documents (in the filters given): add documents or widen them")
     if not any(c.score > 0 for c in candidates):

@@ -101,5 +101,6 @@ def test_nothing_fits_says_why():
     big = [c("a", 5000, 2.0)]
     assert "larger than the 1,000 tokens" in str(nothing_fits(big, pack(big, 1000)))
     assert "no ready documents" in str(nothing_fits([], pack([], 1000)))
+    assert "lower max_tokens" in str(nothing_fits(big, pack(big, -50)))
     with pytest.raises(PromptError, match="empty"):
         corpus_prompt([], "  ")
