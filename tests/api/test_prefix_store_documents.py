@@ -1,7 +1,7 @@
 """Prefix snapshots from the product's side (docs/prefix-store.md): `wholedoc ask FILE "Q"` twice in embedded mode
 on the tiny checkpoint serves the second run's prompt from the snapshot the first run left under the blob folder's
-prefixes/; deleting a document through the API deletes the snapshots tagged with it on the inference server; the
-client sends the tag."""
+prefixes/; two inference servers share one bucket on moto's S3 server (a prefix computed on one is restored on the
+other, never for another salt), and deleting a document through the API deletes the snapshots tagged with it."""
 
 import os
 import re
@@ -11,14 +11,16 @@ import sys
 import httpx
 import pymupdf
 import pytest
+from minio import Minio
 
 from pipeline.client import ClientConfig, InferenceClient, document_prefix_tag
 from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
 from tests.api.helpers import upload
-from tests.helpers.services import free_port, stop, uvicorn_api, wait_healthy
+from tests.helpers.services import uvicorn_api
 from tests.helpers.wait import wait_until
+from tests.inference.server.helpers import Server, document_question
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -57,40 +59,61 @@ def test_wholedoc_ask_twice_embedded_restores_the_document_prefix(tiny_checkpoin
     assert second >= 0.9 * prompt, cached  # a new server process: these came from the snapshot, not memory
 
 
-def test_deleting_a_document_deletes_its_prefix_snapshots(pg_url, tiny_checkpoint, tmp_path):
-    store = tmp_path / "store"
-    port = free_port()
-    inference = subprocess.Popen([sys.executable, "-m", "inference.serve", "--checkpoint", str(tiny_checkpoint),
-                                  "--port", str(port), "--prefix-store", f"file://{store}",
-                                  "--prefix-store-min-tokens", "256", "--log-level", "warning"],
-                                 stdout=(tmp_path / "inference.log").open("wb"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+def test_two_servers_share_a_bucket_and_deleting_a_document_deletes_its_snapshots(
+        pg_url, tiny_checkpoint, moto_endpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("WHOLEDOC_S3_ACCESS_KEY", "testing")  # the servers' credentials, as compose passes them
+    monkeypatch.setenv("WHOLEDOC_S3_SECRET_KEY", "testing")
+    bucket = f"prefix-{new_id().lower()}"
+    args = ["--prefix-store", f"s3://{bucket}?endpoint={moto_endpoint}&secure=0", "--prefix-store-min-tokens", "256"]
+    a = Server(tiny_checkpoint, *args, log=tmp_path / "a.log")
+    b = Server(tiny_checkpoint, *args, log=tmp_path / "b.log")
+    s3 = Minio(moto_endpoint, access_key="testing", secret_key="testing", secure=False)
+
+    def stored() -> list[str]:
+        return sorted(o.object_name for o in s3.list_objects(bucket, "prefixes/v", recursive=True)
+                      if o.object_name.endswith(".safetensors"))
+
     engine = make_engine(pg_url)
     try:
-        wait_healthy(base, inference, "inference server", 180)
         env = {"WHOLEDOC_DATABASE_URL": pg_url, "WHOLEDOC_BLOB_URL": f"file://{tmp_path / 'blobs'}",
-               "WHOLEDOC_INFERENCE_URL": f"{base}/v1", "WHOLEDOC_HOME": str(tmp_path)}
+               "WHOLEDOC_INFERENCE_URL": b.url, "WHOLEDOC_HOME": str(tmp_path)}
         with uvicorn_api(env, tmp_path / "uvicorn.log") as url:
             with transaction(session_factory(engine)) as s:
                 tenant = create_tenant(s, f"prefix-{new_id()}")
                 _, key = create_api_key(s, tenant.id)
             api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
             keep, gone = (upload(api, long_pdf(p), f"d{p}.pdf").json()["id"] for p in (2, 3))
-            # what the worker sends for each document's questions (the client, as workers/tasks/llm.py calls it)
-            client = InferenceClient(ClientConfig(base_url=f"{base}/v1", model="wholedoc", max_retries=0))
-            for doc_id in (keep, gone):
-                text = " ".join(f"{doc_id} word{i}" for i in range(600))
-                client.chat([{"role": "user", "content": text}], max_tokens=2, cache_salt=tenant.id,
-                            prefix_tag=document_prefix_tag(tenant.id, doc_id))
-            wait_until(lambda: len(snapshots(store)) == 2, 60, "two snapshots written")
-            before = snapshots(store)
+            texts = {d: "\n".join(f"{d}: line {i} of the filing, item {i * 7 % 13}." for i in range(120))
+                     for d in (keep, gone)}
+            on_a, on_b = (InferenceClient(ClientConfig(base_url=s.url, model="wholedoc", max_retries=0))
+                          for s in (a, b))
+            greedy = dict(max_tokens=6, temperature=0, stream=False, extra_body={"ignore_eos": True})
+            # the worker's request shape: the tenant's salt and the document's tag (workers/tasks/llm.py)
+            for d in (keep, gone):
+                on_a.chat(document_question(texts[d], "What is item 3?"), cache_salt=tenant.id,
+                          prefix_tag=document_prefix_tag(tenant.id, d), **greedy)
+            cold = on_a.chat(document_question(texts[gone], "Which line is last?"), cache_salt="cold", **greedy)
+            a.wait_metrics(lambda m: m.get("prefix_store_writes_total", 0) >= 3, "three snapshots written", 60)
+            # replica b restores what a computed
+            got = on_b.chat(document_question(texts[gone], "Which line is last?"), cache_salt=tenant.id, **greedy)
+            assert got.usage.cached_tokens >= 1024 and got.content == cold.content, (got.usage, cold.usage)
+            b.wait_metrics(lambda m: m.get("prefix_restored_tokens_total") == got.usage.cached_tokens,
+                           "restored tokens counted")
+            other = on_b.chat(document_question(texts[gone], "Which line is last?"), cache_salt="another-tenant",
+                              **greedy)
+            assert other.usage.cached_tokens == 0  # another salt restores nothing
+            b.wait_metrics(lambda m: m.get("prefix_store_writes_total", 0) >= 1, "b's own snapshot written", 60)
+            before = stored()
+            assert len(before) == 4, before
+            # deleting a document through the API deletes the snapshots its requests left, nothing else
             assert api.delete(f"/v1/documents/{gone}").status_code == 204
-            wait_until(lambda: len(snapshots(store)) == 1, 30, "the deleted document's snapshot removed")
-            assert snapshots(store)[0] in before
+            wait_until(lambda: len(stored()) == 3, 30, "the deleted document's snapshot removed")
             assert api.get(f"/v1/documents/{keep}").status_code == 200
-            assert client.delete_prefixes(document_prefix_tag(tenant.id, keep)) == 1
-            assert snapshots(store) == []
+            assert on_b.delete_prefixes(document_prefix_tag(tenant.id, keep)) == 1
+            assert len(stored()) == 2  # the cold reference's and another tenant's: untagged, left to age out
+            assert httpx.delete(f"{b.root}/v1/prefixes", timeout=30).status_code == 400  # no tag: say so
             api.close()
     finally:
-        stop(inference)
+        a.close()
+        b.close()
         engine.dispose()

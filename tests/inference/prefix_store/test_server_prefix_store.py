@@ -1,7 +1,6 @@
 """Real `python -m inference.serve` processes with --prefix-store (docs/prefix-store.md), the official OpenAI
 client on them: a 32K-token document survives a restart (the second question's cached_tokens >= 95 % of it and its
-greedy answer equals a cold run's, fp32); two servers share a bucket on moto's S3 server; a tag's snapshots are
-deleted by DELETE /v1/prefixes?tag=…"""
+greedy answer equals a cold run's, fp32). Two servers sharing a bucket: tests/api/test_prefix_store_documents.py."""
 
 import random
 import time
@@ -9,7 +8,6 @@ import time
 import httpx
 import openai
 import pytest
-from minio import Minio
 
 from tests.inference.server.helpers import Server, document_question
 
@@ -74,40 +72,3 @@ def test_a_32k_document_survives_a_restart(tiny_checkpoint, tmp_path):
         assert took < 20, took  # vs the cold prefill of the whole document (~30-40 s on this machine)
     finally:
         second.close()
-
-
-def test_two_servers_share_a_bucket_and_a_tag_deletes_its_snapshots(tiny_checkpoint, moto_endpoint, tmp_path,
-                                                                     monkeypatch):
-    store = f"s3://prefix-share?endpoint={moto_endpoint}&secure=0"
-    env = ["--prefix-store", store, "--prefix-store-min-tokens", "256"]
-    doc = words(1500, seed=5)
-    monkeypatch.setenv("WHOLEDOC_S3_ACCESS_KEY", "testing")  # the servers' credentials, as compose passes them
-    monkeypatch.setenv("WHOLEDOC_S3_SECRET_KEY", "testing")
-    a = Server(tiny_checkpoint, *env, log=tmp_path / "a.log")
-    b = Server(tiny_checkpoint, *env, log=tmp_path / "b.log")
-    try:
-        q = ask(a, doc, "Which word comes last?", cache_salt="tenant-1", prefix_tag="tenant-1/doc-1")
-        assert q.usage.prompt_tokens_details.cached_tokens == 0
-        cold = ask(a, doc, "Which word is most common?", cache_salt="cold")
-        written(a, 2)
-        got = ask(b, doc, "Which word is most common?", cache_salt="tenant-1")
-        n = got.usage.prompt_tokens_details.cached_tokens
-        assert n >= 1024 and got.choices[0].message.content == cold.choices[0].message.content
-        b.wait_metrics(lambda m: m.get("prefix_restored_tokens_total") == n, "restored tokens counted")
-        # another tenant's salt restores nothing of tenant-1's
-        other = ask(b, doc, "Which word is most common?", cache_salt="tenant-2")
-        assert other.usage.prompt_tokens_details.cached_tokens == 0
-        written(b, 1)  # tenant-2's prompt (tenant-1's whole prefix came from the store: nothing new to write)
-
-        s3 = Minio(moto_endpoint, access_key="testing", secret_key="testing", secure=False)
-        names = lambda: sorted(o.object_name for o in s3.list_objects("prefix-share", "prefixes/v", recursive=True)
-                               if o.object_name.endswith(".safetensors"))
-        before = names()
-        assert len(before) == 3
-        r = httpx.delete(f"{b.root}/v1/prefixes", params={"tag": "tenant-1/doc-1"}, timeout=30)
-        assert r.status_code == 200 and r.json()["deleted"] == 1, r.text
-        assert len(names()) == len(before) - 1
-        assert httpx.delete(f"{b.root}/v1/prefixes", timeout=30).status_code == 400  # no tag: say so
-    finally:
-        a.close()
-        b.close()
