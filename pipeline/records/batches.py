@@ -295,6 +295,8 @@ def advance(session: Session, batch_id: str, limits: DispatchLimits, *, now: dat
             _pause(batch, f"the daily token budget of {limits.daily_token_budget:,} tokens is used up ({used:,} used "
                           f"today, UTC); the batch resumes after it resets at {resets:%Y-%m-%d %H:%M} UTC", resets, now)
             return Step(state=batch.state)
+    if batch.state == BatchState.PAUSED:  # the pause is over (and the budget has room): dispatch may go on
+        batch.state, batch.paused_reason, batch.resume_at = BatchState.RUNNING, None, None
     slots = _slots(session, batch, limits, running)
     if slots <= 0:
         return Step(state=batch.state)  # an item's end (or the sweep) brings the next step

@@ -2,6 +2,8 @@
 job cap and `docs_in_flight`, the daily token budget pausing a batch with its reason, the 429 / 503 back-off, cancel;
 and on a real worker against a fault server: a 429 pauses the batch and spends no item attempt."""
 
+from datetime import timedelta
+
 import pytest
 
 from pipeline.records import batches, jobs
@@ -130,6 +132,20 @@ def test_back_off_doubles_and_refunds_the_attempt(records):
     _finish(records, step.send[1:])
     held = _step(records, batch_id, one_doc)
     assert held.send == [] and held.wake_in and held.wake_in > 0  # dispatch waits for the pause to end
+
+
+def test_a_pause_ends_when_its_time_is_up_even_with_no_free_slot(records):
+    tenant_id, docs = _tenant_docs(records, 1)
+    batch_id = _batch(records, tenant_id, docs)
+    one_slot = DispatchLimits(max_active_jobs=1)
+    assert len(_step(records, batch_id, one_slot).send) == 1  # the tenant's one slot is taken
+    with transaction(records) as s:
+        batches.back_off(s, batch_id, "HTTP 503")
+        resume_at = s.get(Batch, batch_id).resume_at
+    later = _step(records, batch_id, one_slot, now=resume_at + timedelta(seconds=1))
+    assert later.send == [] and later.state == "running"
+    with records() as s:
+        assert (s.get(Batch, batch_id).paused_reason, s.get(Batch, batch_id).resume_at) == (None, None)
 
 
 def test_cancel_cancels_the_running_items_jobs(records):
