@@ -54,9 +54,19 @@ def test_another_models_snapshot_is_ignored(model, tmp_path):
     ours.parent.mkdir(parents=True)
     shutil.copy(tmp_path / name, ours)
     store = store_on(f"file://{tmp_path}", model)
-    tokens, out = run_one(engine_with(model, store), "r", DOC + Q, GREEDY)
+    eng = engine_with(model, store)
+    tokens, out = run_one(eng, "r", DOC + Q, GREEDY)
     assert out.cached_tokens == 0 and tokens == cold(model, DOC + Q)
     assert store.stats()["ignored_fingerprint"] == 1
+    # and /metrics says so, by reason
+    from inference.server.metrics import ServerMetrics
+    from inference.server.runner import EngineRunner
+
+    runner = EngineRunner(eng)
+    runner._refresh_stats(force=True)
+    text = ServerMetrics(runner).render().decode()
+    assert 'wholedoc_inference_prefix_store_ignored_total{reason="fingerprint"} 1.0' in text
+    assert 'wholedoc_inference_prefix_store_ignored_total{reason="corrupt"} 0.0' in text
 
 
 def test_another_salts_snapshot_never_restores(model, tmp_path):
