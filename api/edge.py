@@ -26,7 +26,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import body_too_large, error_response
+from api.errors import body_too_large, dependency_down, error_response, unavailable
 from api.web.cookie import CSRF_HEADER, SAFE_METHODS, cookie_value, csrf_ok, verify
 from pipeline.logs import bound, get_logger
 from pipeline.records.tenants import authenticate
@@ -84,15 +84,21 @@ class Edge:
                 # the one /v1 route a key in the body authenticates (api.web.session); no cookie is needed either
                 await self.app(scope, receive, _with_headers(send, {"X-Request-Id": request_id}))
                 return
+            try:  # PostgreSQL down or restarting: 503 + Retry-After, not 500 (docs/reliability.md)
+                found = await (run_in_threadpool(authenticate_cookie, state, cookie)
+                               if authorization is None and cookie is not None
+                               else run_in_threadpool(authenticate_header, state.sessions, authorization))
+            except Exception as exc:
+                if not dependency_down(exc):
+                    raise
+                await unavailable(exc)(scope, receive, _with_headers(send, {"X-Request-Id": request_id}))
+                return
             if authorization is None and cookie is not None:  # the web page (api.web.cookie)
-                found = await run_in_threadpool(authenticate_cookie, state, cookie)
                 if found is not None and scope["method"] not in SAFE_METHODS and not csrf_ok(
                         state.settings.session_secret.get_secret_value(), cookie, headers.get(CSRF_HEADER)):
                     await error_response(403, "csrf_failed", CSRF_DETAIL, {"X-Request-Id": request_id,
                                                                            **SECURITY})(scope, receive, send)
                     return
-            else:
-                found = await run_in_threadpool(authenticate_header, state.sessions, authorization)
             if found is None:
                 detail = "unknown or revoked API key" if authorization else NO_KEY if cookie is None else SIGNED_OUT
                 await error_response(401, "unauthorized", detail, {"WWW-Authenticate": "Bearer",

@@ -3,12 +3,16 @@
 The `error` values a client can branch on (docs/api-conventions.md lists them with their statuses): unauthorized,
 not_found, method_not_allowed, bad_request, invalid_request, invalid_document, conflict, idempotency_key_reused,
 too_large, unsupported_format, document_too_long, rate_limited, too_many_active_jobs, token_budget_exhausted,
-service_busy, http_error.
+service_busy, service_unavailable, http_error.
+
+A dependency that is down (PostgreSQL, the blob store) answers 503 `service_unavailable` with `Retry-After`, never
+500: docs/reliability.md ("Faults on real processes").
 """
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
@@ -23,8 +27,11 @@ from pipeline.errors import (
     OverWindow,
     PipelineError,
     PromptError,
+    StorageUnavailable,
     UnsupportedFormat,
 )
+
+UNAVAILABLE_RETRY_AFTER = 5  # seconds: a restarted database or blob store is usually back within this
 
 # Most specific first: the first isinstance match wins.
 STATUS = [
@@ -71,9 +78,32 @@ def body_too_large(limit: int) -> JSONResponse:
                                             f"({limit / 2**20:g} MiB); send a smaller body")
 
 
+def dependency_down(exc: BaseException) -> bool:
+    """True for a failure to reach PostgreSQL (refused, dropped, restarting) or the blob store: worth a retry."""
+    if isinstance(exc, StorageUnavailable | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def unavailable(exc: BaseException) -> JSONResponse:
+    """503 `service_unavailable` + Retry-After for a dependency that is down; the detail names which."""
+    what = "the blob store" if isinstance(exc, StorageUnavailable) else "the database"
+    return error_response(503, "service_unavailable", f"{what} is unavailable right now; retry in "
+                                                      f"{UNAVAILABLE_RETRY_AFTER} s (with the same Idempotency-Key)",
+                          {"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        if dependency_down(exc):
+            return unavailable(exc)
+        raise exc
+
     @app.exception_handler(PipelineError)
     async def _pipeline(_: Request, exc: PipelineError) -> JSONResponse:
+        if isinstance(exc, StorageUnavailable):
+            return unavailable(exc)
         for cls, status, name in STATUS:
             if isinstance(exc, cls):
                 return error_response(status, name, str(exc))

@@ -18,6 +18,11 @@ from tests.helpers.services import free_port, need_service, redis_server
 from tests.helpers.wait import wait_until
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fault-report", action="store_true", default=False,
+                     help="tests/faults: write the scenarios' results table to docs/fault-results.md")
+
+
 @pytest.fixture(scope="session")
 def scratch_pg():
     """scratch_pg() → the URL of a new PostgreSQL database on 127.0.0.1:5432 (user postgres), migrated to head and
