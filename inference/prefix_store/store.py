@@ -4,7 +4,7 @@ Every operation that touches the folder or bucket runs on this object's own thre
 and polls futures, so a slow or dead store never stalls a step. Failures are counted and the prefix recomputed.
 
 Layout (under the store's root, apart from tenant blobs under tenants/):
-  prefixes/v<format>/<fingerprint>/<first block key>/<blocks:08d>-<last block key>.safetensors   a snapshot
+  prefixes/v<format>/<fingerprint>/<anchor key>/<blocks:08d>-<last block key>.safetensors   a snapshot
   … same name + ".used"                                                                          its last use
   prefixes/tags/<sha256(tag)[:32]>/<snapshot name>                                               tag markers
   prefixes/maintenance.lock                                                                      eviction lock
@@ -41,6 +41,9 @@ ROOT = "prefixes/"
 SUFFIX, USED = ".safetensors", ".used"
 LOCK = ROOT + "maintenance.lock"
 MAX_HEADER_READS = 4  # partial-match candidates whose headers one lookup reads
+# a snapshot's directory is the key of its block ANCHOR_BLOCKS - 1 (its first block's when shorter): prompts that share
+# a long preamble (a system prompt, a tenant's salt) still spread over one directory per document
+ANCHOR_BLOCKS = 16
 MAX_TAG_CHARS = 256
 
 
@@ -100,7 +103,11 @@ class PrefixStore:
     ##### names #####
 
     def name_of(self, keys: list[bytes]) -> str:
-        return f"{self.base}{keys[0].hex()}/{len(keys):08d}-{keys[-1].hex()}{SUFFIX}"
+        return f"{self.base}{self._anchor(keys).hex()}/{len(keys):08d}-{keys[-1].hex()}{SUFFIX}"
+
+    @staticmethod
+    def _anchor(keys: list[bytes]) -> bytes:
+        return keys[ANCHOR_BLOCKS - 1] if len(keys) >= ANCHOR_BLOCKS else keys[0]
 
     @staticmethod
     def _parse(name: str) -> tuple[int, str] | None:
@@ -113,13 +120,16 @@ class PrefixStore:
     ##### reads (store threads) #####
 
     def lookup(self, keys: list[bytes]) -> Plan | None:
-        """The snapshot holding the longest leading part of `keys` (a request's block chain); reads the directory of
-        its first block and, for snapshots longer than the best exact match, their headers."""
+        """The snapshot holding the longest leading part of `keys` (a request's block chain); reads the directories
+        its snapshots can be in (anchored at its first block, and at block ANCHOR_BLOCKS when it is that long) and,
+        for snapshots longer than the best exact match, their headers."""
         if not keys:
             return None
         best: Plan | None = None
         longer: list[tuple[int, str]] = []
-        for info in self.backend.list(f"{self.base}{keys[0].hex()}/"):
+        anchors = [keys[0]] + ([keys[ANCHOR_BLOCKS - 1]] if len(keys) >= ANCHOR_BLOCKS else [])
+        listed = [info for a in anchors for info in self.backend.list(f"{self.base}{a.hex()}/")]
+        for info in listed:
             parsed = self._parse(info.name)
             if parsed is None:
                 continue

@@ -73,6 +73,22 @@ def test_eviction_by_age_then_least_recently_used_under_the_lock(tmp_path):
     assert store.stats()["evicted"] == 2
 
 
+def test_lookup_exact_and_partial_across_the_anchor(tmp_path):
+    store = folder_store(tmp_path)
+    long, short = snap(7, 20), snap(8, 5)
+    store.write(long)
+    store.write(short)
+    assert "/" + long.block_keys[15].hex() + "/" in store.name_of(long.block_keys)  # anchored at block 16
+    assert store.lookup(long.block_keys).exact
+    other = [b"z" * 16] * 5
+    plan = store.lookup(long.block_keys[:18] + other)  # leaves it at block 18: a partial match, from the header
+    assert (plan.blocks, plan.exact) == (18, False)
+    assert store.restore(long.block_keys[:18] + other).num_blocks == 18
+    assert store.lookup(long.block_keys[:10] + other[:1]) is None  # fewer than 16 shared blocks: not found
+    plan = store.lookup(short.block_keys + other)
+    assert (plan.blocks, plan.exact) == (5, True)
+
+
 def test_tags_delete_their_snapshots_only(tmp_path):
     store = folder_store(tmp_path)
     a = store.write(snap(1, 2), tag="t1/doc-a")
