@@ -194,6 +194,16 @@ def test_cli_corpus_and_batch(stack, tmp_path):
         estimate = json.loads(dry.stdout)
         assert estimate["items"] == 4 and estimate["cache_source"] == "probe" and estimate["cached_tokens"] > 0
         assert client.get("/v1/batches").json()["data"] == []  # the dry run created nothing
+        by_path = wholedoc("batch", str(questions), str(folder / "Gale.pdf"), "--dry-run")  # PATHs instead
+        assert by_path.returncode == 0 and json.loads(by_path.stdout)["items"] == 2, by_path.stderr
+        code = tmp_path / "app"
+        (code / "src").mkdir(parents=True)
+        (code / "src" / "main.py").write_text("def main():\n    return 42\n")
+        assert wholedoc("corpus", "create", "code").returncode == 0
+        packed = wholedoc("corpus", "add", "code", str(code), "--codebase")  # a folder as one codebase document
+        assert packed.returncode == 0, packed.stderr
+        assert " codebase " in wholedoc("corpus", "ls", "code").stdout
+        assert wholedoc("corpus", "add", "code", str(folder / "notes.txt")).returncode == 2  # not a PDF: said so
         out = tmp_path / "results.csv"
         ran = wholedoc("batch", str(questions), "--corpus", "reports", "-o", str(out), "--max-tokens", "2")
     finally:
