@@ -6,10 +6,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from api.schemas import Citation, Page, Usage
+from pipeline.records.batches import MAX_ITEMS
 from pipeline.records.models import BatchState, JobState
 
 MAX_QUESTIONS = 1000
-MAX_ITEMS = 10_000  # documents x questions of one batch
 MAX_DOCUMENT_IDS = 10_000
 NAME_MAX = 200  # the corpora.name column
 ID_PATTERN = "^[0-9a-f]{32}$"
@@ -55,7 +55,8 @@ class BatchCreate(BaseModel):
     questions: list[Question] = Field(min_length=1, max_length=MAX_QUESTIONS,
                                  description=f"1-{MAX_QUESTIONS} questions, each asked about every document")
     document_ids: list[IdString] | None = Field(None, min_length=1, max_length=MAX_DOCUMENT_IDS,
-                                           description="the documents (all ready); or give corpus_id")
+                                           description="the documents (all ready; documents x questions at most "
+                                                       f"{MAX_ITEMS:,}); or give corpus_id")
     corpus_id: str | None = Field(None, pattern=ID_PATTERN,
                                   description="a corpus: its documents at submission; or give document_ids")
     thinking: bool = Field(False, description="let the model think first (off by default)")
