@@ -51,6 +51,7 @@ POST_REQUESTS = {
     "/v1/corpora/{corpus_id}/documents": lambda: {"json": {"document_ids": [OBJECTS["document_id"]]}},
     "/v1/batches": lambda: {"json": {"questions": ["why?"], "document_ids": [OBJECTS["document_id"]]}},
     "/v1/batches/{batch_id}/cancel": lambda: {},
+    "/v1/corpora/{corpus_id}/questions": lambda: {"json": {"question": "why?"}},
     "/v1/corpora/{corpus_id}/digests": lambda: {"json": {"cron": "0 7 * * 1"}},
     "/v1/digests/{digest_id}/run": lambda: {},
     "/v1/webhooks": lambda: {"json": {"url": PUBLIC_HOOK, "events": ["job.done"]}},
