@@ -252,3 +252,29 @@ def test_extraction_status_names_scanned_pages_and_document_errors(person, stack
     docs = {d["filename"]: d for d in httpx.get(f"{stack.url}/v1/documents", headers=headers).json()["data"]}
     assert (docs["mixed.pdf"]["pages_scanned"], docs["mixed.pdf"]["pages_failed"]) == ([2], [])
     assert docs["locked.pdf"]["status"] == "failed" and docs["locked.pdf"]["pages_scanned"] is None
+
+
+def test_a_form_on_another_origin_cannot_use_the_sign_in(person, stack):
+    """Another origin's page (a port of the same host: the same site, so the SameSite=Strict cookie is sent) posts a
+    form to the API: refused for want of the CSRF token (403), and nothing is created."""
+    import httpx
+
+    from tests.helpers.services import free_port
+
+    b = person
+    sign_in(b, b.key)
+    evil = f"http://127.0.0.1:{free_port()}/"
+    form = (f'<!doctype html><title>evil</title><form id="f" method="post" enctype="multipart/form-data" '
+            f'action="{stack.url}/v1/documents"><input name="file" value="x"></form>'
+            "<script>document.getElementById('f').submit()</script>")
+    other = b.page.context.new_page()
+    try:
+        other.route(evil, lambda route: route.fulfill(status=200, content_type="text/html", body=form))
+        with other.expect_response(lambda r: r.url.endswith("/v1/documents")) as got:
+            other.goto(evil)
+        # 403, not 401: the browser did send the cookie (same site), and the missing CSRF token refused the request
+        assert got.value.status == 403 and got.value.json()["error"] == "csrf_failed"
+    finally:
+        other.close()
+    docs = httpx.get(f"{stack.url}/v1/documents", headers={"Authorization": f"Bearer {b.key}"}).json()["data"]
+    assert docs == []
