@@ -278,3 +278,21 @@ def test_a_form_on_another_origin_cannot_use_the_sign_in(person, stack):
         other.close()
     docs = httpx.get(f"{stack.url}/v1/documents", headers={"Authorization": f"Bearer {b.key}"}).json()["data"]
     assert docs == []
+
+
+def test_revoking_the_key_ends_the_sign_in(person, stack):
+    from pipeline.records.db import transaction
+    from pipeline.records.tenants import revoke_api_key
+
+    b, page = person, person.page
+    sign_in(b, b.key)
+    tenant_id = page.evaluate("async () => (await (await fetch('/v1/session')).json()).tenant_id")
+    with transaction(stack.records) as s:
+        revoke_api_key(s, tenant_id, b.key.split("_")[1])
+    page.get_by_role("link", name="Jobs").click()
+    page.get_by_role("heading", name="Sign in").wait_for()
+    assert "sign in again" in page.locator("#signin-error").inner_text()
+    assert page.get_by_role("navigation", name="Sections").is_hidden()
+    # the refused request is the only console message: the browser logs every 401
+    assert b.console_errors and all("401" in m for m in b.console_errors), b.console_errors
+    b.console_errors.clear()

@@ -33,6 +33,7 @@ export async function api(method, path, body) {
   if (r.status === 204) return null;
   let data = null;
   try { data = await r.json(); } catch (_) { data = null; }
+  if (r.status === 401 && path !== "/v1/session") window.dispatchEvent(new CustomEvent("wholedoc:signed-out"));
   if (!r.ok) throw new ApiError(r.status, data);
   return data;
 }

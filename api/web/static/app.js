@@ -14,6 +14,10 @@ async function start() {
   $("sign-out").addEventListener("click", signOut);
   $("page-close").addEventListener("click", () => $("page-dialog").close());
   window.addEventListener("hashchange", route);
+  window.addEventListener("wholedoc:signed-out", () => {
+    setCsrf(null);
+    showSignIn("Your sign-in ended (it expired, or its key was revoked): sign in again.");
+  });
   if (signedInHint()) {
     try {
       const s = await api("GET", "/v1/session");
@@ -331,7 +335,7 @@ async function jobPage(id) {
 // ---------------------------------------------------------------- results and citations
 
 function pageUrl(documentId, anchor, quote) {
-  const q = quote ? `?q=${encodeURIComponent(quote.slice(0, 500))}` : "";
+  const q = quote ? `?q=${encodeURIComponent(quote.replace(/\s+/g, " ").trim().slice(0, 500))}` : "";
   return `/v1/documents/${documentId}/pages/${encodeURIComponent(anchor)}.png${q}`;
 }
 
