@@ -18,6 +18,7 @@ import torch
 from inference.model.config import BLOCK_TOKENS
 
 log = logging.getLogger("inference.engine")
+SKIP_AFTER_TIMEOUT_S = 30.0  # after a restore timeout, new requests skip the store this long (a hung bucket)
 
 
 @dataclass
@@ -56,6 +57,8 @@ class SnapshotHooks:
         self.pending: list = []  # sequences with a restore in flight
         self.written = _Recent(100_000)  # last block keys of snapshots this process wrote or restored whole
         self.restore_timeouts = 0
+        self.lookups_skipped = 0  # requests that did not wait for the store while it was marked unresponsive
+        self._skip_until = 0.0  # after a restore timed out: no lookups (requests compute) until then
         # writes the upload queue had no room for: by reference while their blocks are in memory (chain keys, tag),
         # copied out when one of their blocks is about to be evicted, submitted when the queue has room again
         self.deferred: OrderedDict[bytes, tuple[list[bytes], str | None]] = OrderedDict()
@@ -93,6 +96,9 @@ class SnapshotHooks:
         m = self._memory_blocks(keys)
         if m == limit:
             return
+        if time.monotonic() < self._skip_until:  # the store just let a request wait out its timeout: don't wait again
+            self.lookups_skipped += 1
+            return
         seq.restore = PendingRestore(self.store.submit_restore(keys, m),
                                      time.monotonic() + self.store.config.restore_timeout_s, m)
         self.pending.append(seq)
@@ -124,6 +130,7 @@ class SnapshotHooks:
                 seq.restore = None
                 p.future.cancel()
                 self.restore_timeouts += 1
+                self._skip_until = now + SKIP_AFTER_TIMEOUT_S
                 log.warning("prefix restore for %s took over %.0f s; computing the prefix", seq.request_id,
                             self.store.config.restore_timeout_s)
             else:
