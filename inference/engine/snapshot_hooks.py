@@ -288,6 +288,8 @@ class SnapshotHooks:
 
         if (len(token_ids) - 1) // BLOCK_TOKENS * BLOCK_TOKENS < max(BLOCK_TOKENS, self.min_tokens):
             return memory_tokens
+        if time.monotonic() < self._skip_until:  # the store is marked unresponsive: a request would not wait either
+            return memory_tokens
         plan = self.store.probe(self.chain_keys(list(token_ids), salt_root(cache_salt)))
         if plan is None:
             return memory_tokens

@@ -122,7 +122,7 @@ class EngineRunner:
             return cached
         try:  # what a restore would give (docs/prefix-store.md); the store is read off the engine thread
             return await asyncio.wait_for(asyncio.to_thread(hooks.probe_tokens, token_ids, cache_salt, cached),
-                                          hooks.store.config.restore_timeout_s)
+                                          min(5.0, hooks.store.config.restore_timeout_s))
         except TimeoutError:
             return cached
 
