@@ -1,0 +1,116 @@
+"""Rank 0's side of a parallel server: the engine's model runner, made to drive every rank in lock-step.
+
+`ParallelRunner.forward_packed` (what Engine._execute calls) checks the pieces, broadcasts one protocol.Step on
+the control group, then runs rank 0's own shard; the model's all-reduces meet the other ranks there. A failed or
+timed-out collective, a worker process that exits, or a heartbeat nobody answers sets `failure` and raises
+RankFailed: the engine thread stops, /health answers 503 and inference.serve exits non-zero (docs/parallel.md)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import torch.distributed as dist
+
+from inference.errors import InputError
+from inference.model.runner import ModelRunner, check_token_ids
+from inference.parallel import protocol
+from inference.parallel.groups import RankContext, RankFailed
+
+log = logging.getLogger("inference.parallel")
+
+
+class ParallelRunner:
+    """Stands in for the engine's ModelRunner on rank 0."""
+
+    def __init__(self, runner: ModelRunner, ctx: RankContext):
+        self.runner, self.ctx = runner, ctx
+        self.model, self.args = runner.model, runner.args
+        self.failure: str | None = None
+        self.events: protocol.PoolEvents | None = None
+        self._gen = [0]
+        self._lock = threading.Lock()
+        self._last_send = time.monotonic()
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, name="parallel-heartbeat", daemon=True)
+
+    def attach(self, engine) -> None:
+        """Become `engine`'s runner: record its pool events, tell the workers the pools' geometry, start beating."""
+        if engine.snapshots is not None:
+            raise InputError("a prefix store cannot be attached to a parallel engine (docs/parallel.md)")
+        self.events = protocol.PoolEvents(engine.pools)
+        engine.runner = self
+        engine.executor = self
+        p = engine.pools
+        self.send(protocol.Init(engine.config.dtype, p.num_blocks, p.num_slots))
+        self._heartbeat.start()
+
+    def new_state(self, batch: int = 1):
+        return self.runner.new_state(batch)
+
+    def fail(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
+            log.error("parallel ranks failed: %s", reason)
+
+    def send(self, msg) -> None:
+        """Broadcast one control message to every rank (RankFailed if any is gone)."""
+        if self.failure is not None:
+            raise RankFailed(self.failure)
+        try:
+            dist.broadcast_object_list([msg], src=0, group=self.ctx.control)
+        except Exception as exc:
+            self.fail(f"control broadcast failed: {type(exc).__name__}: {exc}")
+            raise RankFailed(self.failure) from exc
+        self._last_send = time.monotonic()
+
+    def forward_packed(self, pieces):
+        _check(pieces, self.args)
+        with self._lock:
+            self.send(protocol.Step(self.events.take(), protocol.describe(pieces, self.events, self._gen)))
+            try:
+                return self.runner.forward_packed(pieces)
+            except Exception as exc:  # a collective failed or timed out mid-forward: the ranks are out of step
+                self.fail(f"forward failed: {type(exc).__name__}: {exc}")
+                raise RankFailed(self.failure) from exc
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(1.0, self.ctx.spec.heartbeat_s / 4)):
+            if self.failure is not None:
+                return
+            if time.monotonic() - self._last_send < self.ctx.spec.heartbeat_s:
+                continue
+            if self._lock.acquire(timeout=0.1):
+                try:
+                    self.send(protocol.Ping())
+                except RankFailed:
+                    return
+                finally:
+                    self._lock.release()
+
+    def close(self) -> None:
+        """Tell the workers to exit (when they still listen)."""
+        self._stop.set()
+        if self.failure is None and self._lock.acquire(timeout=self.ctx.spec.timeout_s):
+            try:
+                self.send(protocol.Stop())
+            except RankFailed:
+                pass
+            finally:
+                self._lock.release()
+
+
+def _check(pieces, args) -> None:
+    """ModelRunner.forward_packed's input checks, before anything is sent (a refused call must not reach the
+    workers, who would wait in the forward's collectives)."""
+    if not pieces:
+        raise InputError("forward_packed needs at least one piece")
+    for i, (state, ids) in enumerate(pieces):
+        if not ids:
+            raise InputError(f"piece {i} has no tokens")
+        check_token_ids(min(ids), max(ids), args.vocab_size, f"piece {i}: ")
+        if state.num_tokens + len(ids) > args.max_position_embeddings:
+            raise InputError(f"piece {i}: positions up to {state.num_tokens + len(ids)} exceed "
+                             f"max_position_embeddings {args.max_position_embeddings}")
+        state.check_start(state.num_tokens, 1)

@@ -1,0 +1,158 @@
+"""The lock-step protocol between rank 0 and the other ranks of a server (docs/parallel.md).
+
+Rank 0 owns the scheduler and the cache manager. Before each forward it broadcasts one `Step`: the window-pool
+events since the last step (checkpoints saved and loaded, in order) and, per piece, the sequence's window slot,
+the generation of its state, where it starts, its block table and its tokens. Every other rank holds a replica of
+the cache pools and keeps a `StateMirror`: the same PagedState per slot, rebuilt when the generation changes, fed
+the same tokens, so its cache rows are rank 0's rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from inference.engine.layout import CacheLayout
+from inference.engine.paged_state import PagedState
+from inference.engine.pools import CachePools
+
+
+@dataclass(frozen=True)
+class Init:
+    """The cache pools' geometry (every rank allocates the same)."""
+
+    dtype: str
+    num_blocks: int
+    num_slots: int
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Rank 0 is alive and idle (sent every heartbeat_s without a step)."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Clean shutdown: the worker leaves its loop and exits 0."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    slot: int
+    gen: int
+    start: int
+    shared_upto: int
+    load: int | None  # the load event that gave a new state its checkpoint (None: started without one)
+    blocks: tuple[int, ...]
+    ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    events: tuple[tuple, ...]  # ("save", state slot, checkpoint slot) | ("load", event id, checkpoint slot, slot)
+    pieces: tuple[Piece, ...]
+
+
+class PoolEvents:
+    """Rank 0's record of window-pool events. Installed on the engine's CachePools: PagedState.save_checkpoint
+    copies a window then sets the slot's carries (a save); load_checkpoint only copies (a load)."""
+
+    def __init__(self, pools: CachePools):
+        self.events: list[list] = []
+        self.last_load: dict[int, int] = {}  # window slot -> id of the latest load into it
+        self._next_id = 0
+        copy = pools.copy_window
+        carries = _Carries(self, pools.carries)
+
+        def copy_window(src: int, dst: int) -> None:
+            copy(src, dst)
+            self.events.append(["load", self._next_id, src, dst])
+            self.last_load[dst] = self._next_id
+            self._next_id += 1
+
+        pools.copy_window, pools.carries = copy_window, carries
+
+    def saved(self, slot: int) -> None:
+        """carries[slot] was set: the copy just recorded was a save into checkpoint slot `slot`."""
+        last = self.events[-1] if self.events else None
+        if last is not None and last[0] == "load" and last[3] == slot:
+            self.events[-1] = ["save", last[2], slot]
+
+    def take(self) -> tuple[tuple, ...]:
+        out, self.events = tuple(tuple(e) for e in self.events), []
+        return out
+
+
+class _Carries(dict):
+    def __init__(self, events: PoolEvents, initial: dict):
+        super().__init__(initial)
+        self._events = events
+
+    def __setitem__(self, slot, value) -> None:
+        super().__setitem__(slot, value)
+        self._events.saved(slot)
+
+
+def describe(pieces: list[tuple[PagedState, list[int]]], events: PoolEvents, counter: list[int]) -> tuple[Piece, ...]:
+    """The Step pieces of rank 0's forward_packed call; gives a state seen for the first time its generation."""
+    out = []
+    for state, ids in pieces:
+        gen = getattr(state, "parallel_gen", None)
+        load = None
+        if gen is None:
+            counter[0] += 1
+            gen = state.parallel_gen = counter[0]
+            # a state resumed from a checkpoint starts past 0 with exact windows (the recompute fallback marks
+            # exact_from); the latest load into its slot is its own
+            if state.num_tokens > 0 and state.exact_from == 0:
+                load = events.last_load.get(state.slot)
+        out.append(Piece(state.slot, gen, state.num_tokens, state.shared_upto, load, tuple(state.block_table),
+                         tuple(ids)))
+    return tuple(out)
+
+
+@dataclass
+class StateMirror:
+    """A worker's replica of rank 0's cache: the pools, and per window slot the state of the generation there."""
+
+    pools: CachePools
+    states: dict[int, tuple[int, PagedState]] = field(default_factory=dict)
+    loaded: dict[int, list] = field(default_factory=dict)  # load event id -> the checkpoint's carries then
+
+    @classmethod
+    def of(cls, init: Init, args, device) -> StateMirror:
+        return cls(CachePools(CacheLayout(args, init.dtype), init.num_blocks, init.num_slots, device))
+
+    def apply(self, step: Step) -> list[tuple[PagedState, list[int]]]:
+        """Replay the step's events, then the pieces for ModelRunner.forward_packed."""
+        for ev in step.events:
+            if ev[0] == "save":
+                self.states[ev[1]][1].save_checkpoint(ev[2])
+            else:
+                _, eid, src, dst = ev
+                self.pools.copy_window(src, dst)
+                self.loaded[eid] = self.pools.carries.get(src)
+                if len(self.loaded) > 4096:
+                    self.loaded.pop(next(iter(self.loaded)))
+        pieces = []
+        for p in step.pieces:
+            gen, state = self.states.get(p.slot, (None, None))
+            if gen != p.gen:
+                state = PagedState(self.pools, p.slot, p.start, p.shared_upto)
+                carries = self.loaded.pop(p.load, None) if p.load is not None else None
+                if carries is not None:
+                    _set_carries(state, carries)
+                self.states[p.slot] = (p.gen, state)
+            if state.num_tokens != p.start:
+                raise RuntimeError(f"slot {p.slot}: this rank's state is at {state.num_tokens}, rank 0's at "
+                                   f"{p.start}: out of step")
+            if tuple(state.block_table) != p.blocks:
+                state.set_blocks(list(p.blocks))
+            pieces.append((state, list(p.ids)))
+        return pieces
+
+
+def _set_carries(state: PagedState, saved: list) -> None:
+    """The carry half of PagedState.load_checkpoint (the window copy was replayed as its event)."""
+    for st, carry in zip(state.layers, saved):
+        for cs, (kv, score) in ((st.compressor, carry[0:2]), (st.indexer, carry[2:4])):
+            if cs is not None and kv is not None:
+                cs.carry_kv, cs.carry_score = kv.clone(), score.clone()
