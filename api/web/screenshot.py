@@ -102,7 +102,8 @@ def take(out: Path, chromium: str, width: int = 1100) -> Path:
             page.get_by_role("button", name="Sign in").click()
             page.get_by_role("navigation", name="Sections").wait_for()
             page.set_input_files("#file", str(pdf))
-            page.get_by_role("list", name="Documents").locator(".badge", has_text="ready").wait_for(timeout=120_000)
+            listed = page.get_by_role("list", name="Documents", exact=True)
+            listed.locator(".badge", has_text="ready").wait_for(timeout=120_000)
             session = httpx.get(f"{base}/v1/session", headers={"Authorization": f"Bearer {key}"}).json()
             doc = httpx.get(f"{base}/v1/documents", headers={"Authorization": f"Bearer {key}"}).json()["data"][0]
             job_id = _stage_answer(database_url, session["tenant_id"], doc["id"], pdf)

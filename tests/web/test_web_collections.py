@@ -45,7 +45,7 @@ def test_corpus_digest_and_batch(stack, browser, shots, axe_source, tmp_path):
         page.locator(".batch-status", has_text="done").wait_for(timeout=240_000)
         assert "2 of 2 items final" in page.locator(".batch-status").inner_text()
         assert page.locator("progress").get_attribute("value") == "2"
-        page.get_by_role("list", name="Items").locator(".item").nth(1).wait_for()
+        page.get_by_role("list", name="Items", exact=True).locator(".item").nth(1).wait_for()
         b.axe("batch done")
         b.shot("14-batch")
         with page.expect_download() as got:
@@ -61,7 +61,7 @@ def test_corpus_digest_and_batch(stack, browser, shots, axe_source, tmp_path):
         page.get_by_role("heading", name="Digest", exact=True).wait_for()
         assert "Europe/Berlin" in page.locator("main").inner_text()
         page.get_by_role("button", name="Run now").click()
-        page.get_by_role("list", name="Runs").locator(".item", has_text="manual run").wait_for()
+        page.get_by_role("list", name="Runs", exact=True).locator(".item", has_text="manual run").wait_for()
         b.axe("digest")
         b.shot("13-digest")
         runs = httpx.get(f"{stack.url}/v1/digests", headers={"Authorization": f"Bearer {key}"}).json()["data"]

@@ -55,7 +55,7 @@ def drop_file(page, name: str, data: bytes) -> None:
 
 def listed(page, name: str):
     """The document's row in the list, where an upload moves once its extraction ended."""
-    return page.get_by_role("list", name="Documents").locator(".item", has_text=name)
+    return page.get_by_role("list", name="Documents", exact=True).locator(".item", has_text=name)
 
 
 def wait_ready(page, name: str):
@@ -85,8 +85,8 @@ def test_sign_in_upload_summarize_and_ask(person):
     wait_ready(page, "picked.pdf")
     b.shot("02-uploaded")
     page.reload()
-    page.get_by_role("list", name="Documents").get_by_role("link").first.wait_for()
-    names = page.get_by_role("list", name="Documents").get_by_role("link").all_inner_texts()
+    page.get_by_role("list", name="Documents", exact=True).get_by_role("link").first.wait_for()
+    names = page.get_by_role("list", name="Documents", exact=True).get_by_role("link").all_inner_texts()
     assert names[:2] == ["picked.pdf", "dropped report.pdf"]  # newest first
     page.get_by_role("link", name="dropped report.pdf").click()
     page.get_by_role("heading", name="dropped report.pdf").wait_for()
@@ -114,12 +114,12 @@ def test_sign_in_upload_summarize_and_ask(person):
     assert page.locator(".job").first.locator("progress").get_attribute("value") == "100"
     b.shot("05-answer")
     page.get_by_role("link", name="Results").click()
-    page.get_by_role("list", name="Results").get_by_role("link").first.wait_for()
-    kinds = page.get_by_role("list", name="Results").get_by_role("link").all_inner_texts()
+    page.get_by_role("list", name="Results", exact=True).get_by_role("link").first.wait_for()
+    kinds = page.get_by_role("list", name="Results", exact=True).get_by_role("link").all_inner_texts()
     assert kinds[:2] == ["Answer", "Summary"]  # newest first
     b.axe("results")
     page.get_by_role("link", name="Jobs").click()
-    page.get_by_role("list", name="Jobs").get_by_role("link").first.wait_for()
+    page.get_by_role("list", name="Jobs", exact=True).get_by_role("link").first.wait_for()
     b.axe("jobs")
     b.shot("06-jobs")
 
