@@ -283,10 +283,12 @@ def advance(session: Session, batch_id: str, limits: DispatchLimits, *, now: dat
     if not queued and not running:
         finish_batch(session, batch, BatchState.DONE, now=now)
         return Step(state=batch.state, finished=True)
+    if batch.resume_at is not None and now < batch.resume_at:
+        return Step(state=batch.state, wake_in=(batch.resume_at - now).total_seconds() if queued else None)
+    if batch.state == BatchState.PAUSED and not queued:  # the pause is over; the last items are running
+        batch.state, batch.paused_reason, batch.resume_at = BatchState.RUNNING, None, None
     if not queued:
         return Step(state=batch.state)
-    if batch.resume_at is not None and now < batch.resume_at:
-        return Step(state=batch.state, wake_in=(batch.resume_at - now).total_seconds())
     lock_tenant(session, batch.tenant_id)  # admissions of single questions wait for this step (api.admission)
     if limits.daily_token_budget:
         used = tokens_used_since(session, batch.tenant_id, day_start(now))
