@@ -1,6 +1,6 @@
 """python -m inference.generate --checkpoint DIR (--prompt TEXT | --prompt-ids 1,2,3 | --chat MSG [--thinking on|off])
 --max-new-tokens N [--greedy] [--reference-numerics on|off] [--weights quantized|dequantized] [--device D]
-[--dump-logits FILE.pt]: a plain reference generator."""
+[--dump-logits FILE.pt] [--tp T --ep E]: a plain reference generator (on T×E-parallel ranks: docs/parallel.md)."""
 
 import argparse
 import json
@@ -12,6 +12,7 @@ from inference.checkpoint.loader import DTYPES, add_weights_args, load_model, re
 from inference.errors import InferenceModelError, InputError
 from inference.model.decode import generate
 from inference.model.numerics import add_reference_numerics_arg
+from inference.parallel.spec import add_parallel_args, spec_from_args
 from inference.text import chat
 from inference.text.tokenizer import load_tokenizer
 
@@ -32,6 +33,18 @@ def build_prompt_ids(ns: argparse.Namespace, ckpt_dir: str) -> list[int]:
     return [0] + tok.encode(ns.prompt, add_special_tokens=False).ids
 
 
+def _decode(model, ns: argparse.Namespace, ids: list[int]):
+    stop = () if ns.ignore_eos else (model.args.eos_token_id,)
+    return generate(model, ids, ns.max_new_tokens, ns.greedy, ns.temperature, ns.seed, use_state=not ns.full_forward,
+                    stop_ids=stop)
+
+
+def _decode_on_rank(ctx, model, ns: argparse.Namespace, ids: list[int]) -> int:
+    """Ranks 1 … W-1 of a parallel generate: the same decode, in step with rank 0 through the model's collectives."""
+    _decode(model, ns, ids)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="reference generator for DeepSeek-V4 checkpoints")
     p.add_argument("--checkpoint", required=True)
@@ -47,18 +60,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     add_weights_args(p)
+    add_parallel_args(p)
     p.add_argument("--full-forward", action="store_true", help="recompute the whole sequence each step")
     p.add_argument("--ignore-eos", action="store_true")
     p.add_argument("--dump-logits", help="save float32 [steps, vocab] logits to this .pt file")
     ns = p.parse_args(argv)
     try:
         numerics = {} if ns.reference_numerics is None else {"reference_numerics": ns.reference_numerics == "on"}
-        model = load_model(ns.checkpoint, DTYPES[ns.dtype], weights=ns.weights, device=resolve_device(ns.device),
-                           **numerics)
+        spec = spec_from_args(ns)
         ids = build_prompt_ids(ns, ns.checkpoint)
-        stop = () if ns.ignore_eos else (model.args.eos_token_id,)
-        new, logits = generate(model, ids, ns.max_new_tokens, ns.greedy, ns.temperature, ns.seed,
-                               use_state=not ns.full_forward, stop_ids=stop)
+        ranks = None
+        if spec.enabled:  # every rank runs the same decode on its shard (docs/parallel.md)
+            from inference.parallel.launch import LoadSpec, start
+
+            ranks = start(spec, LoadSpec(ns.checkpoint, ns.dtype, ns.weights, resolve_device(ns.device),
+                                         numerics.get("reference_numerics"), "WARNING"), _decode_on_rank, (ns, ids))
+            model = ranks.model
+        else:
+            model = load_model(ns.checkpoint, DTYPES[ns.dtype], weights=ns.weights, device=resolve_device(ns.device),
+                               **numerics)
+        new, logits = _decode(model, ns, ids)
+        if ranks is not None:
+            from inference.parallel.groups import close_rank
+
+            ranks.shutdown()
+            close_rank()
     except (InferenceModelError, OSError) as exc:
         p.error(str(exc))
     if ns.dump_logits:

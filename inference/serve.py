@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the release's quantized numerics (default: on when config.json has a quantization_config)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     add_weights_args(p)
+    from inference.parallel.spec import add_parallel_args
+
+    add_parallel_args(p)
     p.add_argument("--max-num-seqs", type=int, default=16, help="requests running at once")
     p.add_argument("--max-num-batched-tokens", type=int, default=2048, help="tokens per engine step (prefill chunk)")
     p.add_argument("--max-waiting", type=int, default=64, help="queued requests before 429")
@@ -72,20 +75,32 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from inference.engine import Engine, EngineConfig
+    from inference.parallel.spec import spec_from_args
     from inference.prefix_store.cli import config_from_args
     from inference.prefix_store.fingerprint import model_fingerprint
     from inference.server import ServerConfig, create_app
 
+    parallel = None
     try:
+        spec = spec_from_args(args)
         store_config = config_from_args(args)
         # with a store, the block keys name the model by its fingerprint, not its path: replicas share snapshots
         fingerprint = (model_fingerprint(args.checkpoint, args.dtype, args.reference_numerics,
                                          getattr(args, "weights", None)) if store_config else "")
-        engine = Engine.from_checkpoint(args.checkpoint, EngineConfig(model_id=fingerprint,
+        engine_config = EngineConfig(model_id=fingerprint,
             max_model_len=args.max_model_len, max_num_seqs=args.max_num_seqs,
             max_num_batched_tokens=args.max_num_batched_tokens, cache_bytes=plan_cache_bytes(args),
             max_waiting=args.max_waiting, dtype=args.dtype, weights=args.weights, device=resolve_device(args.device),
-            reference_numerics=None if args.reference_numerics is None else ON_OFF[args.reference_numerics]))
+            reference_numerics=None if args.reference_numerics is None else ON_OFF[args.reference_numerics])
+        if spec.enabled:  # ranks 1 … W-1 serve rank 0's engine (docs/parallel.md)
+            if store_config is not None:
+                raise InferenceModelError("a prefix store is not available with --tp/--ep yet (docs/parallel.md)")
+            from inference.parallel.serving import start_parallel
+
+            parallel = start_parallel(spec, args.checkpoint, engine_config, args.log_level)
+            engine = parallel.engine
+        else:
+            engine = Engine.from_checkpoint(args.checkpoint, engine_config)
         if store_config is not None:
             from inference.prefix_store import PrefixStore
 
@@ -100,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(engine, config)
     print(f"wholedoc-inference: serving {args.checkpoint} as {args.served_model_name!r} "
           f"(max_model_len {engine.max_model_len}) on http://{args.host}:{args.port}/v1", flush=True)
+    if parallel is not None:
+        from inference.parallel.serving import run_server
+
+        return run_server(app, parallel, args.host, args.port, args.log_level)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
     return 0
 

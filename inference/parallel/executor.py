@@ -84,7 +84,11 @@ class ParallelRunner:
             if self._lock.acquire(timeout=0.1):
                 try:
                     self.send(protocol.Ping())
+                    protocol.answer_ping(self.ctx.control)  # a round trip: a hung rank fails it within timeout_s
                 except RankFailed:
+                    return
+                except Exception as exc:
+                    self.fail(f"heartbeat failed: {type(exc).__name__}: {exc}")
                     return
                 finally:
                     self._lock.release()

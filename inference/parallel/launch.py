@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -109,6 +110,13 @@ class Ranks:
 
 def start(spec: ParallelSpec, load: LoadSpec, target, extra: tuple = ()) -> Ranks:
     """Start the world and return rank 0's Ranks. Under torchrun a process of rank > 0 runs `target` and exits."""
+    from pathlib import Path
+
+    from inference.model.config import ModelArgs
+
+    experts = ModelArgs.from_file(Path(load.checkpoint) / "config.json").n_routed_experts
+    if experts % spec.ep:
+        raise ConfigError(f"--ep {spec.ep} must divide the checkpoint's {experts} routed experts")
     if under_torchrun():
         rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         if world != spec.world:
@@ -125,7 +133,7 @@ def start(spec: ParallelSpec, load: LoadSpec, target, extra: tuple = ()) -> Rank
         for p in procs:
             p.start()
         for r, p in enumerate(procs, 1):
-            print(f"wholedoc-inference: rank {r} pid {p.pid}", flush=True)
+            print(f"wholedoc-inference: rank {r} pid {p.pid}", file=sys.stderr, flush=True)
         device = rank_device(load.device, 0)
     ctx = init_rank(spec, 0, init_method, device)
     model = load_sharded(load, ctx)

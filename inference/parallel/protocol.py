@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+import torch.distributed as dist
+
 from inference.engine.layout import CacheLayout
 from inference.engine.paged_state import PagedState
 from inference.engine.pools import CachePools
@@ -27,6 +30,12 @@ class Init:
 @dataclass(frozen=True)
 class Ping:
     """Rank 0 is alive and idle (sent every heartbeat_s without a step)."""
+
+
+def answer_ping(control) -> None:
+    """Every rank's half of a Ping: one tiny all-reduce on the control group (a broadcast alone would not notice a
+    rank that stopped reading)."""
+    dist.all_reduce(torch.ones(1), group=control)
 
 
 @dataclass(frozen=True)

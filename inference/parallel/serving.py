@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -45,6 +46,19 @@ def start_engine(spec: ParallelSpec, load: launch.LoadSpec, config, tokenizer=No
     return ParallelEngine(engine, runner, ranks)
 
 
+def start_parallel(spec: ParallelSpec, checkpoint: str, config, log_level: str = "info") -> ParallelEngine:
+    """inference.serve's parallel engine: the checkpoint loaded as `config` says, on every rank, with its tokenizer
+    on rank 0."""
+    from pathlib import Path
+
+    from inference.text.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(checkpoint) if (Path(checkpoint) / "tokenizer.json").exists() else None
+    load = launch.LoadSpec(str(checkpoint), config.dtype, config.weights, config.device, config.reference_numerics,
+                           log_level.upper())
+    return start_engine(spec, load, config, tok, model_id=str(Path(checkpoint).resolve()))
+
+
 def run_server(app, pe: ParallelEngine, host: str, port: int, log_level: str, grace_s: float = 3.0) -> int:
     """uvicorn until shut down (0) or until a rank fails: /health answers 503 for grace_s, then the server stops
     and the process exits FAIL_EXIT; os._exit if stopping takes longer than the collective timeout."""
@@ -64,14 +78,24 @@ def run_server(app, pe: ParallelEngine, host: str, port: int, log_level: str, gr
         time.sleep(grace_s)
         server.should_exit = True
         time.sleep(pe.ranks.ctx.spec.timeout_s)
+        for p in pe.ranks.procs:
+            if p.is_alive():
+                p.kill()
         os._exit(FAIL_EXIT)  # the engine thread is stuck in a collective that will not return
 
     threading.Thread(target=watchdog, name="parallel-watchdog", daemon=True).start()
+    caught: list[int] = []  # uvicorn re-raises the signal that stopped it: stop the workers first, then obey it
+    previous = {sig: signal.signal(sig, lambda num, _frame: caught.append(num)) for sig in (signal.SIGTERM,
+                                                                                           signal.SIGINT)}
     server.run()
     if failed.is_set() or pe.runner.failure is not None:
         for p in pe.ranks.procs:
             if p.is_alive():
-                p.terminate()
+                p.kill()  # a stopped (hung) process ignores SIGTERM until continued
         os._exit(FAIL_EXIT)
     pe.close()
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    for sig in caught:
+        signal.raise_signal(sig)
     return 0

@@ -34,7 +34,13 @@ def serve_worker(ctx: RankContext, model) -> int:
         if isinstance(msg, protocol.Stop):
             log.info("rank %d: stop after %d steps", ctx.rank, steps)
             return 0
-        if isinstance(msg, protocol.Init):
+        if isinstance(msg, protocol.Ping):
+            try:
+                protocol.answer_ping(ctx.control)
+            except Exception as exc:
+                log.error("rank %d: heartbeat failed (%s: %s); exiting", ctx.rank, type(exc).__name__, exc)
+                return 3
+        elif isinstance(msg, protocol.Init):
             mirror = protocol.StateMirror.of(msg, model.args, model.head.weight.device)
         elif isinstance(msg, protocol.Step):
             try:

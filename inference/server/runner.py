@@ -86,7 +86,8 @@ class EngineRunner:
 
     @property
     def healthy(self) -> bool:
-        return self.failure is None and self._thread.is_alive()
+        executor = getattr(self.engine, "executor", None)  # inference.parallel: every rank answers (docs/parallel.md)
+        return self.failure is None and self._thread.is_alive() and (executor is None or executor.failure is None)
 
     async def call(self, fn: Callable, *args) -> Any:
         """Run fn(*args) on the engine thread, between steps, and return its result (or raise its error)."""

@@ -1,0 +1,81 @@
+"""The real server process on two gloo ranks (docs/parallel.md): `--tp 2` and `--ep 2` answer the official openai
+client with what the single-process server answers (greedy, concurrent requests on one document); killing or
+stopping a rank turns /health 503 and the process exits non-zero within 60 s."""
+
+import concurrent.futures
+import os
+import re
+import signal
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.inference.server.helpers import ROOMY, Server, document_question
+
+pytestmark = pytest.mark.slow
+DOC = " ".join(f"Line {i}: the harbour master logs ship {i * 7 % 13} at berth {i % 5}." for i in range(40))
+QUESTIONS = ["Which ship is at berth 3?", "How many lines are there?", "What does the harbour master log?"]
+
+
+def _answers(server: Server) -> list[str]:
+    client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=120)
+
+    def ask(q: str) -> str:
+        r = client.chat.completions.create(model="wholedoc", messages=document_question(DOC, q), max_tokens=8,
+                                           temperature=0)
+        assert r.choices[0].finish_reason in ("length", "stop") and r.usage.completion_tokens > 0
+        return r.choices[0].message.content
+
+    first = ask(QUESTIONS[0])  # the document prefilled once, then three questions at once on its cached prefix
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        return [first, *pool.map(ask, QUESTIONS)]
+
+
+@pytest.fixture(scope="module")
+def single_answers(tiny_checkpoint, tmp_path_factory):
+    s = Server(tiny_checkpoint, *ROOMY, log=tmp_path_factory.mktemp("log") / "single.log")
+    try:
+        return _answers(s)
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("layout", [("--tp", "2"), ("--ep", "2")], ids=["tp2", "ep2"])
+def test_parallel_server_answers_the_openai_client_as_one_process(tiny_checkpoint, tmp_path, single_answers, layout):
+    s = Server(tiny_checkpoint, *ROOMY, *layout, log=tmp_path / "server.log")
+    try:
+        assert _answers(s) == single_answers
+        assert s.metric("engine_healthy") == 1.0 and s.metric("prefix_cache_hit_tokens_total") > 0
+    finally:
+        s.close()
+    assert s.proc.returncode == -signal.SIGTERM  # as the single-process server: uvicorn obeys the signal
+    pid = int(re.search(r"rank 1 pid (\d+)", (tmp_path / "server.log").read_text()).group(1))
+    assert not os.path.exists(f"/proc/{pid}")  # the worker was told to stop first
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+def test_a_failed_rank_turns_health_503_and_the_server_exits(tiny_checkpoint, tmp_path, sig):
+    log = tmp_path / "server.log"
+    s = Server(tiny_checkpoint, *ROOMY, "--tp", "2", "--collective-timeout", "6", log=log)
+    pid = int(re.search(r"rank 1 pid (\d+)", log.read_text()).group(1))
+    try:
+        assert _answers(s)[0]
+        t0 = time.monotonic()
+        os.kill(pid, sig)
+        statuses = set()
+        while s.proc.poll() is None and time.monotonic() - t0 < 60:
+            try:
+                statuses.add(httpx.get(f"{s.root}/health", timeout=2).status_code)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert s.proc.poll() is not None, "the server still runs 60 s after its rank 1 failed"
+        assert s.proc.returncode not in (0, None) and 503 in statuses, (s.proc.returncode, statuses)
+        assert time.monotonic() - t0 < 60
+        assert "rank" in log.read_text() and "failed" in log.read_text()
+    finally:
+        if sig == signal.SIGSTOP and os.path.exists(f"/proc/{pid}"):
+            os.kill(pid, signal.SIGKILL)
+        s.close()
