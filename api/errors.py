@@ -3,7 +3,7 @@
 The `error` values a client can branch on (docs/api-conventions.md lists them with their statuses): unauthorized,
 not_found, method_not_allowed, bad_request, invalid_request, invalid_document, conflict, idempotency_key_reused,
 too_large, unsupported_format, document_too_long, rate_limited, too_many_active_jobs, token_budget_exhausted,
-service_busy, service_unavailable, http_error.
+service_busy, service_unavailable, storage_full, http_error.
 
 A dependency that is down (PostgreSQL, the blob store) answers 503 `service_unavailable` with `Retry-After`, never
 500: docs/reliability.md ("Faults on real processes").
@@ -27,6 +27,7 @@ from pipeline.errors import (
     OverWindow,
     PipelineError,
     PromptError,
+    StorageFull,
     StorageUnavailable,
     UnsupportedFormat,
 )
@@ -40,6 +41,7 @@ STATUS = [
     (IdempotencyKeyReused, 409, "idempotency_key_reused"),
     (Conflict, 409, "conflict"),
     (BlobTooLarge, 413, "too_large"),
+    (StorageFull, 507, "storage_full"),
     (UnsupportedFormat, 415, "unsupported_format"),
     (InvalidCursor, 422, "invalid_request"),
     (PromptError, 422, "invalid_request"),

@@ -207,3 +207,7 @@ class Cancelled(LeaseLost):
 
 class StorageUnavailable(StorageError):
     """The blob store could not be reached (connection refused, timeout); worth retrying later."""
+
+
+class StorageFull(StorageError):
+    """The blob store's disk is full (ENOSPC, EDQUOT): nothing was kept; space must be freed first."""

@@ -1,13 +1,15 @@
 """A blob store in a local folder: the embedded default. Same layout as the bucket, atomic renames."""
 
+import errno
 import os
 import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline.errors import BlobNotFound
+from pipeline.errors import BlobNotFound, StorageFull
 from pipeline.storage.base import (
     BlobRef,
     BlobStore,
@@ -19,6 +21,20 @@ from pipeline.storage.base import (
     parse_key,
     spool,
 )
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def _disk(what: str):
+    """A full disk while writing is StorageFull naming the operation (the partial file is already removed)."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in FULL:
+            raise StorageFull(f"{what}: the blob folder is full ({os.strerror(e.errno)}); nothing was kept, free "
+                              "space and retry") from e
+        raise
 
 
 class LocalBlobStore(BlobStore):
@@ -43,6 +59,10 @@ class LocalBlobStore(BlobStore):
 
     def put_stream(self, tenant: str, stream: BinaryIO, *, max_bytes: int | None = None) -> BlobRef:
         check_id(tenant)
+        with _disk(f"storing a blob of {tenant}"):
+            return self._put(tenant, stream, max_bytes)
+
+    def _put(self, tenant: str, stream: BinaryIO, max_bytes: int | None) -> BlobRef:
         tmp, sha, size = spool(stream, max_bytes, str(self._tmp))
         with tmp:
             ref = BlobRef(blob_key(tenant, sha), sha, size)
