@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -42,6 +43,39 @@ class GatheredLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._gather(self.inner(self._gather(x)))
+
+
+class VocabEmbedding(nn.Module):
+    """The embedding rows v0 … v0+n-1 of this rank; other ids give zeros, and the sum over `group` is every row
+    (exact: one term is non-zero)."""
+
+    def __init__(self, weight: torch.Tensor, v0: int, group):
+        super().__init__()
+        self.weight, self.v0, self.group = nn.Parameter(weight, requires_grad=False), v0, group
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        local = ids - self.v0
+        hit = (local >= 0) & (local < self.weight.shape[0])
+        out = F.embedding(local.clamp(0, self.weight.shape[0] - 1), self.weight) * hit[..., None].to(self.weight.dtype)
+        return all_reduce(out, self.group)
+
+
+class VocabHead(nn.Module):
+    """The output head's vocabulary rows of this rank; the logits gathered over `group` in rank order."""
+
+    def __init__(self, inner: nn.Module, group, size: int):
+        super().__init__()
+        self.inner, self.group, self.size = inner, group, size
+
+    @property
+    def weight(self) -> torch.Tensor:  # the runner and engine read the model's device here
+        return self.inner.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.inner(x).contiguous()
+        parts = [torch.empty_like(y) for _ in range(self.size)]
+        dist.all_gather(parts, y, group=self.group)
+        return torch.cat(parts, dim=-1)
 
 
 class ParallelMoE(nn.Module):

@@ -15,7 +15,7 @@ from inference.errors import ConfigError
 from inference.model.model import Attention, Block, MoE, Transformer
 from inference.model.quant_linear import FP8_BLOCK, QuantExperts, QuantLinear, act_fp8_hook
 from inference.parallel.groups import RankContext
-from inference.parallel.layers import GatheredLinear, ParallelMoE, ReducedLinear
+from inference.parallel.layers import GatheredLinear, ParallelMoE, ReducedLinear, VocabEmbedding, VocabHead
 
 log = logging.getLogger("inference.parallel")
 
@@ -112,8 +112,22 @@ def shard_moe(model: Transformer, moe: MoE, ctx: RankContext) -> tuple[ParallelM
                        ctx.tp_group, same), split
 
 
+def shard_vocab(model: Transformer, ctx: RankContext) -> bool:
+    """The embedding and the output head split by vocabulary rows over the tensor-parallel group (both exact: the
+    embedding sums one non-zero term, the head gathers whole logits)."""
+    t, r, v = ctx.spec.tp, ctx.tp_rank, model.args.vocab_size
+    if t == 1 or v % t or not _aligned(model, model.head, 0, t) or isinstance(model.head, QuantLinear) and (
+            v // t) % FP8_BLOCK:
+        return False
+    n = v // t
+    model.embed = VocabEmbedding(model.embed.weight.data[r * n : (r + 1) * n].clone(), r * n, ctx.tp_group)
+    model.head = VocabHead(_slice(model.head, 0, r * n, (r + 1) * n), ctx.tp_group, t)
+    return True
+
+
 def shard_model(model: Transformer, ctx: RankContext) -> Transformer:
     """Shard every block (and MTP block) in place for ctx's rank; logs which parts split."""
+    vocab = shard_vocab(model, ctx)
     heads = shared = 0
     blocks = [m for m in model.modules() if isinstance(m, Block)]
     for block in blocks:
@@ -123,5 +137,5 @@ def shard_model(model: Transformer, ctx: RankContext) -> Transformer:
     log.info("rank %d (tp %d/%d, ep %d/%d): attention heads split in %d of %d blocks, shared expert in %d; "
              "%d routed experts per block", ctx.rank, ctx.tp_rank, ctx.spec.tp, ctx.ep_rank, ctx.spec.ep, heads,
              len(blocks), shared, model.args.n_routed_experts // ctx.spec.ep)
-    model.parallel_split = {"attention": heads, "shared": shared, "blocks": len(blocks)}
+    model.parallel_split = {"attention": heads, "shared": shared, "blocks": len(blocks), "vocab": vocab}
     return model

@@ -79,3 +79,21 @@ def test_a_failed_rank_turns_health_503_and_the_server_exits(tiny_checkpoint, tm
         if sig == signal.SIGSTOP and os.path.exists(f"/proc/{pid}"):
             os.kill(pid, signal.SIGKILL)
         s.close()
+
+
+def test_generate_on_two_ranks_prints_what_one_process_prints(tiny_checkpoint):
+    import json
+    import subprocess
+    import sys
+
+    from tests.inference.server.helpers import ROOT
+
+    def run(*extra: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "inference.generate", "--checkpoint", str(tiny_checkpoint),
+                              "--prompt", "The harbour master", "--max-new-tokens", "6", "--greedy", "--ignore-eos",
+                              *extra], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout)
+
+    one = run()
+    assert run("--tp", "2", "--ep", "2") == one and len(one["new_ids"]) == 6
