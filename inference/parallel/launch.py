@@ -45,12 +45,16 @@ def rank_device(device: str, local_rank: int) -> str:
 
 
 def load_sharded(load: LoadSpec, ctx: RankContext):
-    """This rank's shard of the model: loaded (on the CPU first when the rank is a GPU, so only the shard goes
-    there), sharded, moved to the rank's device."""
+    """This rank's shard of the model: read tensor by tensor into the sharded model on the rank's device
+    (inference.parallel.load); an HF-named checkpoint is loaded whole on the CPU, sharded, then moved."""
     from inference.checkpoint.loader import DTYPES, load_model
+    from inference.parallel.load import load_shard
 
     overrides = {} if load.reference_numerics is None else {"reference_numerics": load.reference_numerics}
     weights = load.weights or ("quantized" if ctx.device.startswith("cuda") else "dequantized")
+    model = load_shard(load.checkpoint, ctx, load.dtype, weights, **overrides)
+    if model is not None:
+        return model
     model = load_model(load.checkpoint, DTYPES[load.dtype], weights=weights, device="cpu", **overrides)
     return shard_model(model, ctx).to(ctx.device)
 

@@ -31,22 +31,28 @@ def _aligned(model: Transformer, mod: nn.Module, dim: int, parts: int) -> bool:
     return total % parts == 0 and (total // parts) % _unit(model, mod) == 0
 
 
+def _tag(t: torch.Tensor, dim: int, lo: int, hi: int) -> torch.Tensor:
+    """Mark a sliced tensor with where it lies in the checkpoint's tensor (inference.parallel.load reads by it)."""
+    t.shard_slice = (dim, lo, hi)
+    return t
+
+
 def _slice(mod: nn.Module, dim: int, lo: int, hi: int) -> nn.Module:
     """Rows (dim 0: output features) or columns (dim 1: input features) lo … hi-1 of a linear, as a new module."""
     if isinstance(mod, QuantLinear):
         out_f, in_f = (hi - lo, mod.in_features) if dim == 0 else (mod.out_features, hi - lo)
         new = QuantLinear(in_f, out_f, mod.fmt, mod.scale.dtype == torch.float32, mod.act_fp8)
-        w, s = mod.weight, mod.scale
         if mod.fmt == "fp8":
-            sl = slice(lo // FP8_BLOCK, -(-hi // FP8_BLOCK))
-            w, s = (w[lo:hi], s[sl]) if dim == 0 else (w[:, lo:hi], s[:, sl])
+            w, s = (lo, hi), (lo // FP8_BLOCK, -(-hi // FP8_BLOCK))
         else:  # fp4: [out, in/2] packed, scales [out, in/32]
-            w, s = (w[lo:hi], s[lo:hi]) if dim == 0 else (w[:, lo // 2 : hi // 2], s[:, lo // 32 : hi // 32])
-        new.weight, new.scale = w.clone(), s.clone()
+            w, s = ((lo, hi), (lo, hi)) if dim == 0 else ((lo // 2, hi // 2), (lo // 32, hi // 32))
+        new.weight = _tag(mod.weight.narrow(dim, w[0], w[1] - w[0]).clone(), dim, *w)
+        new.scale = _tag(mod.scale.narrow(dim, s[0], s[1] - s[0]).clone(), dim, *s)
         return new
-    w = mod.weight.data[lo:hi] if dim == 0 else mod.weight.data[:, lo:hi]
+    w = mod.weight.data.narrow(dim, lo, hi - lo)
     new = nn.Linear(w.shape[1], w.shape[0], bias=False, dtype=w.dtype, device=w.device)
     new.weight.data = w.clone()
+    _tag(new.weight, dim, lo, hi)
     if any(h is act_fp8_hook for h in mod._forward_pre_hooks.values()):
         new.register_forward_pre_hook(act_fp8_hook)
     return new
@@ -68,6 +74,7 @@ def shard_attention(model: Transformer, attn: Attention, ctx: RankContext) -> bo
     hl, gl = h // t, g // t
     attn.wq_b = _slice(attn.wq_b, 0, r * hl * d, (r + 1) * hl * d)
     attn.attn_sink = nn.Parameter(attn.attn_sink.data[r * hl : (r + 1) * hl].clone())
+    _tag(attn.attn_sink, 0, r * hl, (r + 1) * hl)
     attn.wo_a = _slice(attn.wo_a, 0, r * gl * lora, (r + 1) * gl * lora)
     if exact:
         dim = attn.wo_b.out_features // t
@@ -121,6 +128,7 @@ def shard_vocab(model: Transformer, ctx: RankContext) -> bool:
         return False
     n = v // t
     model.embed = VocabEmbedding(model.embed.weight.data[r * n : (r + 1) * n].clone(), r * n, ctx.tp_group)
+    _tag(model.embed.weight, 0, r * n, (r + 1) * n)
     model.head = VocabHead(_slice(model.head, 0, r * n, (r + 1) * n), ctx.tp_group, t)
     return True
 

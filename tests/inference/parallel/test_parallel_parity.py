@@ -9,6 +9,7 @@ from inference.checkpoint.dev import write_checkpoint
 from inference.checkpoint.loader import load_model
 from inference.checkpoint.presets import preset_config
 from inference.engine import Engine, EngineConfig, SamplingParams
+from inference.model.quant_linear import resident_bytes
 from inference.parallel.launch import LoadSpec
 from inference.parallel.serving import start_engine
 from inference.parallel.spec import ParallelSpec
@@ -61,10 +62,13 @@ LAYOUTS = [(p, 2, 2, q) for p in ("tiny", "small") for q in (False, True)] + [("
 def test_two_ranks_equal_one_process(ckpts, preset, tp, ep, quantized):
     path = ckpts[preset, quantized]
     weights = "quantized" if quantized else "dequantized"
-    ref_rows, ref_tokens, ref_cached = _scenario(Engine(load_model(path, weights=weights), CONFIG))
+    full = load_model(path, weights=weights)
+    ref_rows, ref_tokens, ref_cached = _scenario(Engine(full, CONFIG))
     pe = start_engine(ParallelSpec(tp=tp, ep=ep, timeout_s=120), LoadSpec(str(path), weights=weights), CONFIG)
     try:
         split = pe.engine.model.parallel_split
+        if ep == 2:  # rank 0 read and holds its half of the routed experts only (inference.parallel.load)
+            assert resident_bytes(pe.engine.model) < 0.8 * resident_bytes(full)
         rows, tokens, cached = _scenario(pe.engine)
     finally:
         pe.close()
