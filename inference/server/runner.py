@@ -87,7 +87,9 @@ class EngineRunner:
     @property
     def healthy(self) -> bool:
         executor = getattr(self.engine, "executor", None)  # inference.parallel: every rank answers (docs/parallel.md)
-        return self.failure is None and self._thread.is_alive() and (executor is None or executor.failure is None)
+        if executor is not None and executor.failure is not None and self.failure is None:
+            self.failure = RuntimeError(f"a parallel rank failed: {executor.failure}")
+        return self.failure is None and self._thread.is_alive()
 
     async def call(self, fn: Callable, *args) -> Any:
         """Run fn(*args) on the engine thread, between steps, and return its result (or raise its error)."""

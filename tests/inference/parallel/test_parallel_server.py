@@ -64,15 +64,20 @@ def test_a_failed_rank_turns_health_503_and_the_server_exits(tiny_checkpoint, tm
         assert _answers(s)[0]
         t0 = time.monotonic()
         os.kill(pid, sig)
-        statuses = set()
+        statuses, reasons = set(), set()
         while s.proc.poll() is None and time.monotonic() - t0 < 60:
             try:
-                statuses.add(httpx.get(f"{s.root}/health", timeout=2).status_code)
+                r = httpx.get(f"{s.root}/health", timeout=2)
             except httpx.HTTPError:
                 pass
+            else:
+                statuses.add(r.status_code)
+                if r.status_code == 503:
+                    reasons.add(r.text)
             time.sleep(0.2)
         assert s.proc.poll() is not None, "the server still runs 60 s after its rank 1 failed"
         assert s.proc.returncode not in (0, None) and 503 in statuses, (s.proc.returncode, statuses)
+        assert any("rank" in why for why in reasons), reasons  # /health says which rank and why
         assert time.monotonic() - t0 < 60
         assert "rank" in log.read_text() and "failed" in log.read_text()
     finally:
