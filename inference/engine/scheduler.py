@@ -186,8 +186,10 @@ class Scheduler:
         for seq in prefilling:  # shortest remaining first: a short request is not stuck behind a 1M-token one
             if budget == 0:
                 break
+            if seq not in self.running:  # preempted for an earlier one's blocks in this step: no state to plan on
+                continue
             n = self._chunk(seq, budget)
-            if seq in self.running and self._ensure_blocks(seq, seq.num_computed + n, scheduled):
+            if self._ensure_blocks(seq, seq.num_computed + n, scheduled):
                 scheduled.append((seq, n))
                 budget -= n
         return scheduled

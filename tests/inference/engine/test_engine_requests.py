@@ -1,5 +1,7 @@
 """Engine API: refusals before any work, abort frees everything, progress, preemption, sampling, finish reasons."""
 
+import random
+
 import pytest
 
 from inference.engine import SamplingParams
@@ -137,3 +139,34 @@ def test_thinking_budget_forces_the_end_of_thinking_token(model):
     assert capped(0)[0] == end
     with pytest.raises(InputError, match="end_thinking_id"):
         SamplingParams(thinking_budget=3)
+
+
+
+@pytest.mark.slow
+def test_preemption_of_a_prompt_later_in_the_same_steps_prefill_order(model):
+    # arrivals over several steps into 8 history blocks: a prefill that grows preempts the last-admitted one, which
+    # this step's prefill loop then meets with its state released (it used to crash the engine); outputs stay exact
+    window, block = 4 * 128 * 64 * 4, 128 * (2 * (64 + 32) // 4 * 4 + 64 * 4 // 16)  # fp32 rows of this config
+    rng = random.Random(1)
+    nseq, nck, nb, batched = rng.choice([2, 3, 4]), rng.choice([0, 1, 2]), rng.choice([6, 8, 10]), \
+        rng.choice([256, 384, 512, 1024])
+    eng = make_engine(model, cache_bytes=(nseq + nck) * window + nb * block, max_num_seqs=nseq, num_checkpoints=nck,
+                      max_num_batched_tokens=batched)
+    base, arrivals = random_ids(600, 1), []
+    for i in range(rng.randint(3, 7)):
+        n = rng.randint(100, min(eng.max_model_len - 10, 900))
+        ids = (base[:rng.randint(0, 500)] + random_ids(n, 1000 + i))[:n]
+        arrivals.append((rng.randint(0, 6), f"r{i}", ids))
+    max_tokens, got, step = {}, {rid: [] for _, rid, _ in arrivals}, 0
+    while step <= 6 or eng.has_unfinished():
+        for at, rid, ids in arrivals:
+            if at == step:
+                max_tokens[rid] = rng.randint(1, 40)
+                eng.add_request(rid, ids, SamplingParams(max_tokens=max_tokens[rid], ignore_eos=True))
+        for out in eng.step():
+            got[out.request_id] += out.new_token_ids
+        step += 1
+    assert eng.stats().num_preemptions > 0
+    for _, rid, ids in arrivals:
+        assert got[rid] == generate(model, ids, max_tokens[rid])[0]
+    assert all_free(eng)
