@@ -24,14 +24,18 @@ from api.schemas_batches import (
     BatchList,
     BatchPublic,
     DocumentEstimate,
+    QuestionEstimate,
 )
 from pipeline.batch_estimate import estimate_items
 from pipeline.document_json import loads as load_extracted
-from pipeline.errors import NotFound
+from pipeline.errors import NotFound, PromptError
+from pipeline.estimate import estimate
 from pipeline.logs import get_logger
 from pipeline.prompts.builders import QUESTION_MAX_TOKENS
+from pipeline.prompts.window import output_tokens
 from pipeline.records import batches, corpora
 from pipeline.records.batches import Totals
+from pipeline.records.corpora import get_corpus
 from pipeline.records.models import Batch, BatchItem, Document
 from workers.app import WorkerSettings, send_batch
 
@@ -41,7 +45,8 @@ BatchId = id_path("batch")
 DryRunQuery = Annotated[bool, Query(description="create nothing: answer the items, prompt tokens and tokens expected "
                                                 "from the prefix cache (200, a BatchEstimate)")]
 RESULT_FIELDS = ("item_id", "document_id", "document_name", "question_index", "question", "state", "answer",
-                 "citations", "prompt_tokens", "cached_tokens", "completion_tokens", "error")
+                 "citations", "prompt_tokens", "cached_tokens", "completion_tokens", "error", "documents_used",
+                 "documents_skipped")
 
 
 class CsvStream(StreamingResponse):
@@ -55,7 +60,8 @@ class JsonLinesStream(StreamingResponse):
 def batch_public(batch: Batch, t: Totals) -> BatchPublic:
     counts = BatchCounts(**{state: n for state, n in t.counts.items()}, total=batch.total)
     return BatchPublic(id=batch.id, state=batch.state, paused_reason=batch.paused_reason, resume_at=batch.resume_at,
-                       corpus_id=batch.corpus_id, questions=batch.questions, thinking=batch.thinking,
+                       corpus_id=batch.corpus_id, mode=batch.mode, questions=batch.questions,
+                       thinking=batch.thinking,
                        max_tokens=batch.max_tokens, counts=counts, prompt_tokens=t.prompt_tokens,
                        cached_prompt_tokens=t.cached_tokens, completion_tokens=t.completion_tokens,
                        created_at=batch.created_at, finished_at=batch.finished_at)
@@ -70,7 +76,7 @@ def item_public(item: BatchItem, questions: list[str]) -> BatchItemPublic:
                            document_name=item.document_name, question_index=item.question_index,
                            question=questions[item.question_index], state=item.state, job_id=item.job_id,
                            answer=item.answer, citations=item.citations, usage=item.usage, error=item.error,
-                           finished_at=item.finished_at)
+                           coverage=item.coverage, finished_at=item.finished_at)
 
 
 def _documents(session: Session, tenant_id: str, body: BatchCreate) -> list[Document]:
@@ -129,6 +135,67 @@ def _dry_run(request: Request, tenant_id: str, docs: list[Document], body: Batch
                       for f in found])
 
 
+def _check_mode(body: BatchCreate) -> None:
+    """Corpus mode needs a corpus and takes no document ids (400 saying so)."""
+    if body.mode != "corpus":
+        return
+    if body.corpus_id is None:
+        raise batches.BatchModeError('mode "corpus" answers each question over a corpus: give corpus_id (the '
+                                     "corpus's id from GET /v1/corpora)")
+    if body.document_ids is not None:
+        raise batches.BatchModeError('mode "corpus" takes corpus_id, not document_ids: put the documents in a corpus '
+                                     '(POST /v1/corpora/{id}/documents), or use mode "documents"')
+
+
+def _dry_run_corpus(request: Request, session: Session, tenant_id: str, body: BatchCreate, max_tokens: int
+                    ) -> BatchEstimate:
+    """Corpus mode's dry run: each question's plan (the documents it selects, its tokens), in the order dispatch
+    would send them (by set key), each counting as cached the leading documents it shares with the one before."""
+    from api.routes.corpus_questions import _dry_run as plan_question
+    from api.routes.corpus_questions import _window
+    from api.schemas_corpus import CorpusQuestionCreate
+
+    window, plans = _window(request), []
+    for i, q in enumerate(body.questions):  # selection first (cheap), then the exact counts in dispatch order
+        ask = CorpusQuestionCreate(question=q, thinking=body.thinking, max_tokens=max_tokens)
+        plans.append((i, q, ask))
+    keyed = []
+    for i, q, ask in plans:
+        try:
+            plan = plan_question(request, session, tenant_id, body.corpus_id, ask,
+                                 {"max_tokens": max_tokens}, after=[], window=window)
+            ids = [d["document_id"] for d in plan.documents]
+            keyed.append((",".join(ids), i, q, plan, None))
+        except PromptError as exc:
+            keyed.append(("", i, q, None, str(exc)))
+    per_question, previous = [], []
+    for key, i, q, plan, error in sorted(keyed, key=lambda k: (k[0], k[1])):
+        if plan is None:
+            per_question.append(QuestionEstimate(question_index=i, question=q, set_key=None, document_ids=[],
+                                                 skipped_document_ids=[], packing=None, prompt_tokens=0,
+                                                 cached_tokens=0, error=error))
+            continue
+        ids = key.split(",")
+        if previous:
+            ask = CorpusQuestionCreate(question=q, thinking=body.thinking, max_tokens=max_tokens)
+            plan = plan_question(request, session, tenant_id, body.corpus_id, ask, {"max_tokens": max_tokens},
+                                 after=previous, window=window)
+        previous = ids
+        per_question.append(QuestionEstimate(
+            question_index=i, question=q, set_key=key, document_ids=ids,
+            skipped_document_ids=[d["document_id"] for d in plan.skipped], packing=plan.packing,
+            prompt_tokens=plan.prompt_tokens, cached_tokens=plan.cached_tokens))
+    answered = [p for p in per_question if p.error is None]
+    prompt = sum(p.prompt_tokens for p in answered)
+    cached = sum(p.cached_tokens for p in answered)
+    out_cap = output_tokens(max_tokens, body.thinking) * len(answered)
+    est = estimate(prompt, out_cap, cached_tokens=cached)
+    return BatchEstimate(items=len(body.questions), documents=len({d for p in answered for d in p.document_ids}),
+                         prompt_tokens=prompt, cached_tokens=cached, tokens_to_prefill=prompt - cached,
+                         max_output_tokens=out_cap, cache_source="assumed", seconds=round(est.seconds, 3),
+                         per_document=[], mode="corpus", per_question=per_question)
+
+
 CREATE = operation("createBatch", "Queue a batch of questions over documents (or dry-run it)", BatchPublic,
                    status=202, codes=(400, 404, 409, 413))
 CREATE["responses"][200] = {"model": BatchEstimate, "description": "`dry_run=true`: the estimate; nothing created"}
@@ -141,18 +208,30 @@ def create(body: BatchCreate, request: Request, session: SessionDep, tenant: Ten
            dry_run: DryRunQuery = False) -> JSONResponse:
     """Ask every question about every document: one item per (document, question), at most 10,000 (400 naming the
     limit). The documents are `document_ids` or the corpus's documents now; all must be ready (409). Items run as
-    answer jobs under the tenant's limits, all questions about one document together."""
+    answer jobs under the tenant's limits, all questions about one document together.
+
+    `"mode": "corpus"` (with `corpus_id`; 400 without) asks each question once over the corpus instead, one item per
+    question, answered from its most relevant whole documents (as `POST /v1/corpora/{id}/questions`); questions that
+    select the same documents run back to back."""
     request_body = body.model_dump(mode="json")
     if not dry_run and (replay := idem.replay(session, tenant.id, request_body)) is not None:
         return replay
-    docs = _documents(session, tenant.id, body)
+    _check_mode(body)
     max_tokens = min(body.max_tokens or QUESTION_MAX_TOKENS, QUESTION_MAX_TOKENS)
-    batches.check_size(len(docs), len(body.questions))
+    if body.mode == "corpus":
+        get_corpus(session, tenant.id, body.corpus_id)
+        docs = []
+        if dry_run:
+            est = _dry_run_corpus(request, session, tenant.id, body, max_tokens)
+            return JSONResponse(est.model_dump(mode="json"))
+    else:
+        docs = _documents(session, tenant.id, body)
+        batches.check_size(len(docs), len(body.questions))
     if dry_run:
         batches.check_ready(docs)
         return JSONResponse(_dry_run(request, tenant.id, docs, body, max_tokens).model_dump(mode="json"))
     batch = batches.create_batch(session, tenant.id, docs, body.questions, thinking=body.thinking,
-                                 max_tokens=max_tokens, corpus_id=body.corpus_id)
+                                 max_tokens=max_tokens, corpus_id=body.corpus_id, mode=body.mode)
     response = created(_public(session, batch), f"/v1/batches/{batch.id}", 202)
     if (raced := idem.commit(session, tenant.id, request_body, response)) is not None:
         return raced
@@ -192,7 +271,17 @@ def _result_rows(request: Request, batch_id: str, questions: list[str]) -> Itera
                    "question_index": item.question_index, "question": questions[item.question_index],
                    "state": item.state, "answer": item.answer, "citations": item.citations, "usage": item.usage,
                    "prompt_tokens": item.prompt_tokens, "cached_tokens": item.cached_tokens,
-                   "completion_tokens": item.completion_tokens, "error": item.error}
+                   "completion_tokens": item.completion_tokens, "error": item.error, "coverage": item.coverage,
+                   "documents_used": _used(item.coverage), "documents_skipped": _skipped(item.coverage)}
+
+
+def _used(coverage: dict | None) -> list[str] | None:
+    """A corpus-mode item's documents in `doc N` order (doc 1 first)."""
+    return [d["document_id"] for d in coverage.get("documents", [])] if coverage else None
+
+
+def _skipped(coverage: dict | None) -> list[str] | None:
+    return [d["document_id"] for d in coverage.get("skipped", [])] if coverage else None
 
 
 def _csv(rows: Iterator[dict]) -> Iterator[str]:
@@ -200,7 +289,8 @@ def _csv(rows: Iterator[dict]) -> Iterator[str]:
     writer = csv.DictWriter(out, fieldnames=RESULT_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow(row | {"citations": json.dumps(row["citations"]) if row["citations"] is not None else ""})
+        writer.writerow(row | {k: json.dumps(row[k]) if row[k] is not None else ""
+                               for k in ("citations", "documents_used", "documents_skipped")})
         if out.tell() > 64 * 1024:
             yield out.getvalue()
             out.seek(0)

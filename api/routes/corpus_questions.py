@@ -79,10 +79,13 @@ def _previous_documents(session: Session, tenant_id: str, corpus_id: str) -> lis
 
 
 def _dry_run(request: Request, session: Session, tenant_id: str, corpus_id: str, body: CorpusQuestionCreate,
-             params: dict) -> CorpusQuestionPlan:
+             params: dict, *, after: list[str] | None = None, window: int | None = None) -> CorpusQuestionPlan:
+    """The plan and its tokens. `after`: the documents (prompt order) of the question sent just before this one (a
+    corpus-mode batch's previous item): the leading run shared with it counts as cached, whatever the probe says now
+    (the earlier question will have put it there)."""
     from api.routes.batches import _estimate_settings, _probe_client
 
-    window = _window(request)
+    window = window or _window(request)
     out = output_tokens(params["max_tokens"], body.thinking)
     selection = select_documents(session, _scope(tenant_id, corpus_id, body), body.question,
                                  budget_for(window, body.question, out))
@@ -103,8 +106,9 @@ def _dry_run(request: Request, session: Session, tenant_id: str, corpus_id: str,
     est = estimate_prompt(prompt, client=_probe_client() if cfg else None, thinking=body.thinking,
                           cache_salt=cfg.cache_salt(tenant_id) if cfg else None)
     cached, source = est.cached_tokens, est.cache_source
-    if source != "probe":  # the leading documents shared with the corpus's last question, in whole cache blocks
-        previous, shared = _previous_documents(session, tenant_id, corpus_id), []
+    if source != "probe" or after:  # the leading documents shared with the previous question, in whole blocks
+        previous = after if after is not None else _previous_documents(session, tenant_id, corpus_id)
+        shared = []
         for doc_id, now in zip(previous, plan.document_ids, strict=False):
             if doc_id != now:
                 break
@@ -112,7 +116,7 @@ def _dry_run(request: Request, session: Session, tenant_id: str, corpus_id: str,
         if shared:
             block = Rates().cache_block_tokens
             prefix = count_tokens(corpus_prompt(shared, body.question).prefix) + 2  # BOS, <｜User｜>
-            cached, source = min(prefix // block * block, est.prompt_tokens), "assumed"
+            cached, source = max(cached, min(prefix // block * block, est.prompt_tokens)), "assumed"
     explained = selection.explain(plan)
     return CorpusQuestionPlan(
         packing=plan.mode, window_tokens=window, budget_tokens=plan.budget_tokens,

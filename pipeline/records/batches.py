@@ -6,7 +6,7 @@ when a dispatch step sees the job final. Every dispatch step holds the batch's r
 """
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,6 +24,7 @@ from pipeline.records.models import (
     Document,
     DocumentStatus,
     Job,
+    JobKind,
     JobState,
     new_id,
 )
@@ -38,6 +39,22 @@ MAX_ITEMS = 10_000
 ITEMS_IN_FLIGHT_UNCAPPED = 64
 BACKOFF_BASE = 5.0  # seconds of the first pause after a 429 / 503; doubled per pause in a row
 BACKOFF_MAX = 600.0
+
+
+MODES = ("documents", "corpus")  # corpus: one item per question, answered over the corpus (docs/batches.md)
+
+
+class NothingSelected(RecordError):
+    """A corpus-mode item's question could use no document of the corpus; the message says why (its item fails)."""
+
+
+# corpus mode: (session, batch, question) -> the documents the question selects, ids in prompt order (or raises
+# NothingSelected). The worker gives it (workers.tasks.batches), since it needs the endpoint's window.
+Selector = Callable[[Session, Batch, str], Sequence[str]]
+
+
+class BatchModeError(RecordError):
+    """A batch's mode and its other fields disagree (corpus mode without a corpus); the message says what to give."""
 
 
 class BatchTooLarge(RecordError):
@@ -64,6 +81,7 @@ class Step:
     send: list[tuple[str, str]] = field(default_factory=list)  # (job id, tenant id)
     wake_in: float | None = None  # seconds; None: when an item ends, or at the next sweep
     finished: bool = False
+    kind: str = "answer"  # the kind of the jobs in `send` (corpus mode: corpus_answer)
 
 
 # --- submission and reads -------------------------------------------------------------------------------------
@@ -89,20 +107,32 @@ def check_ready(documents: Sequence[Document]) -> None:
 
 
 def create_batch(session: Session, tenant_id: str, documents: Sequence[Document], questions: Sequence[str], *,
-                 thinking: bool, max_tokens: int, corpus_id: str | None = None) -> Batch:
-    """The batch and one queued item per (document, question), document-major so that all questions about one
-    document are dispatched together. BatchTooLarge past MAX_ITEMS; Conflict naming a document that is not ready."""
-    total = check_size(len(documents), len(questions))
-    check_ready(documents)
+                 thinking: bool, max_tokens: int, corpus_id: str | None = None, mode: str = "documents") -> Batch:
+    """The batch and its queued items. Mode `documents`: one per (document, question), document-major so that all
+    questions about one document are dispatched together; BatchTooLarge past MAX_ITEMS; Conflict naming a document
+    that is not ready. Mode `corpus`: one per question over the corpus `corpus_id` (`documents` unused; dispatch
+    selects each question's documents)."""
+    assert mode in MODES, mode
+    if mode == "corpus":
+        assert corpus_id is not None
+        total = len(questions)
+    else:
+        total = check_size(len(documents), len(questions))
+        check_ready(documents)
     now = utcnow()
-    batch = Batch(tenant_id=tenant_id, corpus_id=corpus_id, questions=list(questions), thinking=thinking,
+    batch = Batch(tenant_id=tenant_id, corpus_id=corpus_id, questions=list(questions), thinking=thinking, mode=mode,
                   max_tokens=max_tokens, state=BatchState.QUEUED, total=total, created_at=now, updated_at=now)
     session.add(batch)
     session.flush()
-    rows = [{"id": new_id(), "tenant_id": tenant_id, "batch_id": batch.id, "position": i * len(questions) + q,
-             "document_id": doc.id, "document_name": doc.filename, "question_index": q, "state": JobState.QUEUED,
-             "created_at": now, "updated_at": now}
-            for i, doc in enumerate(documents) for q in range(len(questions))]
+    item = {"tenant_id": tenant_id, "batch_id": batch.id, "state": JobState.QUEUED, "created_at": now,
+            "updated_at": now}
+    if mode == "corpus":
+        rows = [item | {"id": new_id(), "position": q, "document_id": None, "document_name": None,
+                        "question_index": q} for q in range(len(questions))]
+    else:
+        rows = [item | {"id": new_id(), "position": i * len(questions) + q, "document_id": doc.id,
+                        "document_name": doc.filename, "question_index": q}
+                for i, doc in enumerate(documents) for q in range(len(questions))]
     for start in range(0, len(rows), 1000):
         session.execute(insert(BatchItem), rows[start:start + 1000])
     return batch
@@ -240,7 +270,8 @@ def _sync(session: Session, batch: Batch, now: datetime) -> int:
             values |= {"state": JobState.DONE, "answer": result.text if result else "",
                        "citations": result.citations if result else [], "usage": usage,
                        "prompt_tokens": usage.get("prompt_tokens"), "cached_tokens": usage.get("cached_tokens"),
-                       "completion_tokens": usage.get("completion_tokens"), "error": None}
+                       "completion_tokens": usage.get("completion_tokens"), "error": None,
+                       "coverage": result.coverage if result and batch.mode == "corpus" else None}
             done += 1
         else:
             values |= {"state": job.state, "error": job.error or f"the answer job was {job.state}"}
@@ -265,11 +296,13 @@ def _slots(session: Session, batch: Batch, limits: DispatchLimits, running: int)
     return max(0, free)
 
 
-def advance(session: Session, batch_id: str, limits: DispatchLimits, *, now: datetime | None = None) -> Step:
+def advance(session: Session, batch_id: str, limits: DispatchLimits, *, now: datetime | None = None,
+            selector: Selector | None = None) -> Step:
     """One dispatch step: record the items whose jobs ended, end the batch when every item is final, else (unless
     paused) create jobs for the next items — every question of a document together, at most
-    `limits.docs_in_flight` documents at once, within the tenant's free job slots. The caller commits, then sends
-    `Step.send`."""
+    `limits.docs_in_flight` documents at once, within the tenant's free job slots. In corpus mode (`selector`
+    required) the items are grouped by the set of documents their questions select instead (_advance_corpus). The
+    caller commits, then sends `Step.send` (jobs of kind `Step.kind`)."""
     now = now or utcnow()
     batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
     if batch is None or batch.state in BATCH_FINAL_STATES:
@@ -302,6 +335,10 @@ def advance(session: Session, batch_id: str, limits: DispatchLimits, *, now: dat
     slots = _slots(session, batch, limits, running)
     if slots <= 0:
         return Step(state=batch.state)  # an item's end (or the sweep) brings the next step
+    if batch.mode == "corpus":
+        if selector is None:
+            raise ValueError("a corpus-mode batch is advanced with a selector")
+        return _advance_corpus(session, batch, limits, slots, selector, now)
     in_flight = set(session.scalars(select(BatchItem.document_id).where(
         BatchItem.batch_id == batch.id, BatchItem.state == JobState.RUNNING).distinct()))
     candidates = session.scalars(select(BatchItem).where(BatchItem.batch_id == batch.id,
@@ -325,6 +362,43 @@ def advance(session: Session, batch_id: str, limits: DispatchLimits, *, now: dat
                               max_attempts=limits.max_attempts,
                               params={"question": batch.questions[item.question_index], "thinking": batch.thinking,
                                       "max_tokens": batch.max_tokens, "batch_id": batch.id,
+                                      "batch_item_id": item.id})
+        item.state, item.job_id, item.updated_at = JobState.RUNNING, job.id, now
+        step.send.append((job.id, batch.tenant_id))
+    batch.state, batch.paused_reason, batch.resume_at = BatchState.RUNNING, None, None
+    session.flush()
+    return step
+
+
+def _advance_corpus(session: Session, batch: Batch, limits: DispatchLimits, slots: int, selector: Selector,
+                    now: datetime) -> Step:
+    """Corpus mode's dispatch: select the documents of every queued item not selected yet (its `set_key`: their ids
+    in prompt order; an item whose question selects nothing fails with the reason), then create corpus-answer jobs in
+    set-key order — questions over the same set back to back, so each set's prefix is computed once, and sets that
+    share a leading run of documents next to each other — at most `limits.docs_in_flight` sets at once."""
+    fresh = session.scalars(select(BatchItem).where(BatchItem.batch_id == batch.id, BatchItem.state == JobState.QUEUED,
+                                                    BatchItem.set_key.is_(None)).order_by(BatchItem.position))
+    for item in fresh:
+        try:
+            item.set_key = ",".join(selector(session, batch, batch.questions[item.question_index]))
+        except RecordError as exc:
+            item.state, item.error, item.finished_at, item.updated_at = JobState.FAILED, str(exc), now, now
+    session.flush()
+    in_flight = set(session.scalars(select(BatchItem.set_key).where(
+        BatchItem.batch_id == batch.id, BatchItem.state == JobState.RUNNING).distinct()))
+    candidates = session.scalars(select(BatchItem).where(BatchItem.batch_id == batch.id,
+                                                         BatchItem.state == JobState.QUEUED)
+                                 .order_by(BatchItem.set_key, BatchItem.position).limit(slots))
+    step = Step(state=BatchState.RUNNING, kind=JobKind.CORPUS_ANSWER)
+    for item in candidates:
+        if item.set_key not in in_flight:
+            if len(in_flight) >= max(1, limits.docs_in_flight):
+                break  # set-key order: every later item is about another new set
+            in_flight.add(item.set_key)
+        job = jobs.create_job(session, batch.tenant_id, JobKind.CORPUS_ANSWER, max_attempts=limits.max_attempts,
+                              params={"corpus_id": batch.corpus_id, "question": batch.questions[item.question_index],
+                                      "thinking": batch.thinking, "max_tokens": batch.max_tokens, "kinds": None,
+                                      "uploaded_after": None, "uploaded_before": None, "batch_id": batch.id,
                                       "batch_item_id": item.id})
         item.state, item.job_id, item.updated_at = JobState.RUNNING, job.id, now
         step.send.append((job.id, batch.tenant_id))

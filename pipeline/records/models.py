@@ -251,6 +251,8 @@ class Batch(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     corpus_id: Mapped[str | None] = mapped_column(ForeignKey("corpora.id", ondelete="SET NULL"), index=True)
     questions: Mapped[list] = mapped_column(JSON, default=list)
+    # documents: one item per (document, question); corpus: one item per question over the corpus
+    mode: Mapped[str] = mapped_column(String(20), default="documents", server_default="documents")
     thinking: Mapped[bool] = mapped_column(default=False)
     max_tokens: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(20), default=BatchState.QUEUED)
@@ -278,6 +280,9 @@ class BatchItem(Base):
     document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id", ondelete="SET NULL"), index=True)
     document_name: Mapped[str | None] = mapped_column(String(500))
     question_index: Mapped[int] = mapped_column(Integer)  # into Batch.questions
+    # corpus mode: the selected documents' ids in prompt order, comma-separated (set at dispatch; items go by it)
+    set_key: Mapped[str | None] = mapped_column(Text)
+    coverage: Mapped[dict | None] = mapped_column(JSON)  # corpus mode: documents used and skipped, from the result
     state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED)
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), unique=True)
     answer: Mapped[str | None] = mapped_column(Text)

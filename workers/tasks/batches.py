@@ -8,10 +8,14 @@ plus a step re-sent with a countdown below the broker's visibility timeout (and 
 
 import logging
 
-from pipeline.errors import EndpointUnavailable, RateLimited
+from pipeline.errors import EndpointUnavailable, PromptError, RateLimited
+from pipeline.prompts.corpus_pack import budget_for, nothing_fits
+from pipeline.prompts.window import output_tokens
 from pipeline.records import batches
-from pipeline.records.batches import BACKOFF_MAX, DispatchLimits
+from pipeline.records.batches import BACKOFF_MAX, DispatchLimits, NothingSelected
 from pipeline.records.db import transaction
+from pipeline.search import Scope
+from pipeline.search.select import select_documents
 from workers.app import BATCH_ADVANCE, BATCH_SWEEP, app, send_batch, send_job
 from workers.runner import JobContext
 from workers.settings import WorkerSettings, sessions, settings
@@ -30,15 +34,41 @@ def longest_countdown(cfg: WorkerSettings) -> float:
     return min(BACKOFF_MAX, cfg.visibility_timeout / 2)
 
 
+class CorpusSelector:
+    """Corpus mode's selector for `batches.advance`: the documents a question selects over the batch's corpus, with
+    the window and budget the corpus-answer job will plan with (workers.tasks.corpus), so items grouped by it send
+    the prefixes their jobs will send. The endpoint's window is asked once per step."""
+
+    def __init__(self, cfg: WorkerSettings):
+        self.cfg, self._window = cfg, None
+
+    def __call__(self, session, batch, question: str) -> list[str]:
+        if batch.corpus_id is None:
+            raise NothingSelected("the batch's corpus was deleted before the question was dispatched")
+        if self._window is None:
+            from workers.sections import window_for
+
+            self._window = window_for(self.cfg)
+        out = output_tokens(batch.max_tokens, batch.thinking)
+        try:
+            budget = budget_for(self._window, question, out, tokenizer_path=self.cfg.tokenizer_path)
+        except PromptError as exc:
+            raise NothingSelected(str(exc)) from None
+        selection = select_documents(session, Scope(batch.tenant_id, batch.corpus_id), question, budget)
+        if not selection.plan.packed:
+            raise NothingSelected(str(nothing_fits(selection.candidates, selection.plan)))
+        return selection.plan.document_ids
+
+
 @app.task(name=BATCH_ADVANCE, soft_time_limit=60, time_limit=90)
 def advance(batch_id: str) -> str:
     """One dispatch step: commit what it decided, then send the jobs it created (a lost send is re-sent by the
     reconciler, like any queued job's)."""
     cfg = settings()
     with transaction(sessions()) as s:
-        step = batches.advance(s, batch_id, limits(cfg))
+        step = batches.advance(s, batch_id, limits(cfg), selector=CorpusSelector(cfg))
     for job_id, tenant_id in step.send:
-        send_job("answer", job_id, tenant_id)
+        send_job(step.kind, job_id, tenant_id)
     if step.wake_in is not None:
         send_batch(batch_id, countdown=min(step.wake_in, longest_countdown(cfg)))
     if step.send or step.finished:

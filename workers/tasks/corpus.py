@@ -20,6 +20,7 @@ from workers.app import CORPUS_ANSWER, app
 from workers.runner import JobContext, run_or_resend
 from workers.sections import store_result, usage_of, window_for
 from workers.settings import blob_store, inference_client, sessions
+from workers.tasks.batches import BatchItemRun
 from workers.tasks.llm import ProgressRecorder
 
 log = logging.getLogger(__name__)
@@ -92,4 +93,7 @@ def _answer_corpus(ctx: JobContext) -> None:
 
 @app.task(name=CORPUS_ANSWER, soft_time_limit=4 * 3600, time_limit=4 * 3600 + 60)
 def corpus_answer(job_id: str, tenant_id: str) -> str:
-    return run_or_resend(job_id, tenant_id, "corpus_answer", _answer_corpus)
+    item = BatchItemRun(_answer_corpus)  # a corpus-mode batch item (docs/batches.md): as the answer task's
+    outcome = run_or_resend(job_id, tenant_id, "corpus_answer", item)
+    item.ended()
+    return outcome
