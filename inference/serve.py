@@ -62,7 +62,7 @@ def plan_cache_bytes(args: argparse.Namespace) -> int:
     cache, plan = serve_cache_bytes(model_args, device=device, weights=args.weights or default_weights(device),
                                     dtype=args.dtype, max_num_seqs=args.max_num_seqs,
                                     chunk=args.max_num_batched_tokens, max_model_len=args.max_model_len,
-                                    cache_gib=args.cache_gib)
+                                    cache_gib=args.cache_gib, tp=args.tp, ep=args.ep)
     logging.getLogger("inference.serve").info(
         "memory plan on %s: weights %.2f GiB, workspace %.2f GiB, cache pools %.2f GiB (plan leaves %.2f)", device,
         plan.weights / GIB, plan.workspace / GIB, cache / GIB, plan.kv_pool / GIB)

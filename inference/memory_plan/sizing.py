@@ -183,12 +183,15 @@ CPU_DEFAULT_CACHE = 2 * GIB  # on a CPU host the pools default to 2 GiB (or less
 
 
 def serve_cache_bytes(a: ModelArgs, *, device: str, weights: str, dtype: str, max_num_seqs: int, chunk: int,
-                      max_model_len: int | None, cache_gib: float | None) -> tuple[int, Plan]:
+                      max_model_len: int | None, cache_gib: float | None, tp: int = 1, ep: int = 1
+                      ) -> tuple[int, Plan]:
     """The cache-pool budget `inference.serve` starts with, from the plan of this model on this device:
     an explicit --cache-gib wins but must fit in what the plan leaves; otherwise CUDA takes the whole KV pool the
-    plan leaves and a CPU host min(2 GiB, that pool). Raises PlanDoesNotFit with the plan's numbers."""
+    plan leaves and a CPU host min(2 GiB, that pool). Raises PlanDoesNotFit with the plan's numbers. With --tp/--ep
+    the plan is one rank's of max(tp, ep) (docs/parallel.md)."""
     mem = device_memory_bytes(device)
-    plan = make_plan(a, PlanInputs(gpus=1, gpu_mem_gib=mem / GIB, cache_dtype=dtype, max_model_len=max_model_len,
+    plan = make_plan(a, PlanInputs(gpus=max(tp, ep), tp=tp, ep=ep, gpu_mem_gib=mem / GIB, cache_dtype=dtype,
+                                   max_model_len=max_model_len,
                                    chunk=chunk, max_num_seqs=max_num_seqs, weights=weights, act_dtype=dtype,
                                    reserve_gib=1.0 if device.startswith("cuda") else 0.25))
     where = (f"{device} has {mem / GIB:.2f} GiB; weights take {plan.weights / GIB:.2f}, the {chunk}-token prefill "

@@ -98,24 +98,29 @@ def _local_experts(experts, e0: int, e1: int):
 
 
 def shard_moe(model: Transformer, moe: MoE, ctx: RankContext) -> tuple[ParallelMoE, bool]:
-    """This rank's routed experts (E/ep of them) and its slice of the shared expert (whole when it cannot split, and
-    under reference numerics, whose FP8 rounding would amplify the partial sums' last bits; it is one expert)."""
+    """This rank's routed experts (E/ep of them) and its slice of the shared expert's intermediate features (whole
+    when they cannot split on quantization blocks). Under reference numerics w2 gathers its input and splits its
+    output (GatheredLinear, as attention's wo_b), so the shared expert's output is whole, not a partial sum."""
     n, ep, t, r = len(moe.experts), ctx.spec.ep, ctx.spec.tp, ctx.tp_rank
     if n % ep:
         raise ConfigError(f"--ep {ep} must divide the {n} routed experts")
     per = n // ep
     e0 = ctx.ep_rank * per
-    shared, split = moe.shared_experts, False
-    splits = (("w1", 0), ("w3", 0), ("w2", 1))
-    if (shared is not None and t > 1 and not model.args.reference_numerics
-            and all(_aligned(model, getattr(shared, w), dim, t) for w, dim in splits)):
+    shared, partial, split = moe.shared_experts, False, False
+    exact = model.args.reference_numerics
+    splits = (("w1", 0), ("w3", 0), ("w2", 0 if exact else 1))
+    if shared is not None and t > 1 and all(_aligned(model, getattr(shared, w), dim, t) for w, dim in splits):
         inter = shared.w1.out_features // t
         lo, hi = r * inter, (r + 1) * inter
-        shared.w1, shared.w3, shared.w2 = (_slice(shared.w1, 0, lo, hi), _slice(shared.w3, 0, lo, hi),
-                                           _slice(shared.w2, 1, lo, hi))
+        shared.w1, shared.w3 = _slice(shared.w1, 0, lo, hi), _slice(shared.w3, 0, lo, hi)
+        if exact:
+            d = shared.w2.out_features // t
+            shared.w2 = GatheredLinear(_slice(shared.w2, 0, r * d, (r + 1) * d), ctx.tp_group, t)
+        else:
+            shared.w2, partial = _slice(shared.w2, 1, lo, hi), True
         split = True
     same = ctx.spec.tp == ctx.spec.ep
-    return ParallelMoE(moe.gate, _local_experts(moe.experts, e0, e0 + per), e0, shared, split, ctx.ep_group,
+    return ParallelMoE(moe.gate, _local_experts(moe.experts, e0, e0 + per), e0, shared, partial, ctx.ep_group,
                        ctx.tp_group, same), split
 
 

@@ -67,15 +67,16 @@ def test_two_ranks_equal_one_process(ckpts, preset, tp, ep, quantized):
     pe = start_engine(ParallelSpec(tp=tp, ep=ep, timeout_s=120), LoadSpec(str(path), weights=weights), CONFIG)
     try:
         split = pe.engine.model.parallel_split
-        if ep == 2:  # rank 0 read and holds its half of the routed experts only (inference.parallel.load)
+        # rank 0 read and holds its half of the routed experts only (inference.parallel.load), and with tp 2 its
+        # half of the vocabulary too
+        assert len(pe.engine.model.layers[0].ffn.experts) == full.args.n_routed_experts // ep
+        if tp == ep == 2:
             assert resident_bytes(pe.engine.model) < 0.8 * resident_bytes(full)
         rows, tokens, cached = _scenario(pe.engine)
     finally:
         pe.close()
-    if tp == 2 and (preset == "small" or not quantized):  # heads split where the quantization blocks allow
-        assert split["attention"] == split["blocks"] and split["vocab"], split
-    if tp == 2 and not quantized:  # the shared expert too (whole under the release's reference numerics)
-        assert split["shared"] == split["blocks"], split
+    if tp == 2 and (preset == "small" or not quantized):  # heads, shared expert and vocabulary split where the
+        assert split["attention"] == split["shared"] == split["blocks"] and split["vocab"], split  # blocks allow
     assert cached == ref_cached and ref_cached["a"] == 0 and min(ref_cached[k] for k in "bcd") >= 256
     assert tokens == ref_tokens
     assert len(rows) == len(ref_rows) and max(len(r) for r in rows) == 3  # three requests decoded in one step
