@@ -20,15 +20,14 @@ from inference.parallel.layers import GatheredLinear, ParallelMoE, ReducedLinear
 log = logging.getLogger("inference.parallel")
 
 
-def _unit(model: Transformer, mod: nn.Module) -> int:
-    """The granularity a split of this linear must respect: a 128-block of FP8 weights and of FP8-rounded
-    activations (reference numerics), else any row."""
-    return FP8_BLOCK if isinstance(mod, QuantLinear) or model.args.reference_numerics else 1
-
-
 def _aligned(model: Transformer, mod: nn.Module, dim: int, parts: int) -> bool:
+    """Whether splitting this linear's output rows (dim 0) or input features (dim 1) `parts` ways keeps every
+    piece on whole 128-blocks where that matters: FP8 weight scales (either dim), and FP8-rounded activations
+    (reference numerics round the input per 128 features, so an input split must not cut a block)."""
     total = (mod.out_features, mod.in_features)[dim]
-    return total % parts == 0 and (total // parts) % _unit(model, mod) == 0
+    fp8 = isinstance(mod, QuantLinear)
+    unit = FP8_BLOCK if fp8 or (dim == 1 and model.args.reference_numerics) else 1
+    return total % parts == 0 and (total // parts) % unit == 0
 
 
 def _tag(t: torch.Tensor, dim: int, lo: int, hi: int) -> torch.Tensor:
