@@ -164,7 +164,7 @@ def _dry_run_corpus(request: Request, session: Session, tenant_id: str, body: Ba
         try:
             plan = plan_question(request, session, tenant_id, body.corpus_id, ask,
                                  {"max_tokens": max_tokens}, after=[], window=window)
-            ids = [d["document_id"] for d in plan.documents]
+            ids = [d.document_id for d in plan.documents]
             keyed.append((",".join(ids), i, q, plan, None))
         except PromptError as exc:
             keyed.append(("", i, q, None, str(exc)))
@@ -183,7 +183,7 @@ def _dry_run_corpus(request: Request, session: Session, tenant_id: str, body: Ba
         previous = ids
         per_question.append(QuestionEstimate(
             question_index=i, question=q, set_key=key, document_ids=ids,
-            skipped_document_ids=[d["document_id"] for d in plan.skipped], packing=plan.packing,
+            skipped_document_ids=[d.document_id for d in plan.skipped], packing=plan.packing,
             prompt_tokens=plan.prompt_tokens, cached_tokens=plan.cached_tokens))
     answered = [p for p in per_question if p.error is None]
     prompt = sum(p.prompt_tokens for p in answered)

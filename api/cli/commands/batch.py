@@ -1,6 +1,6 @@
 """`wholedoc batch QUESTIONS_FILE (--corpus NAME | PATH...) [-o results.csv|results.jsonl] [--dry-run]`: every
 question about every document as one batch on the deployment (docs/batches.md), with a bar of items answered and the
-cached share of prompt tokens at the end."""
+cached share of prompt tokens at the end. `--corpus NAME --mode corpus`: one answer per question over the corpus."""
 
 import json
 import sys
@@ -24,6 +24,9 @@ def register(subparsers) -> None:
                    "lines on standard output)")
     p.add_argument("--dry-run", action="store_true", help="print the items, prompt tokens and tokens expected from "
                    "the prefix cache; create nothing")
+    p.add_argument("--mode", choices=("documents", "corpus"), default="documents",
+                   help="documents: one answer per document and question (default); corpus (with --corpus): one answer "
+                   "per question over the corpus's most relevant whole documents")
     p.add_argument("--thinking", action="store_true", help="let the model think first (off by default)")
     p.add_argument("--max-tokens", type=int, help="answer cap per item (at most the answer cap)")
     p.set_defaults(func=_run)
@@ -37,6 +40,8 @@ def _questions(source: str) -> list[str]:
 def _check_args(args) -> str | None:
     if bool(args.corpus) == bool(args.paths):
         return "give either --corpus NAME or one or more PATHs"
+    if args.mode == "corpus" and not args.corpus:
+        return "--mode corpus answers each question over a corpus: give --corpus NAME (not PATHs)"
     if args.output and not args.output.endswith((".csv", ".jsonl")):
         return "-o: the file name must end in .csv or .jsonl"
     return None
@@ -86,6 +91,11 @@ def _document_ids(client, args) -> list[str] | None:
 
 def _print_estimate(est: dict) -> None:
     share = est["cached_tokens"] / est["prompt_tokens"] if est["prompt_tokens"] else 0.0
+    if est.get("mode") == "corpus" and sys.stdout.isatty():
+        for q in est["per_question"]:
+            what = (f"{len(q['document_ids'])} documents, {q['prompt_tokens']:,} prompt tokens, "
+                    f"{q['cached_tokens']:,} cached" if q["error"] is None else f"nothing fits: {q['error']}")
+            print(f"question {q['question_index'] + 1}: {what}")
     print(json.dumps(est, ensure_ascii=False) if not sys.stdout.isatty() else
           f"{est['items']} items over {est['documents']} documents: {est['prompt_tokens']:,} prompt tokens, "
           f"{est['cached_tokens']:,} expected from the prefix cache ({share:.0%}, {est['cache_source']}), "
@@ -134,7 +144,7 @@ def _submit(args, questions: list[str]) -> int:
     from api.cli.output import err
 
     def work(client):
-        body = {"questions": questions, "thinking": args.thinking, "max_tokens": args.max_tokens}
+        body = {"questions": questions, "thinking": args.thinking, "max_tokens": args.max_tokens, "mode": args.mode}
         if args.corpus:
             body["corpus_id"] = need_corpus(client, args.corpus)["id"]
         else:
