@@ -224,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=16)
     parser.add_argument("--pages", type=int, default=3, help="pages per document")
     parser.add_argument("--max-tokens", type=int, default=8, help="answer cap per item")
-    parser.add_argument("--cache-docs", type=float, default=5.0, help="the KV cache holds about this many documents "
-                        "(docs/batches.md: below the naive order's running set the engine preempts)")
+    parser.add_argument("--cache-docs", type=float, default=2.5, help="the KV cache holds about this many documents: "
+                        "more than grouped dispatch keeps in flight, fewer than the naive order runs at once, so "
+                        "the naive order's prompts evict each other (the engine preempts; docs/batches.md)")
     args = parser.parse_args(argv)
     if not Path(args.checkpoint, "config.json").is_file():
         print(f"no checkpoint at {args.checkpoint}: make one with python -m inference.devcheckpoint --out "
