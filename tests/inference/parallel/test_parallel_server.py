@@ -102,3 +102,37 @@ def test_generate_on_two_ranks_prints_what_one_process_prints(tiny_checkpoint):
 
     one = run()
     assert run("--tp", "2", "--ep", "2") == one and len(one["new_ids"]) == 6
+
+
+def test_torchrun_across_two_nodes_serves_the_openai_client(tiny_checkpoint, tmp_path, single_answers):
+    """Two torchrun agents on loopback, one rank each, as two nodes would be started (static rendezvous)."""
+    import subprocess
+    import sys
+
+    from tests.helpers.services import free_port, wait_healthy
+    from tests.inference.server.helpers import ROOT
+
+    port, master = free_port(), free_port()
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                "--master-addr", "127.0.0.1", "--master-port", str(master)]
+    serve = ["-m", "inference.serve", "--checkpoint", str(tiny_checkpoint), "--port", str(port), "--log-level",
+             "warning", "--tp", "2", "--ep", "2", *ROOMY]
+    logs = [open(tmp_path / f"node{n}.log", "w") for n in (0, 1)]
+    nodes = [subprocess.Popen([*torchrun, "--node-rank", str(n), *serve], cwd=ROOT, stdout=logs[n],
+                              stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}) for n in (0, 1)]
+    try:
+        root = f"http://127.0.0.1:{port}"
+        wait_healthy(root, nodes[0], "rank 0 under torchrun", 180)
+
+        class Node:
+            url = f"{root}/v1"
+
+        assert _answers(Node) == single_answers
+    finally:
+        nodes[0].terminate()  # the agent forwards SIGTERM to rank 0, which tells rank 1 to stop
+        for n in nodes:
+            try:
+                n.wait(60)
+            except subprocess.TimeoutExpired:
+                n.kill()
+    assert nodes[1].returncode == 0, (tmp_path / "node1.log").read_text()[-3000:]
