@@ -376,6 +376,11 @@ def _advance_corpus(session: Session, batch: Batch, limits: DispatchLimits, slot
     in prompt order; an item whose question selects nothing fails with the reason), then create corpus-answer jobs in
     set-key order — questions over the same set back to back, so each set's prefix is computed once, and sets that
     share a leading run of documents next to each other — at most `limits.docs_in_flight` sets at once."""
+    if batch.corpus_id is None:  # the corpus was deleted (SET NULL): nothing left to ask over
+        session.execute(update(BatchItem).where(BatchItem.batch_id == batch.id, BatchItem.state == JobState.QUEUED)
+                        .values(state=JobState.FAILED, error="the batch's corpus was deleted", finished_at=now,
+                                updated_at=now).execution_options(synchronize_session=False))
+        return Step(state=batch.state, wake_in=0.0)  # the next step records the rest and finishes the batch
     fresh = session.scalars(select(BatchItem).where(BatchItem.batch_id == batch.id, BatchItem.state == JobState.QUEUED,
                                                     BatchItem.set_key.is_(None)).order_by(BatchItem.position))
     for item in fresh:
