@@ -2,9 +2,9 @@
 
 Rank 0 owns the scheduler and the cache manager. Before each forward it broadcasts one `Step`: the window-pool
 events since the last step (checkpoints saved and loaded, in order) and, per piece, the sequence's window slot,
-the generation of its state, where it starts, its block table and its tokens. Every other rank holds a replica of
-the cache pools and keeps a `StateMirror`: the same PagedState per slot, rebuilt when the generation changes, fed
-the same tokens, so its cache rows are rank 0's rows."""
+the generation of its state, where it starts, the new entries of its block table and its tokens. Every other rank
+holds a replica of the cache pools and keeps a `StateMirror`: the same PagedState per slot, rebuilt when the
+generation changes, fed the same tokens, so its cache rows are rank 0's rows."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ class Piece:
     start: int
     shared_upto: int
     load: int | None  # the load event that gave a new state its checkpoint (None: started without one)
-    blocks: tuple[int, ...]
+    kept: int  # block-table entries the worker already has (tables only grow while a state lives)
+    blocks: tuple[int, ...]  # the entries after those
     ids: tuple[int, ...]
 
 
@@ -113,8 +114,11 @@ def describe(pieces: list[tuple[PagedState, list[int]]], events: PoolEvents, cou
             # exact_from); the latest load into its slot is its own
             if state.num_tokens > 0 and state.exact_from == 0:
                 load = events.last_load.get(state.slot)
-        out.append(Piece(state.slot, gen, state.num_tokens, state.shared_upto, load, tuple(state.block_table),
+        table, sent = state.block_table, getattr(state, "parallel_sent", [])
+        kept = len(sent) if table[: len(sent)] == sent else 0  # tables grow by appending; else send it whole
+        out.append(Piece(state.slot, gen, state.num_tokens, state.shared_upto, load, kept, tuple(table[kept:]),
                          tuple(ids)))
+        state.parallel_sent = list(table)
     return tuple(out)
 
 
@@ -153,8 +157,8 @@ class StateMirror:
             if state.num_tokens != p.start:
                 raise RuntimeError(f"slot {p.slot}: this rank's state is at {state.num_tokens}, rank 0's at "
                                    f"{p.start}: out of step")
-            if tuple(state.block_table) != p.blocks:
-                state.set_blocks(list(p.blocks))
+            if p.blocks or len(state.block_table) != p.kept:
+                state.set_blocks(state.block_table[: p.kept] + list(p.blocks))
             pieces.append((state, list(p.ids)))
         return pieces
 
