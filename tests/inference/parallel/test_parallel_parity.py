@@ -82,3 +82,31 @@ def test_two_ranks_equal_one_process(ckpts, preset, tp, ep, quantized):
     assert len(rows) == len(ref_rows) and max(len(r) for r in rows) == 3  # three requests decoded in one step
     for a, b in zip(rows, ref_rows):
         assert a.dtype == torch.float32 and (a - b).abs().max().item() <= ATOL
+
+
+def test_preemption_and_recompute_stay_in_step(ckpts):
+    """A cache of 8 history blocks for four 250-token prompts that decode past 256: sequences are preempted and
+    come back (new states on the same slots, recomputed); the ranks stay in step and the tokens stay exact."""
+    window, block = 4 * 128 * 64 * 4, 128 * (2 * (64 + 32) // 4 * 4 + 64 * 4 // 16)  # fp32 rows of `tiny`
+    config = EngineConfig(cache_bytes=4 * window + 8 * block, max_num_seqs=4, num_checkpoints=0,
+                          max_num_batched_tokens=512)
+    path = ckpts["tiny", False]
+    prompts = {f"r{i}": _ids(250, 10 + i) for i in range(4)}
+
+    def run(eng: Engine):
+        assert eng.blocks.num_blocks == 8
+        for rid, ids in prompts.items():
+            eng.add_request(rid, ids, SamplingParams(max_tokens=10, ignore_eos=True))
+        got = {}
+        while eng.has_unfinished():
+            for o in eng.step():
+                got.setdefault(o.request_id, []).extend(o.new_token_ids)
+        assert eng.stats().num_preemptions > 0
+        return got
+
+    want = run(Engine(load_model(path), config))
+    pe = start_engine(ParallelSpec(tp=2, ep=2, timeout_s=120), LoadSpec(str(path)), config)
+    try:
+        assert run(pe.engine) == want
+    finally:
+        pe.close()
