@@ -155,12 +155,9 @@ def _dry_run_corpus(request: Request, session: Session, tenant_id: str, body: Ba
     from api.routes.corpus_questions import _window
     from api.schemas_corpus import CorpusQuestionCreate
 
-    window, plans = _window(request), []
-    for i, q in enumerate(body.questions):  # selection first (cheap), then the exact counts in dispatch order
+    window, keyed = _window(request), []
+    for i, q in enumerate(body.questions):  # each question's set first, then the cache in dispatch order
         ask = CorpusQuestionCreate(question=q, thinking=body.thinking, max_tokens=max_tokens)
-        plans.append((i, q, ask))
-    keyed = []
-    for i, q, ask in plans:
         try:
             plan = plan_question(request, session, tenant_id, body.corpus_id, ask,
                                  {"max_tokens": max_tokens}, after=[], window=window)
@@ -168,7 +165,7 @@ def _dry_run_corpus(request: Request, session: Session, tenant_id: str, body: Ba
             keyed.append((",".join(ids), i, q, plan, None))
         except PromptError as exc:
             keyed.append(("", i, q, None, str(exc)))
-    per_question, previous = [], []
+    per_question, previous, sources = [], [], set()
     for key, i, q, plan, error in sorted(keyed, key=lambda k: (k[0], k[1])):
         if plan is None:
             per_question.append(QuestionEstimate(question_index=i, question=q, set_key=None, document_ids=[],
@@ -181,6 +178,7 @@ def _dry_run_corpus(request: Request, session: Session, tenant_id: str, body: Ba
             plan = plan_question(request, session, tenant_id, body.corpus_id, ask, {"max_tokens": max_tokens},
                                  after=previous, window=window)
         previous = ids
+        sources.add(plan.cache_source)
         per_question.append(QuestionEstimate(
             question_index=i, question=q, set_key=key, document_ids=ids,
             skipped_document_ids=[d.document_id for d in plan.skipped], packing=plan.packing,
@@ -192,7 +190,8 @@ def _dry_run_corpus(request: Request, session: Session, tenant_id: str, body: Ba
     est = estimate(prompt, out_cap, cached_tokens=cached)
     return BatchEstimate(items=len(body.questions), documents=len({d for p in answered for d in p.document_ids}),
                          prompt_tokens=prompt, cached_tokens=cached, tokens_to_prefill=prompt - cached,
-                         max_output_tokens=out_cap, cache_source="assumed", seconds=round(est.seconds, 3),
+                         max_output_tokens=out_cap, seconds=round(est.seconds, 3),
+                         cache_source=next((c for c in ("probe", "assumed") if c in sources), "cold"),
                          per_document=[], mode="corpus", per_question=per_question)
 
 
