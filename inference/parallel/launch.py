@@ -139,7 +139,27 @@ def start(spec: ParallelSpec, load: LoadSpec, target, extra: tuple = ()) -> Rank
         for r, p in enumerate(procs, 1):
             print(f"wholedoc-inference: rank {r} pid {p.pid}", file=sys.stderr, flush=True)
         device = rank_device(load.device, 0)
+    started = threading.Event()
+    if procs:
+        threading.Thread(target=_fail_fast, args=(procs, started), name="parallel-startup", daemon=True).start()
     ctx = init_rank(spec, 0, init_method, device)
     model = load_sharded(load, ctx)
     dist.barrier()
+    started.set()
     return Ranks(ctx, model, procs)
+
+
+def _fail_fast(procs: list, started: threading.Event) -> None:
+    """Until every rank has loaded: a spawned rank that exits ends this process with status 2 (rank 0 would
+    otherwise wait in the rendezvous for the whole startup timeout)."""
+    while not started.is_set():
+        ready = wait([p.sentinel for p in procs], timeout=0.5)
+        if ready and not started.is_set():
+            dead = [p for p in procs if p.sentinel in ready]
+            dead[0].join(1)
+            print(f"wholedoc-inference: {dead[0].name} (pid {dead[0].pid}) exited during startup with code "
+                  f"{dead[0].exitcode}; see its log above", file=sys.stderr, flush=True)
+            for p in procs:
+                if p.is_alive():
+                    p.kill()
+            os._exit(2)

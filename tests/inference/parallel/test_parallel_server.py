@@ -139,3 +139,18 @@ def test_torchrun_across_two_nodes_serves_the_openai_client(tiny_checkpoint, tmp
             except subprocess.TimeoutExpired:
                 n.kill()
     assert nodes[1].returncode == 0, (tmp_path / "node1.log").read_text()[-3000:]
+
+
+@pytest.mark.parametrize("flags,reason", [(("--tp", "3", "--ep", "2"), "must each divide the world size 3"),
+                                          (("--ep", "3"), "--ep 3 must divide the checkpoint's 8 routed experts")],
+                         ids=["sizes", "experts"])
+def test_impossible_layouts_exit_2_with_the_reason(tiny_checkpoint, flags, reason):
+    import subprocess
+    import sys
+
+    from tests.inference.server.helpers import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "inference.serve", "--checkpoint", str(tiny_checkpoint), "--port",
+                          "9", *flags], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "cannot serve" in out.stderr and reason in out.stderr, out.stderr[-2000:]
+    assert "rank 1 pid" not in out.stderr  # refused before any rank started
