@@ -89,6 +89,7 @@ class Ranks:
     ctx: RankContext
     model: object
     procs: list
+    closing: bool = False  # set before a clean shutdown: exits are then expected
 
     def watch(self, on_exit) -> None:
         """Call on_exit(reason) from a thread as soon as a spawned rank exits."""
@@ -100,7 +101,8 @@ class Ranks:
             ready = wait(list(sentinels))
             rank, proc = sentinels[ready[0]]
             proc.join(1)
-            on_exit(f"rank {rank} (pid {proc.pid}) exited with code {proc.exitcode}")
+            if not self.closing:
+                on_exit(f"rank {rank} (pid {proc.pid}) exited with code {proc.exitcode}")
 
         threading.Thread(target=run, name="parallel-watch", daemon=True).start()
 

@@ -28,6 +28,7 @@ class ParallelEngine:
     ranks: launch.Ranks
 
     def close(self) -> None:
+        self.ranks.closing = True
         self.runner.close()
         self.ranks.shutdown()
         close_rank()
