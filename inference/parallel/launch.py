@@ -69,17 +69,20 @@ def _entry(rank: int, spec: ParallelSpec, init_method: str, load: LoadSpec, targ
     """A spawned rank: join, load, run `target(ctx, model, *extra)`, exit with its code."""
     logging.basicConfig(level=load.log_level, format=f"%(asctime)s %(levelname)s rank{rank} %(name)s: %(message)s")
     torch.set_num_threads(max(1, torch.get_num_threads() // spec.world))
-    code = 1
     try:
         local = int(os.environ.get("LOCAL_RANK", rank)) if init_method == "env://" else rank
         ctx = init_rank(spec, rank, init_method, rank_device(load.device, local))
         model = load_sharded(load, ctx)
         dist.barrier()  # every rank loaded (startup timeout)
         code = target(ctx, model, *extra) or 0
-    finally:
-        if code == 0:
-            close_rank()
-        os._exit(code)  # never wait on a dead peer in the process group's destructor
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        log.exception("rank %d failed", rank)
+        code = 1
+    if code == 0:
+        close_rank()
+    os._exit(code)  # never wait on a dead peer in the process group's destructor
 
 
 @dataclass
