@@ -16,13 +16,14 @@ from dataclasses import asdict
 from pipeline.citations import verify_citations
 from pipeline.client import Progress
 from pipeline.document import ExtractedDocument
-from pipeline.errors import DocumentTooLong, InferenceError, RequestCancelled
+from pipeline.errors import DocumentTooLong, InferenceError
 from pipeline.prompts import Budget, combine_prompt, fit, part_document, part_prompt, prompt_tokens
 from pipeline.prompts.builders import PART_MAX_TOKENS, Prompt
 from pipeline.prompts.window import window_tokens
 from pipeline.records import jobs
 from pipeline.records import parts as part_records
 from pipeline.records.db import transaction
+from workers.chat import chat
 from workers.runner import JobContext
 from workers.settings import WorkerSettings, inference_client, sessions
 
@@ -103,15 +104,9 @@ def send(ctx: JobContext, cancel: threading.Event, prompt: Prompt, *, request_id
     """One request of the job (a part, or the combining pass) to its end; its usage. Cancel (the lease's callback)
     aborts it on the server by its id and raises Cancelled here."""
     max_tokens = prompt.output_tokens(thinking) - prompt.max_tokens + answer_cap
-    try:
-        completion = inference_client().chat(prompt.messages, max_tokens=max_tokens, thinking=thinking,
-                                             thinking_budget=max_tokens - answer_cap if thinking else None,
-                                             request_id=request_id, cancel=cancel, on_progress=on_progress,
-                                             cache_salt=ctx.settings.cache_salt(ctx.job.tenant_id))
-    except RequestCancelled:
-        ctx.lease.check()  # raises Cancelled / LeaseLost
-        raise
-    ctx.lease.check()
+    completion = chat(ctx, prompt.messages, max_tokens=max_tokens, thinking=thinking,
+                      thinking_budget=max_tokens - answer_cap if thinking else None, request_id=request_id,
+                      cancel=cancel, on_progress=on_progress)
     return {"text": completion.content, "usage": usage_of(completion)}
 
 

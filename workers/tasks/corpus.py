@@ -4,12 +4,11 @@ relevant whole documents into the window (all of them when they fit), ask once o
 the documents used and those left out for lack of room."""
 
 import logging
-import threading
 from dataclasses import asdict
 from datetime import datetime
 
 from pipeline.citations import verify_citations
-from pipeline.errors import InferenceError, NotFound, RequestCancelled
+from pipeline.errors import InferenceError, NotFound
 from pipeline.prompts.corpus_pack import budget_for, fit_exactly, nothing_fits
 from pipeline.prompts.window import output_tokens
 from pipeline.records.corpora import get_corpus
@@ -17,9 +16,10 @@ from pipeline.search import Scope
 from pipeline.search.select import select_documents
 from workers import document_json
 from workers.app import CORPUS_ANSWER, app
+from workers.chat import chat
 from workers.runner import JobContext, run_or_resend
 from workers.sections import store_result, usage_of, window_for
-from workers.settings import blob_store, inference_client, sessions
+from workers.settings import blob_store, sessions
 from workers.tasks.batches import BatchItemRun
 from workers.tasks.llm import ProgressRecorder
 
@@ -71,18 +71,9 @@ def _answer_corpus(ctx: JobContext) -> None:
         raise nothing_fits(selection.candidates, plan)
     request_id = f"job-{job.id}-{job.attempts}"
     ctx.progress(stage="prefill", progress=0.1, request_id=request_id)
-    cancel = threading.Event()
-    ctx.lease.on_lost(cancel.set)
-    try:
-        completion = inference_client().chat(prompt.messages, max_tokens=max_tokens, thinking=thinking,
-                                             thinking_budget=max_tokens - answer_cap if thinking else None,
-                                             request_id=request_id, cancel=cancel,
-                                             on_progress=ProgressRecorder(ctx, max_tokens),
-                                             cache_salt=cfg.cache_salt(job.tenant_id))
-    except RequestCancelled:
-        ctx.lease.check()
-        raise
-    ctx.lease.check()
+    completion = chat(ctx, prompt.messages, max_tokens=max_tokens, thinking=thinking,
+                      thinking_budget=max_tokens - answer_cap if thinking else None, request_id=request_id,
+                      on_progress=ProgressRecorder(ctx, max_tokens))
     citations = cited_documents(verify_citations(completion.content, docs), plan.document_ids)
     coverage = {"mode": "corpus", "corpus_id": params["corpus_id"]} | selection.explain(plan)
     left_out = f"; left out for lack of room: {len(plan.skipped)} relevant" if plan.skipped else ""

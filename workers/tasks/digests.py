@@ -8,12 +8,11 @@
   `doc N` → document id map stored together, and digest.completed announced in the same transaction.
 """
 
-import threading
 from dataclasses import asdict
 from datetime import datetime
 
 from pipeline.digests.plan import SUMMARIES, digest_citations, plan_digest, summary_document
-from pipeline.errors import Conflict, InferenceError, RequestCancelled
+from pipeline.errors import Conflict, InferenceError
 from pipeline.logs import get_logger
 from pipeline.prompts import Budget
 from pipeline.prompts.budget import V4_WINDOW
@@ -22,6 +21,7 @@ from pipeline.records.db import transaction
 from pipeline.records.models import DigestRun, Document, DocumentStatus, Job, Result
 from pipeline.records.types import utcnow
 from workers.app import DIGEST, DIGEST_TICK, app, send_job
+from workers.chat import chat
 from workers.document_json import loads
 from workers.runner import JobContext, run_or_resend
 from workers.settings import blob_store, inference_client, sessions
@@ -91,18 +91,9 @@ def _digest(ctx: JobContext) -> None:
     plan = plan_digest(originals, summaries, Budget(window_tokens=_window(), tokenizer_path=cfg.tokenizer_path))
     request_id = f"job-{job.id}-{job.attempts}"
     ctx.progress(stage="prefill", progress=0.1, request_id=request_id, prefill_tokens_total=plan.prompt_tokens)
-    cancel = threading.Event()
-    ctx.lease.on_lost(cancel.set)
     max_tokens = plan.prompt.output_tokens(False)
-    try:
-        completion = inference_client().chat(plan.prompt.messages, max_tokens=max_tokens, thinking=False,
-                                             request_id=request_id, cancel=cancel,
-                                             on_progress=ProgressRecorder(ctx, max_tokens),
-                                             cache_salt=cfg.cache_salt(job.tenant_id))
-    except RequestCancelled:
-        ctx.lease.check()
-        raise
-    ctx.lease.check()
+    completion = chat(ctx, plan.prompt.messages, max_tokens=max_tokens, thinking=False, request_id=request_id,
+                      on_progress=ProgressRecorder(ctx, max_tokens))
     document_ids = [doc_id for doc_id, _, _, _, _ in covered]
     documents = [{"doc": i, "document_id": doc_id, "title": title, "summary_result_id": summary_id}
                  for i, (doc_id, _, title, _, summary_id) in enumerate(covered, 1)]

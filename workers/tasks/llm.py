@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from pipeline.citations import verify_citations
 from pipeline.client import Progress, document_prefix_tag
-from pipeline.errors import Conflict, InferenceError, RequestCancelled
+from pipeline.errors import Conflict, InferenceError
 from pipeline.prompts import Budget, prompt_tokens, question_prompt, summary_prompt, warmup_prompt
 from pipeline.prompts.sections import select_for_question
 from pipeline.prompts.window import over_window
@@ -17,6 +17,7 @@ from pipeline.records.documents import warm_prefix_once
 from pipeline.records.models import Document, DocumentStatus
 from workers import document_json
 from workers.app import ANSWER, SUMMARIZE, app
+from workers.chat import chat
 from workers.runner import JobContext, run_or_resend
 from workers.sections import store_result, summarize_in_parts, window_for
 from workers.settings import blob_store, inference_client, sessions
@@ -96,18 +97,11 @@ def _generate(ctx: JobContext) -> None:
     ctx.progress(stage="prefill", progress=0.1, request_id=request_id)
     if job.kind == "answer" and coverage is None and inference_client().config.flavor == "deepseek":
         _warm_prefix(job.document_id, extracted, request_id, cfg.tokenizer_path)
-    try:
-        completion = inference_client().chat(prompt.messages, max_tokens=max_tokens, thinking=thinking,
-                                             thinking_budget=max_tokens - answer_cap if thinking else None,
-                                             request_id=request_id,
-                                             cancel=cancel, on_progress=ProgressRecorder(ctx, max_tokens),
-                                             cache_salt=cfg.cache_salt(job.tenant_id),  # tenants share no cache
-                                             # its prefix snapshots go when the document does
-                                             prefix_tag=document_prefix_tag(job.tenant_id, job.document_id))
-    except RequestCancelled:
-        ctx.lease.check()  # raises Cancelled / LeaseLost
-        raise
-    ctx.lease.check()
+    completion = chat(ctx, prompt.messages, max_tokens=max_tokens, thinking=thinking,
+                      thinking_budget=max_tokens - answer_cap if thinking else None, request_id=request_id,
+                      cancel=cancel, on_progress=ProgressRecorder(ctx, max_tokens),
+                      # its prefix snapshots go when the document does
+                      prefix_tag=document_prefix_tag(job.tenant_id, job.document_id))
     usage = asdict(completion.usage) if completion.usage else {}
     usage |= {"request_id": completion.request_id, "attempts": completion.attempts,
               "finish_reason": completion.finish_reason}
