@@ -28,7 +28,7 @@ def register(subparsers) -> None:
                    help="documents: one answer per document and question (default); corpus (with --corpus): one answer "
                    "per question over the corpus's most relevant whole documents")
     p.add_argument("--thinking", action="store_true", help="let the model think first (off by default)")
-    p.add_argument("--max-tokens", type=int, help="answer cap per item (at most the answer cap)")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="output cap of each answer (at most the answer cap)")
     p.set_defaults(func=_run)
 
 

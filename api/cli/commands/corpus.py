@@ -5,7 +5,7 @@ import json
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("corpus", help="named sets of documents (for wholedoc batch --corpus)")
+    p = subparsers.add_parser("corpus", help="named sets of documents (for ask --corpus, batch --corpus and digest)")
     sub = p.add_subparsers(dest="corpus_command", required=True)
     c = sub.add_parser("create", help="make an empty corpus")
     c.add_argument("name", help="its name (unique among yours)")
