@@ -358,13 +358,7 @@ def advance(session: Session, batch_id: str, limits: DispatchLimits, *, now: dat
             why = "the document was deleted" if doc is None else f"document {doc.id} is {doc.status}, not ready"
             item.state, item.error, item.finished_at, item.updated_at = JobState.FAILED, why, now, now
             continue
-        job = jobs.create_job(session, batch.tenant_id, "answer", document_id=doc.id,
-                              max_attempts=limits.max_attempts,
-                              params={"question": batch.questions[item.question_index], "thinking": batch.thinking,
-                                      "max_tokens": batch.max_tokens, "batch_id": batch.id,
-                                      "batch_item_id": item.id})
-        item.state, item.job_id, item.updated_at = JobState.RUNNING, job.id, now
-        step.send.append((job.id, batch.tenant_id))
+        _start_item(session, batch, item, step, limits, now, document_id=doc.id)
     batch.state, batch.paused_reason, batch.resume_at = BatchState.RUNNING, None, None
     session.flush()
     return step
@@ -400,16 +394,24 @@ def _advance_corpus(session: Session, batch: Batch, limits: DispatchLimits, slot
             if len(in_flight) >= max(1, limits.docs_in_flight):
                 break  # set-key order: every later item is about another new set
             in_flight.add(item.set_key)
-        job = jobs.create_job(session, batch.tenant_id, JobKind.CORPUS_ANSWER, max_attempts=limits.max_attempts,
-                              params={"corpus_id": batch.corpus_id, "question": batch.questions[item.question_index],
-                                      "thinking": batch.thinking, "max_tokens": batch.max_tokens, "kinds": None,
-                                      "uploaded_after": None, "uploaded_before": None, "batch_id": batch.id,
-                                      "batch_item_id": item.id})
-        item.state, item.job_id, item.updated_at = JobState.RUNNING, job.id, now
-        step.send.append((job.id, batch.tenant_id))
+        _start_item(session, batch, item, step, limits, now, corpus_id=batch.corpus_id, kinds=None,
+                    uploaded_after=None, uploaded_before=None)
     batch.state, batch.paused_reason, batch.resume_at = BatchState.RUNNING, None, None
     session.flush()
     return step
+
+
+def _start_item(session: Session, batch: Batch, item: BatchItem, step: Step, limits: DispatchLimits, now: datetime,
+                *, document_id: str | None = None, **params) -> None:
+    """Create the item's job (of `step.kind`, asking the item's question with the batch's settings, plus `params`)
+    and mark the item running; the job is sent once the step's transaction commits."""
+    job = jobs.create_job(session, batch.tenant_id, step.kind, document_id=document_id,
+                          max_attempts=limits.max_attempts,
+                          params=params | {"question": batch.questions[item.question_index], "thinking": batch.thinking,
+                                           "max_tokens": batch.max_tokens, "batch_id": batch.id,
+                                           "batch_item_id": item.id})
+    item.state, item.job_id, item.updated_at = JobState.RUNNING, job.id, now
+    step.send.append((job.id, batch.tenant_id))
 
 
 def back_off(session: Session, batch_id: str, reason: str, *, retry_after: float | None = None,
