@@ -217,11 +217,12 @@ def run(args, db_url: str, tmp: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description="Bulk Q&A throughput and prefix-cache reuse: one grouped batch vs "
+                                     "the same questions interleaved (docs/batches.md).")
     parser.add_argument("--checkpoint", default="ckpt/small", help="a checkpoint folder (python -m "
                         "inference.devcheckpoint --out ckpt/small --preset small)")
-    parser.add_argument("--docs", type=int, default=4)
-    parser.add_argument("--questions", type=int, default=16)
+    parser.add_argument("--docs", type=int, default=4, help="generated documents (default 4)")
+    parser.add_argument("--questions", type=int, default=16, help="questions about each document (default 16)")
     parser.add_argument("--pages", type=int, default=3, help="pages per document")
     parser.add_argument("--max-tokens", type=int, default=8, help="answer cap per item")
     parser.add_argument("--cache-docs", type=float, default=2.5, help="the KV cache holds about this many documents: "
