@@ -19,8 +19,8 @@ ON_OFF = {"on": True, "off": False}
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="wholedoc-inference", description=__doc__.split("\n\n")[1])
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (config.json, safetensors, tokenizer)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--served-model-name", default="wholedoc", help="the model id clients name (default: wholedoc)")
     p.add_argument("--max-model-len", type=int, default=None, help="context window (default: the checkpoint's)")
     p.add_argument("--reference-numerics", choices=ON_OFF, default=None,
