@@ -7,10 +7,9 @@ import httpx
 import pytest
 
 from pipeline.records.db import make_engine, session_factory, transaction
-from pipeline.records.models import new_id
-from pipeline.records.tenants import create_api_key, create_tenant
 from tests.api.helpers import job_finished, make_pdf, make_zip, upload, wait_job_http
 from tests.helpers.services import redis_db, start_worker, stop, uvicorn_api
+from tests.helpers.tenants import tenant_client, tenant_key
 from tests.helpers.wait import wait_until
 from tests.pipeline.faultserver import FaultServer, Reply
 
@@ -42,18 +41,9 @@ def stack(pg_url, redis_url, moto_endpoint, tmp_path_factory):
         engine.dispose()
 
 
-def _tenant_key(records, prefix: str):
-    """A new tenant and a live API key of it: (tenant, key)."""
-    with transaction(records) as s:
-        tenant = create_tenant(s, f"{prefix}-{new_id()}")
-        _, key = create_api_key(s, tenant.id)
-    return tenant, key
-
-
 def _client(stack) -> httpx.Client:
     url, _, records = stack
-    _, key = _tenant_key(records, "e2e")
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    return tenant_client(records, url, "e2e", timeout=30)
 
 
 @pytest.mark.parametrize("data,name,anchor", [(make_pdf("Revenue grew", pages=2), "r.pdf", "p. 2"),
@@ -97,7 +87,7 @@ def test_cli_summarize_and_ask_against_the_deployment(stack, tmp_path):
     import sys
 
     url, llm, records = stack
-    tenant, key = _tenant_key(records, "cli")
+    tenant, key = tenant_key(records, "cli")
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(make_pdf("Revenue grew", pages=2))
     env = {**os.environ, "WHOLEDOC_API_URL": url, "WHOLEDOC_API_KEY": key}
@@ -156,7 +146,7 @@ def test_ctrl_c_in_the_cli_cancels_the_remote_job(stack, tmp_path):
     from pipeline.records.models import Job
 
     url, llm, records = stack
-    tenant, key = _tenant_key(records, "cli")
+    tenant, key = tenant_key(records, "cli")
     pdf = tmp_path / "slow.pdf"
     pdf.write_bytes(make_pdf("A long wait", pages=1))
     llm.default = Reply(content=("never",), hang=120)

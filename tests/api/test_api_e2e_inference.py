@@ -18,6 +18,7 @@ from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
 from tests.api.helpers import job_finished, make_pdf, make_zip, upload, wait_job_http
 from tests.helpers.services import free_port, redis_db, start_worker, stop, uvicorn_api, wait_healthy
+from tests.helpers.tenants import tenant_client
 from tests.helpers.wait import wait_until
 from workers.settings import WorkerSettings
 
@@ -44,11 +45,8 @@ def real(pg_url, redis_url, moto_endpoint, tiny_checkpoint, tmp_path_factory):
     engine = make_engine(pg_url)
     try:
         with uvicorn_api(env, logs / "uvicorn.log") as url:
-            with transaction(session_factory(engine)) as s:
-                tenant = create_tenant(s, f"real-{new_id()}")
-                _, key = create_api_key(s, tenant.id)
-            client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-            client.tenant_id, client.logs = tenant.id, logs
+            client = tenant_client(session_factory(engine), url, "real")
+            client.logs = logs
             yield client, base
             client.close()
     finally:

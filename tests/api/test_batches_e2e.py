@@ -21,12 +21,12 @@ import redis
 
 from pipeline.pdf import extract_pdf
 from pipeline.prompts import question_prompt
-from pipeline.records.db import make_engine, session_factory, transaction
-from pipeline.records.models import BatchItem, Job, Result, new_id
-from pipeline.records.tenants import create_api_key, create_tenant
+from pipeline.records.db import make_engine, session_factory
+from pipeline.records.models import BatchItem, Job, Result
 from pipeline.tokens import count_tokens
 from tests.api.helpers import job_finished, make_pdf, upload, wait_job_http
 from tests.helpers.services import free_port, redis_db, start_worker, stop, uvicorn_api, wait_healthy
+from tests.helpers.tenants import tenant_client
 from tests.helpers.wait import wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -63,12 +63,7 @@ def stack(pg_url, redis_url, moto_endpoint, tiny_checkpoint, tmp_path_factory):
 
 
 def _client(stack) -> httpx.Client:
-    with transaction(stack["records"]) as s:
-        tenant = create_tenant(s, f"batch-{new_id()}")
-        _, key = create_api_key(s, tenant.id)
-    client = httpx.Client(base_url=stack["url"], headers={"Authorization": f"Bearer {key}"}, timeout=60)
-    client.tenant_id = tenant.id
-    return client
+    return tenant_client(stack["records"], stack["url"], "batch")
 
 
 def _pdf(vendor: str) -> bytes:

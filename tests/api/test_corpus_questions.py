@@ -10,11 +10,10 @@ import httpx
 import pymupdf
 import pytest
 
-from pipeline.records.db import make_engine, session_factory, transaction
-from pipeline.records.models import new_id
-from pipeline.records.tenants import create_api_key, create_tenant
+from pipeline.records.db import make_engine, session_factory
 from tests.api.helpers import job_finished, wait_job_http
 from tests.helpers.services import redis_db, start_worker, stop, uvicorn_api
+from tests.helpers.tenants import tenant_client
 from tests.pipeline.faultserver import FaultServer, Reply
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -64,12 +63,7 @@ def stack(pg_url, redis_url, tmp_path_factory):
 
 def client_of(stack) -> httpx.Client:
     url, _, records = stack[:3]
-    with transaction(records) as s:
-        tenant = create_tenant(s, f"cq-{new_id()}")
-        _, key = create_api_key(s, tenant.id)
-    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-    client.key = key
-    return client
+    return tenant_client(records, url, "cq")
 
 
 def corpus_with(client, files: dict[str, bytes]) -> tuple[str, dict[str, str]]:

@@ -11,12 +11,11 @@ import sys
 import httpx
 import pytest
 
-from pipeline.records.db import make_engine, session_factory, transaction
-from pipeline.records.models import new_id
-from pipeline.records.tenants import create_api_key, create_tenant
+from pipeline.records.db import make_engine, session_factory
 from tests.api.helpers import job_finished, upload, wait_job_http
 from tests.helpers.long_pdf import long_pdf, topic_pages
 from tests.helpers.services import free_port, redis_db, start_worker, stop, uvicorn_api, wait_healthy
+from tests.helpers.tenants import tenant_client
 from tests.helpers.wait import wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -45,11 +44,7 @@ def stack(pg_url, redis_url, moto_endpoint, tiny_checkpoint, tmp_path_factory):
     engine = make_engine(pg_url)
     try:
         with uvicorn_api(env | {"WHOLEDOC_MAX_MODEL_LEN": str(WINDOW)}, logs / "uvicorn.log") as url:
-            with transaction(session_factory(engine)) as s:
-                tenant = create_tenant(s, f"over-window-{new_id()}")
-                _, key = create_api_key(s, tenant.id)
-            client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-            client.key = key
+            client = tenant_client(session_factory(engine), url, "over-window")
             yield client, base
             client.close()
     finally:
