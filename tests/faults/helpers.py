@@ -4,10 +4,9 @@ import time
 
 import httpx
 
-from pipeline.records.db import transaction
-from pipeline.records.models import Job, Result, new_id
-from pipeline.records.tenants import create_api_key, create_tenant
+from pipeline.records.models import Job, Result
 from tests.faults.report import Row
+from tests.helpers import tenants
 from tests.helpers.wait import wait_until
 
 FINISHED = ("done", "failed", "cancelled")
@@ -15,12 +14,7 @@ FINISHED = ("done", "failed", "cancelled")
 
 def tenant_client(records, base_url: str) -> httpx.Client:
     """An httpx client with a new tenant's API key (client.tenant_id set)."""
-    with transaction(records) as s:
-        tenant = create_tenant(s, f"f-{new_id()}")
-        _, key = create_api_key(s, tenant.id)
-    client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-    client.tenant_id = tenant.id
-    return client
+    return tenants.tenant_client(records, base_url, "f")
 
 
 def stack_env(db_url: str, broker: str, blob_url: str, inference_url: str, home, **extra: str) -> dict:
