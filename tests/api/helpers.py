@@ -3,6 +3,7 @@
 import io
 import zipfile
 
+import httpx
 import pymupdf
 
 from pipeline.records import jobs
@@ -81,6 +82,19 @@ def wait_job_http(client, job_id: str, until, timeout: float = 60, poll: float =
 
     wait_until(done, timeout, lambda: f"job {job_id} condition (last seen: {seen.get('job')})", poll)
     return seen["job"]
+
+
+def wait_request_aborted(base: str, request_id: str, what: str, timeout: float = 15) -> dict:
+    """Poll the inference server's `GET /v1/requests/{id}` at `base` until the request is aborted; its last status.
+    Fails after `timeout` seconds naming `what` and the last status seen."""
+    seen = {}
+
+    def aborted() -> bool:
+        seen["status"] = httpx.get(f"{base}/v1/requests/{request_id}", timeout=5).json()
+        return seen["status"].get("state") == "aborted"
+
+    wait_until(aborted, timeout, lambda: f"abort of {what} (last: {seen.get('status')})", 0.1)
+    return seen["status"]
 
 
 PUBLIC_HOOK = "https://93.184.215.14/hooks/wholedoc"  # a public address literal: registers without DNS

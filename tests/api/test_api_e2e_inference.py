@@ -16,10 +16,9 @@ from pipeline.prompts import question_prompt
 from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.models import new_id
 from pipeline.records.tenants import create_api_key, create_tenant
-from tests.api.helpers import job_finished, make_pdf, make_zip, upload, wait_job_http
+from tests.api.helpers import job_finished, make_pdf, make_zip, upload, wait_job_http, wait_request_aborted
 from tests.helpers.services import free_port, redis_db, start_worker, stop, uvicorn_api, wait_healthy
 from tests.helpers.tenants import tenant_client
-from tests.helpers.wait import wait_until
 from workers.settings import WorkerSettings
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -156,15 +155,7 @@ def test_cancel_aborts_the_prefill_on_the_server(real):
     assert running["state"] == "running", running
     assert running["prefill_tokens_done"] < running["prefill_tokens_total"]
     assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
-    rid = f"job-{job['id']}-1"
-    seen = {}
-
-    def aborted() -> bool:
-        seen["status"] = httpx.get(f"{base}/v1/requests/{rid}", timeout=5).json()
-        return seen["status"].get("state") == "aborted"
-
-    wait_until(aborted, 15, lambda: f"abort of the server's request (last: {seen.get('status')})", 0.1)
-    status = seen["status"]
+    status = wait_request_aborted(base, f"job-{job['id']}-1", "the server's request")
     assert status["prefill_tokens_done"] < status["prefill_tokens_total"]  # stopped during prefill
     assert client.get(f"/v1/jobs/{job['id']}").json()["result_id"] is None
 

@@ -12,11 +12,10 @@ import httpx
 import pytest
 
 from pipeline.records.db import make_engine, session_factory
-from tests.api.helpers import job_finished, upload, wait_job_http
+from tests.api.helpers import job_finished, upload, wait_job_http, wait_request_aborted
 from tests.helpers.long_pdf import long_pdf, topic_pages
 from tests.helpers.services import free_port, redis_db, start_worker, stop, uvicorn_api, wait_healthy
 from tests.helpers.tenants import tenant_client
-from tests.helpers.wait import wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 WINDOW = 4096
@@ -182,15 +181,8 @@ def test_cancel_during_part_2_stops_the_job_and_aborts_its_request(stack):
     job = _wait(client, posted["id"], in_part_2)
     assert job["state"] == "running" and job["parts"][0]["state"] == "done", job
     assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
-    rid = f"job-{job['id']}-1-part2"
-    seen = {}
-
-    def aborted() -> bool:
-        seen["status"] = httpx.get(f"{base}/v1/requests/{rid}", timeout=5).json()
-        return seen["status"].get("state") == "aborted"
-
-    wait_until(aborted, 15, lambda: f"abort of part 2's request (last: {seen.get('status')})", 0.1)
-    assert seen["status"]["prefill_tokens_done"] < seen["status"]["prefill_tokens_total"]  # stopped mid-prefill
+    status = wait_request_aborted(base, f"job-{job['id']}-1-part2", "part 2's request")
+    assert status["prefill_tokens_done"] < status["prefill_tokens_total"]  # stopped mid-prefill
     stopped = client.get(f"/v1/jobs/{job['id']}").json()
     assert stopped["state"] == "cancelled" and stopped["result_id"] is None
     assert stopped["parts"][1]["state"] == "stopped"
