@@ -19,12 +19,10 @@ import sys
 
 import pytest
 
-from pipeline.records.db import make_engine, session_factory
 from pipeline.records.models import BatchItem, Job
-from tests.api.test_corpus_questions import client_of, corpus_with, pdf_bytes, words
-from tests.helpers.services import redis_db, start_worker, stop, uvicorn_api
+from tests.api.test_corpus_questions import client_of, corpus_stack, corpus_with, pdf_bytes, words
+from tests.helpers.services import redis_db
 from tests.helpers.wait import wait_until
-from tests.pipeline.faultserver import FaultServer
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 WINDOW = 4096
@@ -43,22 +41,11 @@ SETS = [("canteen",), ("garden",), ("canteen",), ("garden",), ("canteen", "garde
 
 @pytest.fixture(scope="module")
 def stack(pg_url, redis_url, tmp_path_factory):
-    llm = FaultServer(wholedoc=False)  # no window, no probe: the configured window and the assumed cache apply
     logs = tmp_path_factory.mktemp("batch-corpus")
-    env = {"WHOLEDOC_DATABASE_URL": pg_url, "WHOLEDOC_BROKER_URL": redis_db(redis_url, 13),  # own queues
-           "WHOLEDOC_BLOB_URL": f"file://{logs / 'blobs'}", "WHOLEDOC_INFERENCE_URL": llm.base_url,
-           "WHOLEDOC_MODEL": llm.model, "WHOLEDOC_MAX_MODEL_LEN": str(WINDOW), "WHOLEDOC_LEASE_SECONDS": "5",
-           "WHOLEDOC_RECONCILE_SECONDS": "1", "WHOLEDOC_HOME": str(logs)}
     # one process, one task at a time: jobs start in the order dispatch sent them; beat sweeps a lost step
-    worker = start_worker(env, logs / "worker.log", name="batch-corpus", extra=("-B", "-s", str(logs / "beat")))
-    engine = make_engine(pg_url)
-    try:
-        with uvicorn_api(env, logs / "uvicorn.log") as url:
-            yield url, llm, session_factory(engine)
-    finally:
-        stop(worker)
-        llm.close()
-        engine.dispose()
+    with corpus_stack(pg_url, redis_db(redis_url, 13), logs, WINDOW, "batch-corpus",  # own queues
+                      ("-B", "-s", str(logs / "beat")), WHOLEDOC_RECONCILE_SECONDS="1") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ reports none), so the corpus does not fit and documents are selected."""
 
 import io
 import zipfile
+from contextlib import contextmanager
 
 import httpx
 import pymupdf
@@ -42,15 +43,16 @@ def words(topic: str, n: int) -> str:
     return " ".join(f"Note {i}: the {topic} team reviewed the {topic} schedule and the budget." for i in range(n))
 
 
-@pytest.fixture(scope="module")
-def stack(pg_url, redis_url, tmp_path_factory):
-    llm = FaultServer(wholedoc=False)  # no window, no probe: the configured window and the assumed cache apply
-    logs = tmp_path_factory.mktemp("corpus-questions")
-    env = {"WHOLEDOC_DATABASE_URL": pg_url, "WHOLEDOC_BROKER_URL": redis_db(redis_url, 11),  # own queues
+@contextmanager
+def corpus_stack(pg_url: str, broker: str, logs, window: int, name: str, worker_args: tuple = (), **env: str):
+    """(api URL, fault server, records): a fault server with no window and no probe (the configured `window` and the
+    assumed cache apply), a worker (`worker_args` added to its command) and uvicorn; `env` adds to theirs."""
+    llm = FaultServer(wholedoc=False)
+    env = {"WHOLEDOC_DATABASE_URL": pg_url, "WHOLEDOC_BROKER_URL": broker,
            "WHOLEDOC_BLOB_URL": f"file://{logs / 'blobs'}", "WHOLEDOC_INFERENCE_URL": llm.base_url,
-           "WHOLEDOC_MODEL": llm.model, "WHOLEDOC_MAX_MODEL_LEN": str(WINDOW), "WHOLEDOC_LEASE_SECONDS": "5",
-           "WHOLEDOC_HOME": str(logs)}
-    worker = start_worker(env, logs / "worker.log", name="corpus")
+           "WHOLEDOC_MODEL": llm.model, "WHOLEDOC_MAX_MODEL_LEN": str(window), "WHOLEDOC_LEASE_SECONDS": "5",
+           "WHOLEDOC_HOME": str(logs)} | env
+    worker = start_worker(env, logs / "worker.log", name=name, extra=worker_args)
     engine = make_engine(pg_url)
     try:
         with uvicorn_api(env, logs / "uvicorn.log") as url:
@@ -59,6 +61,13 @@ def stack(pg_url, redis_url, tmp_path_factory):
         stop(worker)
         llm.close()
         engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def stack(pg_url, redis_url, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("corpus-questions")
+    with corpus_stack(pg_url, redis_db(redis_url, 11), logs, WINDOW, "corpus") as stack:  # own queues
+        yield stack
 
 
 def client_of(stack) -> httpx.Client:
