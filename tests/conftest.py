@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.services import free_port, need_service, redis_server
+from tests.helpers.services import free_port, need_service, reap_orphans, redis_server
 from tests.helpers.wait import wait_until
 
 
@@ -95,3 +95,10 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     from inference.checkpoint.presets import preset_config
 
     return Path(write_checkpoint(tmp_path_factory.mktemp("tiny"), preset_config("tiny"), seed=0))
+
+
+@pytest.fixture(autouse=True)
+def _reap_worker_orphans():
+    """After each test: what is left of a Celery worker it killed (a `-B` worker's beat child) is killed too."""
+    yield
+    reap_orphans()

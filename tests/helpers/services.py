@@ -64,6 +64,23 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15) -> Non
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    reap_orphans()
+
+
+_WORKERS: list[subprocess.Popen] = []  # started by start_worker, each the leader of its own process group
+
+
+def reap_orphans() -> None:
+    """Kill what is left of workers whose main process is gone: a `-B` worker's beat runs in a child process that
+    outlives a kill -9 of its parent and would go on sending ticks into later tests' broker and database.
+    tests/conftest.py calls this after every test."""
+    for proc in list(_WORKERS):
+        if proc.poll() is not None:
+            _WORKERS.remove(proc)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the group outlives its leader while a member lives
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 @contextmanager
@@ -121,6 +138,8 @@ def start_worker(env: dict, log: Path, queues: str = "ingest,llm,maintenance", n
         proc = subprocess.Popen([str(BIN / "celery"), "-A", "workers.app", "worker", "--pool=solo", "--without-gossip",
                                  "--without-mingle", "--without-heartbeat", "-Q", queues, "-n", f"{name}@%h",
                                  "--loglevel=INFO", *extra],
-                                cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+                                cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    _WORKERS.append(proc)
     _wait(lambda: "ready." in log.read_text(errors="replace"), proc, f"celery worker (log: {log})", 60)
     return proc

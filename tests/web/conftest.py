@@ -50,7 +50,9 @@ class Stack:
 
 
 @pytest.fixture(scope="package")
-def stack(pg_url, redis_url, tiny_checkpoint, tmp_path_factory):
+def stack(scratch_pg, redis_url, tiny_checkpoint, tmp_path_factory):
+    # its own database and Redis database: the page shows queue positions, which count every queued job on a queue
+    pg_url = scratch_pg()
     logs = tmp_path_factory.mktemp("web-stack")
     port = free_port()
     inference = subprocess.Popen([sys.executable, "-m", "inference.serve", "--checkpoint", str(tiny_checkpoint),
@@ -61,7 +63,7 @@ def stack(pg_url, redis_url, tiny_checkpoint, tmp_path_factory):
     stack = None
     try:
         wait_healthy(base, inference, f"inference server (log: {logs / 'inference.log'})", 180)
-        env = {"WHOLEDOC_DATABASE_URL": pg_url, "WHOLEDOC_BROKER_URL": redis_db(redis_url, 5),  # own queues
+        env = {"WHOLEDOC_DATABASE_URL": pg_url, "WHOLEDOC_BROKER_URL": redis_db(redis_url, 14),  # own queues
                "WHOLEDOC_BLOB_URL": f"file://{logs / 'blobs'}", "WHOLEDOC_INFERENCE_URL": f"{base}/v1",
                "WHOLEDOC_LEASE_SECONDS": "3", "WHOLEDOC_SSE_POLL_SECONDS": "0.05", "WHOLEDOC_HOME": str(logs)}
         stack = Stack(env, logs, session_factory(engine), f"{base}/v1")
