@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from api.loopback import free_port, wait_http
 from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.scratch import postgres_reachable, scratch_postgres
 from pipeline.records.tenants import create_api_key, create_tenant
@@ -38,25 +38,6 @@ BLOCK_TOKENS = 128  # the engine's cache block (docs/cache-layout.md)
 FINAL = ("done", "failed", "cancelled")
 WORDS = ("revenue cost margin region supplier invoice contract clause renewal penalty delivery warranty audit "
          "forecast budget headcount pipeline churn").split()
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up in {timeout:.0f} s")
-
-
 def _pdf(doc: int, pages: int) -> bytes:
     """A distinct document of `pages` pages of numbered, varied sentences (no two documents share a prefix)."""
     import pymupdf
@@ -105,7 +86,7 @@ class Stack:
     """redis-server, uvicorn and a Celery worker on one database, pointed at the inference server."""
 
     def __init__(self, db_url: str, tmp: Path, inference_url: str):
-        self.db_url, rport, aport = db_url, _port(), _port()
+        self.db_url, rport, aport = db_url, free_port(), free_port()
         env = {**os.environ, "WHOLEDOC_DATABASE_URL": db_url, "WHOLEDOC_BROKER_URL": f"redis://127.0.0.1:{rport}/0",
                "WHOLEDOC_BLOB_URL": f"file://{tmp / 'blobs'}", "WHOLEDOC_INFERENCE_URL": inference_url,
                "WHOLEDOC_HOME": str(tmp), "WHOLEDOC_RATE_PER_MIN": "0", "WHOLEDOC_MAX_ACTIVE_JOBS": "0",
@@ -120,7 +101,7 @@ class Stack:
             subprocess.Popen([str(BIN / "uvicorn"), "api.main:create_app", "--factory", "--port", str(aport),
                               "--log-level", "warning"], cwd=ROOT, env=env)]
         self.base = f"http://127.0.0.1:{aport}"
-        _wait_http(f"{self.base}/health")
+        wait_http(f"{self.base}/health")
 
     def tenant(self) -> httpx.Client:
         engine = make_engine(self.db_url)
@@ -192,7 +173,7 @@ def _pool_layout(checkpoint: str, port: int, log: Path) -> tuple[float, float]:
 
 def run(args, db_url: str, tmp: Path) -> dict:
     pdfs = [_pdf(i, args.pages) for i in range(args.docs)]
-    port = _port()
+    port = free_port()
     log = tmp / "inference.log"
     fixed, per_block = _pool_layout(args.checkpoint, port, log)
     stack = Stack(db_url, tmp, f"http://127.0.0.1:{port}/v1")

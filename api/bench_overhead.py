@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from api.loopback import free_port, wait_http
 from pipeline.client import ClientConfig, InferenceClient
 from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.scratch import postgres_reachable, scratch_postgres
@@ -66,13 +66,6 @@ class StubLLM:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _pdf() -> bytes:
     import pymupdf
 
@@ -81,18 +74,6 @@ def _pdf() -> bytes:
         doc.new_page().insert_text((72, 72), f"Benchmark page {i + 1}: revenue grew.")
     return doc.tobytes()
 
-
-def _wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
-
-
 def _pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
@@ -100,14 +81,14 @@ def _pct(xs: list[float], p: float) -> float:
 
 def run(num_jobs: int, db_url: str, tmp: Path) -> dict:
     stub = StubLLM()
-    rport = _port()
+    rport = free_port()
     redis = subprocess.Popen([shutil.which("redis-server"), "--port", str(rport), "--save", "", "--appendonly", "no",
                               "--dir", str(tmp)], stdout=subprocess.DEVNULL)
     env = {**os.environ, "WHOLEDOC_DATABASE_URL": db_url, "WHOLEDOC_BROKER_URL": f"redis://127.0.0.1:{rport}/0",
            "WHOLEDOC_BLOB_URL": f"file://{tmp / 'blobs'}", "WHOLEDOC_INFERENCE_URL": stub.url,
            "WHOLEDOC_HOME": str(tmp), "WHOLEDOC_SSE_POLL_SECONDS": "0.01",
            "WHOLEDOC_RATE_PER_MIN": "0"}  # polling every 10 ms is far over a key's default rate limit
-    aport = _port()
+    aport = free_port()
     procs = [redis,
              subprocess.Popen([str(BIN / "celery"), "-A", "workers.app", "worker", "--pool=solo", "--without-gossip",
                                "--without-mingle", "--without-heartbeat", "-Q", "ingest,llm,maintenance",
@@ -117,7 +98,7 @@ def run(num_jobs: int, db_url: str, tmp: Path) -> dict:
                                "--log-level", "warning"], cwd=ROOT, env=env)]
     try:
         base = f"http://127.0.0.1:{aport}"
-        _wait_http(f"{base}/health")
+        wait_http(f"{base}/health")
         engine = make_engine(db_url)
         with transaction(session_factory(engine)) as s:
             tenant = create_tenant(s, f"bench-{time.time_ns()}")

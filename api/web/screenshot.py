@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,19 +22,14 @@ from pathlib import Path
 
 import httpx
 
+from api.loopback import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER = ('Revenue was 41.2 million euros in 2025, up 12 percent [p. 2: "up 12 percent from 36.8 million in 2024"], '
           'with maintenance contracts growing fastest [p. 2: "Maintenance contracts grew fastest, by 23 percent"]. '
           'Management expects 44 to 46 million euros in 2026 [p. 4: "expects revenue of 44 to 46 million euros in '
           '2026"] and a record quarter [p. 3: "a record quarter"].')
 QUESTION = "How did revenue develop, and what is expected?"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _cli(env: dict, *args: str) -> str:
     r = subprocess.run([sys.executable, "-m", "api.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True,
@@ -75,7 +69,7 @@ def take(out: Path, chromium: str, width: int = 1100) -> Path:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHOLEDOC_")}
     env |= {"WHOLEDOC_HOME": str(home), "WHOLEDOC_INFERENCE_URL": "http://127.0.0.1:9/v1", "WHOLEDOC_LOG_LEVEL":
             "warning"}
-    port = _port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
