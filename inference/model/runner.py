@@ -180,18 +180,9 @@ class ModelRunner:
 
         One matmul per weight for all pieces' tokens and one attention launch per layer; this is how the engine runs
         prefill chunks and decode tokens of many requests in one step."""
-        a = self.args
-        if not pieces:
-            raise InputError("forward_packed needs at least one piece")
+        check_pieces(pieces, self.args)
         spans, flat, offset = [], [], 0
-        for i, (state, ids) in enumerate(pieces):
-            if not ids:
-                raise InputError(f"piece {i} has no tokens")
-            check_token_ids(min(ids), max(ids), a.vocab_size, f"piece {i}: ")
-            if state.num_tokens + len(ids) > a.max_position_embeddings:
-                raise InputError(f"piece {i}: positions up to {state.num_tokens + len(ids)} exceed "
-                                 f"max_position_embeddings {a.max_position_embeddings}")
-            state.check_start(state.num_tokens, 1)
+        for state, ids in pieces:
             spans.append(Span(state, state.num_tokens, offset, len(ids)))
             flat += ids
             offset += len(ids)
@@ -218,3 +209,18 @@ class ModelRunner:
             sp.state.num_tokens += sp.n
             sp.state.token_ids.append(input_ids[:, sp.offset : sp.offset + sp.n].detach().clone())
         return x
+
+
+def check_pieces(pieces, args) -> None:
+    """forward_packed's input checks: at least one piece, each with tokens in the vocabulary, positions within the
+    model's range, and a state that can take them (InputError otherwise)."""
+    if not pieces:
+        raise InputError("forward_packed needs at least one piece")
+    for i, (state, ids) in enumerate(pieces):
+        if not ids:
+            raise InputError(f"piece {i} has no tokens")
+        check_token_ids(min(ids), max(ids), args.vocab_size, f"piece {i}: ")
+        if state.num_tokens + len(ids) > args.max_position_embeddings:
+            raise InputError(f"piece {i}: positions up to {state.num_tokens + len(ids)} exceed "
+                             f"max_position_embeddings {args.max_position_embeddings}")
+        state.check_start(state.num_tokens, 1)

@@ -14,7 +14,7 @@ import time
 import torch.distributed as dist
 
 from inference.errors import InputError
-from inference.model.runner import ModelRunner, check_token_ids
+from inference.model.runner import ModelRunner, check_pieces
 from inference.parallel import protocol
 from inference.parallel.groups import RankContext, RankFailed
 
@@ -108,13 +108,4 @@ class ParallelRunner:
 def _check(pieces, args) -> None:
     """ModelRunner.forward_packed's input checks, before anything is sent (a refused call must not reach the
     workers, who would wait in the forward's collectives)."""
-    if not pieces:
-        raise InputError("forward_packed needs at least one piece")
-    for i, (state, ids) in enumerate(pieces):
-        if not ids:
-            raise InputError(f"piece {i} has no tokens")
-        check_token_ids(min(ids), max(ids), args.vocab_size, f"piece {i}: ")
-        if state.num_tokens + len(ids) > args.max_position_embeddings:
-            raise InputError(f"piece {i}: positions up to {state.num_tokens + len(ids)} exceed "
-                             f"max_position_embeddings {args.max_position_embeddings}")
-        state.check_start(state.num_tokens, 1)
+    check_pieces(pieces, args)
