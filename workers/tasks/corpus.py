@@ -7,6 +7,7 @@ import logging
 from dataclasses import asdict
 from datetime import datetime
 
+from pipeline import document_json
 from pipeline.citations import verify_citations
 from pipeline.errors import InferenceError, NotFound
 from pipeline.prompts.corpus_pack import budget_for, fit_exactly, nothing_fits
@@ -14,7 +15,6 @@ from pipeline.prompts.window import output_tokens
 from pipeline.records.corpora import get_corpus
 from pipeline.search import Scope
 from pipeline.search.select import select_documents
-from workers import document_json
 from workers.app import CORPUS_ANSWER, app
 from workers.chat import chat
 from workers.runner import JobContext, run_or_resend

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from datetime import datetime
 
 from pipeline.digests.plan import SUMMARIES, digest_citations, plan_digest, summary_document
+from pipeline.document_json import loads
 from pipeline.errors import Conflict, InferenceError
 from pipeline.logs import get_logger
 from pipeline.prompts import Budget
@@ -22,7 +23,6 @@ from pipeline.records.models import DigestRun, Document, DocumentStatus, Job, Re
 from pipeline.records.types import utcnow
 from workers.app import DIGEST, DIGEST_TICK, app, send_job
 from workers.chat import chat
-from workers.document_json import loads
 from workers.runner import JobContext, run_or_resend
 from workers.settings import blob_store, inference_client, sessions
 from workers.tasks.llm import ProgressRecorder

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from pipeline import document_json
 from pipeline.records import jobs
 from pipeline.records.db import transaction
 from pipeline.records.documents import mark_document_failed, mark_document_ready
 from pipeline.records.models import Document, Job
 from pipeline.search import search_index
-from workers import document_json
 from workers.app import INGEST, app
 from workers.runner import JobContext, run_or_resend
 from workers.settings import blob_store, sessions

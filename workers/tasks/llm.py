@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict
 from datetime import timedelta
 
+from pipeline import document_json
 from pipeline.citations import verify_citations
 from pipeline.client import Progress, document_prefix_tag
 from pipeline.errors import Conflict, InferenceError
@@ -15,7 +16,6 @@ from pipeline.prompts.sections import select_for_question
 from pipeline.prompts.window import over_window
 from pipeline.records.documents import warm_prefix_once
 from pipeline.records.models import Document, DocumentStatus
-from workers import document_json
 from workers.app import ANSWER, SUMMARIZE, app
 from workers.chat import chat
 from workers.runner import JobContext, run_or_resend
