@@ -23,7 +23,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from api.bench_batch import BIN, FINAL, ROOT, _pdf, _port, _stop, _wait_http
+from api.bench_batch import BIN, FINAL, ROOT, _pdf, _stop
+from api.loopback import free_port, wait_http
 from pipeline.records.db import make_engine, session_factory, transaction
 from pipeline.records.scratch import postgres_reachable, scratch_postgres
 from pipeline.records.tenants import create_api_key, create_tenant
@@ -80,7 +81,7 @@ def run(args, db_url: str, tmp: Path) -> dict:
         checkpoint = str(tmp / "tiny")
         subprocess.run([sys.executable, "-m", "inference.devcheckpoint", "--out", checkpoint, "--preset", "tiny"],
                        cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    iport, rport, aport = _port(), _port(), _port()
+    iport, rport, aport = free_port(), free_port(), free_port()
     env = {**os.environ, "WHOLEDOC_DATABASE_URL": db_url, "WHOLEDOC_BROKER_URL": f"redis://127.0.0.1:{rport}/0",
            "WHOLEDOC_BLOB_URL": f"file://{tmp / 'blobs'}", "WHOLEDOC_INFERENCE_URL": f"http://127.0.0.1:{iport}/v1",
            "WHOLEDOC_HOME": str(tmp), "WHOLEDOC_LOG_LEVEL": "warning", **LIMITS}
@@ -101,8 +102,8 @@ def run(args, db_url: str, tmp: Path) -> dict:
                                stdout=(tmp / "uvicorn.log").open("ab"), stderr=subprocess.STDOUT)
         procs += [worker, api]
         base = f"http://127.0.0.1:{aport}"
-        _wait_http(f"http://127.0.0.1:{iport}/health", 600)
-        _wait_http(f"{base}/health")
+        wait_http(f"http://127.0.0.1:{iport}/health", 600)
+        wait_http(f"{base}/health")
         pdfs = tmp / "pdfs"
         pdfs.mkdir()
         for i in range(40):
