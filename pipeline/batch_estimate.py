@@ -22,7 +22,9 @@ def estimate_items(documents: Sequence[tuple[str, ExtractedDocument]], questions
                    tokenizer_path: str | None = None) -> list[DocumentEstimate]:
     """One estimate per document over all its questions. With a client, the first question's cached tokens come from
     the endpoint's cache probe under `cache_salt` (the tenant's); an endpoint without a probe, or one that cannot be
-    reached, gets estimate.py's documented fallback (the first cold, later ones hit the document's whole blocks)."""
+    reached, gets estimate.py's documented fallback (the first cold, later ones hit the document's whole blocks).
+    After one failed probe the rest of the documents are estimated without it (one control timeout per request, not
+    one per document)."""
     out = []
     for document_id, doc in documents:
         # the document block is built (sanitized) once per document: a question only changes the task
@@ -34,6 +36,7 @@ def estimate_items(documents: Sequence[tuple[str, ExtractedDocument]], questions
             one = estimate_batch(prompts, client=client, thinking=thinking, tokenizer_path=tokenizer_path,
                                  cache_salt=cache_salt)
         except (EndpointUnavailable, RequestRejected):
+            client = None  # the endpoint cannot probe now: stop asking it for this request
             one = estimate_batch(prompts, thinking=thinking, tokenizer_path=tokenizer_path)
         out.append(DocumentEstimate(document_id, one))
     return out
