@@ -69,6 +69,23 @@ def plan_cache_bytes(args: argparse.Namespace) -> int:
     return cache
 
 
+def store_fingerprint(args: argparse.Namespace) -> str:
+    """The prefix store's model fingerprint from the resolved settings (docs/prefix-store.md): the weights mode this
+    device serves by default and the reference-numerics value config.json implies, so replicas that hold their
+    weights differently (a CUDA one quantized, a CPU one dequantized) never share snapshots."""
+    import json
+    from pathlib import Path
+
+    from inference.checkpoint.modes import default_weights
+    from inference.model.numerics import resolve_reference_numerics
+    from inference.prefix_store.fingerprint import model_fingerprint
+
+    config = json.loads((Path(args.checkpoint) / "config.json").read_text())
+    weights = args.weights or default_weights(resolve_device(args.device))
+    return model_fingerprint(args.checkpoint, args.dtype, resolve_reference_numerics(config, args.reference_numerics),
+                             weights)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -77,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     from inference.engine import Engine, EngineConfig
     from inference.parallel.spec import spec_from_args
     from inference.prefix_store.cli import config_from_args
-    from inference.prefix_store.fingerprint import model_fingerprint
     from inference.server import ServerConfig, create_app
 
     parallel = None
@@ -85,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = spec_from_args(args)
         store_config = config_from_args(args)
         # with a store, the block keys name the model by its fingerprint, not its path: replicas share snapshots
-        fingerprint = (model_fingerprint(args.checkpoint, args.dtype, args.reference_numerics,
-                                         getattr(args, "weights", None)) if store_config else "")
+        fingerprint = store_fingerprint(args) if store_config else ""
         engine_config = EngineConfig(model_id=fingerprint,
             max_model_len=args.max_model_len, max_num_seqs=args.max_num_seqs,
             max_num_batched_tokens=args.max_num_batched_tokens, cache_bytes=plan_cache_bytes(args),
