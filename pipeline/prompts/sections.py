@@ -6,7 +6,6 @@ terms (the terms of the full-text index, pipeline/search/terms.py); no section i
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -14,10 +13,9 @@ from pipeline.document import ExtractedDocument, Kind
 from pipeline.errors import SectionTooLong
 from pipeline.prompts.budget import Budget, part_document, prompt_tokens
 from pipeline.prompts.builders import Prompt, question_prompt
+from pipeline.search.scoring import idf, row_contribution
 from pipeline.search.terms import query_terms, section_terms
 from pipeline.tokens import count_tokens
-
-K1, B = 1.2, 0.75  # BM25's usual constants
 
 
 @dataclass(frozen=True)
@@ -36,24 +34,19 @@ class Selection:
 
 
 def rank(doc: ExtractedDocument, question: str) -> list[int]:
-    """Section positions from most to least relevant to `question` (BM25); ties keep document order."""
+    """Section positions from most to least relevant to `question` (BM25, pipeline/search/scoring.py's); ties keep
+    document order."""
     terms = set(query_terms(question))
     bags = [Counter(section_terms(doc, s.text)) for s in doc.sections]
     if not bags:
         return []
     avg = sum(sum(b.values()) for b in bags) / len(bags) or 1.0
-    df = {t: sum(1 for b in bags if t in b) for t in terms}
     n = len(bags)
+    idfs = {t: idf(sum(1 for b in bags if t in b), n) for t in terms}
 
     def score(bag: Counter) -> float:
         length = sum(bag.values())
-        total = 0.0
-        for t in terms:
-            f = bag.get(t, 0)
-            if f:
-                idf = math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
-                total += idf * f * (K1 + 1) / (f + K1 * (1 - B + B * length / avg))
-        return total
+        return sum(row_contribution(bag.get(t, 0), length, avg, idfs[t]) for t in terms)
 
     scores = [score(b) for b in bags]
     return sorted(range(n), key=lambda i: (-scores[i], i))
