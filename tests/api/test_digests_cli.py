@@ -5,7 +5,7 @@ workers in tests/workers/test_digest_e2e.py); the command prints the digest and 
 import os
 import subprocess
 import sys
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,8 +23,8 @@ def _cli(env, *args, **kw):
                           timeout=120, **kw)
 
 
-def _work_the_run(records, tenant_id: str, done: list) -> None:
-    """What the workers do for the tenant's next run: its summary, then its digest."""
+def _work_the_run(records, tenant_id: str) -> str:
+    """What the workers do for the tenant's next run: its summary, then its digest; returns the run's id."""
     found = {}
 
     def made():
@@ -48,7 +48,7 @@ def _work_the_run(records, tenant_id: str, done: list) -> None:
         digest_runs.complete_run(s, run_id, result_id=result.id, mode="whole", skipped=[],
                                  documents=[{"doc": 1, "document_id": run.documents[0]["document_id"],
                                              "title": "alpha.pdf", "summary_result_id": None}])
-    done.append(run_id)
+    return run_id
 
 
 def test_schedule_ls_and_run(make_client, records, api_url):
@@ -70,15 +70,15 @@ def test_schedule_ls_and_run(make_client, records, api_url):
     assert listed.returncode == 0 and digest_id in listed.stdout and name in listed.stdout
     assert "0 7 * * 1 (Europe/Berlin) executive" in listed.stdout and "never run" in listed.stdout
 
-    done: list = []
-    worker = threading.Thread(target=_work_the_run, args=(records, client.tenant_id, done))
-    worker.start()
-    ran = _cli(env, "run", name)
-    worker.join(60)
+    with ThreadPoolExecutor(1) as pool:
+        worker = pool.submit(_work_the_run, records, client.tenant_id)
+        ran = _cli(env, "run", name)
+        worked = worker.result(timeout=120)  # re-raises what the worker's steps raised; waits for them to end
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "The week in one digest."
     assert "1 new documents" in ran.stderr and f"doc 1: {doc['id']}  alpha.pdf" in ran.stderr
     (run,) = client.get(f"/v1/digests/{digest_id}/runs").json()["data"]
+    assert run["id"] == worked  # the run the CLI printed is the one the worker steps finished
     result = client.get(f"/v1/results/{run['result_id']}").json()  # the result itself says which document is doc 1
     assert (result["kind"], result["coverage"]) == ("digest", {
         "mode": "digest", "run_id": run["id"], "prompt": "whole", "skipped": [],

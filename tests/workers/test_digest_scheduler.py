@@ -4,6 +4,7 @@ run covers only the documents added since the previous successful run; run-now; 
 missing ones, skip deleted documents, then make one digest job."""
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -66,19 +67,16 @@ def _due(session, now, schedule_id) -> list[str]:
 
 def _two_schedulers(records, now, schedule_id) -> list[str]:
     """Two scheduler passes at the same injected `now`, started together, each in its own connection."""
-    barrier, made = threading.Barrier(2), []
+    barrier = threading.Barrier(2)
 
-    def one():
-        barrier.wait()
+    def one() -> list[str]:
+        barrier.wait(60)
         with transaction(records) as s:
-            made.extend(_due(s, now, schedule_id))
+            return _due(s, now, schedule_id)
 
-    threads = [threading.Thread(target=one) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return made
+    with ThreadPoolExecutor(2) as pool:  # .result() re-raises a pass's exception and waits for it to finish
+        passes = [pool.submit(one) for _ in range(2)]
+        return [run_id for made in passes for run_id in made.result(timeout=120)]
 
 
 def test_two_schedulers_make_one_run_per_period_and_a_gap_is_one_run(records, corpus):
