@@ -10,15 +10,12 @@ ingest) rules it out; the job checks the exact prompt again before sending it.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
 
 from pipeline.document import ExtractedDocument, Kind
 from pipeline.errors import OverWindow
 from pipeline.prompts.budget import V4_WINDOW, prompt_tokens
 from pipeline.prompts.builders import QUESTION_MAX_TOKENS, THINKING_TOKENS, question_prompt, summary_prompt
 
-OverWindowMode = Literal["refuse", "sections"]
-OVER_WINDOW_MODES: tuple[str, ...] = ("refuse", "sections")
 HINT = ('summarize it in sections with `--over-window sections` (API: `"over_window": "sections"`), or ask about it '
         "with the same option")
 

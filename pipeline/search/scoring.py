@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 K1 = 1.2
 B = 0.75
@@ -45,12 +45,7 @@ class DocumentHit:
     document_id: str
     score: float
     matched_terms: tuple[str, ...]
-    contributions: dict[str, float] = field(default_factory=dict)
     anchors: tuple[str, ...] = ()  # its best-scoring pages or files, best first (at most 3)
-
-    def as_dict(self) -> dict:
-        return {"document_id": self.document_id, "score": round(self.score, 4),
-                "matched_terms": list(self.matched_terms), "anchors": list(self.anchors)}
 
 
 def idf(df: int, rows: int) -> float:
@@ -88,6 +83,5 @@ def score_documents(terms: Sequence[str], stats: Stats, matches: Iterable[RowMat
     for doc, contrib in totals.items():
         order = sorted((i for i, c in enumerate(contrib) if c > 0), key=lambda i: (-contrib[i], i))
         top = sorted(anchors.get(doc, {}).items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-        hits.append(DocumentHit(doc, sum(contrib), tuple(terms[i] for i in order),
-                                {terms[i]: round(contrib[i], 4) for i in order}, tuple(a for a, _ in top)))
+        hits.append(DocumentHit(doc, sum(contrib), tuple(terms[i] for i in order), tuple(a for a, _ in top)))
     return sorted(hits, key=lambda h: (-h.score, h.document_id))
