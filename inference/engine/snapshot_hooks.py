@@ -206,12 +206,12 @@ class SnapshotHooks:
         keys = seq.block_keys[:k]
         if len(keys) < k or keys[-1] in self.written:
             return
-        st = seq.state
-        window = ([w[st.slot].clone().cpu() for w in self.pools.window],
-                  [_clone_carry(ls.compressor) + _clone_carry(ls.indexer) for ls in st.layers])
         if self.store.pending_writes() >= self.store.config.max_pending_writes:
             self._defer(list(keys), seq.prefix_tag)  # its blocks stay in memory; copied out before eviction
             return
+        st = seq.state  # copied to the host only for a write that goes out now
+        window = ([w[st.slot].clone().cpu() for w in self.pools.window],
+                  [_clone_carry(ls.compressor) + _clone_carry(ls.indexer) for ls in st.layers])
         self._submit(self._gather(st.block_table[:k], list(keys), window), seq.prefix_tag)
 
     def _gather(self, block_ids: list[int], keys: list[bytes], window: tuple | None):
