@@ -102,10 +102,12 @@ def test_a_due_schedule_digests_once_and_its_webhook_is_retried_with_one_id(reco
             hook = webhooks.create_webhook(s, tenant_id, "http://127.0.0.1:1/placeholder", ["digest.completed"])
             receiver = Receiver(hook.secret, statuses=(500, 500))
             hook.url = receiver.url
-            schedule = digests.create_schedule(s, tenant_id, corpus_id, cron="0 * * * *", timezone="UTC",
+            # a yearly cron: its last fire time is due now and the next is months away, so the run's period is
+            # (fire, fire) whatever the wall clock's hour when the beat ticks
+            schedule = digests.create_schedule(s, tenant_id, corpus_id, cron="0 0 1 1 *", timezone="UTC",
                                                style="brief", min_interval=900)
-            fire = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-            schedule.next_run_at = fire  # its fire time has just passed (as after a restart)
+            fire = datetime.now(UTC).replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+            schedule.next_run_at = fire  # its fire time has passed (as after a restart)
             schedule_id = schedule.id
         procs.append(_beat(env, tmp_path, "beat"))  # a second beat beside the worker's own
 
