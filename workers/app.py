@@ -21,16 +21,14 @@ BATCH_SWEEP = "workers.batches.sweep"  # stalled or resumable batches get a step
 DIGEST = "workers.digest"  # a digest job (workers.tasks.digests)
 DIGEST_TICK = "workers.digests.tick"  # due schedules become runs, runs advance (beat)
 WEBHOOK_DELIVER = "workers.webhooks.deliver"  # due webhook deliveries are sent (beat)
+CORPUS_ANSWER = "workers.corpus_answer"  # a question over a corpus (workers.tasks.corpus)
 
 QUEUES = ("ingest", "llm", "maintenance")
-TASK_FOR_KIND = {"ingest": INGEST, "summarize": SUMMARIZE, "answer": ANSWER, "digest": DIGEST}
+TASK_FOR_KIND = {"ingest": INGEST, "summarize": SUMMARIZE, "answer": ANSWER, "digest": DIGEST,
+                 "corpus_answer": CORPUS_ANSWER}
 QUEUE_FOR_TASK = {INGEST: "ingest", SUMMARIZE: "llm", ANSWER: "llm", RECONCILE: "maintenance", DIGEST: "llm",
-                  DIGEST_TICK: "maintenance", WEBHOOK_DELIVER: "maintenance"}
-
-QUEUE_FOR_TASK |= {BATCH_ADVANCE: "maintenance", BATCH_SWEEP: "maintenance"}
-CORPUS_ANSWER = "workers.corpus_answer"  # a question over a corpus (workers.tasks.corpus)
-TASK_FOR_KIND["corpus_answer"] = CORPUS_ANSWER
-QUEUE_FOR_TASK[CORPUS_ANSWER] = "llm"
+                  DIGEST_TICK: "maintenance", WEBHOOK_DELIVER: "maintenance", BATCH_ADVANCE: "maintenance",
+                  BATCH_SWEEP: "maintenance", CORPUS_ANSWER: "llm"}
 
 
 def broker_supports_broadcast(url: str) -> bool:
@@ -49,7 +47,9 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
     """The Celery app on the settings' broker (default: the environment's; a bad variable is a SettingsError)."""
     cfg = settings or WorkerSettings.load()
     app = Celery("wholedoc", include=["workers.tasks.ingest", "workers.tasks.llm", "workers.tasks.reconcile",
-                                         "workers.tasks.digests", "workers.tasks.webhooks"])
+                                         "workers.tasks.digests", "workers.tasks.webhooks",
+                                         "workers.tasks.batches",  # bulk Q&A batches (docs/batches.md)
+                                         "workers.tasks.corpus"])  # questions over a corpus
     url = cfg.broker_url
     reconcile_every = cfg.reconcile_seconds
     app.conf.update(
@@ -73,14 +73,12 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
                        "digests": {"task": DIGEST_TICK, "schedule": cfg.digest_tick_seconds,
                                    "options": {"queue": "maintenance", "expires": cfg.digest_tick_seconds}},
                        "webhooks": {"task": WEBHOOK_DELIVER, "schedule": cfg.webhook_poll_seconds,
-                                    "options": {"queue": "maintenance", "expires": cfg.webhook_poll_seconds}}},
+                                    "options": {"queue": "maintenance", "expires": cfg.webhook_poll_seconds}},
+                       # stalled or resumable batches get a step (docs/batches.md)
+                       "batches": {"task": BATCH_SWEEP, "schedule": reconcile_every,
+                                   "options": {"queue": "maintenance", "expires": reconcile_every}}},
         worker_hijack_root_logger=False,
     )
-    # bulk Q&A batches: their tasks, and the sweep that gives stalled or resumable batches a step (docs/batches.md)
-    app.conf.include = [*app.conf.include, "workers.tasks.batches"]
-    app.conf.include = [*app.conf.include, "workers.tasks.corpus"]  # questions over a corpus
-    app.conf.beat_schedule["batches"] = {"task": BATCH_SWEEP, "schedule": reconcile_every,
-                                         "options": {"queue": "maintenance", "expires": reconcile_every}}
     return app
 
 
