@@ -8,7 +8,6 @@
   `doc N` → document id map stored together, and digest.completed announced in the same transaction.
 """
 
-from dataclasses import asdict
 from datetime import datetime
 
 from pipeline.digests.plan import SUMMARIES, digest_citations, plan_digest, summary_document
@@ -24,6 +23,7 @@ from pipeline.records.types import utcnow
 from workers.app import DIGEST, DIGEST_TICK, app, send_job
 from workers.chat import chat
 from workers.runner import JobContext, run_or_resend
+from workers.sections import usage_of
 from workers.settings import blob_store, inference_client, sessions
 from workers.tasks.llm import ProgressRecorder
 
@@ -97,9 +97,7 @@ def _digest(ctx: JobContext) -> None:
     document_ids = [doc_id for doc_id, _, _, _, _ in covered]
     documents = [{"doc": i, "document_id": doc_id, "title": title, "summary_result_id": summary_id}
                  for i, (doc_id, _, title, _, summary_id) in enumerate(covered, 1)]
-    usage = asdict(completion.usage) if completion.usage else {}
-    usage |= {"request_id": completion.request_id, "attempts": completion.attempts,
-              "finish_reason": completion.finish_reason, "digest_mode": plan.mode}
+    usage = usage_of(completion) | {"digest_mode": plan.mode}
     notice = cfg.result_notice
     if plan.mode == SUMMARIES:
         notice = " ".join(filter(None, [notice, "The documents did not fit the window together: this digest was "

@@ -19,7 +19,7 @@ from pipeline.records.models import Document, DocumentStatus
 from workers.app import ANSWER, SUMMARIZE, app
 from workers.chat import chat
 from workers.runner import JobContext, run_or_resend
-from workers.sections import store_result, summarize_in_parts, window_for
+from workers.sections import store_result, summarize_in_parts, usage_of, window_for
 from workers.settings import blob_store, inference_client, sessions
 from workers.tasks.batches import BatchItemRun
 
@@ -102,10 +102,8 @@ def _generate(ctx: JobContext) -> None:
                       cancel=cancel, on_progress=ProgressRecorder(ctx, max_tokens),
                       # its prefix snapshots go when the document does
                       prefix_tag=document_prefix_tag(job.tenant_id, job.document_id))
-    usage = asdict(completion.usage) if completion.usage else {}
-    usage |= {"request_id": completion.request_id, "attempts": completion.attempts,
-              "finish_reason": completion.finish_reason}
-    store_result(ctx, completion.content, _citations(completion.content, extracted), usage, coverage, note)
+    store_result(ctx, completion.content, _citations(completion.content, extracted), usage_of(completion), coverage,
+                 note)
 
 
 def _warm_prefix(document_id: str, extracted, request_id: str, tokenizer_path: str | None) -> None:
