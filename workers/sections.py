@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pipeline.citations import verify_citations
 from pipeline.client import Progress
 from pipeline.document import ExtractedDocument
-from pipeline.errors import DocumentTooLong, InferenceError
+from pipeline.errors import DocumentTooLong, InferenceError, LeaseLost
 from pipeline.prompts import Budget, combine_prompt, fit, part_document, part_prompt, prompt_tokens
 from pipeline.prompts.builders import PART_MAX_TOKENS, Prompt
 from pipeline.prompts.window import window_tokens
@@ -95,8 +95,10 @@ class PartProgress:
                                              job_fields=job_fields, **counters)
                 else:
                     jobs.record_progress(s, self.ctx.job.id, self.ctx.settings.owner, **job_fields)
-        except Exception:  # lost / cancelled: the lease's callback has already set the cancel event
+        except LeaseLost:  # lost / cancelled (Cancelled is a LeaseLost): the lease's callback has set the cancel event
             pass
+        except Exception:  # a progress write is not worth failing the request for, but it should not fail silently
+            log.warning("could not record the job's progress", exc_info=True)
 
 
 def send(ctx: JobContext, cancel: threading.Event, prompt: Prompt, *, request_id: str, answer_cap: int,

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pipeline import document_json
 from pipeline.citations import verify_citations
 from pipeline.client import Progress, document_prefix_tag
-from pipeline.errors import Conflict, InferenceError
+from pipeline.errors import Conflict, InferenceError, LeaseLost
 from pipeline.prompts import Budget, prompt_tokens, question_prompt, summary_prompt, warmup_prompt
 from pipeline.prompts.sections import select_for_question
 from pipeline.prompts.window import over_window
@@ -53,8 +53,10 @@ class ProgressRecorder:
             fields["progress"] = 0.8 + 0.19 * min(1.0, p.tokens_generated / self.max_tokens)
         try:
             self.ctx.progress(**fields)
-        except Exception:  # lost / cancelled: the lease's callback has already set the cancel event
+        except LeaseLost:  # lost / cancelled (Cancelled is a LeaseLost): the lease's callback has set the cancel event
             pass
+        except Exception:  # a progress write is not worth failing the request for, but it should not fail silently
+            log.warning("could not record the job's progress", exc_info=True)
 
 
 def _generate(ctx: JobContext) -> None:
