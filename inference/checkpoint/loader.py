@@ -36,15 +36,14 @@ def load_model(ckpt_dir: str | Path, dtype: torch.dtype = torch.float32, weights
     meta = weights == "quantized" and reader.naming == "official"  # HF may lack mtp.*: those keep initial values
     with torch.device("meta" if meta else "cpu"):
         model = Transformer(args, dtype)
-    formats = quantized_formats(reader, model)
     if weights == "quantized":
-        swap_quantized_(model, formats, act_fp8=args.reference_numerics)
+        swap_quantized_(model, quantized_formats(reader, model), act_fp8=args.reference_numerics)
         if meta:
             model = _materialize(model, device)
     elif args.reference_numerics:  # the inputs of the would-be quantized GEMMs are FP8 in both modes
-        for name in formats:
+        for name in quantized_formats(reader, model):
             model.get_submodule(name).register_forward_pre_hook(act_fp8_hook)
-    load_weights(model, ckpt_dir)
+    load_weights(model, ckpt_dir, reader=reader)
     return model.to(device).eval()
 
 

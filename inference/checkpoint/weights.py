@@ -122,11 +122,13 @@ def _scale_name(weight_name: str, naming: str) -> str:
     return base + (".weight_scale_inv" if naming == "hf" else ".scale")
 
 
-def load_weights(model: torch.nn.Module, ckpt_dir: str | Path, inter_dim: int | None = None) -> dict:
-    """Fill every parameter/buffer of `model` (official names) from the checkpoint; returns load stats.
+def load_weights(model: torch.nn.Module, ckpt_dir: str | Path, inter_dim: int | None = None,
+                 reader: CheckpointReader | None = None) -> dict:
+    """Fill every parameter/buffer of `model` (official names) from the checkpoint; returns load stats. `reader`:
+    one already open on ckpt_dir (else one is opened).
 
     Official-named checkpoints must hold every tensor; HF-named ones may lack mtp.* (transformers drops them)."""
-    reader = CheckpointReader(ckpt_dir)
+    reader = reader if reader is not None else CheckpointReader(ckpt_dir)
     naming = reader.naming
     inter = inter_dim if inter_dim is not None else getattr(getattr(model, "args", None), "moe_intermediate_size", 0)
     missing, skipped, loaded = [], [], 0

@@ -48,10 +48,11 @@ def load_sharded(load: LoadSpec, ctx: RankContext):
     """This rank's shard of the model: read tensor by tensor into the sharded model on the rank's device
     (inference.parallel.load); an HF-named checkpoint is loaded whole on the CPU, sharded, then moved."""
     from inference.checkpoint.loader import DTYPES, load_model
+    from inference.checkpoint.modes import default_weights
     from inference.parallel.load import load_shard
 
     overrides = {} if load.reference_numerics is None else {"reference_numerics": load.reference_numerics}
-    weights = load.weights or ("quantized" if ctx.device.startswith("cuda") else "dequantized")
+    weights = load.weights or default_weights(ctx.device)
     model = load_shard(load.checkpoint, ctx, load.dtype, weights, **overrides)
     if model is not None:
         return model
