@@ -3,7 +3,6 @@ client on them: a 32K-token document survives a restart (the second question's c
 greedy answer equals a cold run's, fp32). Two servers sharing a bucket: tests/api/test_prefix_store_documents.py."""
 
 import random
-import time
 
 import httpx
 import openai
@@ -60,15 +59,12 @@ def test_a_32k_document_survives_a_restart(tiny_checkpoint, tmp_path):
         probe = httpx.post(f"{second.root}/v1/cache/probe", json={
             "messages": document_question(doc, "How many lines are there?")}, timeout=60).json()
         assert probe["cached_tokens"] >= 0.95 * n_doc, probe
-        t0 = time.monotonic()
         warm = ask(second, doc, "How many lines are there?")
-        took = time.monotonic() - t0
         cached = warm.usage.prompt_tokens_details.cached_tokens
         assert cached >= 0.95 * n_doc, (cached, n_doc)
         assert warm.choices[0].message.content == cold.choices[0].message.content
         m = second.wait_metrics(lambda m: m.get("prefix_restored_tokens_total") == cached, "restored tokens counted")
         assert m["prefix_store_restores_total"] == 1
         assert m["prefix_restored_tokens_total"] + m["prefix_recomputed_tokens_total"] <= warm.usage.prompt_tokens
-        assert took < 20, took  # vs the cold prefill of the whole document (~30-40 s on this machine)
     finally:
         second.close()
