@@ -6,8 +6,16 @@ import os
 import subprocess
 import sys
 
+import pymupdf
+
 from api.cli.stack import inference_argv
 from tests.helpers.long_pdf import long_pdf
+
+
+def _text(pdf: bytes) -> str:
+    """The PDF's text as pymupdf reads it, for a token range derived without the product's tokenizer."""
+    with pymupdf.open(stream=pdf) as doc:
+        return "".join(page.get_text() for page in doc)
 
 
 def _ingest(tmp_path, *args: str, window: str | None) -> subprocess.CompletedProcess:
@@ -25,6 +33,10 @@ def test_ingest_says_when_a_document_is_over_the_window(tmp_path):
     assert r.returncode == 0, r.stderr
     [line] = [x for x in r.stdout.splitlines() if "over the model's window" in x]
     tokens = int(r.stdout.split(" tokens,")[0].rsplit(" ", 1)[1])
+    # a BPE tokenizer gives at least one token per word and no more than one per two characters on this English
+    # prose with numbers (about 5,500 words, 30,000 characters): the count is the document's, and over the window
+    text = _text((tmp_path / "long.pdf").read_bytes())
+    assert 4096 < len(text.split()) <= tokens <= len(text) // 2, (tokens, len(text.split()), len(text))
     assert f"the document is {tokens:,} tokens" in line and "the window is 4,096" in line
     assert "--over-window sections" in line
 
