@@ -16,10 +16,10 @@ from dataclasses import asdict
 from pipeline.citations import verify_citations
 from pipeline.client import Progress
 from pipeline.document import ExtractedDocument
-from pipeline.errors import DocumentTooLong, InferenceError, LeaseLost
+from pipeline.errors import DocumentTooLong, LeaseLost
 from pipeline.prompts import Budget, combine_prompt, fit, part_document, part_prompt, prompt_tokens
 from pipeline.prompts.builders import PART_MAX_TOKENS, Prompt
-from pipeline.prompts.window import window_tokens
+from pipeline.prompts.window import endpoint_window
 from pipeline.records import jobs
 from pipeline.records import parts as part_records
 from pipeline.records.db import transaction
@@ -33,14 +33,10 @@ USAGE_SUMS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_
 
 
 def window_for(cfg: WorkerSettings) -> int:
-    """The endpoint's window (`/v1/models` → max_model_len) when it reports one, else WHOLEDOC_MAX_MODEL_LEN, else
-    V4's. An endpoint that cannot say (no such field, the request failed) is not an error here."""
-    try:
-        reported = inference_client().max_model_len()
-    except InferenceError as exc:
-        log.info("the endpoint did not report its window (%s); planning for the configured one", exc)
-        reported = None
-    return window_tokens(reported, cfg.max_model_len)
+    """The window a job plans for: the endpoint's (`/v1/models` → max_model_len, asked at most once a minute per
+    process) when it reports one, else WHOLEDOC_MAX_MODEL_LEN, else V4's (pipeline.prompts.window.endpoint_window).
+    An endpoint that cannot say (no such field, the request failed) is not an error here."""
+    return endpoint_window(inference_client(), cfg.max_model_len)
 
 
 def usage_of(completion) -> dict:

@@ -16,12 +16,11 @@ from api.routes.conventions import IdempotencyDep, created, operation
 from api.schemas import JobPublic
 from api.schemas_corpus import CorpusQuestionCreate, CorpusQuestionPlan
 from pipeline.document_json import loads as load_extracted
-from pipeline.errors import InferenceError
 from pipeline.estimate import Rates, estimate_prompt
 from pipeline.logs import get_logger
 from pipeline.prompts.builders import QUESTION_MAX_TOKENS
 from pipeline.prompts.corpus_pack import budget_for, corpus_prompt, fit_exactly, nothing_fits
-from pipeline.prompts.window import output_tokens, window_tokens
+from pipeline.prompts.window import endpoint_window, output_tokens, window_tokens
 from pipeline.records import jobs
 from pipeline.records.corpora import get_corpus
 from pipeline.records.models import Job, JobKind, Result
@@ -58,13 +57,8 @@ def _window(request: Request) -> int:
     """The endpoint's window when the workers' endpoint reports one (as the job will plan), else the configured."""
     from api.routes.batches import _estimate_settings, _probe_client
 
-    reported = None
-    if _estimate_settings() is not None:
-        try:
-            reported = _probe_client().max_model_len()
-        except InferenceError:
-            log.info("the inference endpoint did not report its window; planning for the configured one")
-    return window_tokens(reported, request.app.state.settings.max_model_len)
+    client = _probe_client() if _estimate_settings() is not None else None
+    return endpoint_window(client, request.app.state.settings.max_model_len)
 
 
 def _previous_documents(session: Session, tenant_id: str, corpus_id: str) -> list[str]:

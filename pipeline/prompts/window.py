@@ -9,12 +9,24 @@ ingest) rules it out; the job checks the exact prompt again before sending it.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from pipeline.document import ExtractedDocument, Kind
-from pipeline.errors import OverWindow
+from pipeline.errors import InferenceError, OverWindow
 from pipeline.prompts.budget import V4_WINDOW, prompt_tokens
 from pipeline.prompts.builders import QUESTION_MAX_TOKENS, THINKING_TOKENS, question_prompt, summary_prompt
+
+if TYPE_CHECKING:
+    from pipeline.client import InferenceClient
+
+log = logging.getLogger(__name__)
+REPORTED_FOR = 60.0  # seconds an endpoint's reported window is reused in a process before it is asked again
+_reported: dict[tuple[str, str], tuple[float, int | None]] = {}  # (url, model) → (when asked, its answer)
+_reported_lock = threading.Lock()
 
 HINT = ('summarize it in sections with `--over-window sections` (API: `"over_window": "sections"`), or ask about it '
         "with the same option")
@@ -26,6 +38,32 @@ def window_tokens(reported: int | None = None, configured: int | None = None) ->
         if value is not None and value > 0:
             return int(value)
     return V4_WINDOW
+
+
+def reported_window(client: InferenceClient, *, now: float | None = None) -> int | None:
+    """The endpoint's own window (`GET /v1/models` → the configured model's max_model_len; None when it does not
+    say), asked at most once per REPORTED_FOR seconds per endpoint URL and model in this process. An endpoint that
+    cannot be asked (an InferenceError: down, refused) is not an error here: None, and the next call asks again."""
+    key = (client.config.base_url, client.config.model)
+    now = time.monotonic() if now is None else now
+    with _reported_lock:
+        known = _reported.get(key)
+    if known is not None and now - known[0] < REPORTED_FOR:
+        return known[1]
+    try:
+        value = client.max_model_len()
+    except InferenceError as exc:
+        log.info("the endpoint did not report its window (%s); planning for the configured one", exc)
+        return None
+    with _reported_lock:
+        _reported[key] = (now, value)
+    return value
+
+
+def endpoint_window(client: InferenceClient | None, configured: int | None) -> int:
+    """The window a job (or the API, planning as the job will) uses: `client`'s reported one (cached, see
+    reported_window), else `configured` (WHOLEDOC_MAX_MODEL_LEN), else V4's. No client: no endpoint to ask."""
+    return window_tokens(reported_window(client) if client is not None else None, configured)
 
 
 def over_window(document_tokens: int, needed_tokens: int, window: int) -> OverWindow:

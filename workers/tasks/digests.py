@@ -15,7 +15,6 @@ from pipeline.document_json import loads
 from pipeline.errors import Conflict, InferenceError
 from pipeline.logs import get_logger
 from pipeline.prompts import Budget
-from pipeline.prompts.budget import V4_WINDOW
 from pipeline.records import digest_runs, digests, jobs
 from pipeline.records.db import transaction
 from pipeline.records.models import DigestRun, Document, DocumentStatus, Job, Result
@@ -23,8 +22,8 @@ from pipeline.records.types import utcnow
 from workers.app import DIGEST, DIGEST_TICK, app, send_job
 from workers.chat import chat
 from workers.runner import JobContext, run_or_resend
-from workers.sections import usage_of
-from workers.settings import blob_store, inference_client, sessions
+from workers.sections import usage_of, window_for
+from workers.settings import blob_store, sessions
 from workers.tasks.llm import ProgressRecorder
 
 log = get_logger(__name__)
@@ -50,13 +49,6 @@ def tick_at(now: datetime) -> dict:
 def tick(now: str | None = None) -> dict:
     """Safe to run concurrently and to repeat: runs are keyed by period, steps are conditional."""
     return tick_at(datetime.fromisoformat(now) if now else utcnow())
-
-
-def _window() -> int:
-    try:
-        return inference_client().max_model_len() or V4_WINDOW
-    except Exception:  # an endpoint without /models (or one that is down: the request itself will say)
-        return V4_WINDOW
 
 
 def _digest(ctx: JobContext) -> None:
@@ -88,7 +80,7 @@ def _digest(ctx: JobContext) -> None:
     originals = [loads(store.get_bytes(key)) for _, key, _, _, _ in covered]
     summaries = [summary_document(doc, text, title) for doc, (_, _, title, text, _) in zip(originals, covered)]
     ctx.progress(stage="count", progress=0.05)
-    plan = plan_digest(originals, summaries, Budget(window_tokens=_window(), tokenizer_path=cfg.tokenizer_path))
+    plan = plan_digest(originals, summaries, Budget(window_tokens=window_for(cfg), tokenizer_path=cfg.tokenizer_path))
     request_id = f"job-{job.id}-{job.attempts}"
     ctx.progress(stage="prefill", progress=0.1, request_id=request_id, prefill_tokens_total=plan.prompt_tokens)
     max_tokens = plan.prompt.output_tokens(False)
