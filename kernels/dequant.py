@@ -25,35 +25,43 @@ def scale_to_float(scale: torch.Tensor) -> torch.Tensor:
     return scale.float()
 
 
-def _check_fp8(weight, scale):
-    check(weight.dim() == 2 and weight.dtype == torch.float8_e4m3fn, f"FP8 weight must be 2-D e4m3, got {weight.dtype}")
-    grid = (-(-weight.shape[0] // FP8_BLOCK), -(-weight.shape[1] // FP8_BLOCK))
+def _check_fp8(weight, scale, lead: bool = False):
+    """`lead`: leading (expert) dims allowed, the same on weight and scale (the torch twin); the kernels take 2-D."""
+    ok_dim = weight.dim() >= 2 if lead else weight.dim() == 2
+    check(ok_dim and weight.dtype == torch.float8_e4m3fn,
+          f"FP8 weight must be {'[..., N, K]' if lead else '2-D'} e4m3, got {weight.dtype} {tuple(weight.shape)}")
+    grid = (*weight.shape[:-2], -(-weight.shape[-2] // FP8_BLOCK), -(-weight.shape[-1] // FP8_BLOCK))
     check(tuple(scale.shape) == grid, f"FP8 weight {tuple(weight.shape)} needs scales {grid}, got {tuple(scale.shape)}")
 
 
-def _check_fp4(packed, scale):
-    check(packed.dim() == 2 and packed.dtype in (torch.int8, torch.uint8), "FP4 weight must be 2-D int8 bytes")
-    n, k = packed.shape[0], packed.shape[1] * 2
-    check(k % FP4_BLOCK == 0 and tuple(scale.shape) == (n, k // FP4_BLOCK),
-          f"FP4 weight of logical shape {(n, k)} needs scales {(n, k // FP4_BLOCK)}, got {tuple(scale.shape)}")
+def _check_fp4(packed, scale, lead: bool = False):
+    ok_dim = packed.dim() >= 2 if lead else packed.dim() == 2
+    check(ok_dim and packed.dtype in (torch.int8, torch.uint8),
+          f"FP4 weight must be {'[..., N, K/2]' if lead else '2-D'} int8 bytes")
+    n, k = packed.shape[-2], packed.shape[-1] * 2
+    grid = (*packed.shape[:-2], n, k // FP4_BLOCK)
+    check(k % FP4_BLOCK == 0 and tuple(scale.shape) == grid,
+          f"FP4 weight of logical shape {(*packed.shape[:-2], n, k)} needs scales {grid}, got {tuple(scale.shape)}")
 
 
 def naive_fp8_dequant(weight, scale, dtype=torch.bfloat16):
-    """weight e4m3 `[N, K]`, scale `[ceil(N/128), ceil(K/128)]` → dtype `[N, K]`."""
-    _check_fp8(weight, scale)
-    n, k = weight.shape
-    s = scale_to_float(scale).repeat_interleave(FP8_BLOCK, 0).repeat_interleave(FP8_BLOCK, 1)[:n, :k]
+    """weight e4m3 `[..., N, K]`, scale `[..., ceil(N/128), ceil(K/128)]` → dtype `[..., N, K]` (any leading expert
+    dims, vectorized)."""
+    _check_fp8(weight, scale, lead=True)
+    n, k = weight.shape[-2:]
+    s = scale_to_float(scale).repeat_interleave(FP8_BLOCK, -2).repeat_interleave(FP8_BLOCK, -1)[..., :n, :k]
     return (weight.float() * s).to(dtype)
 
 
 def naive_fp4_dequant(packed, scale, dtype=torch.bfloat16):
-    """packed int8 `[N, K/2]` (low nibble first), scale `[N, K/32]` → dtype `[N, K]`."""
-    _check_fp4(packed, scale)
+    """packed int8 `[..., N, K/2]` (low nibble first), scale `[..., N, K/32]` → dtype `[..., N, K]` (any leading
+    expert dims)."""
+    _check_fp4(packed, scale, lead=True)
     u = packed.view(torch.uint8).long()
-    codes = torch.stack([u & 0xF, u >> 4], -1).flatten(-2)                        # [N, K]
+    codes = torch.stack([u & 0xF, u >> 4], -1).flatten(-2)                        # [..., N, K]
     mag = torch.tensor(FP4_LUT, device=packed.device)[codes & 7]
     val = torch.where(codes >= 8, -mag, mag)
-    return (val * scale_to_float(scale).repeat_interleave(FP4_BLOCK, 1)).to(dtype)
+    return (val * scale_to_float(scale).repeat_interleave(FP4_BLOCK, -1)).to(dtype)
 
 
 fp8_dequant_torch, fp4_dequant_torch = naive_fp8_dequant, naive_fp4_dequant

@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dequant import FP4_BLOCK, FP4_LUT, FP8_BLOCK, scale_to_float
+from .dequant import FP4_BLOCK, FP8_BLOCK, naive_fp4_dequant, naive_fp8_dequant
 from .dispatch import use_triton
 from .errors import ShapeError, check
 
@@ -71,16 +71,9 @@ def act_quant_fp8_torch(x: torch.Tensor) -> torch.Tensor:
 
 
 def dequant_weights(w: torch.Tensor, s: torch.Tensor, fmt: str, dtype: torch.dtype) -> torch.Tensor:
-    """[..., N, K(/2)] weights with their scales → dtype [..., N, K]; any leading (expert) dims, vectorized."""
-    sf = scale_to_float(s)
-    if fmt == "fp8":
-        n, k = w.shape[-2:]
-        full = sf.repeat_interleave(FP8_BLOCK, -2).repeat_interleave(FP8_BLOCK, -1)[..., :n, :k]
-        return (w.float() * full).to(dtype)
-    u = w.view(torch.uint8).long()
-    codes = torch.stack([u & 0xF, u >> 4], -1).flatten(-2)
-    mag = torch.tensor(FP4_LUT, device=w.device)[codes & 7]
-    return (torch.where(codes >= 8, -mag, mag) * sf.repeat_interleave(FP4_BLOCK, -1)).to(dtype)
+    """[..., N, K(/2)] weights with their scales → dtype [..., N, K]; any leading (expert) dims, vectorized
+    (kernels/dequant.py's twins)."""
+    return (naive_fp8_dequant if fmt == "fp8" else naive_fp4_dequant)(w, s, dtype)
 
 
 def quant_linear_torch(x, w, s, fmt: str, act_fp8: bool = False) -> torch.Tensor:
