@@ -12,7 +12,11 @@ def test_quant_checks_pass_at_small_shapes(tdev):
     names = {(r["kernel"], r["dtype"]) for r in res}
     for k in ("quant_linear_fp8", "quant_linear_fp8_act8", "quant_grouped_fp4", "quant_grouped_fp4_act8"):
         assert (k, "float32") in names and (k, "bfloat16") in names
-    assert all(r["ok"] and r["max_abs_err"] >= 0 for r in res), res
+    assert all(r["ok"] for r in res), res
+    # the outputs here reach |y| ~ 30: fp32 (IEEE dots) agrees to ~1e-6; bf16 to an ulp or two of the rounded
+    # output (0.125 at 16-32); a wrong scale block or group offset is off by whole units
+    bound = {"float32": 1e-3, "bfloat16": 0.25}
+    assert all(r["max_abs_err"] <= bound[r["dtype"]] for r in res), res
 
 
 def test_bench_shapes_are_valid_release_gemms():
