@@ -8,6 +8,7 @@ import re
 
 import pymupdf
 import pytest
+from playwright.sync_api import expect
 
 from tests.helpers.wait import wait_until
 from tests.pipeline.faultserver import FaultServer, Reply
@@ -139,12 +140,12 @@ def test_queue_position_and_cancel_a_long_job(person):
     page.wait_for_function("() => document.querySelectorAll('.job').length === 2")
     second, first = page.locator(".job").nth(0), page.locator(".job").nth(1)
     wait_until(lambda: "prefill" in first.locator(".job-status").inner_text(), 120, "the first job's prefill")
-    assert "Queued: position 1 in the queue" in second.locator(".job-status").inner_text()
+    expect(second.locator(".job-status")).to_contain_text("Queued: position 1 in the queue")
     b.shot("07-prefill-and-queue")
     b.axe("two jobs")
     first.get_by_role("button", name="Cancel").click()
     first.locator(".job-status", has_text="Cancelled").wait_for()
-    assert first.get_by_role("button", name="Cancel").is_hidden()
+    expect(first.get_by_role("button", name="Cancel")).to_be_hidden()
     second.get_by_role("button", name="Cancel").click()
     second.locator(".job-status", has_text="Cancelled").wait_for()
     b.shot("08-cancelled")
@@ -222,7 +223,7 @@ def test_a_citation_opens_its_page_with_the_quote_highlighted_and_hostile_text_s
         b.axe("page image")
         b.shot("11-page-image")
         page.keyboard.press("Escape")
-        assert dialog.is_hidden()
+        expect(dialog).to_be_hidden()
         assert b.dialogs == []
     finally:
         stack.use_inference(stack.real_inference)
