@@ -200,15 +200,33 @@ def _plain_tiles(m: int, bm: int, device) -> tuple[torch.Tensor, torch.Tensor, t
                                                                               device=device)
 
 
-def _launch(x, w, s, offsets, fmt: str, act_fp8: bool, block_m: int | None, block_n: int) -> torch.Tensor:
+def _block_m(m: int, block_m: int | None) -> int:
+    return block_m or (16 if m <= 16 else 64)
+
+
+def group_tiles(x: torch.Tensor, offsets: torch.Tensor, block_m: int | None = None) -> tuple | None:
+    """The row tiles of `quant_grouped` over rows x sorted by expert (offsets [E+1]): build them once and pass them
+    to every quant_grouped over the same rows (a MoE's w1, w3 and w2), one host sync instead of one per GEMM.
+    None where the twin runs (it takes no tiles)."""
+    if not use_triton(x):
+        return None
+    bm = _block_m(x.shape[0], block_m)
+    return (bm, *_tiles(offsets, bm))
+
+
+def _launch(x, w, s, offsets, fmt: str, act_fp8: bool, block_m: int | None, block_n: int,
+            tiles: tuple | None = None) -> torch.Tensor:
     x = x.contiguous()
     m, k = x.shape
     n = w.shape[-2]
     out = torch.empty(m, n, dtype=x.dtype, device=x.device)
     if m == 0 or n == 0:
         return out
-    bm = block_m or (16 if m <= 16 else 64)
-    tile_e, rows, ends = _plain_tiles(m, bm, x.device) if offsets is None else _tiles(offsets, bm)
+    if tiles is not None:
+        bm, tile_e, rows, ends = tiles
+    else:
+        bm = _block_m(m, block_m)
+        tile_e, rows, ends = _plain_tiles(m, bm, x.device) if offsets is None else _tiles(offsets, bm)
     if len(tile_e) == 0:
         return out.zero_()
     sc, e8m0 = _scale_arg(s)
@@ -230,12 +248,13 @@ def quant_linear_triton(x, w, s, fmt: str, act_fp8: bool = False, block_m: int |
 
 
 def quant_grouped_triton(x, w, s, offsets, fmt: str, act_fp8: bool = False, block_m: int | None = None,
-                         block_n: int = 64) -> torch.Tensor:
-    """Triton launch of `quant_grouped`: one program per (row tile of one expert, column tile)."""
+                         block_n: int = 64, tiles: tuple | None = None) -> torch.Tensor:
+    """Triton launch of `quant_grouped`: one program per (row tile of one expert, column tile). `tiles`: from
+    `group_tiles` over these rows and offsets (else built here)."""
     _check(x, w, s, fmt, grouped=True)
     check(offsets.dim() == 1 and len(offsets) == w.shape[0] + 1, f"offsets must be [E+1] = [{w.shape[0] + 1}]",
           ShapeError)
-    return _launch(x, w, s, offsets, fmt, act_fp8, block_m, block_n)
+    return _launch(x, w, s, offsets, fmt, act_fp8, block_m, block_n, tiles)
 
 
 ##### Dispatchers #####
@@ -246,10 +265,13 @@ def quant_linear(x, w, s, fmt: str, act_fp8: bool = False) -> torch.Tensor:
     return (quant_linear_triton if use_triton(x) else quant_linear_torch)(x, w, s, fmt, act_fp8)
 
 
-def quant_grouped(x, w, s, offsets, fmt: str, act_fp8: bool = False) -> torch.Tensor:
-    """Rows of x [M, K] sorted by expert (offsets [E+1]) times their expert's weight w [E, N, K(/2)] → [M, N]."""
-    return (quant_grouped_triton if use_triton(x) else quant_grouped_torch)(x, w, s, offsets, fmt, act_fp8)
+def quant_grouped(x, w, s, offsets, fmt: str, act_fp8: bool = False, tiles: tuple | None = None) -> torch.Tensor:
+    """Rows of x [M, K] sorted by expert (offsets [E+1]) times their expert's weight w [E, N, K(/2)] → [M, N].
+    `tiles`: `group_tiles(x, offsets)`, shared by the GEMMs over the same rows (the twin needs none)."""
+    if use_triton(x):
+        return quant_grouped_triton(x, w, s, offsets, fmt, act_fp8, tiles=tiles)
+    return quant_grouped_torch(x, w, s, offsets, fmt, act_fp8)
 
 
-__all__ = ["act_quant_fp8_torch", "dequant_weights", "quant_grouped", "quant_grouped_torch", "quant_grouped_triton",
-           "quant_linear", "quant_linear_torch", "quant_linear_triton"]
+__all__ = ["act_quant_fp8_torch", "dequant_weights", "group_tiles", "quant_grouped", "quant_grouped_torch",
+           "quant_grouped_triton", "quant_linear", "quant_linear_torch", "quant_linear_triton"]

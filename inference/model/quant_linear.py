@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.quant_gemm import act_quant_fp8_torch, dequant_weights, quant_grouped, quant_linear
+from kernels.quant_gemm import act_quant_fp8_torch, dequant_weights, group_tiles, quant_grouped, quant_linear
 
 FP8_BLOCK, FP4_BLOCK = 128, 32
 
@@ -88,9 +88,9 @@ class QuantExperts(nn.Module):
                 destination[f"{prefix}{e}.{w}.weight"] = getattr(self, f"{w}_weight")[e]
                 destination[f"{prefix}{e}.{w}.scale"] = getattr(self, f"{w}_scale")[e]
 
-    def _gemm(self, x: torch.Tensor, w: str, offsets: torch.Tensor) -> torch.Tensor:
+    def _gemm(self, x: torch.Tensor, w: str, offsets: torch.Tensor, tiles: tuple | None) -> torch.Tensor:
         return quant_grouped(x, getattr(self, f"{w}_weight"), getattr(self, f"{w}_scale"), offsets, self.fmt,
-                             self.act_fp8)
+                             self.act_fp8, tiles)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """x [n, dim], routing weights [n, k] fp32, expert ids [n, k] -> Σ_k weight · expert(x) [n, dim] fp32."""
@@ -101,11 +101,12 @@ class QuantExperts(nn.Module):
         counts = torch.bincount(flat, minlength=self.n_experts)
         offsets = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
         xs = x[tok]
-        gate, up = self._gemm(xs, "w1", offsets).float(), self._gemm(xs, "w3", offsets).float()
+        tiles = group_tiles(xs, offsets)  # one tile list for the three GEMMs over these rows
+        gate, up = self._gemm(xs, "w1", offsets, tiles).float(), self._gemm(xs, "w3", offsets, tiles).float()
         if self.limit > 0:
             gate, up = gate.clamp(max=self.limit), up.clamp(min=-self.limit, max=self.limit)
         h = F.silu(gate) * up * weights.flatten()[order, None]
-        out = self._gemm(h.to(x.dtype), "w2", offsets)
+        out = self._gemm(h.to(x.dtype), "w2", offsets, tiles)
         y = torch.zeros(n, self.dim, dtype=torch.float32, device=x.device)
         return y.index_add_(0, tok, out.float())
 
