@@ -128,7 +128,7 @@ def test_kill9_mid_batch_loses_only_the_items_in_flight(stack, tmp_path):
         r = client.post("/v1/batches", json={"questions": QUESTIONS, "document_ids": list(pdfs), "max_tokens": 8})
         batch_id = r.json()["id"]
         mid = _wait_batch(client, batch_id, lambda x: x["counts"]["done"] >= 1 or x["state"] == "done")
-        wait_until(lambda: _running_job(stack, batch_id), 60, "an item's job running on worker a", 0.02)
+        in_flight = _stopped_mid_job(a, stack, batch_id)  # frozen: the jobs it holds can no longer finish
         a.send_signal(signal.SIGKILL)
         a.wait(10)
         assert mid["state"] != "done" and mid["counts"]["done"] < 12, mid
@@ -147,13 +147,34 @@ def test_kill9_mid_batch_loses_only_the_items_in_flight(stack, tmp_path):
     assert len(items) == 12 and len({(i.document_id, i.question_index) for i in items}) == 12
     assert len(set(job_ids)) == 12 and len(results) == 12  # one answer job and one stored result per item
     assert {r.job_id for r in results} == set(job_ids)
-    assert max(j.attempts for j in jobs) >= 2  # the killed worker's item ran again on b
+    # exactly the items in flight on the killed worker ran again (on b); every other one ran once
+    assert {j.id for j in jobs if j.attempts >= 2} == in_flight, [(j.id, j.attempts) for j in jobs]
 
 
-def _running_job(stack, batch_id: str) -> bool:
+def _running_jobs(stack, batch_id: str) -> set[str]:
     with stack["records"]() as s:
-        return s.query(Job).join(BatchItem, BatchItem.job_id == Job.id).filter(
-            BatchItem.batch_id == batch_id, Job.state == "running").count() > 0
+        return {j.id for j in s.query(Job).join(BatchItem, BatchItem.job_id == Job.id).filter(
+            BatchItem.batch_id == batch_id, Job.state == "running")}
+
+
+def _stopped_mid_job(proc, stack, batch_id: str) -> set[str]:
+    """SIGSTOP the (solo-pool) worker at a moment it holds one of the batch's jobs, and return those jobs' ids: the
+    check runs while it is stopped, so no job can finish between seeing it running and the kill that follows."""
+    def stopped_holding_one():
+        proc.send_signal(signal.SIGSTOP)
+        wait_until(lambda: _proc_state(proc.pid) == "T", 10, "the worker stopped", 0.01)
+        running = _running_jobs(stack, batch_id)
+        if not running:
+            proc.send_signal(signal.SIGCONT)
+        return running
+
+    return wait_until(stopped_holding_one, 120, "an item's job running on worker a", 0.02)
+
+
+def _proc_state(pid: int) -> str:
+    """The process's state letter from /proc (T: stopped)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 def test_cli_corpus_and_batch(stack, tmp_path):
