@@ -4,6 +4,8 @@ it from one, or deleting a corpus, never deletes the document. Every read goes t
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -76,6 +78,7 @@ def document_counts(session: Session, corpus_ids: Sequence[str]) -> dict[str, in
 
 def add_documents(session: Session, tenant_id: str, corpus_id: str, document_ids: Sequence[str]) -> int:
     """Add the tenant's documents to the corpus (one already in it stays as it was); returns how many were new.
+    Afterwards every one of them is a member, also when a concurrent request added some of them first.
     NotFound naming the first id the tenant has no document for (nothing is added then)."""
     get_corpus(session, tenant_id, corpus_id)
     wanted = list(dict.fromkeys(document_ids))
@@ -84,17 +87,20 @@ def add_documents(session: Session, tenant_id: str, corpus_id: str, document_ids
     missing = [d for d in wanted if d not in owned]
     if missing:
         raise NotFound(f"no document {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    present = set(session.scalars(select(CorpusDocument.document_id).where(
-        CorpusDocument.corpus_id == corpus_id, CorpusDocument.document_id.in_(wanted))))
-    new = [d for d in wanted if d not in present]
-    for document_id in new:
-        session.add(CorpusDocument(corpus_id=corpus_id, document_id=document_id))
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:  # NOTE: a concurrent add of the same document; it is a member either way
+    if not wanted:
         return 0
-    return len(new)
+    return _insert_missing(session, corpus_id, wanted)
+
+
+def _insert_missing(session: Session, corpus_id: str, document_ids: list[str]) -> int:
+    """One INSERT … ON CONFLICT DO NOTHING of the memberships (PostgreSQL and SQLite): a row a concurrent add made
+    first, committed or about to be, stays as it is and the others still go in. Returns how many went in."""
+    insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[session.get_bind().dialect.name]
+    stmt = (insert(CorpusDocument)
+            .values([{"corpus_id": corpus_id, "document_id": d} for d in document_ids])
+            .on_conflict_do_nothing(index_elements=["corpus_id", "document_id"])
+            .returning(CorpusDocument.document_id))
+    return len(session.execute(stmt).all())
 
 
 def remove_document(session: Session, tenant_id: str, corpus_id: str, document_id: str) -> None:
