@@ -151,36 +151,40 @@ def _dry_run_corpus(request: Request, session: Session, tenant_id: str, body: Ba
                     ) -> BatchEstimate:
     """Corpus mode's dry run: each question's plan (the documents it selects, its tokens), in the order dispatch
     would send them (by set key), each counting as cached the leading documents it shares with the one before."""
-    from api.routes.corpus_questions import _dry_run as plan_question
-    from api.routes.corpus_questions import _window
+    from api.routes.corpus_questions import _window, cached_tokens, plan_question, prefix_tokens
     from api.schemas_corpus import CorpusQuestionCreate
 
     window, keyed = _window(request), []
-    for i, q in enumerate(body.questions):  # each question's set first, then the cache in dispatch order
+    for i, q in enumerate(body.questions):  # each question planned once: its set, then the cache in dispatch order
         ask = CorpusQuestionCreate(question=q, thinking=body.thinking, max_tokens=max_tokens)
         try:
-            plan = plan_question(request, session, tenant_id, body.corpus_id, ask,
-                                 {"max_tokens": max_tokens}, after=[], window=window)
-            ids = [d.document_id for d in plan.documents]
-            keyed.append((",".join(ids), i, q, plan, None))
+            planned = plan_question(request, session, tenant_id, body.corpus_id, ask, {"max_tokens": max_tokens},
+                                    window=window)
+            keyed.append((",".join(planned.plan.document_ids), i, q, planned, None))
         except PromptError as exc:
             keyed.append(("", i, q, None, str(exc)))
+    store, prefixes = request.app.state.blob_store, {}
+
+    def shared_prefix(planned, question: str):
+        def tokens(ids: tuple[str, ...]) -> int:  # the same leading documents recur along a run of one set
+            if ids not in prefixes:
+                prefixes[ids] = prefix_tokens([load_extracted(store.get_bytes(planned.selection.text_keys[d]))
+                                               for d in ids], question)
+            return prefixes[ids]
+        return tokens
+
     per_question, previous, sources = [], [], set()
-    for key, i, q, plan, error in sorted(keyed, key=lambda k: (k[0], k[1])):
-        if plan is None:
+    for key, i, q, planned, error in sorted(keyed, key=lambda k: (k[0], k[1])):
+        if planned is None:
             per_question.append(QuestionEstimate(question_index=i, question=q, set_key=None, document_ids=[],
                                                  skipped_document_ids=[], packing=None, prompt_tokens=0,
                                                  cached_tokens=0, error=error))
             continue
-        ids = key.split(",")
-        if previous:
-            ask = CorpusQuestionCreate(question=q, thinking=body.thinking, max_tokens=max_tokens)
-            plan = plan_question(request, session, tenant_id, body.corpus_id, ask, {"max_tokens": max_tokens},
-                                 after=previous, window=window)
-        previous = ids
+        plan = planned.public(*cached_tokens(planned, previous, shared_prefix(planned, q)))
+        previous = list(planned.plan.document_ids)
         sources.add(plan.cache_source)
         per_question.append(QuestionEstimate(
-            question_index=i, question=q, set_key=key, document_ids=ids,
+            question_index=i, question=q, set_key=key, document_ids=[d.document_id for d in plan.documents],
             skipped_document_ids=[d.document_id for d in plan.skipped], packing=plan.packing,
             prompt_tokens=plan.prompt_tokens, cached_tokens=plan.cached_tokens))
     answered = [p for p in per_question if p.error is None]

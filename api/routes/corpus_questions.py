@@ -2,6 +2,8 @@
 the window (all of them when the corpus fits), with citations to document and page (docs/corpus-questions.md).
 `?dry_run=true` shows the documents that would be used, their tokens and the tokens expected from the cache."""
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -15,17 +17,18 @@ from api.routes.common import enqueue, id_path, job_public
 from api.routes.conventions import IdempotencyDep, created, operation
 from api.schemas import JobPublic
 from api.schemas_corpus import CorpusQuestionCreate, CorpusQuestionPlan
+from pipeline.document import ExtractedDocument
 from pipeline.document_json import loads as load_extracted
-from pipeline.estimate import Rates, estimate_prompt
+from pipeline.estimate import Estimate, Rates, estimate_prompt
 from pipeline.logs import get_logger
 from pipeline.prompts.builders import QUESTION_MAX_TOKENS
-from pipeline.prompts.corpus_pack import budget_for, corpus_prompt, fit_exactly, nothing_fits
+from pipeline.prompts.corpus_pack import CorpusPack, budget_for, corpus_prompt, fit_exactly, nothing_fits
 from pipeline.prompts.window import endpoint_window, output_tokens, window_tokens
 from pipeline.records import jobs
 from pipeline.records.corpora import get_corpus
 from pipeline.records.models import Job, JobKind, Result
 from pipeline.search import Scope
-from pipeline.search.select import select_documents
+from pipeline.search.select import Selection, select_documents
 from pipeline.tokens import count_tokens
 
 log = get_logger(__name__)
@@ -72,11 +75,30 @@ def _previous_documents(session: Session, tenant_id: str, corpus_id: str) -> lis
     return []
 
 
-def _dry_run(request: Request, session: Session, tenant_id: str, corpus_id: str, body: CorpusQuestionCreate,
-             params: dict, *, after: list[str] | None = None, window: int | None = None) -> CorpusQuestionPlan:
-    """The plan and its tokens. `after`: the documents (prompt order) of the question sent just before this one (a
-    corpus-mode batch's previous item): the leading run shared with it counts as cached, whatever the probe says now
-    (the earlier question will have put it there)."""
+@dataclass(frozen=True)
+class Planned:
+    """One question's plan: the documents it selects, fitted to the window by its exact prompt, and that prompt's
+    estimate (the probe's cached tokens when the endpoint has one). What a dry run computes once per question."""
+
+    selection: Selection
+    plan: CorpusPack
+    estimate: Estimate
+    window: int
+    output_tokens: int
+
+    def public(self, cached_tokens: int, cache_source: str) -> CorpusQuestionPlan:
+        explained = self.selection.explain(self.plan)
+        return CorpusQuestionPlan(
+            packing=self.plan.mode, window_tokens=self.window, budget_tokens=self.plan.budget_tokens,
+            documents=explained["documents"], skipped=explained["skipped"], terms=explained["terms"],
+            ignored_terms=explained["ignored_terms"], prompt_tokens=self.estimate.prompt_tokens,
+            cached_tokens=cached_tokens, cache_source=cache_source, max_output_tokens=self.output_tokens)
+
+
+def plan_question(request: Request, session: Session, tenant_id: str, corpus_id: str, body: CorpusQuestionCreate,
+                  params: dict, *, window: int | None = None, loaded: dict | None = None) -> Planned:
+    """Select, fit and estimate the question (PromptError when no document can be used). `loaded`: a dict the
+    packed documents' texts are put in, by id (for counting a shared prefix without reading them again)."""
     from api.routes.batches import _estimate_settings, _probe_client
 
     window = window or _window(request)
@@ -86,37 +108,55 @@ def _dry_run(request: Request, session: Session, tenant_id: str, corpus_id: str,
     if not selection.plan.packed:
         raise nothing_fits(selection.candidates, selection.plan)
     store = request.app.state.blob_store
-    loaded = {}
+    loaded = {} if loaded is None else loaded
 
     def load(doc_id: str):
         loaded[doc_id] = load_extracted(store.get_bytes(selection.text_keys[doc_id]))
         return loaded[doc_id]
 
-    plan, prompt, docs = fit_exactly(selection.plan, load, body.question, window_tokens=window, output_tokens=out,
-                                     max_tokens=params["max_tokens"])
+    plan, prompt, _ = fit_exactly(selection.plan, load, body.question, window_tokens=window, output_tokens=out,
+                                  max_tokens=params["max_tokens"])
     if not plan.packed:
         raise nothing_fits(selection.candidates, plan)
     cfg = _estimate_settings()
     est = estimate_prompt(prompt, client=_probe_client() if cfg else None, thinking=body.thinking,
                           cache_salt=cfg.cache_salt(tenant_id) if cfg else None)
-    cached, source = est.cached_tokens, est.cache_source
-    if source != "probe" or after:  # the leading documents shared with the previous question, in whole blocks
-        previous = after if after is not None else _previous_documents(session, tenant_id, corpus_id)
-        shared = []
-        for doc_id, now in zip(previous, plan.document_ids, strict=False):
-            if doc_id != now:
-                break
-            shared.append(loaded[doc_id])
-        if shared:
-            block = Rates().cache_block_tokens
-            prefix = count_tokens(corpus_prompt(shared, body.question).prefix) + 2  # BOS, <｜User｜>
-            cached, source = max(cached, min(prefix // block * block, est.prompt_tokens)), "assumed"
-    explained = selection.explain(plan)
-    return CorpusQuestionPlan(
-        packing=plan.mode, window_tokens=window, budget_tokens=plan.budget_tokens,
-        documents=explained["documents"], skipped=explained["skipped"], terms=explained["terms"],
-        ignored_terms=explained["ignored_terms"], prompt_tokens=est.prompt_tokens, cached_tokens=cached,
-        cache_source=source, max_output_tokens=out)
+    return Planned(selection, plan, est, window, out)
+
+
+def prefix_tokens(docs: Sequence[ExtractedDocument], question: str) -> int:
+    """Tokens of the prompt before the question over `docs` (in prompt order): what a later prompt sharing them
+    finds in the prefix cache."""
+    return count_tokens(corpus_prompt(docs, question).prefix) + 2  # BOS, <｜User｜>
+
+
+def cached_tokens(planned: Planned, previous: Sequence[str],
+                  shared_prefix_tokens: Callable[[tuple[str, ...]], int]) -> tuple[int, str]:
+    """(cached tokens, cache source): the probe's, or, when the plan's leading documents are those of `previous`
+    (the documents, prompt order, of the question sent just before), at least their prefix in whole cache blocks,
+    "assumed" (the earlier question will have put it there). `shared_prefix_tokens(ids)`: prefix_tokens of those."""
+    cached, source = planned.estimate.cached_tokens, planned.estimate.cache_source
+    shared = []
+    for doc_id, now in zip(previous, planned.plan.document_ids, strict=False):
+        if doc_id != now:
+            break
+        shared.append(doc_id)
+    if shared:
+        block = Rates().cache_block_tokens
+        prefix = shared_prefix_tokens(tuple(shared))
+        cached, source = max(cached, min(prefix // block * block, planned.estimate.prompt_tokens)), "assumed"
+    return cached, source
+
+
+def _dry_run(request: Request, session: Session, tenant_id: str, corpus_id: str, body: CorpusQuestionCreate,
+             params: dict) -> CorpusQuestionPlan:
+    """The plan and its tokens; without a probe, the leading documents shared with the corpus's latest answered
+    question count as cached."""
+    loaded: dict = {}
+    planned = plan_question(request, session, tenant_id, corpus_id, body, params, loaded=loaded)
+    previous = [] if planned.estimate.cache_source == "probe" else _previous_documents(session, tenant_id, corpus_id)
+    return planned.public(*cached_tokens(planned, previous,
+                                         lambda ids: prefix_tokens([loaded[d] for d in ids], body.question)))
 
 
 @router.post("/{corpus_id}/questions", **CREATE)

@@ -126,9 +126,11 @@ def test_one_item_per_question_same_sets_back_to_back_with_coverage(stack, corpu
     assert json.loads(table[0]["documents_skipped"]) == [] and table[5]["documents_used"] == ""
 
 
-def test_dry_run_gives_each_questions_set_and_tokens_and_creates_nothing(corpus):
+def test_dry_run_gives_each_questions_set_and_tokens_and_creates_nothing(stack, corpus):
+    _, llm, _ = stack
     client, corpus_id, ids = corpus
     before = client.get("/v1/batches").json()["data"]
+    sent_before = len(llm.received)
     r = client.post("/v1/batches?dry_run=true", json={"questions": QUESTIONS, "corpus_id": corpus_id,
                                                       "mode": "corpus", "max_tokens": 16})
     assert r.status_code == 200, r.text
@@ -148,6 +150,10 @@ def test_dry_run_gives_each_questions_set_and_tokens_and_creates_nothing(corpus)
     assert est["prompt_tokens"] == sum(q["prompt_tokens"] for q in est["per_question"])
     assert est["cached_tokens"] == sum(q["cached_tokens"] for q in est["per_question"])
     assert client.get("/v1/batches").json()["data"] == before
+    # each question is planned once: one cache probe of its prompt per question that selects documents
+    probed = ["".join(m["content"] for m in rec.body["messages"]) for rec in llm.received[sent_before:]
+              if rec.path.endswith("/cache/probe")]
+    assert [sum(q in p for p in probed) for q in QUESTIONS] == [0 if want is None else 1 for want in SETS], probed
 
 
 def test_mode_corpus_needs_a_corpus(corpus):
