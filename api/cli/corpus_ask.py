@@ -9,6 +9,7 @@ from api.cli.flow import cancelled_on_interrupt, on_deployment
 from api.cli.follow import follow_job, wait_for_jobs
 from api.cli.output import err, print_answers, print_result
 from api.cli.remote import ApiClient
+from pipeline.words import plural
 
 
 def _body(question: str, thinking: bool, max_tokens: int | None) -> dict:
@@ -21,7 +22,8 @@ def _name(d: dict) -> str:
 
 def _plan_text(question: str, plan: dict) -> str:
     lines = [f"## {question}", "",
-             f"{plan['packing']}: {len(plan['documents'])} documents, {plan['prompt_tokens']:,} prompt tokens "
+             f"{plan['packing']}: {plural(len(plan['documents']), 'document')}, "
+             f"{plan['prompt_tokens']:,} prompt tokens "
              f"({plan['cached_tokens']:,} expected from the cache, {plan['cache_source']}) of a "
              f"{plan['window_tokens']:,}-token window"]
     for d in plan["documents"]:

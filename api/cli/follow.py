@@ -7,6 +7,7 @@ from pathlib import Path
 from api.cli.output import err
 from api.cli.progress import Bar
 from api.cli.remote import ApiClient
+from pipeline.words import plural
 
 FINAL = ("done", "failed", "cancelled")
 
@@ -59,7 +60,7 @@ def ready_document(client: ApiClient, file: Path) -> dict | None:
         err(f"error: {file.name} could not be read: {doc.get('error') or ingest.get('error')}")
         return None
     n, unit = (doc["num_pages"], "page") if doc["kind"] == "pdf" else (doc["num_files"], "file")
-    err(f"{file.name}: {doc['kind']}, {n} {unit}{'' if n == 1 else 's'}, {doc['num_tokens']:,} tokens")
+    err(f"{file.name}: {doc['kind']}, {plural(n, unit)}, {doc['num_tokens']:,} tokens")
     return doc
 
 

@@ -3,6 +3,8 @@
 import json
 import sys
 
+from pipeline.words import plural
+
 
 def err(msg: str) -> None:
     """One line on stderr, flushed (progress notes, usage, errors: stdout keeps only the results)."""
@@ -64,5 +66,5 @@ def print_answers(answers: list[tuple[str, dict, dict | None]], as_json: bool) -
     if notice:
         err(f"notice: {notice}")
     if failed:
-        err(f"error: {failed} of {len(answers)} questions failed")
+        err(f"error: {failed} of {plural(len(answers), 'question')} failed")
     return failed

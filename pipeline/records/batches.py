@@ -33,6 +33,7 @@ from pipeline.records.pages import Page, page
 from pipeline.records.types import utcnow
 from pipeline.records.usage import active_llm_jobs, day_start, lock_tenant, next_day_start, tokens_used_since
 from pipeline.records.webhooks import emit
+from pipeline.words import plural
 
 MAX_ITEMS = 10_000
 # with no per-tenant cap on active jobs, a batch still keeps at most this many items in flight
@@ -91,8 +92,9 @@ def check_size(documents: int, questions: int) -> int:
     """The number of items; BatchTooLarge past MAX_ITEMS."""
     total = documents * questions
     if total > MAX_ITEMS:
-        raise BatchTooLarge(f"{documents:,} documents x {questions:,} questions = {total:,} items; a batch may have at "
-                            f"most {MAX_ITEMS:,} items: split it into several batches")
+        raise BatchTooLarge(f"{plural(documents, 'document', spec=',')} x {plural(questions, 'question', spec=',')} = "
+                            f"{total:,} items; a batch may have at most {MAX_ITEMS:,} items: split it into several "
+                            "batches")
     return total
 
 

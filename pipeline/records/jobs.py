@@ -25,6 +25,7 @@ from pipeline.records.owned import get_owned
 from pipeline.records.pages import Page, page
 from pipeline.records.types import utcnow
 from pipeline.records.webhooks import emit
+from pipeline.words import plural
 
 PROGRESS_FIELDS = {"stage", "progress", "prefill_tokens_done", "prefill_tokens_total", "tokens_generated",
                    "request_id"}
@@ -216,7 +217,7 @@ def release_for_retry(session: Session, job_id: str, owner: str, reason: str) ->
     """Give the job back to the queue after a transient error. False (and the job failed) if no attempts remain."""
     job = _reload(session, job_id)
     if job.attempts >= job.max_attempts:
-        fail_job(session, job_id, owner, f"{reason} (gave up after {job.attempts} attempts)")
+        fail_job(session, job_id, owner, f"{reason} (gave up after {plural(job.attempts, 'attempt')})")
         return False
     now = utcnow()
     _owned_update(session, job_id, owner, {"state": JobState.QUEUED, "error": reason, "lease_owner": None,

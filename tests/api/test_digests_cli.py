@@ -76,7 +76,7 @@ def test_schedule_ls_and_run(make_client, records, api_url):
         worked = worker.result(timeout=120)  # re-raises what the worker's steps raised; waits for them to end
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "The week in one digest."
-    assert "1 new documents" in ran.stderr and f"doc 1: {doc['id']}  alpha.pdf" in ran.stderr
+    assert "1 new document since the last digest" in ran.stderr and f"doc 1: {doc['id']}  alpha.pdf" in ran.stderr
     (run,) = client.get(f"/v1/digests/{digest_id}/runs").json()["data"]
     assert run["id"] == worked  # the run the CLI printed is the one the worker steps finished
     result = client.get(f"/v1/results/{run['result_id']}").json()  # the result itself says which document is doc 1

@@ -152,6 +152,15 @@ def test_release_for_retry_until_attempts_run_out(db):
         assert job.state == "failed" and "gave up after 2 attempts" in job.error
 
 
+def test_a_job_of_one_attempt_gives_up_after_1_attempt(db):
+    _, _, job_id = _job(db, max_attempts=1)
+    with transaction(db) as s:
+        jobs.claim_job(s, job_id, "w1", 30)
+        assert jobs.release_for_retry(s, job_id, "w1", "inference unreachable") is False
+    with transaction(db) as s:
+        assert s.get(Job, job_id).error == "inference unreachable (gave up after 1 attempt)"
+
+
 def test_reconcile_requeues_expired_leases_then_fails_them(db):
     _, doc_id, job_id = _job(db, kind="ingest", max_attempts=2)
     later = utcnow() + timedelta(seconds=100)

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.words import plural
+
 POLL = 0.5  # seconds between looks at the batch
 FINAL = ("done", "cancelled")
 
@@ -93,11 +95,12 @@ def _print_estimate(est: dict) -> None:
     share = est["cached_tokens"] / est["prompt_tokens"] if est["prompt_tokens"] else 0.0
     if est.get("mode") == "corpus" and sys.stdout.isatty():
         for q in est["per_question"]:
-            what = (f"{len(q['document_ids'])} documents, {q['prompt_tokens']:,} prompt tokens, "
+            what = (f"{plural(len(q['document_ids']), 'document')}, {q['prompt_tokens']:,} prompt tokens, "
                     f"{q['cached_tokens']:,} cached" if q["error"] is None else f"nothing fits: {q['error']}")
             print(f"question {q['question_index'] + 1}: {what}")
     print(json.dumps(est, ensure_ascii=False) if not sys.stdout.isatty() else
-          f"{est['items']} items over {est['documents']} documents: {est['prompt_tokens']:,} prompt tokens, "
+          f"{plural(est['items'], 'item')} over {plural(est['documents'], 'document')}: "
+          f"{est['prompt_tokens']:,} prompt tokens, "
           f"{est['cached_tokens']:,} expected from the prefix cache ({share:.0%}, {est['cache_source']}), "
           f"{est['tokens_to_prefill']:,} to prefill; up to {est['max_output_tokens']:,} output tokens")
 
@@ -156,7 +159,7 @@ def _submit(args, questions: list[str]) -> int:
             _print_estimate(call(client, "POST", "/v1/batches", params={"dry_run": "true"}, json=body))
             return 0
         batch = call(client, "POST", "/v1/batches", json=body)
-        err(f"batch {batch['id']}: {batch['counts']['total']} items")
+        err(f"batch {batch['id']}: {plural(batch['counts']['total'], 'item')}")
         try:
             batch = _follow(client, batch)
         except KeyboardInterrupt:

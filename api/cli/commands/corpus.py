@@ -3,6 +3,8 @@ on the deployment (WHOLEDOC_API_URL, or the embedded one), for batches (`wholedo
 
 import json
 
+from pipeline.words import plural
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("corpus", help="named sets of documents (for ask --corpus, batch --corpus and digest)")
@@ -80,7 +82,7 @@ def _ls(args) -> int:
         page = call(client, "GET", "/v1/corpora", params={"limit": 200})
         for c in page["data"]:
             print(json.dumps(c, ensure_ascii=False) if args.json else
-                  f"{c['id']}  {c['document_count']:>5} documents  {c['name']}")
+                  f"{c['id']}  {plural(c['document_count'], 'document', spec='>5')}  {c['name']}")
         return 0
 
     return on_deployment(work)

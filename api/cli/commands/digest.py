@@ -6,6 +6,7 @@ import json
 import time
 
 from pipeline.prompts.styles import STYLES
+from pipeline.words import plural
 
 POLL = 0.5  # seconds between looks at a running digest
 
@@ -71,7 +72,7 @@ def _run(args) -> int:
         digest = _schedule_of(client, corpus, args.style)
         run = call(client, "POST", f"/v1/digests/{digest['id']}/run")
         url, stage = f"/v1/digests/{digest['id']}/runs/{run['id']}", None
-        err(f"digest run {run['id']}: {len(run['document_ids'])} new documents since the last digest")
+        err(f"digest run {run['id']}: {plural(len(run['document_ids']), 'new document')} since the last digest")
         while run["state"] not in ("done", "failed", "cancelled"):
             if run["stage"] != stage:
                 stage = run["stage"]

@@ -3,6 +3,8 @@ embedded one), newest first."""
 
 import json
 
+from pipeline.words import plural
+
 
 def register(subparsers) -> None:
     for what, help_text in (("documents", "list uploaded documents, newest first"),
@@ -23,8 +25,8 @@ def register(subparsers) -> None:
 
 def _row(what: str, item: dict) -> str:
     if what == "documents":
-        n, unit = (item["num_pages"], "pages") if item["kind"] == "pdf" else (item["num_files"], "files")
-        size = f"{n} {unit}, {item['num_tokens']:,} tokens" if n is not None and item.get("num_tokens") else "-"
+        n, unit = (item["num_pages"], "page") if item["kind"] == "pdf" else (item["num_files"], "file")
+        size = f"{plural(n, unit)}, {item['num_tokens']:,} tokens" if n is not None and item.get("num_tokens") else "-"
         return f"{item['id']}  {item['status']:<8} {item['kind']:<8} {size:<28} {item.get('filename') or ''}"
     return (f"{item['id']}  {item['state']:<9} {item['kind']:<9} {item.get('document_id') or '-'}  "
             f"{item.get('result_id') or ''}")

@@ -5,6 +5,7 @@ import json
 import sys
 
 from pipeline.errors import PipelineError
+from pipeline.words import plural
 
 
 def register(subparsers) -> None:
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     m = doc.metadata
     n = len(doc.sections)
-    print(f"{args.source}: {doc.kind}, {n} {unit}{'' if n == 1 else 's'}, {tokens} tokens, {len(doc.text)} characters"
+    print(f"{args.source}: {doc.kind}, {plural(n, unit)}, {tokens} tokens, {len(doc.text)} characters"
           + (f", title {m['title']!r}" if m.get("title") else "") + (f" → {args.output}" if args.output else ""))
     if over:
         print(f"  over the model's window: {over}")

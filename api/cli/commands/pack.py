@@ -6,6 +6,7 @@ import sys
 
 from pipeline.codebase import PackLimits, pack_codebase
 from pipeline.errors import PipelineError
+from pipeline.words import plural
 
 
 def register(subparsers) -> None:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary), file=info)
         return 0
     reasons = ", ".join(f"{k}: {v}" for k, v in m["skipped_by_reason"].items()) or "none"
-    print(f"packed {m['file_count']} files ({m['total_bytes']} bytes, {len(doc.text)} characters)"
+    print(f"packed {plural(m['file_count'], 'file')} ({m['total_bytes']} bytes, {len(doc.text)} characters)"
           f"{' into ' + args.output if args.output else ''}; skipped {m['skipped_count']} ({reasons})", file=info)
     if tokens:
         print(f"tokens: {tokens[0]} (DeepSeek-V4 tokenizer); largest files: "
