@@ -86,9 +86,10 @@ def upload_ready(client: ApiClient, path: Path) -> dict | None:
     return ready_document(client, path)
 
 
-def add_to_corpus(client: ApiClient, corpus: dict, paths: list[Path]) -> tuple[list[dict], int]:
-    """Upload each path and add the ready ones to the corpus: (documents added, how many failed)."""
-    docs, failed = [], 0
+def add_to_corpus(client: ApiClient, corpus: dict, paths: list[Path]) -> tuple[list[dict], int, int]:
+    """Upload each path and add the ready ones to the corpus: (the ready documents, how many of them the corpus did
+    not have before (the API's count), how many paths failed)."""
+    docs, added, failed = [], 0, 0
     for path in paths:
         doc = upload_ready(client, path)
         if doc is None:
@@ -96,7 +97,8 @@ def add_to_corpus(client: ApiClient, corpus: dict, paths: list[Path]) -> tuple[l
             continue
         docs.append(doc)
     if docs:
-        call(client, "POST", f"/v1/corpora/{corpus['id']}/documents", json={"document_ids": [d["id"] for d in docs]})
+        added = call(client, "POST", f"/v1/corpora/{corpus['id']}/documents",
+                     json={"document_ids": [d["id"] for d in docs]})["added"]
     if failed:
         err(f"{failed} of {len(paths)} could not be added (see above)")
-    return docs, failed
+    return docs, added, failed

@@ -50,10 +50,12 @@ def _add(args) -> int:
 
     def work(client):
         corpus = need_corpus(client, args.name)
-        docs, failed = add_to_corpus(client, corpus, paths)
+        docs, added, failed = add_to_corpus(client, corpus, paths)
         for doc in docs:
             print(f"{doc['id']}  {doc.get('filename') or ''}")
-        err(f"corpus {args.name}: {len(docs)} added")
+        members = len({d["id"] for d in docs}) - added  # the same bytes twice are one document
+        err(f"corpus {args.name}: {plural(added, 'document')} added"
+            + (f", {plural(members, 'document')} in it already" if members else ""))
         return 1 if failed else 0
 
     return on_deployment(work)
