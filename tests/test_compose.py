@@ -49,8 +49,28 @@ def test_every_setting_compose_passes_is_a_field_of_a_settings_class():
 def test_secrets_fail_fast_when_unset():
     text = (ROOT / "compose.yaml").read_text()
     for var in ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "WHOLEDOC_CHECKPOINT",
-                "WHOLEDOC_CACHE_SALT_SECRET"):
+                "WHOLEDOC_CACHE_SALT_SECRET", "WHOLEDOC_SESSION_SECRET"):
         assert re.search(r"\$\{" + var + r":\?", text), var
+
+
+def test_every_secret_setting_with_a_public_default_is_required_and_in_the_env_example():
+    """A secret whose code default is a public string (the cache salt's, the web session's) must be set on a
+    deployment: compose refuses to start without it, and .env.example says how to make one."""
+    from pydantic import SecretStr
+
+    from api.settings import ApiSettings
+    from workers.settings import WorkerSettings
+
+    defaulted = {f"WHOLEDOC_{name.upper()}" for cls in (ApiSettings, WorkerSettings)
+                 for name, field in cls.model_fields.items() if isinstance(field.default, SecretStr)}
+    assert {"WHOLEDOC_CACHE_SALT_SECRET", "WHOLEDOC_SESSION_SECRET"} <= defaulted
+    text = (ROOT / "compose.yaml").read_text()
+    example = (ROOT / ".env.example").read_text()
+    api_env = SERVICES["api"]["environment"]
+    for var in sorted(defaulted):
+        assert api_env.get(var) == "${" + var + ":?Variable not set}", var
+        assert re.search(r"\$\{" + var + r":\?", text) and re.search(rf"^{var}=$", example, flags=re.M), var
+        assert "openssl rand" in example.split(f"\n{var}=")[0].splitlines()[-1], var  # the comment just above it
 
 
 class _Loader(yaml.SafeLoader):
