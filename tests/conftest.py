@@ -38,8 +38,9 @@ def scratch_pg():
 @pytest.fixture(scope="session")
 def pg_url(scratch_pg):
     """The session's database, shared by the api and pipeline tests (each test makes its own tenants and jobs).
-    tests/workers overrides it with a database of its own: its reconciler sweeps every row. So a session fixture
-    that needs the database belongs in a package's conftest.py, never here."""
+    tests/workers overrides it with a database of its own: its reconciler sweeps every row. So does a module whose
+    workers run beat (`-B`): it takes `scratch_pg()` instead, or its reconciler re-sends the queued jobs every other
+    test left here. A session fixture that needs the database belongs in a package's conftest.py, never here."""
     return scratch_pg()
 
 

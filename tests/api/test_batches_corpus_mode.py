@@ -40,10 +40,11 @@ SETS = [("canteen",), ("garden",), ("canteen",), ("garden",), ("canteen", "garde
 
 
 @pytest.fixture(scope="module")
-def stack(pg_url, redis_url, tmp_path_factory):
+def stack(scratch_pg, redis_url, tmp_path_factory):
     logs = tmp_path_factory.mktemp("batch-corpus")
-    # one process, one task at a time: jobs start in the order dispatch sent them; beat sweeps a lost step
-    with corpus_stack(pg_url, redis_db(redis_url, 13), logs, WINDOW, "batch-corpus",  # own queues
+    # one process, one task at a time: jobs start in the order dispatch sent them; beat sweeps a lost step. The
+    # database is this module's own: beat's reconciler would re-send every other test's queued job too
+    with corpus_stack(scratch_pg(), redis_db(redis_url, 13), logs, WINDOW, "batch-corpus",  # own queues
                       ("-B", "-s", str(logs / "beat")), WHOLEDOC_RECONCILE_SECONDS="1") as stack:
         yield stack
 

@@ -35,8 +35,10 @@ BLOCK = 128
 
 
 @pytest.fixture(scope="module")
-def stack(pg_url, redis_url, moto_endpoint, tiny_checkpoint, tmp_path_factory):
-    """The inference server and the API; each test starts its own workers (`env` is theirs)."""
+def stack(scratch_pg, redis_url, moto_endpoint, tiny_checkpoint, tmp_path_factory):
+    """The inference server and the API; each test starts its own workers (`env` is theirs). The database is this
+    module's own: its workers run beat, and the reconciler would re-send every other test's queued job too."""
+    pg_url = scratch_pg()
     logs = tmp_path_factory.mktemp("batch-e2e")
     port = free_port()
     # small prefill steps, so an item lasts long enough for a kill to land mid-batch
