@@ -174,8 +174,11 @@ def _refuse_textless(raws: list[RawPage]) -> None:
     if any(r.status == "text" for r in raws):
         return
     if all(r.status == "failed" for r in raws):
+        if len(raws) == 1:
+            raise CorruptPdf(f"its one page could not be read: {raws[0].reason}")
         raise CorruptPdf(f"none of the {len(raws)} pages could be read; page 1: {raws[0].reason}")
     by = Counter(r.status for r in raws)
     why = "; ".join(f"{n} {s}" for s, n in sorted(by.items()))
     example = next(r for r in raws if r.status != "empty") if len(by) > 1 or "empty" not in by else raws[0]
-    raise NoTextLayer(f"no text in any of the {len(raws)} pages ({why}); e.g. page {example.number}: {example.reason}")
+    where = "its one page" if len(raws) == 1 else f"any of the {len(raws)} pages"
+    raise NoTextLayer(f"no text in {where} ({why}); e.g. page {example.number}: {example.reason}")

@@ -13,6 +13,7 @@ import pymupdf
 
 from pipeline.errors import NotFound
 from pipeline.pdf.opener import open_pdf
+from pipeline.words import plural
 
 MAX_QUOTE = 500  # characters of the quote searched for
 _WORDS = 8  # when the whole quote is not found: its first and last this many words
@@ -40,7 +41,7 @@ def render_page(path: str, page: int, quote: str | None = None, max_side: int = 
     not have (and the opener's CorruptPdf / EncryptedPdf)."""
     with open_pdf(path) as doc:
         if not 1 <= page <= doc.page_count:
-            raise NotFound(f"the document has {doc.page_count} pages; there is no page {page}")
+            raise NotFound(f"the document has {plural(doc.page_count, 'page')}; there is no page {page}")
         p = doc[page - 1]
         hits = _hits(p, quote) if quote else []
         for quad in hits:

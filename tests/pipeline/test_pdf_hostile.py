@@ -10,6 +10,7 @@ from pipeline.errors import (
     ExtractionResourceLimit,
     ExtractionTimeout,
     NoTextLayer,
+    NotFound,
     PdfTooLarge,
 )
 from pipeline.pdf import IsolationLimits, PdfOptions, extract_pdf, extract_pdf_isolated
@@ -71,6 +72,9 @@ def test_no_text_in_any_page_is_an_error_not_an_empty_document(tmp_path):
     with pytest.raises(NoTextLayer, match=r"no text in any of the 2 pages \(2 scanned\)") as err:
         extract_pdf(path)
     assert "not OCRed: OCR is off" in str(err.value)
+    one = factory.scanned_pdf(tmp_path / "one.pdf", pages=1)
+    with pytest.raises(NoTextLayer, match=r"no text in its one page \(1 scanned\)"):
+        extract_pdf(one)
 
 
 def test_page_and_text_caps(tmp_path):
@@ -100,3 +104,15 @@ def test_slow_page_hits_the_page_timeout_and_names_the_page(tmp_path):
 def test_isolated_extraction_equals_in_process(tmp_path):
     path = factory.table_pdf(tmp_path / "t.pdf")
     assert extract_pdf_isolated(path) == extract_pdf(path)
+
+
+def test_a_page_the_pdf_does_not_have_is_not_found_with_its_count(tmp_path):
+    from pipeline.pdf.render import render_page
+
+    one = factory.text_pdf(tmp_path / "one.pdf", pages=1)
+    with pytest.raises(NotFound, match=r"the document has 1 page; there is no page 2"):
+        render_page(str(one), 2)
+    three = factory.text_pdf(tmp_path / "three.pdf", pages=3)
+    with pytest.raises(NotFound, match=r"the document has 3 pages; there is no page 4"):
+        render_page(str(three), 4)
+    assert render_page(str(three), 3)["png"].startswith(b"\x89PNG")

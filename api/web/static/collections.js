@@ -163,7 +163,7 @@ export async function batchPage(id) {
   const show = () => {
     bar.max = b.counts.total || 1;
     bar.value = done(b.counts);
-    status.replaceChildren(statusBadge(b.state), ` ${done(b.counts)} of ${b.counts.total} items final · `,
+    status.replaceChildren(statusBadge(b.state), ` ${done(b.counts)} of ${b.counts.total} ${b.counts.total === 1 ? "item" : "items"} final · `,
       `${fmt(b.prompt_tokens)} prompt tokens (${fmt(b.cached_prompt_tokens)} cached) · `,
       `${fmt(b.completion_tokens)} completion tokens`, b.paused_reason ? ` · paused: ${b.paused_reason}` : "");
     cancel.hidden = !["queued", "running", "paused"].includes(b.state);
