@@ -7,6 +7,7 @@ import torch
 import triton
 import triton.language as tl
 
+from . import cpu_native
 from .dispatch import use_triton
 from .errors import check
 
@@ -48,17 +49,19 @@ def naive_hc_post(x, residual, post, comb):
 
 def hc_split_sinkhorn_torch(mixes, hc_scale, hc_base, hc_mult, iters, eps):
     """The split with comb laid out [hc, hc, T] (tokens last, so each of the 2·iters normalizations is one short
-    vectorized pass instead of many tiny rows); same operations, same order as the twin."""
+    vectorized pass instead of many tiny rows); same operations, same order as the twin. On CPU the iterations run
+    in C (kernels.cpu_native, bit-identical to the torch loop) when the library could be built."""
     hc = hc_mult
     m = mixes.float()
     pre = torch.sigmoid(m[:, :hc] * hc_scale[0] + hc_base[:hc]) + eps
     post = 2 * torch.sigmoid(m[:, hc:2 * hc] * hc_scale[1] + hc_base[hc:2 * hc])
     comb = (m[:, 2 * hc:] * hc_scale[2] + hc_base[2 * hc:]).T.reshape(hc, hc, -1).contiguous()   # [j, k, T]
     comb = comb.softmax(1).add_(eps)
-    comb.div_(comb.sum(0, keepdim=True).add_(eps))
-    for _ in range(iters - 1):
-        comb.div_(comb.sum(1, keepdim=True).add_(eps))
+    if not cpu_native.sinkhorn_(comb, iters, eps):  # on CPU the same loop in C: ~117 torch ops -> one call
         comb.div_(comb.sum(0, keepdim=True).add_(eps))
+        for _ in range(iters - 1):
+            comb.div_(comb.sum(1, keepdim=True).add_(eps))
+            comb.div_(comb.sum(0, keepdim=True).add_(eps))
     return pre, post, comb.permute(2, 0, 1)
 
 

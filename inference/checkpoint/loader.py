@@ -44,7 +44,20 @@ def load_model(ckpt_dir: str | Path, dtype: torch.dtype = torch.float32, weights
         for name in quantized_formats(reader, model):
             model.get_submodule(name).register_forward_pre_hook(act_fp8_hook)
     load_weights(model, ckpt_dir, reader=reader)
-    return model.to(device).eval()
+    return head_layout_(model.to(device).eval())
+
+
+def head_layout_(model: Transformer) -> Transformer:
+    """On CPU keep a plain output head's [vocab, hidden] weight column-major (a transposed view of a contiguous
+    [hidden, vocab] tensor): F.linear then runs one GEMM over contiguous vocab rows that reads the weight at memory
+    speed for the one or few rows of a decode step, where a row-major weight takes MKL's slower GEMV path (small
+    model, 132 MB fp32 head, 2 threads: 16 ms vs 6 ms for one row, 26 vs 21 ms for 16). Same values, other layers
+    untouched; on any other device the weight is made row-major (contiguous) again. Returns the model."""
+    head = model.head
+    if type(head) is torch.nn.Linear and head.weight.dim() == 2:
+        w = head.weight.data
+        head.weight.data = w.t().contiguous().t() if w.device.type == "cpu" else w.contiguous()
+    return model
 
 
 def quantized_formats(reader: CheckpointReader, model: torch.nn.Module) -> dict[str, tuple[str, bool]]:

@@ -47,7 +47,7 @@ def rank_device(device: str, local_rank: int) -> str:
 def load_sharded(load: LoadSpec, ctx: RankContext):
     """This rank's shard of the model: read tensor by tensor into the sharded model on the rank's device
     (inference.parallel.load); an HF-named checkpoint is loaded whole on the CPU, sharded, then moved."""
-    from inference.checkpoint.loader import DTYPES, load_model
+    from inference.checkpoint.loader import DTYPES, head_layout_, load_model
     from inference.checkpoint.modes import default_weights
     from inference.parallel.load import load_shard
 
@@ -57,7 +57,7 @@ def load_sharded(load: LoadSpec, ctx: RankContext):
     if model is not None:
         return model
     model = load_model(load.checkpoint, DTYPES[load.dtype], weights=weights, device="cpu", **overrides)
-    return shard_model(model, ctx).to(ctx.device)
+    return head_layout_(shard_model(model, ctx).to(ctx.device))
 
 
 def _free_port() -> int:

@@ -78,3 +78,47 @@ def test_split_sinkhorn_triton(tdev):
     out = hc_split_sinkhorn_triton(mixes.to(tdev), sc.to(tdev), base.to(tdev), 4, 20, 1e-6)
     for r, o in zip(ref, out):
         assert_close(r, o, 1e-6, atol=1e-6)
+
+
+def _sinkhorn_loop(comb, iters, eps):
+    """The torch loop that kernels.cpu_native.sinkhorn_ replaces (hc_split_sinkhorn_torch before it)."""
+    comb.div_(comb.sum(0, keepdim=True).add_(eps))
+    for _ in range(iters - 1):
+        comb.div_(comb.sum(1, keepdim=True).add_(eps))
+        comb.div_(comb.sum(0, keepdim=True).add_(eps))
+    return comb
+
+
+@pytest.mark.parametrize("hc", [1, 2, 3, 4])
+@pytest.mark.parametrize("t", [1, 3, 16, 17, 300])
+def test_native_sinkhorn_is_bit_identical_to_the_torch_loop(hc, t):
+    import shutil
+
+    from kernels import cpu_native
+
+    g = torch.Generator().manual_seed(hc * 1000 + t)
+    comb = (torch.randn(hc, hc, t, generator=g) * 3).softmax(1).add_(1e-6)
+    ref = _sinkhorn_loop(comb.clone(), 20, 1e-6)
+    out = comb.clone()
+    if shutil.which("cc") or shutil.which("gcc"):  # this machine (and CI) can build it: the C path must run
+        assert cpu_native.available()
+        assert cpu_native.sinkhorn_(out, 20, 1e-6)
+        assert torch.equal(out, ref)
+        assert not torch.equal(out, comb)
+    else:  # no compiler: the caller keeps the torch loop, comb untouched
+        assert not cpu_native.sinkhorn_(out, 20, 1e-6) and torch.equal(out, comb)
+    # what does not qualify falls back untouched: hc > 4 (torch's sums stop adding in sequence), other dtypes
+    for other in (torch.rand(5, 5, t), comb.double()):
+        before = other.clone()
+        assert not cpu_native.sinkhorn_(other, 20, 1e-6) and torch.equal(other, before)
+
+
+def test_split_with_native_sinkhorn_matches_the_naive_split():
+    g = torch.Generator().manual_seed(5)
+    for t in (1, 7, 64):
+        mixes, base = torch.randn(t, 24, generator=g), torch.randn(24, generator=g)
+        sc = torch.rand(3, generator=g) + 0.5
+        ref = naive_hc_split_sinkhorn(mixes, sc, base, 4, 20, 1e-6)
+        out = hc_split_sinkhorn_torch(mixes, sc, base, 4, 20, 1e-6)
+        for r, o in zip(ref, out):
+            assert_close(r, o, 1e-5, atol=1e-6)
