@@ -151,7 +151,7 @@ def run(num_jobs: int, db_url: str, tmp: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=30)
+    parser.add_argument("--jobs", type=int, default=30, help="summarize jobs to time end to end (the first 3 warm up)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="wholedoc-bench-") as tmp:
         if postgres_reachable():

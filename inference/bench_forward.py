@@ -77,13 +77,14 @@ def worker(impl: str, ckpt: str, tokens: int, dtype_name: str, seed: int, weight
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="forward CPU time / peak RSS: ours vs transformers")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--tokens", type=int, default=8192)
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint folder")
+    p.add_argument("--tokens", type=int, default=8192, help="prompt length of the one forward")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="weights and activations")
     p.add_argument("--weights", choices=("quantized", "dequantized"), default=None,
                    help="ours: keep FP8/FP4 weights as released or fold them at load (default: dequantized on CPU)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--impl", choices=("ours", "hf", "both"), default="both")
+    p.add_argument("--seed", type=int, default=0, help="random prompt from this seed")
+    p.add_argument("--impl", choices=("ours", "hf", "both"), default="both",
+                   help="which forward to run (each in its own process)")
     p.add_argument("--worker", choices=("ours", "hf"), help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
     if ns.worker:

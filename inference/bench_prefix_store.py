@@ -98,15 +98,15 @@ def crossover(model, tok, ns, sizes: list[int], reps: int = 3) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a checkpoint folder")
     p.add_argument("--docs", default="32768,131072", help="document lengths")
-    p.add_argument("--question", type=int, default=50)
+    p.add_argument("--question", type=int, default=50, help="tokens of the question after each document")
     p.add_argument("--crossover", default="256,512,1024,2048", help="short prefix lengths: cold vs restore ('' skips)")
     p.add_argument("--min-tokens", type=int, default=128, help="the store's write threshold in the runs")
     p.add_argument("--budget", type=int, default=2048, help="max_num_batched_tokens")
-    p.add_argument("--cache-mib", type=int, default=512)
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--cache-mib", type=int, default=512, help="the engine's KV cache, MiB")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="weights, activations and cache")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ns = p.parse_args(argv)
     if ns.threads:
         torch.set_num_threads(ns.threads)

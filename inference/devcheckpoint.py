@@ -15,9 +15,9 @@ from inference.errors import InferenceModelError
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model shape (default tiny: the tests')")
     p.add_argument("--config", help="any V4 config.json (overrides --preset)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random weights from this seed (same seed, same files)")
     p.add_argument("--shard-mb", type=int, default=1024, help="maximum shard size in MiB")
     p.add_argument("--quantized", action="store_true", help="release formats: FP8 + .scale, routed experts FP4")
     ns = p.parse_args(argv)

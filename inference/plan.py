@@ -73,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpu-mem", type=parse_mem, help="memory per GPU: GiB, or e.g. 141GB")
     ap.add_argument("--tp", type=int, default=None, help="tensor-parallel ranks over heads (default: --gpus)")
     ap.add_argument("--ep", type=int, default=None, help="expert-parallel ranks over routed experts (default: --gpus)")
-    ap.add_argument("--cache-dtype", choices=("bf16", "fp32"), default="bf16")
+    ap.add_argument("--cache-dtype", choices=("bf16", "fp32"), default="bf16", help="the KV cache's element type")
     ap.add_argument("--max-model-len", type=int, default=None, help="default: the config's max_position_embeddings")
     ap.add_argument("--chunk", type=int, default=8192, help="prefill tokens per step")
     ap.add_argument("--max-num-seqs", type=int, default=16, help="running sequences (window slots)")
-    ap.add_argument("--weights", choices=("quantized", "dequantized"), default="quantized")
+    ap.add_argument("--weights", choices=("quantized", "dequantized"), default="quantized",
+                    help="FP8/FP4 weights kept as released, or folded into --dtype at load")
     ap.add_argument("--reserve-gib", type=float, default=1.0, help="CUDA context and allocator slack per rank")
     ap.add_argument("--measure", metavar="CKPT", help="instead: load CKPT quantized and dequantized (--dtype) and "
                     "report the resident weight bytes of each beside the plan's")

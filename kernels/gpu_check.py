@@ -288,9 +288,9 @@ def bench_quant_gemms() -> list[dict]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--no-bench", action="store_true")
-    ap.add_argument("--lengths", default="131072,1048576")
-    ap.add_argument("--prefill", type=int, default=1024)
+    ap.add_argument("--no-bench", action="store_true", help="the correctness checks only")
+    ap.add_argument("--lengths", default="131072,1048576", help="context lengths to time, comma-separated")
+    ap.add_argument("--prefill", type=int, default=1024, help="queries timed at the end of each context")
     a = ap.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("kernels.gpu_check needs a CUDA device; on CPU run: TRITON_INTERPRET=1 pytest tests/kernels")

@@ -11,7 +11,8 @@ from api.cli import commands
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wholedoc", description="Summaries and Q&A over whole documents.")
-    parser.add_argument("--version", action="version", version=f"wholedoc {_version()}")
+    parser.add_argument("--version", action="version", version=f"wholedoc {_version()}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"api.cli.commands.{info.name}").register(sub)

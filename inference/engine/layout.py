@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     p = argparse.ArgumentParser(description="paged-cache bytes per token of a V4 config.json (no weights)")
-    p.add_argument("config")
-    p.add_argument("--dtype", default="bfloat16", choices=[*ELEM_BYTES, "fp8"])
+    p.add_argument("config", help="a V4 config.json")
+    p.add_argument("--dtype", default="bfloat16", choices=[*ELEM_BYTES, "fp8"], help="the cache's element type")
     ns = p.parse_args(argv)
     print(json.dumps(bytes_per_token(ns.config, ns.dtype)))
     return 0

@@ -38,12 +38,12 @@ def workload(eng: Engine, requests: int, prompt_tokens: int, max_tokens: int) ->
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--tp", type=int, default=2)
-    p.add_argument("--ep", type=int, default=2)
-    p.add_argument("--requests", type=int, default=4)
-    p.add_argument("--prompt-tokens", type=int, default=512)
-    p.add_argument("--max-tokens", type=int, default=16)
+    p.add_argument("--checkpoint", required=True, help="a checkpoint folder")
+    p.add_argument("--tp", type=int, default=2, help="tensor-parallel ranks (attention heads)")
+    p.add_argument("--ep", type=int, default=2, help="expert-parallel ranks (routed experts)")
+    p.add_argument("--requests", type=int, default=4, help="requests run together")
+    p.add_argument("--prompt-tokens", type=int, default=512, help="random prompt tokens per request")
+    p.add_argument("--max-tokens", type=int, default=16, help="tokens decoded per request")
     ns = p.parse_args(argv)
     config = EngineConfig(cache_bytes=256 << 20, max_num_batched_tokens=512, max_num_seqs=ns.requests)
     one = workload(Engine(load_model(ns.checkpoint), config), ns.requests, ns.prompt_tokens, ns.max_tokens)

@@ -91,11 +91,11 @@ def run_server(engine: Engine, batch: list[list[dict]], max_tokens: int) -> dict
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--requests", type=int, default=8)
-    p.add_argument("--prompt-words", type=int, default=400)
-    p.add_argument("--max-tokens", type=int, default=32)
-    p.add_argument("--cache-gib", type=float, default=0.25)
+    p.add_argument("--checkpoint", required=True, help="a checkpoint folder")
+    p.add_argument("--requests", type=int, default=8, help="requests sent together")
+    p.add_argument("--prompt-words", type=int, default=400, help="words in each prompt")
+    p.add_argument("--max-tokens", type=int, default=32, help="tokens decoded per request")
+    p.add_argument("--cache-gib", type=float, default=0.25, help="KV cache size of each engine, GiB")
     a = p.parse_args(argv)
     config = EngineConfig(max_num_seqs=a.requests, cache_bytes=int(a.cache_gib * (1 << 30)))
     batch = prompts(a.requests, a.prompt_words)
