@@ -47,15 +47,28 @@ def naive_hc_post(x, residual, post, comb):
 ##### CPU fast path #####
 
 
+_SCALE_INDEX: dict[int, torch.Tensor] = {}  # hc -> which of hc_scale's 3 entries scales each of the mix columns
+
+
+def _f32(t: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype == torch.float32 else t.float()
+
+
 def hc_split_sinkhorn_torch(mixes, hc_scale, hc_base, hc_mult, iters, eps):
     """The split with comb laid out [hc, hc, T] (tokens last, so each of the 2·iters normalizations is one short
-    vectorized pass instead of many tiny rows); same operations, same order as the twin. On CPU the iterations run
-    in C (kernels.cpu_native, bit-identical to the torch loop) when the library could be built."""
+    vectorized pass instead of many tiny rows); same operations, same order as the twin (the three scale-and-shift
+    products as one over all mix columns, the same products per element). On CPU the normalizations run in C
+    (kernels.cpu_native, bit-identical to the torch loop) when the library could be built: a decode step pays
+    torch's per-op cost for every one of these ops, whatever T is."""
     hc = hc_mult
-    m = mixes.float()
-    pre = torch.sigmoid(m[:, :hc] * hc_scale[0] + hc_base[:hc]) + eps
-    post = 2 * torch.sigmoid(m[:, hc:2 * hc] * hc_scale[1] + hc_base[hc:2 * hc])
-    comb = (m[:, 2 * hc:] * hc_scale[2] + hc_base[2 * hc:]).T.reshape(hc, hc, -1).contiguous()   # [j, k, T]
+    m = _f32(mixes)
+    idx = _SCALE_INDEX.get(hc)
+    if idx is None or idx.device != m.device:
+        idx = _SCALE_INDEX[hc] = torch.tensor([0] * hc + [1] * hc + [2] * hc * hc, device=m.device)
+    z = (m * _f32(hc_scale)[idx]).add_(_f32(hc_base))  # [T, (2+hc)·hc]
+    pre = torch.sigmoid(z[:, :hc].contiguous()).add_(eps)  # contiguous as before: sigmoid's vector and scalar
+    post = torch.sigmoid(z[:, hc:2 * hc].contiguous()).mul_(2)  # paths round differently
+    comb = z[:, 2 * hc:].T.reshape(hc, hc, -1).contiguous()   # [j, k, T]
     comb = comb.softmax(1).add_(eps)
     if not cpu_native.sinkhorn_(comb, iters, eps):  # on CPU the same loop in C: ~117 torch ops -> one call
         comb.div_(comb.sum(0, keepdim=True).add_(eps))
@@ -76,12 +89,11 @@ def hc_pre_torch(x, hc_fn, hc_scale, hc_base, *, iters, norm_eps, hc_eps):
 
 
 def hc_post_torch(x, residual, post, comb):
-    """As naive_hc_post: post[k]·x + Σ_j comb[j,k]·residual[j], as hc fused multiply-adds over [T, hc, d]."""
-    t, hc, d = residual.shape
-    r, c = residual.float(), comb.float()
-    out = post.float()[..., None] * x.float()[:, None, :]
-    for j in range(hc):
-        out.addcmul_(c[:, j, :, None], r[:, j, None, :])
+    """As naive_hc_post: post[k]·x + Σ_j comb[j,k]·residual[j], as hc fused multiply-adds over [T, hc, d] (the
+    per-j operands taken as views in two ops, not 4·hc indexing ops)."""
+    out = _f32(post).unsqueeze(-1) * _f32(x).unsqueeze(1)
+    for c, r in zip(_f32(comb).unsqueeze(-1).unbind(1), _f32(residual).unsqueeze(2).unbind(1)):
+        out.addcmul_(c, r)  # c [T, k, 1] = comb[:, j, :], r [T, 1, d] = residual[:, j]
     return out.to(residual.dtype)
 
 ##### Triton kernels #####

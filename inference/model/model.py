@@ -271,6 +271,17 @@ class MoE(nn.Module):
             if self.shared_experts is not None:
                 y += self.shared_experts(x).float()
             return y.to(x.dtype).view(shape)
+        if x.shape[0] == 1 and not x.is_cuda:  # one token (a decode step): no counting and gathering
+            picks = idx[0].tolist()
+            if len(set(picks)) == len(picks):
+                y = None  # sum in ascending expert order from zero, as index_add_ below does
+                for e in sorted(picks):
+                    s = picks.index(e)
+                    out = self.experts[e](x, weights[:, s : s + 1]).float()
+                    y = out if y is None else y.add_(out)
+                if self.shared_experts is not None:
+                    y += self.shared_experts(x).float()
+                return y.to(x.dtype).view(shape)
         y = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         counts = torch.bincount(idx.flatten(), minlength=len(self.experts)).tolist()
         for e, cnt in enumerate(counts):
