@@ -107,11 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             max_num_batched_tokens=args.max_num_batched_tokens, cache_bytes=plan_cache_bytes(args),
             max_waiting=args.max_waiting, dtype=args.dtype, weights=args.weights, device=resolve_device(args.device),
             reference_numerics=None if args.reference_numerics is None else ON_OFF[args.reference_numerics])
-        if spec.enabled:  # ranks 1 … W-1 serve rank 0's engine (docs/parallel.md)
-            if store_config is not None:  # its restores write rank 0's pools only (docs/parallel.md)
-                logging.getLogger("inference.serve").warning(
-                    "--prefix-store is not available with --tp/--ep yet: serving without it (docs/parallel.md)")
-                store_config = None
+        if spec.enabled:  # ranks 1 … W-1 serve rank 0's engine (docs/parallel.md), its restores included
             from inference.parallel.serving import start_parallel
 
             parallel = start_parallel(spec, args.checkpoint, engine_config, args.log_level)

@@ -64,6 +64,8 @@ class SnapshotHooks:
         self.deferred: OrderedDict[bytes, tuple[list[bytes], str | None]] = OrderedDict()
         self.copied: OrderedDict[bytes, tuple[object, str | None]] = OrderedDict()
         self.blocks.on_evict = self._before_evict
+        # a parallel engine (docs/parallel.md): after an install, every other rank's pools get the same contents
+        self.replicate = getattr(engine.runner, "replicate_restore", None)
 
     @property
     def min_tokens(self) -> int:
@@ -174,7 +176,7 @@ class SnapshotHooks:
                     pool[dst] = stored[src].to(device=pool.device, dtype=pool.dtype)
         seq.restore_pins = pins
         seq.restored_from = have_blocks * BLOCK_TOKENS
-        n = len(pins)
+        n, slot = len(pins), None
         if n == len(keys) and snap.has_window:
             slot = self.blocks.add_checkpoint(pins[-1])
             if slot is not None:
@@ -185,6 +187,8 @@ class SnapshotHooks:
             self.written.add(keys[-1])
         elif n:
             seq.wanted_checkpoints.add(n)  # snapshot the state where this request leaves the stored prefix
+        if self.replicate is not None:  # before the next step reads them, on every rank
+            self.replicate([b for _, b in fresh], slot)
         log.info("request %s: %d blocks restored (%d new in memory, window state: %s)", seq.request_id, n,
                  len(fresh), snap.has_window and n == len(keys))
 

@@ -3,7 +3,10 @@
 `ParallelRunner.forward_packed` (what Engine._execute calls) checks the pieces, broadcasts one protocol.Step on
 the control group, then runs rank 0's own shard; the model's all-reduces meet the other ranks there. A failed or
 timed-out collective, a worker process that exits, or a heartbeat nobody answers sets `failure` and raises
-RankFailed: the engine thread stops, /health answers 503 and inference.serve exits non-zero (docs/parallel.md)."""
+RankFailed: the engine thread stops, /health answers 503 and inference.serve exits non-zero (docs/parallel.md).
+
+With a prefix store, `replicate_restore` (called by the engine's SnapshotHooks right after it installed a restore)
+broadcasts a protocol.Restore and the restored contents, read back from rank 0's pools, before anything else is sent."""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ import time
 
 import torch.distributed as dist
 
-from inference.errors import InputError
 from inference.model.runner import ModelRunner, check_pieces
 from inference.parallel import protocol
 from inference.parallel.groups import RankContext, RankFailed
@@ -29,6 +31,7 @@ class ParallelRunner:
         self.model, self.args = runner.model, runner.args
         self.failure: str | None = None
         self.events: protocol.PoolEvents | None = None
+        self.pools = None
         self._gen = [0]
         self._lock = threading.Lock()
         self._last_send = time.monotonic()
@@ -36,10 +39,12 @@ class ParallelRunner:
         self._heartbeat = threading.Thread(target=self._beat, name="parallel-heartbeat", daemon=True)
 
     def attach(self, engine) -> None:
-        """Become `engine`'s runner: record its pool events, tell the workers the pools' geometry, start beating."""
-        if engine.snapshots is not None:
-            raise InputError("a prefix store cannot be attached to a parallel engine (docs/parallel.md)")
+        """Become `engine`'s runner: record its pool events, tell the workers the pools' geometry, start beating.
+        A prefix store attached before or after replicates its restores through replicate_restore."""
+        self.pools = engine.pools
         self.events = protocol.PoolEvents(engine.pools)
+        if engine.snapshots is not None:
+            engine.snapshots.replicate = self.replicate_restore
         engine.runner = self
         engine.executor = self
         p = engine.pools
@@ -74,6 +79,35 @@ class ParallelRunner:
             except Exception as exc:  # a collective failed or timed out mid-forward: the ranks are out of step
                 self.fail(f"forward failed: {type(exc).__name__}: {exc}")
                 raise RankFailed(self.failure) from exc
+
+    def replicate_restore(self, blocks: list[int], slot: int | None) -> None:
+        """Rank 0 just wrote a restored prefix into `blocks` (and its window state into checkpoint slot `slot`):
+        every rank writes the same bytes now, after the pool events recorded before it and before the next Step."""
+        if not blocks and slot is None:
+            return
+        with self._lock:
+            carries = self.pools.carries[slot] if slot is not None else None
+            self.send(protocol.Restore(self.events.take(), tuple(blocks), slot, protocol.carry_specs(carries)))
+            try:
+                for t in protocol.restore_payload(self.pools, tuple(blocks), slot):
+                    protocol.send_tensor(t, self.ctx.control)
+            except Exception as exc:
+                self.fail(f"restore broadcast failed: {type(exc).__name__}: {exc}")
+                raise RankFailed(self.failure) from exc
+            self._last_send = time.monotonic()
+
+    def pool_digests(self) -> list[dict[str, str]]:
+        """protocol.pool_digest of every rank's pools, by rank (a check that the replicas hold rank 0's cache; call
+        it between steps, from the engine's thread)."""
+        with self._lock:
+            self.send(protocol.Digest())
+            out = [None] * self.ctx.spec.world
+            try:
+                dist.all_gather_object(out, protocol.pool_digest(self.pools), group=self.ctx.control)
+            except Exception as exc:
+                self.fail(f"digest failed: {type(exc).__name__}: {exc}")
+                raise RankFailed(self.failure) from exc
+            return out
 
     def _beat(self) -> None:
         while not self._stop.wait(min(1.0, self.ctx.spec.heartbeat_s / 4)):

@@ -4,10 +4,16 @@ Rank 0 owns the scheduler and the cache manager. Before each forward it broadcas
 events since the last step (checkpoints saved and loaded, in order) and, per piece, the sequence's window slot,
 the generation of its state, where it starts, the new entries of its block table and its tokens. Every other rank
 holds a replica of the cache pools and keeps a `StateMirror`: the same PagedState per slot, rebuilt when the
-generation changes, fed the same tokens, so its cache rows are rank 0's rows."""
+generation changes, fed the same tokens, so its cache rows are rank 0's rows.
+
+A prefix-store restore writes pools outside any forward: rank 0 broadcasts a `Restore` (the events before it, the
+blocks and the checkpoint slot it wrote) right after installing it, then the written contents as tensor broadcasts;
+every rank writes them before it reads the next message, so no rank runs a step on pools without the restore."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +47,79 @@ def answer_ping(control) -> None:
 @dataclass(frozen=True)
 class Stop:
     """Clean shutdown: the worker leaves its loop and exits 0."""
+
+
+@dataclass(frozen=True)
+class Restore:
+    """Rank 0 installed a prefix-store restore (docs/prefix-store.md) between steps. `events`: the pool events
+    recorded before it (replayed first, as a Step's); `blocks`: the history blocks it wrote; `slot`: the checkpoint
+    slot that received its window state (None: no window state); `carries`: per layer, the (shape, dtype) of each
+    of that checkpoint's four carries (None where the layer has none). The contents follow as tensor broadcasts on
+    the control group, in `restore_payload`'s order."""
+
+    events: tuple[tuple, ...]
+    blocks: tuple[int, ...]
+    slot: int | None
+    carries: tuple[tuple, ...] | None
+
+
+def carry_specs(carries: list | None) -> tuple[tuple, ...] | None:
+    if carries is None:
+        return None
+    return tuple(tuple(None if t is None else (tuple(t.shape), t.dtype) for t in layer) for layer in carries)
+
+
+def restore_payload(pools: CachePools, blocks: tuple[int, ...], slot: int | None) -> Iterator[torch.Tensor]:
+    """What a Restore's receivers need, read back from rank 0's pools after the install (so the replicas get rank
+    0's bytes, whatever conversion the install did): every layer's rows then keys of `blocks`, then the window rows
+    and the carries of `slot`. One layer's copy at a time (a long prefix is GiBs)."""
+    if blocks:
+        idx = torch.tensor(blocks, device=pools.device)
+        yield from (pool[idx] for pool in pools.rows + pools.keys if pool is not None)
+    if slot is not None:
+        yield from (w[slot] for w in pools.window)
+        yield from (t for layer in pools.carries[slot] for t in layer if t is not None)
+
+
+def send_tensor(t: torch.Tensor, group) -> None:
+    """Rank 0's half of a tensor broadcast on the (gloo) control group: the bytes, whatever the dtype and device."""
+    if t.numel():
+        dist.broadcast(t.detach().cpu().contiguous().view(-1).view(torch.uint8), src=0, group=group)
+
+
+def receive_tensor(shape: tuple, dtype: torch.dtype, group) -> torch.Tensor:
+    """Every other rank's half of send_tensor (a CPU tensor)."""
+    n = 1
+    for d in shape:
+        n *= d
+    buf = torch.empty(n * torch.empty((), dtype=dtype).element_size(), dtype=torch.uint8)
+    if n:
+        dist.broadcast(buf, src=0, group=group)
+    return buf.view(dtype).view(shape)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Every rank answers pool_digest of its cache pools (an all-gather on the control group): a check that the
+    replicas hold rank 0's bytes (ParallelRunner.pool_digests)."""
+
+
+def pool_digest(pools: CachePools) -> dict[str, str]:
+    """sha256 of the pools by part: history rows, indexer keys, window slots, checkpoint carries; and the rank's
+    torch thread count. Restored bytes are equal on every rank; computed rows are bitwise equal when the ranks
+    compute alike (on CPU, a GEMV split over another number of threads sums in another order: the replicated rows
+    then agree within rounding, not bitwise)."""
+
+    def digest(tensors) -> str:
+        h = hashlib.sha256()
+        for t in tensors:
+            if t is not None:
+                h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
+    carries = [t for slot in sorted(pools.carries) for layer in pools.carries[slot] for t in layer]
+    return {"threads": str(torch.get_num_threads()), "rows": digest(pools.rows), "keys": digest(pools.keys),
+            "window": digest(pools.window), "carries": f"{sorted(pools.carries)}:{digest(carries)}"}
 
 
 @dataclass(frozen=True)
@@ -134,9 +213,9 @@ class StateMirror:
     def of(cls, init: Init, args, device) -> StateMirror:
         return cls(CachePools(CacheLayout(args, init.dtype), init.num_blocks, init.num_slots, device))
 
-    def apply(self, step: Step) -> list[tuple[PagedState, list[int]]]:
-        """Replay the step's events, then the pieces for ModelRunner.forward_packed."""
-        for ev in step.events:
+    def replay(self, events: tuple[tuple, ...]) -> None:
+        """Rank 0's window-pool events, in order."""
+        for ev in events:
             if ev[0] == "save":
                 self.states[ev[1]][1].save_checkpoint(ev[2])
             else:
@@ -145,6 +224,26 @@ class StateMirror:
                 self.loaded[eid] = self.pools.carries.get(src)
                 if len(self.loaded) > 4096:
                     self.loaded.pop(next(iter(self.loaded)))
+
+    def restore(self, msg: Restore, receive) -> None:
+        """Replay the events before a Restore, then write what rank 0 wrote: `receive(shape, dtype)` gives the next
+        tensor of restore_payload's order."""
+        self.replay(msg.events)
+        p = self.pools
+        if msg.blocks:
+            idx = torch.tensor(msg.blocks, device=p.device)
+            for pool in p.rows + p.keys:
+                if pool is not None:
+                    pool[idx] = receive((len(msg.blocks), *pool.shape[1:]), pool.dtype).to(p.device)
+        if msg.slot is not None:
+            for w in p.window:
+                w[msg.slot].copy_(receive(tuple(w.shape[1:]), w.dtype))
+            p.carries[msg.slot] = [tuple(None if s is None else receive(*s).to(p.device) for s in layer)
+                                   for layer in msg.carries]
+
+    def apply(self, step: Step) -> list[tuple[PagedState, list[int]]]:
+        """Replay the step's events, then the pieces for ModelRunner.forward_packed."""
+        self.replay(step.events)
         pieces = []
         for p in step.pieces:
             gen, state = self.states.get(p.slot, (None, None))

@@ -42,6 +42,14 @@ def serve_worker(ctx: RankContext, model) -> int:
                 return 3
         elif isinstance(msg, protocol.Init):
             mirror = protocol.StateMirror.of(msg, model.args, model.head.weight.device)
+        elif isinstance(msg, protocol.Restore):  # a prefix-store restore: written before the next Step is read
+            try:
+                mirror.restore(msg, lambda shape, dtype: protocol.receive_tensor(shape, dtype, ctx.control))
+            except Exception as exc:
+                log.exception("rank %d: restore after step %d failed; exiting", ctx.rank, steps)
+                raise SystemExit(4) from exc
+        elif isinstance(msg, protocol.Digest):
+            dist.all_gather_object([None] * ctx.spec.world, protocol.pool_digest(mirror.pools), group=ctx.control)
         elif isinstance(msg, protocol.Step):
             try:
                 runner.forward_packed(mirror.apply(msg))
