@@ -90,7 +90,7 @@ class ParallelRunner:
             self.send(protocol.Restore(self.events.take(), tuple(blocks), slot, protocol.carry_specs(carries)))
             try:
                 for t in protocol.restore_payload(self.pools, tuple(blocks), slot):
-                    protocol.send_tensor(t, self.ctx.control)
+                    protocol.send_tensor(t, self.ctx.world_group)
             except Exception as exc:
                 self.fail(f"restore broadcast failed: {type(exc).__name__}: {exc}")
                 raise RankFailed(self.failure) from exc

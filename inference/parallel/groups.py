@@ -31,6 +31,12 @@ class RankContext:
     control: object = None  # gloo group over the world
 
     @property
+    def world_group(self):
+        """The model's group that spans every rank (world = max(T, E), so the TP or the EP group): NCCL on GPUs,
+        where a restore's rows go device to device (inference.parallel.protocol.send_tensor)."""
+        return self.tp_group if self.spec.tp == self.spec.world else self.ep_group
+
+    @property
     def tp_rank(self) -> int:
         return self.spec.tp_rank(self.rank)
 

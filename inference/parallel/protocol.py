@@ -7,8 +7,9 @@ holds a replica of the cache pools and keeps a `StateMirror`: the same PagedStat
 generation changes, fed the same tokens, so its cache rows are rank 0's rows.
 
 A prefix-store restore writes pools outside any forward: rank 0 broadcasts a `Restore` (the events before it, the
-blocks and the checkpoint slot it wrote) right after installing it, then the written contents as tensor broadcasts;
-every rank writes them before it reads the next message, so no rank runs a step on pools without the restore."""
+blocks and the checkpoint slot it wrote) right after installing it, then the written contents as tensor broadcasts
+(on the model's group that spans every rank); every rank writes them before it reads the next message, so no rank
+runs a step on pools without the restore."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class Restore:
     recorded before it (replayed first, as a Step's); `blocks`: the history blocks it wrote; `slot`: the checkpoint
     slot that received its window state (None: no window state); `carries`: per layer, the (shape, dtype) of each
     of that checkpoint's four carries (None where the layer has none). The contents follow as tensor broadcasts on
-    the control group, in `restore_payload`'s order."""
+    RankContext.world_group, in `restore_payload`'s order."""
 
     events: tuple[tuple, ...]
     blocks: tuple[int, ...]
@@ -82,17 +83,18 @@ def restore_payload(pools: CachePools, blocks: tuple[int, ...], slot: int | None
 
 
 def send_tensor(t: torch.Tensor, group) -> None:
-    """Rank 0's half of a tensor broadcast on the (gloo) control group: the bytes, whatever the dtype and device."""
+    """Rank 0's half of a tensor broadcast on a group that spans every rank (RankContext.world_group: gloo on CPU,
+    NCCL on GPUs, where the tensor stays on the device): its bytes, whatever the dtype."""
     if t.numel():
-        dist.broadcast(t.detach().cpu().contiguous().view(-1).view(torch.uint8), src=0, group=group)
+        dist.broadcast(t.detach().contiguous().view(-1).view(torch.uint8), src=0, group=group)
 
 
-def receive_tensor(shape: tuple, dtype: torch.dtype, group) -> torch.Tensor:
-    """Every other rank's half of send_tensor (a CPU tensor)."""
+def receive_tensor(shape: tuple, dtype: torch.dtype, group, device) -> torch.Tensor:
+    """Every other rank's half of send_tensor (a tensor on `device`)."""
     n = 1
     for d in shape:
         n *= d
-    buf = torch.empty(n * torch.empty((), dtype=dtype).element_size(), dtype=torch.uint8)
+    buf = torch.empty(n * torch.empty((), dtype=dtype).element_size(), dtype=torch.uint8, device=device)
     if n:
         dist.broadcast(buf, src=0, group=group)
     return buf.view(dtype).view(shape)

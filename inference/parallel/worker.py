@@ -44,7 +44,8 @@ def serve_worker(ctx: RankContext, model) -> int:
             mirror = protocol.StateMirror.of(msg, model.args, model.head.weight.device)
         elif isinstance(msg, protocol.Restore):  # a prefix-store restore: written before the next Step is read
             try:
-                mirror.restore(msg, lambda shape, dtype: protocol.receive_tensor(shape, dtype, ctx.control))
+                mirror.restore(msg, lambda shape, dtype: protocol.receive_tensor(shape, dtype, ctx.world_group,
+                                                                                 ctx.device))
             except Exception as exc:
                 log.exception("rank %d: restore after step %d failed; exiting", ctx.rank, steps)
                 raise SystemExit(4) from exc
