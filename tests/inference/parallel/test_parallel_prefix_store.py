@@ -9,9 +9,13 @@ import torch
 
 from inference.checkpoint.loader import load_model
 from inference.engine import Engine, EngineConfig
+from inference.model.runner import ModelRunner
+from inference.parallel import launch
+from inference.parallel.executor import ParallelRunner
 from inference.parallel.launch import LoadSpec
-from inference.parallel.serving import start_engine
+from inference.parallel.serving import ParallelEngine, start_engine
 from inference.parallel.spec import ParallelSpec
+from inference.parallel.worker import serve_worker
 from tests.inference.engine.engine_helpers import run_one
 from tests.inference.engine.test_snapshot_restore import DOC, GREEDY, Q1, Q2, Q3, settle, store_on
 from tests.inference.prefix_store.test_server_prefix_store import ask, tokens_of, words, written
@@ -39,14 +43,25 @@ def recorded(eng: Engine, rid: str, ids: list[int]):
     return tokens, out, rows
 
 
-def parallel(path, url, model, tp: int, ep: int):
-    """A fresh parallel engine (new processes) with the store attached after the runner, as inference.serve does.
-    Rank 0 then computes with rank 1's thread count, so that the replicas are bitwise rank 0's (with another
-    count a GEMV sums in another order and the decoded rows differ in the last bits: protocol.pool_digest)."""
-    pe = start_engine(ParallelSpec(tp=tp, ep=ep, timeout_s=120), LoadSpec(str(path)), CONFIG)
+def parallel(path, url, model, tp: int, ep: int, store_first: bool = False):
+    """A fresh parallel engine (new processes) with the store attached after the runner, as inference.serve does
+    (store_first: before it, as start_engine would if it took a store). Rank 0 then computes with rank 1's thread
+    count, so that the replicas are bitwise rank 0's (with another count a GEMV sums in another order and the
+    decoded rows differ in the last bits: protocol.pool_digest)."""
+    spec, load, store = ParallelSpec(tp=tp, ep=ep, timeout_s=120), LoadSpec(str(path)), store_on(url, model)
+    if store_first:
+        ranks = launch.start(spec, load, serve_worker)
+        engine = Engine(ranks.model, CONFIG)
+        engine.attach_prefix_store(store)
+        runner = ParallelRunner(ModelRunner(ranks.model), ranks.ctx)
+        runner.attach(engine)
+        ranks.watch(runner.fail)
+        pe = ParallelEngine(engine, runner, ranks)
+    else:
+        pe = start_engine(spec, load, CONFIG)
+        pe.engine.attach_prefix_store(store)
+    assert pe.engine.snapshots.replicate == pe.runner.replicate_restore
     torch.set_num_threads(int(pe.runner.pool_digests()[1]["threads"]))
-    store = store_on(url, model)
-    pe.engine.attach_prefix_store(store)
     return pe, store
 
 
@@ -82,7 +97,7 @@ def test_a_snapshot_written_on_two_ranks_is_restored_on_every_rank(tiny_checkpoi
         store.close()
 
     for (tp, ep), (name, q) in (((2, 1), ("q2", Q2)), ((1, 2), ("q3", Q3))):  # restarts: new processes
-        pe, store = parallel(tiny_checkpoint, url, model, tp, ep)
+        pe, store = parallel(tiny_checkpoint, url, model, tp, ep, store_first=ep == 2)
         try:
             tokens, out, rows = recorded(pe.engine, name, DOC + q)
             st = pe.engine.stats()
