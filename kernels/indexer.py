@@ -11,7 +11,15 @@ import triton.language as tl
 
 from .dispatch import use_triton
 from .errors import ConfigError, check
-from .layout import check_pool, check_positions, gather_rows, queries_by_sequence, rows_per_block, sequence_rows
+from .layout import (
+    check_pool,
+    check_positions,
+    gather_rows,
+    queries_by_sequence,
+    rows_per_block,
+    sequence_rows,
+    single_query_order,
+)
 from .sparse_attn import compute_dtype
 
 ##### Reference #####
@@ -90,8 +98,9 @@ def indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, rati
     if bool(few.all()):
         return out
     rest = (~few).nonzero().squeeze(1)
-    singles = []
-    for s, qi, pos in queries_by_sequence(seq_ids[rest], positions[rest]):
+    alone = single_query_order(seq_ids[rest])  # every query alone in its sequence (decode): all gathered together
+    singles = [rest[alone]] if alone is not None else []
+    for s, qi, pos in queries_by_sequence(seq_ids[rest], positions[rest]) if alone is None else ():
         qi = rest[qi]
         if qi.numel() == 1:
             singles.append(qi)

@@ -62,6 +62,16 @@ def queries_by_sequence(seq_ids: torch.Tensor, positions: torch.Tensor):
         yield s, qi[order], pos
 
 
+def single_query_order(seq_ids: torch.Tensor) -> torch.Tensor | None:
+    """When every query is alone in its sequence (a decode step of many sequences): the query indices in the order
+    queries_by_sequence yields them (ascending sequence), found in a few ops instead of several per sequence;
+    otherwise None."""
+    if seq_ids.numel() < 2:
+        return None
+    s, order = seq_ids.sort(stable=True)
+    return order if bool((s[1:] != s[:-1]).all()) else None
+
+
 def pool_from_rows(rows: torch.Tensor, rpb: int, shuffle: bool = False, seed: int = 0):
     """Pack rows `[B, N, D]` into (pool `[num_blocks, rpb, D]`, int32 table `[B, ceil(N/rpb)]`) (gpu_check, tests)."""
     b, n, d = rows.shape

@@ -21,6 +21,7 @@ from .layout import (
     queries_by_sequence,
     rows_per_block,
     sequence_rows,
+    single_query_order,
 )
 
 ##### Reference (the specification) #####
@@ -159,8 +160,9 @@ def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, sof
     t, h, d = q.shape
     out, cdt = torch.empty_like(q), compute_dtype(q)
     sink = attn_sink.float()
-    singles = []
-    for s, qi, pos in queries_by_sequence(seq_ids, positions):
+    alone = single_query_order(seq_ids)  # every query alone in its sequence (decode): all go the gathered way
+    singles = [alone] if alone is not None else []
+    for s, qi, pos in queries_by_sequence(seq_ids, positions) if alone is None else ():
         if qi.numel() == 1:
             singles.append(qi)
             continue

@@ -224,3 +224,14 @@ def test_prefill_chunk_window_from_pool_at():
     assert table.shape == (1, 4) and int(table[0, 1]) == 0
     got = sparse_attn(q, seq, pos, pool, table, sink, scale, **kw)
     torch.testing.assert_close(got, ref)
+
+
+def test_single_query_order_is_the_order_queries_by_sequence_gives_the_singles():
+    from kernels.layout import queries_by_sequence, single_query_order
+
+    seq = torch.tensor([5, 0, 3, 9, 1], dtype=torch.int32)   # a decode step: every query alone in its sequence
+    pos = torch.tensor([40, 7, 300, 2, 81], dtype=torch.int32)
+    singles = torch.cat([qi for _, qi, _ in queries_by_sequence(seq, pos)])
+    assert torch.equal(single_query_order(seq), singles)
+    assert single_query_order(torch.tensor([2, 0, 2], dtype=torch.int32)) is None   # a sequence with two queries
+    assert single_query_order(torch.tensor([4], dtype=torch.int32)) is None         # one query: the one-sequence way
