@@ -63,6 +63,9 @@ class SnapshotHooks:
         # copied out when one of their blocks is about to be evicted, submitted when the queue has room again
         self.deferred: OrderedDict[bytes, tuple[list[bytes], str | None]] = OrderedDict()
         self.copied: OrderedDict[bytes, tuple[object, str | None]] = OrderedDict()
+        # per request: (tail block counts this asked the engine to checkpoint, window states captured there), kept
+        # until the snapshot at the prompt's last full block takes them along
+        self.tails: OrderedDict[str, tuple[set[int], dict[int, tuple]]] = OrderedDict()
         self.blocks.on_evict = self._before_evict
         # a parallel engine (docs/parallel.md): after an install, every other rank's pools get the same contents
         self.replicate = getattr(engine.runner, "replicate_restore", None)
@@ -94,7 +97,9 @@ class SnapshotHooks:
         limit = (len(seq.prompt_ids) - 1) // BLOCK_TOKENS
         if limit * BLOCK_TOKENS < max(BLOCK_TOKENS, self.min_tokens):  # nothing this short is stored
             return
-        keys = self.scheduler.block_keys_of(seq)[:limit]
+        all_keys = self.scheduler.block_keys_of(seq)
+        self._plan_tails(seq, all_keys)
+        keys = all_keys[:limit]
         m = self._memory_blocks(keys)
         if m == limit:
             return
@@ -104,6 +109,23 @@ class SnapshotHooks:
         seq.restore = PendingRestore(self.store.submit_restore(keys, m),
                                      time.monotonic() + self.store.config.restore_timeout_s, m)
         self.pending.append(seq)
+
+    def _plan_tails(self, seq, keys: list[bytes]) -> None:
+        """Ask the engine for the exact window state at the block boundaries of the prompt's last `tail_tokens`
+        tokens, where another request about the same document leaves it (its own task or question follows the
+        document): the snapshot written at the prompt's last full block keeps them (docs/prefix-store.md)."""
+        n, last = len(seq.prompt_ids), len(seq.prompt_ids) // BLOCK_TOKENS
+        tail = self.store.config.tail_tokens
+        if not tail or last < 2 or len(keys) < last or keys[last - 1] in self.written:
+            return
+        first = max(1, -(-(n - tail) // BLOCK_TOKENS), -(-self.min_tokens // BLOCK_TOKENS))
+        wanted = {k for k in range(first, last) if k not in seq.wanted_checkpoints}
+        if not wanted:
+            return
+        seq.wanted_checkpoints.update(wanted)  # the scheduler stops prefill chunks there, the engine checkpoints
+        self.tails[seq.request_id] = (wanted, {})
+        while len(self.tails) > 256:  # requests that never reached their last block (aborted, preempted)
+            self.tails.popitem(last=False)
 
     def poll(self) -> None:
         """Between steps: install finished restores; give up on late ones (the request then computes its prefix);
@@ -202,11 +224,16 @@ class SnapshotHooks:
     def at_boundary(self, seq, pos: int) -> None:
         """The engine holds seq's exact state at block boundary `pos` (a checkpoint position): write a snapshot
         there if it is the prompt's last full block or a divergence point, and long enough."""
-        k = pos // BLOCK_TOKENS
+        k, last = pos // BLOCK_TOKENS, len(seq.prompt_ids) // BLOCK_TOKENS
         if pos < self.min_tokens or pos > len(seq.prompt_ids):
             return
-        if k != len(seq.prompt_ids) // BLOCK_TOKENS and k not in seq.wanted_checkpoints:
+        tail = self.tails.get(seq.request_id)
+        if tail is not None and k in tail[0] and k != last:  # kept for the snapshot at the last block
+            tail[1][k] = self._window_now(seq)
             return
+        if k != last and k not in seq.wanted_checkpoints:
+            return
+        tails = self.tails.pop(seq.request_id, (None, {}))[1] if k == last else {}
         keys = seq.block_keys[:k]
         if len(keys) < k or keys[-1] in self.written:
             return
@@ -214,9 +241,15 @@ class SnapshotHooks:
             self._defer(list(keys), seq.prefix_tag)  # its blocks stay in memory; copied out before eviction
             return
         st = seq.state  # copied to the host only for a write that goes out now
-        window = ([w[st.slot].clone().cpu() for w in self.pools.window],
-                  [_clone_carry(ls.compressor) + _clone_carry(ls.indexer) for ls in st.layers])
-        self._submit(self._gather(st.block_table[:k], list(keys), window), seq.prefix_tag)
+        snap = self._gather(st.block_table[:k], list(keys), self._window_now(seq))
+        snap.tails = {j: w for j, w in tails.items() if j < k}
+        self._submit(snap, seq.prefix_tag)
+
+    def _window_now(self, seq) -> tuple:
+        """seq's window state (rings, carries) as it is now, copied to the host."""
+        st = seq.state
+        return ([w[st.slot].clone().cpu() for w in self.pools.window],
+                [_clone_carry(ls.compressor) + _clone_carry(ls.indexer) for ls in st.layers])
 
     def _gather(self, block_ids: list[int], keys: list[bytes], window: tuple | None):
         """A Snapshot of these pool blocks (a copy), with window state (rings, carries) when given."""

@@ -14,6 +14,10 @@ class PrefixStoreConfig:
     secret_key: str | None = None
     min_tokens: int = 128  # write snapshots of prefixes at least this long: a restore beats recomputing from one
     # block on `small` on this machine (docs/prefix-store.md#benchmark)
+    # a snapshot also keeps the window state at the block boundaries of the prompt's last `tail_tokens` tokens: a
+    # later request that leaves the prefix there (another task or question after the same document) restores it
+    # with nothing recomputed instead of recomputing the trailing window (one block per layer); 0: only the end's
+    tail_tokens: int = 512
     max_bytes: int = 64 * GIB  # size cap of all snapshots; least recently used go first
     max_age_s: float = 7 * 86400.0  # snapshots unused for longer are deleted
     restore_timeout_s: float = 60.0  # a request waits this long for a restore, then computes its prefix itself
@@ -27,6 +31,8 @@ class PrefixStoreConfig:
         for name in ("min_tokens", "max_bytes", "max_pending_writes"):
             if getattr(self, name) < 1:
                 raise BadStoreUrl(f"prefix store {name} must be at least 1, got {getattr(self, name)}")
+        if self.tail_tokens < 0:
+            raise BadStoreUrl(f"prefix store tail_tokens must be >= 0, got {self.tail_tokens}")
         for name in ("max_age_s", "restore_timeout_s", "io_timeout_s", "maintain_every_s"):
             if getattr(self, name) <= 0:
                 raise BadStoreUrl(f"prefix store {name} must be > 0, got {getattr(self, name)}")

@@ -3,14 +3,17 @@
 Tensors, per main layer l: `rows.l` [blocks, 128/m, head_dim] (compressed rows, CSA and HCA), `keys.l`
 [blocks, 128/m, index_head_dim] (CSA indexer keys) and, when the window state at the prefix's end was captured,
 `window.l` [128, head_dim] (the raw window ring, slot row = position % 128) and `carry.l.j` (CSA overlap carries:
-j = 0/1 the compressor's kv/score, 2/3 the indexer's). The header's metadata holds the format version, the model
-fingerprint, the salted block-hash chain (hex, comma-separated) and a sha256 over every tensor's name and bytes."""
+j = 0/1 the compressor's kv/score, 2/3 the indexer's). `tail.k.window.l` / `tail.k.carry.l.j`: the same window
+state at an earlier block count k near the prompt's end (where another request about the same document leaves the
+prefix: the task after the document), listed in the metadata's `tails`. The header's metadata holds the format
+version, the model fingerprint, the salted block-hash chain (hex, comma-separated) and a sha256 over every tensor's
+name and bytes."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from safetensors.torch import load as st_load
@@ -33,6 +36,9 @@ class Snapshot:
     keys: list[torch.Tensor | None]
     window: list[torch.Tensor] | None = None
     carries: list[tuple] | None = None  # per layer (kv, score, index kv, index score), each a tensor or None
+    # window state (window, carries) at earlier block counts k < num_blocks: a restore of only the first k blocks
+    # then resumes exactly there too
+    tails: dict[int, tuple[list, list]] = field(default_factory=dict)
 
     @property
     def num_blocks(self) -> int:
@@ -46,11 +52,22 @@ class Snapshot:
         return sum(t.numel() * t.element_size() for t in self.rows + self.keys if t is not None)
 
     def truncate(self, k: int) -> Snapshot:
-        """The first k blocks; the window state belongs to the end only, so it goes unless k is the whole."""
+        """The first k blocks, with the window state at k when it holds one there (the end's, or a tail's)."""
         if k == self.num_blocks:
             return self
         cut = lambda ts: [None if t is None else t[:k] for t in ts]
-        return Snapshot(self.block_keys[:k], cut(self.rows), cut(self.keys))
+        window, carries = self.tails.get(k, (None, None))
+        return Snapshot(self.block_keys[:k], cut(self.rows), cut(self.keys), window, carries,
+                        {j: w for j, w in self.tails.items() if j < k})
+
+
+def _window_tensors(out: dict, prefix: str, window: list, carries: list | None) -> None:
+    for i, w in enumerate(window):
+        out[f"{prefix}window.{i}"] = w.contiguous()
+    for i, carry in enumerate(carries or []):
+        for j, t in enumerate(carry):
+            if t is not None:
+                out[f"{prefix}carry.{i}.{j}"] = t.contiguous()
 
 
 def _tensors(snap: Snapshot) -> dict[str, torch.Tensor]:
@@ -61,12 +78,9 @@ def _tensors(snap: Snapshot) -> dict[str, torch.Tensor]:
         if k is not None:
             out[f"keys.{i}"] = k.contiguous()
     if snap.window is not None:
-        for i, w in enumerate(snap.window):
-            out[f"window.{i}"] = w.contiguous()
-        for i, carry in enumerate(snap.carries or []):
-            for j, t in enumerate(carry):
-                if t is not None:
-                    out[f"carry.{i}.{j}"] = t.contiguous()
+        _window_tensors(out, "", snap.window, snap.carries)
+    for k, (window, carries) in snap.tails.items():
+        _window_tensors(out, f"tail.{k}.", window, carries)
     return out
 
 
@@ -84,7 +98,7 @@ def encode(snap: Snapshot, fingerprint: str) -> bytes:
     tensors = _tensors(snap)
     meta = {"format": str(FORMAT_VERSION), "fingerprint": fingerprint, "num_layers": str(len(snap.rows)),
             "blocks": ",".join(k.hex() for k in snap.block_keys), "window": "1" if snap.has_window else "0",
-            "checksum": checksum(tensors)}
+            "tails": ",".join(str(k) for k in sorted(snap.tails)), "checksum": checksum(tensors)}
     return st_save(tensors, metadata=meta)
 
 
@@ -115,6 +129,14 @@ def header_blocks(header: dict) -> list[bytes]:
         return [bytes.fromhex(x) for x in header["__metadata__"]["blocks"].split(",") if x]
     except ValueError:
         raise SnapshotRejected("corrupt", "block hashes are not hex") from None
+
+
+def header_tails(header: dict) -> set[int]:
+    """Block counts below the end at which the snapshot also holds the window state (older files: none)."""
+    try:
+        return {int(x) for x in header["__metadata__"].get("tails", "").split(",") if x}
+    except ValueError:
+        raise SnapshotRejected("corrupt", "tails are not block counts") from None
 
 
 def common_blocks(stored: list[bytes], wanted: list[bytes]) -> int:
@@ -158,13 +180,22 @@ def decode(data: bytes, fingerprint: str, wanted: list[bytes], num_layers: int) 
     window = None
     carries = None
     if meta.get("window") == "1":
-        window = [tensors.get(f"window.{i}") for i in range(num_layers)]
-        if any(w is None for w in window):
-            raise SnapshotRejected("corrupt", "window state is missing layers")
-        carries = [tuple(tensors.get(f"carry.{i}.{j}") for j in range(4)) for i in range(num_layers)]
+        window, carries = _window_of(tensors, "", num_layers)
+    tails = {}
+    for j in sorted(header_tails(header)):
+        if not 0 < j < len(blocks):
+            raise SnapshotRejected("corrupt", f"a tail window at block {j} of {len(blocks)}")
+        tails[j] = _window_of(tensors, f"tail.{j}.", num_layers)
     snap = Snapshot(blocks, [tensors.get(f"rows.{i}") for i in range(num_layers)],
-                    [tensors.get(f"keys.{i}") for i in range(num_layers)], window, carries)
+                    [tensors.get(f"keys.{i}") for i in range(num_layers)], window, carries, tails)
     for t in snap.rows + snap.keys:
         if t is not None and t.shape[0] != len(blocks):
             raise SnapshotRejected("corrupt", f"a tensor holds {t.shape[0]} blocks, the header {len(blocks)}")
     return snap.truncate(k)
+
+
+def _window_of(tensors: dict, prefix: str, num_layers: int) -> tuple[list, list]:
+    window = [tensors.get(f"{prefix}window.{i}") for i in range(num_layers)]
+    if any(w is None for w in window):
+        raise SnapshotRejected("corrupt", "window state is missing layers")
+    return window, [tuple(tensors.get(f"{prefix}carry.{i}.{j}") for j in range(4)) for i in range(num_layers)]

@@ -33,6 +33,7 @@ from inference.prefix_store.snapshot import (
     check_header,
     decode,
     encode,
+    header_tails,
     parse_header,
 )
 
@@ -49,8 +50,8 @@ MAX_TAG_CHARS = 256
 
 @dataclass(frozen=True)
 class Plan:
-    """What a lookup found: the snapshot `name` holds the request's first `blocks` blocks; `exact` when that is the
-    whole snapshot (its window state then resumes the prefill with nothing recomputed)."""
+    """What a lookup found: the snapshot `name` holds the request's first `blocks` blocks; `exact` when it holds the
+    window state there (the whole snapshot, or one of its tails): the prefill then resumes with nothing recomputed."""
 
     name: str
     blocks: int
@@ -143,15 +144,17 @@ class PrefixStore:
             if best is not None and n <= best.blocks:
                 break
             try:
-                k = check_header(self._header(name), self.fingerprint, keys)
+                header = self._header(name)
+                k = check_header(header, self.fingerprint, keys)
+                whole = k in header_tails(header)  # it holds the window state there too
             except SnapshotRejected as e:
                 self.count(f"ignored_{e.reason}")
                 log.warning("ignoring prefix snapshot %s: %s", name, e)
                 continue
             except NotFound:
                 continue
-            if best is None or k > best.blocks:
-                best = Plan(name, k, False)
+            if best is None or k > best.blocks or (k == best.blocks and whole and not best.exact):
+                best = Plan(name, k, whole)
         return best
 
     def _header(self, name: str) -> dict:

@@ -70,12 +70,12 @@ def test_a_fresh_engine_restores_a_prefix_with_cold_greedy_tokens(model, tmp_pat
 @pytest.mark.slow
 def test_a_partial_match_recomputes_the_trailing_window_then_the_divergence_is_stored(model, tmp_path):
     url = f"file://{tmp_path}"
-    first = store_on(url, model)
+    first = store_on(url, model, tail_tokens=0)  # the end's window state only (the tail's: the test below)
     # 10 full blocks; block 9 (1152-1279) holds DOC[1152:1250] and Q1's first 30 tokens
     run_one(engine_with(model, first), "a", DOC[:1250] + Q1, GREEDY)
     settle(first)
 
-    second = store_on(url, model)
+    second = store_on(url, model, tail_tokens=0)  # with a tail, block 9's state would go into its block-10 file
     eng = engine_with(model, second)
     tokens, out = run_one(eng, "b", DOC + Q2, GREEDY)  # shares blocks 0-8 with the snapshot, not block 9
     assert tokens == cold(model, DOC + Q2)
@@ -92,6 +92,25 @@ def test_a_partial_match_recomputes_the_trailing_window_then_the_divergence_is_s
     tokens, out = run_one(eng3, "c", ask, GREEDY)
     assert out.cached_tokens == 1152 and tokens == cold(model, ask)
     assert eng3.stats().recomputed_tokens == 0
+
+
+@pytest.mark.slow
+def test_a_request_that_leaves_a_snapshot_in_its_tail_restores_the_window_state_stored_there(model, tmp_path):
+    # the question after a summary: both share the document and leave it in the first's last 512 tokens (the tail)
+    url = f"file://{tmp_path}"
+    first = store_on(url, model)
+    run_one(engine_with(model, first), "a", DOC[:1250] + Q1, GREEDY)  # 1290 tokens: tails at blocks 7, 8 and 9
+    settle(first)
+    assert first.stats()["writes"] == 1  # one file: the rows once, window states at blocks 7, 8, 9 and 10
+
+    second = store_on(url, model)
+    eng = engine_with(model, second)
+    assert eng.snapshots.probe_tokens(DOC + Q2, None, 0) == 9 * 128
+    tokens, out = run_one(eng, "b", DOC + Q2, GREEDY)  # leaves it inside block 9: resumes exactly at 9 blocks
+    assert tokens == cold(model, DOC + Q2)
+    assert out.cached_tokens == 9 * 128
+    st = eng.stats()
+    assert (st.restored_tokens, st.recomputed_tokens) == (1152, 0)
 
 
 class BlackHole:
