@@ -62,6 +62,26 @@ def compress_rows(kv: torch.Tensor, score: torch.Tensor, ape: torch.Tensor, norm
     return rows.view(b, -1, rows.shape[-1])
 
 
+def compress_rows_packed(kv: list[torch.Tensor], score: list[torch.Tensor], ape: torch.Tensor,
+                         norm_weight: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: list[int],
+                         first_window: list[int], *, ratio: int, overlap: bool, rope_dim: int,
+                         eps: float) -> torch.Tensor:
+    """Buffers kv, score [L_i, coff*d] of several sequences, each closing exactly one window (first_window[i], its
+    buffer at position start[i]) -> their rows [n, d] fp32 in buffer order, through one kernel call. RoPE is applied
+    after the kernel's pooling and norm with cos/sin [n, rope/2] of each row's own position, the same arithmetic as
+    the kernel's (kernels.compressor._norm_rope), so each row equals compress_rows' for its buffer alone."""
+    cu = torch.tensor([0] + [k.shape[0] for k in kv], dtype=torch.int64).cumsum(0)
+    rows, _, _ = kernel_compressor(torch.cat(kv).contiguous(), torch.cat(score).contiguous(), ape, norm_weight,
+                                   cos[:, :0], sin[:, :0], cu, torch.tensor(start, dtype=torch.int64),
+                                   torch.tensor(first_window, dtype=torch.int64), ratio=ratio, overlap=overlap,
+                                   rope_dim=0, eps=eps)
+    if not rope_dim:
+        return rows
+    e, o = rows[:, -rope_dim:].unflatten(-1, (-1, 2)).unbind(-1)
+    c, s = cos.float(), sin.float()
+    return torch.cat([rows[:, :-rope_dim], torch.stack([e * c - o * s, e * s + o * c], -1).flatten(-2)], -1)
+
+
 def row_pool(rows: torch.Tensor, rpb: int, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """rows [b, n, d] = logical rows start… of each sequence -> (pool [nb, rpb, d] contiguous, int32 table [b, nblk]).
 

@@ -14,7 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from inference.model import numerics
-from inference.model.attention_ops import attend, compress_rows, indexer_topk, inverse_rope, rmsnorm_rope
+from inference.model.attention_ops import (
+    attend,
+    compress_rows,
+    compress_rows_packed,
+    indexer_topk,
+    inverse_rope,
+    rmsnorm_rope,
+)
 from inference.model.config import CSA, SLIDING, ModelArgs
 from inference.model.rope import Rotary, apply_rotary_emb
 from inference.model.state import CompressorState
@@ -111,6 +118,44 @@ class Compressor(nn.Module):
         st.open_kv[:, :rem] = kv[:, used:]
         st.open_score[:, :rem] = score[:, used:]
         return rows
+
+    def close_decode(self, items: list[tuple[torch.Tensor, torch.Tensor, int, CompressorState]],
+                     dtype: torch.dtype) -> list[torch.Tensor]:
+        """close() for one decode token of each of many sequences of batch 1 (kv, score [1,1,coff*d], start_pos,
+        state): the same state updates and rows, but the windows that close are pooled in one compressor call
+        (RoPE then applied per row, as the kernel would) instead of one call per sequence. CPU, no reference
+        numerics (the caller checks)."""
+        m, d = self.ratio, self.head_dim
+        out: list[torch.Tensor | None] = [None] * len(items)
+        bufs = []  # (item, buffer kv [L, c], buffer score, start, first window)
+        for i, (kv, score, start_pos, st) in enumerate(items):
+            n_open = start_pos % m
+            if n_open + 1 < m:
+                out[i] = self.close(kv, score, start_pos, st, dtype)
+                continue
+            kv = torch.cat([st.open_kv[:, :n_open], kv], dim=1)  # [1, m, c]: exactly one window closes
+            score = torch.cat([st.open_score[:, :n_open], score], dim=1)
+            first_window = (start_pos - n_open) // m
+            buf_kv, buf_score, start = kv, score, first_window * m
+            if self.overlap and first_window > 0:
+                lead = kv.new_zeros(1, m, 2 * d)
+                lead_score = torch.zeros_like(lead)
+                lead[..., :d], lead_score[..., :d] = st.carry_kv, st.carry_score
+                buf_kv, buf_score = torch.cat([lead, buf_kv], 1), torch.cat([lead_score, buf_score], 1)
+                start -= m
+            if self.overlap:
+                st.carry_kv = kv[:, :, :d].clone()
+                st.carry_score = score[:, :, :d].clone()
+            bufs.append((i, buf_kv[0], buf_score[0], start, first_window))
+        if bufs:
+            wins = torch.tensor([b[4] for b in bufs], device=bufs[0][1].device)
+            cos, sin = self.rotary.cos_sin(wins * m)  # each row's position w·m
+            rows = compress_rows_packed([b[1] for b in bufs], [b[2] for b in bufs], torch.zeros_like(self.ape),
+                                        self.norm.weight, cos, sin, [b[3] for b in bufs], [b[4] for b in bufs],
+                                        ratio=m, overlap=self.overlap, rope_dim=self.rope_dim, eps=self.norm.eps)
+            for r, b in enumerate(bufs):
+                out[b[0]] = rows[r : r + 1, None].to(dtype)
+        return out
 
 
 class Indexer(nn.Module):

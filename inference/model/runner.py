@@ -93,7 +93,15 @@ class Packing:
         # a step of paged decode tokens only reads each ring as it is (mixed with a prefill chunk, whose window is
         # copied anyway, the rings are copied too: one small pool beats concatenating the whole window pool)
         in_place = all(sp.n == 1 and hasattr(sp.state.layers[layer_id], "window_in_place") for sp in self.spans)
-        for sp in self.spans:
+        closed = {}  # decode tokens of several sequences on CPU: the windows they close pooled in one call each
+        if compressor is not None and in_place and len(self.spans) > 1 and not x.is_cuda \
+                and not compressor.reference_numerics:
+            for comp, pr, key in ((compressor, proj, "compressor"), (indexer_compressor, iproj, "indexer")):
+                if comp is not None:
+                    closed[key] = comp.close_decode(
+                        [(pr[0][:, sp.offset : sp.offset + 1], pr[1][:, sp.offset : sp.offset + 1], sp.start,
+                          getattr(sp.state.layers[layer_id], key)) for sp in self.spans], x.dtype)
+        for i, sp in enumerate(self.spans):
             st, part = sp.state.layers[layer_id], slice(sp.offset, sp.offset + sp.n)
             if in_place:
                 st.write_window(kv[:, part], sp.start)
@@ -102,14 +110,15 @@ class Packing:
                 prev = st.window_rows(sp.start)  # [b,P,d]
                 windows.append((torch.cat([prev, kv[:, part]], dim=1).to(x.dtype), sp.start - prev.shape[1]))
             if compressor is not None:
-                closed = compressor.close(proj[0][:, part], proj[1][:, part], sp.start, st.compressor, x.dtype)
-                st.comp_rows.append(closed)
+                new = closed["compressor"][i] if closed else compressor.close(proj[0][:, part], proj[1][:, part],
+                                                                             sp.start, st.compressor, x.dtype)
+                st.comp_rows.append(new)
                 rows.append(st.comp_rows.blocks(BLOCK_TOKENS // ratio))
                 n_comp = max(n_comp, (sp.start + sp.n) // ratio)
                 if indexer_compressor is not None:
-                    closed = indexer_compressor.close(iproj[0][:, part], iproj[1][:, part], sp.start, st.indexer,
-                                                      x.dtype)
-                    st.index_keys.append(closed)
+                    new = closed["indexer"][i] if closed else indexer_compressor.close(
+                        iproj[0][:, part], iproj[1][:, part], sp.start, st.indexer, x.dtype)
+                    st.index_keys.append(new)
                     keys.append(st.index_keys.blocks(BLOCK_TOKENS // ratio))
             if not in_place:
                 st.write_window(kv[:, part], sp.start)
