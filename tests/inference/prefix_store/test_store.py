@@ -53,6 +53,26 @@ def test_format_round_trip_and_header_checks():
         decode(data, FP, [b"y" * 16], 2)
 
 
+def test_tail_window_states_make_a_restore_of_their_block_count_exact(tmp_path):
+    s = snap(3, 6)
+    carries = [(torch.ones(2), None, None, None), (torch.zeros(2), None, None, None)]
+    s.tails = {4: ([torch.full((128, 4), 4.0), torch.full((128, 4), 5.0)], carries),
+               5: ([torch.full((128, 4), 6.0), torch.full((128, 4), 7.0)], [(None, None, None, None)] * 2)}
+    data = encode(s, FP)
+    other = [b"q" * 16] * 2
+    part = decode(data, FP, s.block_keys[:4] + other, 2)  # leaves it after 4 blocks: the tail's state at 4
+    assert part.num_blocks == 4 and part.has_window and part.rows[0].shape[0] == 4
+    assert torch.equal(part.window[1], s.tails[4][0][1]) and torch.equal(part.carries[0][0], torch.ones(2))
+    assert not decode(data, FP, s.block_keys[:3] + other, 2).has_window  # no state stored at 3: recomputed
+    whole = decode(data, FP, s.block_keys, 2)
+    assert whole.has_window and torch.equal(whole.window[0], s.window[0]) and set(whole.tails) == {4, 5}
+    store = folder_store(tmp_path)
+    store.write(snap(3, 6))  # the same chain without tails: the lookup prefers the one that resumes exactly
+    store.write(s)
+    assert (store.lookup(s.block_keys[:4] + other).blocks, store.lookup(s.block_keys[:4] + other).exact) == (4, True)
+    assert (store.lookup(s.block_keys[:3] + other).blocks, store.lookup(s.block_keys[:3] + other).exact) == (3, False)
+
+
 def test_eviction_by_age_then_least_recently_used_under_the_lock(tmp_path):
     one = len(encode(snap(1, 4), FP))
     store = folder_store(tmp_path, max_bytes=2 * one + 10, max_age_s=3600)
