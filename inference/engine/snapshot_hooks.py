@@ -233,7 +233,11 @@ class SnapshotHooks:
             return
         if k != last and k not in seq.wanted_checkpoints:
             return
-        tails = self.tails.pop(seq.request_id, (None, {}))[1] if k == last else {}
+        tails = {}
+        if tail is not None and k == last:
+            # taken, but the entry stays (bounded): a preempted request's recompute writes no tail-block snapshots
+            tails = dict(tail[1])
+            tail[1].clear()
         keys = seq.block_keys[:k]
         if len(keys) < k or keys[-1] in self.written:
             return
