@@ -13,6 +13,7 @@ from inference.generate import main as generate_main
 from inference.model.quant_linear import QuantExperts, QuantLinear, resident_bytes
 from inference.model.runner import ModelRunner
 from kernels import quant_gemm
+from tests.inference.engine.engine_helpers import record_logits
 
 ATOL = 1e-4
 
@@ -33,14 +34,7 @@ def _run(model, requests: list[list[int]], max_tokens: int = 4):
     cached-token counts."""
     eng = Engine(model, EngineConfig(cache_bytes=64 << 20, max_num_batched_tokens=128, checkpoint_every_blocks=1,
                                      num_checkpoints=8))
-    rows, inner = [], eng.runner.forward_packed
-
-    def record(pieces):
-        out = inner(pieces)
-        rows.append(out.detach().clone())
-        return out
-
-    eng.runner.forward_packed = record
+    rows = record_logits(eng)
     tokens, cached = [], []
     for i, ids in enumerate(requests):
         eng.add_request(str(i), ids, SamplingParams(max_tokens=max_tokens, ignore_eos=True))

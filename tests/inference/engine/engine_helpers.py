@@ -42,3 +42,16 @@ def run_one(engine: Engine, rid: str, ids: list[int], params: SamplingParams, **
                 tokens += out.new_token_ids
                 last = out
     return tokens, last
+
+
+def record_logits(engine: Engine) -> list[torch.Tensor]:
+    """From now on the engine's model runner keeps a copy of every forward call's logits rows in the returned list."""
+    rows, inner = [], engine.runner.forward_packed
+
+    def record(pieces):
+        out = inner(pieces)
+        rows.append(out.detach().clone())
+        return out
+
+    engine.runner.forward_packed = record
+    return rows

@@ -13,6 +13,7 @@ from inference.model.quant_linear import resident_bytes
 from inference.parallel.launch import LoadSpec
 from inference.parallel.serving import start_engine
 from inference.parallel.spec import ParallelSpec
+from tests.inference.engine.engine_helpers import record_logits
 
 ATOL = 1e-4
 CONFIG = EngineConfig(cache_bytes=64 << 20, max_num_batched_tokens=128, checkpoint_every_blocks=1,
@@ -33,14 +34,7 @@ def _ids(n: int, seed: int) -> list[int]:
 def _scenario(eng: Engine):
     """A document prefilled and decoded alone, then three requests on it at once (prefix hits, then decoded
     together): every logits row of every step, the tokens and the cached-token counts."""
-    rows, inner = [], eng.runner.forward_packed
-
-    def record(pieces):
-        out = inner(pieces)
-        rows.append(out.detach().clone())
-        return out
-
-    eng.runner.forward_packed = record
+    rows = record_logits(eng)
     doc = _ids(300, 1)  # two full cache blocks + 44 tokens
     tokens, cached = {}, {}
     for batch in ([("a", doc + _ids(9, 2))], [(k, doc + _ids(5 + i, 3 + i)) for i, k in enumerate("bcd")]):

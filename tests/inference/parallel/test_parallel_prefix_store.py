@@ -16,7 +16,7 @@ from inference.parallel.launch import LoadSpec
 from inference.parallel.serving import ParallelEngine, start_engine
 from inference.parallel.spec import ParallelSpec
 from inference.parallel.worker import serve_worker
-from tests.inference.engine.engine_helpers import run_one
+from tests.inference.engine.engine_helpers import record_logits, run_one
 from tests.inference.engine.test_snapshot_restore import DOC, GREEDY, Q1, Q2, Q3, settle, store_on
 from tests.inference.prefix_store.test_server_prefix_store import ask, tokens_of, words, written
 from tests.inference.server.helpers import ROOMY, Server
@@ -28,14 +28,8 @@ CONFIG = EngineConfig(cache_bytes=32 << 20, max_num_batched_tokens=1024, num_che
 
 def recorded(eng: Engine, rid: str, ids: list[int]):
     """run_one, with the logits rows of every forward call: (tokens, last output, rows)."""
-    rows, inner = [], eng.runner.forward_packed
-
-    def record(pieces):
-        out = inner(pieces)
-        rows.append(out.detach().clone())
-        return out
-
-    eng.runner.forward_packed = record
+    inner = eng.runner.forward_packed
+    rows = record_logits(eng)
     try:
         tokens, out = run_one(eng, rid, ids, GREEDY)
     finally:
