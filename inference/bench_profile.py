@@ -171,12 +171,12 @@ def report(title: str, r: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--tokens", type=int, default=8192)
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint folder")
+    p.add_argument("--tokens", type=int, default=8192, help="length of the one cold prompt")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="weights, activations and cache")
     add_weights_args(p)
     p.add_argument("--budget", type=int, default=2048, help="max_num_batched_tokens (prefill chunk)")
-    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--top", type=int, default=25, help="rows of the per-op table")
     p.add_argument("--timers", action="store_true", help="time regions with perf_counter instead of torch.profiler "
                    "(no per-op table; for 128K, where the profiler's event list itself gets slow)")
     p.add_argument("--decode", type=int, default=0, help="then profile this many decode steps")

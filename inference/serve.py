@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-model-len", type=int, default=None, help="context window (default: the checkpoint's)")
     p.add_argument("--reference-numerics", choices=ON_OFF, default=None,
                    help="the release's quantized numerics (default: on when config.json has a quantization_config)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="weights, activations and cache")
     add_weights_args(p)
     from inference.parallel.spec import add_parallel_args
 
@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--default-max-tokens", type=int, default=4096, help="max_tokens when a request gives none")
     p.add_argument("--progress-interval", type=float, default=1.0,
                    help="seconds between `: progress` SSE comments of one prefilling request")
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log threshold")
     from inference.prefix_store.cli import add_arguments as prefix_store_arguments
 
     prefix_store_arguments(p)
