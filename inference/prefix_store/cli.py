@@ -23,6 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    default=int(_env("WHOLEDOC_PREFIX_STORE_MIN_TOKENS", 128)),
                    help="write a snapshot of prefixes at least this long (default 128: one block; where a restore "
                         "starts to beat recomputing is measured by inference.bench_prefix_store --crossover)")
+    g.add_argument("--prefix-store-tail-tokens", type=int,
+                   default=int(_env("WHOLEDOC_PREFIX_STORE_TAIL_TOKENS", 512)),
+                   help="a snapshot also keeps the window state at the block boundaries of the prompt's last N tokens, "
+                        "where another task or question about the same document leaves it (default 512; 0: off)")
     g.add_argument("--prefix-store-max-gib", type=float, default=float(_env("WHOLEDOC_PREFIX_STORE_MAX_GIB", 64)),
                    help="size cap of all snapshots; least recently used go first (default 64)")
     g.add_argument("--prefix-store-max-age-days", type=float,
@@ -39,6 +43,7 @@ def config_from_args(args: argparse.Namespace) -> PrefixStoreConfig | None:
         return None
     return PrefixStoreConfig(args.prefix_store, access_key=os.environ.get("WHOLEDOC_S3_ACCESS_KEY") or None,
                              secret_key=os.environ.get("WHOLEDOC_S3_SECRET_KEY") or None,
-                             min_tokens=args.prefix_store_min_tokens, max_bytes=int(args.prefix_store_max_gib * GIB),
+                             min_tokens=args.prefix_store_min_tokens, tail_tokens=args.prefix_store_tail_tokens,
+                             max_bytes=int(args.prefix_store_max_gib * GIB),
                              max_age_s=args.prefix_store_max_age_days * 86400.0,
                              restore_timeout_s=args.prefix_store_restore_timeout)

@@ -155,3 +155,29 @@ def test_s3_backend_on_moto(moto_endpoint):
     assert len(blobs.sweep("tenant-9", set(), min_age=timedelta(0))) == 1
     assert name in [o.name for o in backend.list(name)]
     assert store.maintain() == 1 and backend.list(name) == []  # over the 1-byte cap
+
+
+def test_serve_options_and_variables_reach_the_config(monkeypatch):
+    """`inference.serve`'s prefix-store options (and their WHOLEDOC_PREFIX_STORE* defaults) become the config."""
+    import argparse
+
+    from inference.prefix_store.cli import add_arguments, config_from_args
+
+    def parsed(*argv):
+        p = argparse.ArgumentParser()
+        add_arguments(p)
+        return config_from_args(p.parse_args(argv))
+
+    assert parsed() is None  # no URL: the store is off
+    c = parsed("--prefix-store", "file:///tmp/s", "--prefix-store-min-tokens", "256", "--prefix-store-tail-tokens",
+               "0", "--prefix-store-max-gib", "2", "--prefix-store-max-age-days", "1",
+               "--prefix-store-restore-timeout", "5")
+    assert (c.url, c.min_tokens, c.tail_tokens, c.max_bytes, c.max_age_s, c.restore_timeout_s) == (
+        "file:///tmp/s", 256, 0, 2 << 30, 86400.0, 5.0)
+    assert parsed("--prefix-store", "file:///tmp/s").tail_tokens == 512
+    monkeypatch.setenv("WHOLEDOC_PREFIX_STORE", "file:///tmp/e")
+    monkeypatch.setenv("WHOLEDOC_PREFIX_STORE_TAIL_TOKENS", "1024")
+    c = parsed()
+    assert (c.url, c.tail_tokens) == ("file:///tmp/e", 1024)
+    with pytest.raises(BadStoreUrl, match="tail_tokens"):
+        parsed("--prefix-store", "file:///tmp/s", "--prefix-store-tail-tokens", "-1")
