@@ -13,10 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from api.cli.settings import CliSettings
-from api.loopback import free_port
+from api.loopback import free_port, wait_http
 from pipeline.records.db import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: subprocesses run `-m inference.serve` etc. from it
@@ -72,18 +70,17 @@ class Stack:
                                             stderr=subprocess.STDOUT, start_new_session=True)
 
     def _wait_http(self, name: str, url: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def alive() -> None:
             proc = self.procs[name]
             if proc.poll() is not None:
                 raise StackError(f"{name} exited with {proc.returncode}; see {self.home / 'logs' / f'{name}.log'}")
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise StackError(f"{name} did not answer {url} within {timeout:.0f} s; see {self.home / 'logs'}")
+
+        try:
+            wait_http(url, timeout, alive=alive, interval=0.2)
+        except StackError:
+            raise
+        except RuntimeError:
+            raise StackError(f"{name} did not answer {url} within {timeout:.0f} s; see {self.home / 'logs'}") from None
 
     def _inference_url(self) -> str:
         """WHOLEDOC_INFERENCE_URL, else an inference server this stack starts on a checkpoint."""
