@@ -154,22 +154,21 @@ def _dry_run_corpus(request: Request, session: Session, tenant_id: str, body: Ba
     from api.routes.corpus_questions import _window, cached_tokens, plan_question, prefix_tokens
     from api.schemas_corpus import CorpusQuestionCreate
 
-    window, keyed = _window(request), []
+    window, keyed, loaded = _window(request), [], {}  # loaded: each packed document's text, read once for all
     for i, q in enumerate(body.questions):  # each question planned once: its set, then the cache in dispatch order
         ask = CorpusQuestionCreate(question=q, thinking=body.thinking, max_tokens=max_tokens)
         try:
             planned = plan_question(request, session, tenant_id, body.corpus_id, ask, {"max_tokens": max_tokens},
-                                    window=window)
+                                    window=window, loaded=loaded)
             keyed.append((",".join(planned.plan.document_ids), i, q, planned, None))
         except PromptError as exc:
             keyed.append(("", i, q, None, str(exc)))
-    store, prefixes = request.app.state.blob_store, {}
+    prefixes = {}
 
-    def shared_prefix(planned, question: str):
+    def shared_prefix(question: str):
         def tokens(ids: tuple[str, ...]) -> int:  # the same leading documents recur along a run of one set
             if ids not in prefixes:
-                prefixes[ids] = prefix_tokens([load_extracted(store.get_bytes(planned.selection.text_keys[d]))
-                                               for d in ids], question)
+                prefixes[ids] = prefix_tokens([loaded[d] for d in ids], question)
             return prefixes[ids]
         return tokens
 
@@ -180,7 +179,7 @@ def _dry_run_corpus(request: Request, session: Session, tenant_id: str, body: Ba
                                                  skipped_document_ids=[], packing=None, prompt_tokens=0,
                                                  cached_tokens=0, error=error))
             continue
-        plan = planned.public(*cached_tokens(planned, previous, shared_prefix(planned, q)))
+        plan = planned.public(*cached_tokens(planned, previous, shared_prefix(q)))
         previous = list(planned.plan.document_ids)
         sources.add(plan.cache_source)
         per_question.append(QuestionEstimate(

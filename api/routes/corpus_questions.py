@@ -98,7 +98,8 @@ class Planned:
 def plan_question(request: Request, session: Session, tenant_id: str, corpus_id: str, body: CorpusQuestionCreate,
                   params: dict, *, window: int | None = None, loaded: dict | None = None) -> Planned:
     """Select, fit and estimate the question (PromptError when no document can be used). `loaded`: a dict the
-    packed documents' texts are put in, by id (for counting a shared prefix without reading them again)."""
+    packed documents' texts are put in, by id (for counting a shared prefix without reading them again); a text
+    already in it is not read again (one dict across the questions of a batch's dry run)."""
     from api.routes.batches import _estimate_settings, _probe_client
 
     window = window or _window(request)
@@ -111,7 +112,8 @@ def plan_question(request: Request, session: Session, tenant_id: str, corpus_id:
     loaded = {} if loaded is None else loaded
 
     def load(doc_id: str):
-        loaded[doc_id] = load_extracted(store.get_bytes(selection.text_keys[doc_id]))
+        if doc_id not in loaded:
+            loaded[doc_id] = load_extracted(store.get_bytes(selection.text_keys[doc_id]))
         return loaded[doc_id]
 
     plan, prompt, _ = fit_exactly(selection.plan, load, body.question, window_tokens=window, output_tokens=out,
