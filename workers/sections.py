@@ -11,6 +11,7 @@ the result lists its parts, their spans and their usage (which adds up). Questio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 from pipeline.citations import verify_citations
@@ -84,17 +85,27 @@ class PartProgress:
             within = 0.8 + 0.2 * min(1.0, p.tokens_generated / self.max_tokens)
         stage = ("generate" if p.phase == "decode" else p.phase) if self.number else "combine"
         job_fields = counters | {"stage": stage, "progress": self.share(within)}
-        try:
+        def write() -> None:
             with transaction(sessions()) as s:
                 if self.number:
                     part_records.record_part(s, self.ctx.job.id, self.ctx.settings.owner, self.number,
                                              job_fields=job_fields, **counters)
                 else:
                     jobs.record_progress(s, self.ctx.job.id, self.ctx.settings.owner, **job_fields)
-        except LeaseLost:  # lost / cancelled (Cancelled is a LeaseLost): the lease's callback has set the cancel event
-            pass
-        except Exception:  # a progress write is not worth failing the request for, but it should not fail silently
-            log.warning("could not record the job's progress", exc_info=True)
+
+        record_quietly(write)
+
+
+def record_quietly(write: Callable[[], None]) -> None:
+    """One progress write of a streaming request: a lost lease or a cancel (Cancelled is a LeaseLost) is ignored,
+    since the lease's callback has already set the cancel event; any other error is logged, not raised, since a
+    progress write is not worth failing the request for."""
+    try:
+        write()
+    except LeaseLost:
+        pass
+    except Exception:
+        log.warning("could not record the job's progress", exc_info=True)
 
 
 def send(ctx: JobContext, cancel: threading.Event, prompt: Prompt, *, request_id: str, answer_cap: int,

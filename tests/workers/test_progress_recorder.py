@@ -26,3 +26,27 @@ def test_decode_progress_rises_from_the_prefill_share_towards_one(monkeypatch):
     assert shares[0] < 0.8 <= shares[1]
     assert shares == sorted(shares) and shares[-1] < 1.0 and shares[-2] > 0.95
     assert [f["tokens_generated"] for f in ctx.fields[1:]] == [1, 10, 20, 40, 60]
+
+
+def test_a_progress_write_never_fails_the_request(monkeypatch, caplog):
+    """A lost lease or cancel while recording progress is ignored (the cancel event is already set); any other
+    error is logged as a warning; neither reaches the streaming request."""
+    import logging
+
+    from pipeline.errors import Cancelled, LeaseLost
+
+    class _Failing:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def progress(self, **fields):
+            raise self.exc
+
+    monkeypatch.setattr(llm, "PROGRESS_EVERY", 0.0)
+    with caplog.at_level(logging.WARNING, logger="workers"):
+        llm.ProgressRecorder(_Failing(LeaseLost("taken over")), 8)(Progress("decode", 1, tokens_generated=1))
+        llm.ProgressRecorder(_Failing(Cancelled("cancelled")), 8)(Progress("decode", 1, tokens_generated=1))
+        assert not [r for r in caplog.records if "progress" in r.getMessage()]
+        llm.ProgressRecorder(_Failing(OSError("database gone")), 8)(Progress("decode", 1, tokens_generated=1))
+    warned = [r for r in caplog.records if r.getMessage() == "could not record the job's progress"]
+    assert len(warned) == 1 and warned[0].exc_info[0] is OSError

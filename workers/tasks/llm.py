@@ -10,7 +10,7 @@ from datetime import timedelta
 from pipeline import document_json
 from pipeline.citations import verify_citations
 from pipeline.client import Progress, document_prefix_tag
-from pipeline.errors import Conflict, InferenceError, LeaseLost
+from pipeline.errors import Conflict, InferenceError
 from pipeline.prompts import Budget, prompt_tokens, question_prompt, summary_prompt, warmup_prompt
 from pipeline.prompts.sections import select_for_question
 from pipeline.prompts.window import over_window
@@ -19,7 +19,7 @@ from pipeline.records.models import Document, DocumentStatus
 from workers.app import ANSWER, SUMMARIZE, app
 from workers.chat import chat
 from workers.runner import JobContext, run_or_resend
-from workers.sections import store_result, summarize_in_parts, usage_of, window_for
+from workers.sections import record_quietly, store_result, summarize_in_parts, usage_of, window_for
 from workers.settings import blob_store, inference_client, sessions
 from workers.tasks.batches import BatchItemRun
 
@@ -51,12 +51,7 @@ class ProgressRecorder:
                        "progress": 0.1 + 0.7 * (p.prefill_tokens_done or 0) / p.prefill_tokens_total}
         if p.phase == "decode":  # 0.8 … 0.99 over the token cap, so the bar moves on to 1.0 instead of jumping there
             fields["progress"] = 0.8 + 0.19 * min(1.0, p.tokens_generated / self.max_tokens)
-        try:
-            self.ctx.progress(**fields)
-        except LeaseLost:  # lost / cancelled (Cancelled is a LeaseLost): the lease's callback has set the cancel event
-            pass
-        except Exception:  # a progress write is not worth failing the request for, but it should not fail silently
-            log.warning("could not record the job's progress", exc_info=True)
+        record_quietly(lambda: self.ctx.progress(**fields))
 
 
 def _generate(ctx: JobContext) -> None:
