@@ -4,7 +4,6 @@ uvicorn running the API, a Celery worker)."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -13,17 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.loopback import free_port
 from tests.helpers.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI") == "true"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def need_service(name: str, why: str) -> None:
