@@ -71,7 +71,9 @@ class ParallelRunner:
         self._last_send = time.monotonic()
 
     def forward_packed(self, pieces):
-        _check(pieces, self.args)
+        # the model runner's input checks, before anything is sent: a refused call must not reach the workers, who
+        # would wait in the forward's collectives
+        check_pieces(pieces, self.args)
         with self._lock:
             self.send(protocol.Step(self.events.take(), protocol.describe(pieces, self.events, self._gen)))
             try:
@@ -137,9 +139,3 @@ class ParallelRunner:
                 pass
             finally:
                 self._lock.release()
-
-
-def _check(pieces, args) -> None:
-    """ModelRunner.forward_packed's input checks, before anything is sent (a refused call must not reach the
-    workers, who would wait in the forward's collectives)."""
-    check_pieces(pieces, args)

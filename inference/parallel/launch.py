@@ -54,10 +54,10 @@ def load_sharded(load: LoadSpec, ctx: RankContext):
     overrides = {} if load.reference_numerics is None else {"reference_numerics": load.reference_numerics}
     weights = load.weights or default_weights(ctx.device)
     model = load_shard(load.checkpoint, ctx, load.dtype, weights, **overrides)
-    if model is not None:
-        return model
-    model = load_model(load.checkpoint, DTYPES[load.dtype], weights=weights, device="cpu", **overrides)
-    return head_layout_(shard_model(model, ctx).to(ctx.device))
+    if model is None:
+        model = load_model(load.checkpoint, DTYPES[load.dtype], weights=weights, device="cpu", **overrides)
+        model = shard_model(model, ctx).to(ctx.device)
+    return head_layout_(model)  # the output head's layout for the rank's device, whichever way it was read
 
 
 def _free_port() -> int:

@@ -14,6 +14,7 @@ runs a step on pools without the restore."""
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -91,10 +92,8 @@ def send_tensor(t: torch.Tensor, group) -> None:
 
 def receive_tensor(shape: tuple, dtype: torch.dtype, group, device) -> torch.Tensor:
     """Every other rank's half of send_tensor (a tensor on `device`)."""
-    n = 1
-    for d in shape:
-        n *= d
-    buf = torch.empty(n * torch.empty((), dtype=dtype).element_size(), dtype=torch.uint8, device=device)
+    n = math.prod(shape)
+    buf = torch.empty(n * dtype.itemsize, dtype=torch.uint8, device=device)
     if n:
         dist.broadcast(buf, src=0, group=group)
     return buf.view(dtype).view(shape)
