@@ -77,9 +77,7 @@ def compress_rows_packed(kv: list[torch.Tensor], score: list[torch.Tensor], ape:
                                    rope_dim=0, eps=eps)
     if not rope_dim:
         return rows
-    e, o = rows[:, -rope_dim:].unflatten(-1, (-1, 2)).unbind(-1)
-    c, s = cos.float(), sin.float()
-    return torch.cat([rows[:, :-rope_dim], torch.stack([e * c - o * s, e * s + o * c], -1).flatten(-2)], -1)
+    return apply_rotary_emb(rows, cos, sin)
 
 
 def row_pool(rows: torch.Tensor, rpb: int, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
