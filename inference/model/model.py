@@ -93,16 +93,7 @@ class Compressor(nn.Module):
         used = n_close * m
         rows = kv.new_zeros(b, 0, d, dtype=dtype)
         if n_close:
-            buf_kv, buf_score, start = kv[:, :used], score[:, :used], first_window * m
-            if self.overlap and first_window > 0:  # the carry window leads the buffer (A-half only is read)
-                lead = kv.new_zeros(b, m, 2 * d)
-                lead_score = torch.zeros_like(lead)
-                lead[..., :d], lead_score[..., :d] = st.carry_kv, st.carry_score
-                buf_kv, buf_score = torch.cat([lead, buf_kv], 1), torch.cat([lead_score, buf_score], 1)
-                start -= m
-            if self.overlap:
-                st.carry_kv = kv[:, used - m : used, :d].clone()
-                st.carry_score = score[:, used - m : used, :d].clone()
+            buf_kv, buf_score, start = self._buffer(kv, score, first_window, used, st)
             offset = first_window * m  # RoPE slice: only the emitted rows' positions w·m
             cos, sin = self.rotary.cos_sin(torch.arange(offset, offset + (n_close - 1) * m + 1, device=kv.device))
             rows = compress_rows(buf_kv, buf_score, torch.zeros_like(self.ape), self.norm.weight, cos, sin, start,
@@ -119,13 +110,31 @@ class Compressor(nn.Module):
         st.open_score[:, :rem] = score[:, used:]
         return rows
 
+    def _buffer(self, kv: torch.Tensor, score: torch.Tensor, first_window: int, used: int, st: CompressorState
+                ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The compressor's input for the windows first_window… that kv[:, :used] closes (kv, score already led by
+        the open window): (buffer kv, buffer score, the buffer's first position). With overlap the carry window
+        leads the buffer (its A-half only is read), and st's carry becomes the last window closed here."""
+        m, d = self.ratio, self.head_dim
+        buf_kv, buf_score, start = kv[:, :used], score[:, :used], first_window * m
+        if self.overlap and first_window > 0:
+            lead = kv.new_zeros(kv.shape[0], m, 2 * d)
+            lead_score = torch.zeros_like(lead)
+            lead[..., :d], lead_score[..., :d] = st.carry_kv, st.carry_score
+            buf_kv, buf_score = torch.cat([lead, buf_kv], 1), torch.cat([lead_score, buf_score], 1)
+            start -= m
+        if self.overlap:
+            st.carry_kv = kv[:, used - m : used, :d].clone()
+            st.carry_score = score[:, used - m : used, :d].clone()
+        return buf_kv, buf_score, start
+
     def close_decode(self, items: list[tuple[torch.Tensor, torch.Tensor, int, CompressorState]],
                      dtype: torch.dtype) -> list[torch.Tensor]:
         """close() for one decode token of each of many sequences of batch 1 (kv, score [1,1,coff*d], start_pos,
         state): the same state updates and rows, but the windows that close are pooled in one compressor call
         (RoPE then applied per row, as the kernel would) instead of one call per sequence. CPU, no reference
         numerics (the caller checks)."""
-        m, d = self.ratio, self.head_dim
+        m = self.ratio
         out: list[torch.Tensor | None] = [None] * len(items)
         bufs = []  # (item, buffer kv [L, c], buffer score, start, first window)
         for i, (kv, score, start_pos, st) in enumerate(items):
@@ -136,16 +145,7 @@ class Compressor(nn.Module):
             kv = torch.cat([st.open_kv[:, :n_open], kv], dim=1)  # [1, m, c]: exactly one window closes
             score = torch.cat([st.open_score[:, :n_open], score], dim=1)
             first_window = (start_pos - n_open) // m
-            buf_kv, buf_score, start = kv, score, first_window * m
-            if self.overlap and first_window > 0:
-                lead = kv.new_zeros(1, m, 2 * d)
-                lead_score = torch.zeros_like(lead)
-                lead[..., :d], lead_score[..., :d] = st.carry_kv, st.carry_score
-                buf_kv, buf_score = torch.cat([lead, buf_kv], 1), torch.cat([lead_score, buf_score], 1)
-                start -= m
-            if self.overlap:
-                st.carry_kv = kv[:, :, :d].clone()
-                st.carry_score = score[:, :, :d].clone()
+            buf_kv, buf_score, start = self._buffer(kv, score, first_window, m, st)
             bufs.append((i, buf_kv[0], buf_score[0], start, first_window))
         if bufs:
             wins = torch.tensor([b[4] for b in bufs], device=bufs[0][1].device)
