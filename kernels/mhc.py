@@ -71,11 +71,18 @@ def hc_split_sinkhorn_torch(mixes, hc_scale, hc_base, hc_mult, iters, eps):
     comb = z[:, 2 * hc:].T.reshape(hc, hc, -1).contiguous()   # [j, k, T]
     comb = comb.softmax(1).add_(eps)
     if not cpu_native.sinkhorn_(comb, iters, eps):  # on CPU the same loop in C: ~117 torch ops -> one call
-        comb.div_(comb.sum(0, keepdim=True).add_(eps))
-        for _ in range(iters - 1):
-            comb.div_(comb.sum(1, keepdim=True).add_(eps))
-            comb.div_(comb.sum(0, keepdim=True).add_(eps))
+        sinkhorn_torch_(comb, iters, eps)
     return pre, post, comb.permute(2, 0, 1)
+
+
+def sinkhorn_torch_(comb: torch.Tensor, iters: int, eps: float) -> torch.Tensor:
+    """The Sinkhorn normalizations of a tokens-last comb [hc, hc, T], in place (kernels.cpu_native.sinkhorn_ is
+    this loop in C): 2·iters - 1 passes, each a sum over one axis, + eps, a division."""
+    comb.div_(comb.sum(0, keepdim=True).add_(eps))
+    for _ in range(iters - 1):
+        comb.div_(comb.sum(1, keepdim=True).add_(eps))
+        comb.div_(comb.sum(0, keepdim=True).add_(eps))
+    return comb
 
 
 def hc_pre_torch(x, hc_fn, hc_scale, hc_base, *, iters, norm_eps, hc_eps):
