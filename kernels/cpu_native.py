@@ -1,5 +1,5 @@
-"""A few tiny CPU loops in C, for the places where a decode step would otherwise pay torch's per-op dispatch many
-times over on a handful of numbers (docs/cpu-profile.md, "decode").
+"""A few CPU loops in C, for the places of a decode step where torch pays per-op dispatch many times over on a
+handful of numbers, or where MKL's path for a few rows is slow (docs/cpu-profile.md, "decode").
 
 `sinkhorn_` runs the Sinkhorn normalizations of the mHC split (kernels.mhc.hc_split_sinkhorn_torch) on a
 tokens-last comb [hc, hc, T] in place: 2·iters - 1 normalizations, each a sum over one axis, + eps, a division.
@@ -8,9 +8,19 @@ decode step); in C it is a few µs. The arithmetic is the torch loop's, operatio
 sequentially over the reduced axis (the order torch's CPU sum uses for these shapes; tests/kernels/test_mhc.py
 checks bit equality), then + eps, then one IEEE division per element; compiled without fast-math or FP contraction.
 
-The library is compiled once with the system C compiler (`cc`, or $CC) into a cache folder
-($XDG_CACHE_HOME or ~/.cache, /wholedoc-kernels, keyed by a hash of the source), about 0.1–0.3 s the first time in
-a machine's life. Without a compiler, or if the build fails, `available()` is False and callers keep the torch loop.
+`linear_colmajor` is the output head of a decode step: y = x·Wᵀ for the few rows x of a step against a [vocab,
+hidden] fp32 weight stored column-major (a transposed view of a contiguous [hidden, vocab] tensor, the CPU layout
+inference.checkpoint.loader.head_layout_ gives the head). MKL packs the whole weight for every call once there are
+a few rows (16 rows of the small model's 132 MB head: ≈ 21 ms on 2 threads, 40–50 GFLOP/s); this GEMM reads the
+weight in place, 64 vocab columns × 16 hidden rows at a time with 4 rows of x in registers (AVX-512 where the
+compiler targets it, a plain loop otherwise), split over torch's thread count with pthreads. Every logit is one
+sequential fused multiply-add chain over the hidden dimension, so a row's logits do not depend on the other rows of
+the call (a request's logits are the same decoding alone or in a batch).
+
+Each library is compiled once with the system C compiler (`cc`, or $CC) into a cache folder ($XDG_CACHE_HOME or
+~/.cache, /wholedoc-kernels, keyed by a hash of the source, the flags, the compiler and, for the GEMM built with
+-march=native, the CPU), about 0.1–0.5 s the first time in a machine's life. Without a compiler, or if the build
+fails, `available()` is False and callers keep the torch path.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -25,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-_SOURCE = r"""
+_SINKHORN_SOURCE = r"""
 #include <stdlib.h>
 
 /* c: [hc, hc, T] fp32, contiguous; c[j][k][t]. The torch twin:
@@ -61,9 +72,122 @@ int wholedoc_sinkhorn(float *c, long hc, long T, long iters, float eps) {
     return 0;
 }
 """
-_FLAGS = ["-O2", "-fPIC", "-shared", "-fno-fast-math", "-ffp-contract=off", "-fno-unsafe-math-optimizations"]
-_lib: ctypes.CDLL | None = None
-_tried = False
+_SINKHORN_FLAGS = ["-O2", "-fPIC", "-shared", "-fno-fast-math", "-ffp-contract=off", "-fno-unsafe-math-optimizations"]
+
+_GEMM_SOURCE = r"""
+#include <pthread.h>
+#include <stdlib.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+/* y[M, N] = x[M, K] @ w[K, N] (w's rows ldw floats apart). Every y element is one chain of fused multiply-adds
+ * over k = 0..K-1 in order, whatever M is: a row's result does not depend on the other rows.
+ * Loop nest per thread: column chunks of NCB / M columns (their y stays in L2), hidden rows in steps of KB (only
+ * KB rows of w are streamed at once, which the prefetchers follow), 64-column tiles, 4 rows of x at a time in
+ * registers; a tile carries its partial sums through y between the steps of KB. Tuned on a 2-core Zen 4
+ * (K = 256): KB 16 and a prefetch 128 floats ahead along the row beat 32/64 and 256/512. */
+#define NB 64
+#define KB 16
+#define NCB 65536
+#define PF 128
+
+#ifdef __AVX512F__
+/* y[0:mr, 0:64] (+)= x[0:mr, k0:k1] @ w[k0:k1, 0:64]: starts from zero at k0 = 0, else from y's partial sums */
+static inline void tile(const float *x, long K, const float *w, long ldw, float *y, long ldy, int mr,
+                        long k0, long k1) {
+    __m512 acc[4][4];
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j)
+            acc[i][j] = (k0 == 0 || i >= mr) ? _mm512_setzero_ps() : _mm512_loadu_ps(y + i * ldy + 16 * j);
+    for (long k = k0; k < k1; ++k) {
+        const float *wk = w + k * ldw;
+        const char *p = (const char *)(wk + PF);
+        _mm_prefetch(p, _MM_HINT_T0); _mm_prefetch(p + 64, _MM_HINT_T0);
+        _mm_prefetch(p + 128, _MM_HINT_T0); _mm_prefetch(p + 192, _MM_HINT_T0);
+        __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16);
+        __m512 w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
+        for (int i = 0; i < mr; ++i) {
+            __m512 xi = _mm512_set1_ps(x[i * K + k]);
+            acc[i][0] = _mm512_fmadd_ps(xi, w0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(xi, w1, acc[i][1]);
+            acc[i][2] = _mm512_fmadd_ps(xi, w2, acc[i][2]);
+            acc[i][3] = _mm512_fmadd_ps(xi, w3, acc[i][3]);
+        }
+    }
+    for (int i = 0; i < mr; ++i)
+        for (int j = 0; j < 4; ++j) _mm512_storeu_ps(y + i * ldy + 16 * j, acc[i][j]);
+}
+#endif
+
+/* the last, narrower tile (N not a multiple of 64) or no AVX-512: whole K at once */
+static void tile_scalar(const float *x, long K, const float *w, long ldw, float *y, long ldy, long mr, long nb) {
+    for (long i = 0; i < mr; ++i)
+        for (long j = 0; j < nb; ++j) {
+            float a = 0.0f;
+            for (long k = 0; k < K; ++k) a = __builtin_fmaf(x[i * K + k], w[k * ldw + j], a);
+            y[i * ldy + j] = a;
+        }
+}
+
+typedef struct { const float *x, *w; float *y; long M, K, N, ldw, n0, n1; } job_t;
+
+static void *run(void *arg) {
+    job_t *j = (job_t *)arg;
+    long nc = (NCB / (j->M < 1 ? 1 : j->M)) / NB * NB;
+    if (nc < NB) nc = NB;
+    for (long c = j->n0; c < j->n1; c += nc) {
+        long c1 = c + nc < j->n1 ? c + nc : j->n1;
+        for (long k0 = 0; k0 < j->K; k0 += KB) {
+            long k1 = k0 + KB < j->K ? k0 + KB : j->K;
+            for (long n = c; n < c1; n += NB) {
+                long nb = c1 - n < NB ? c1 - n : NB;
+                for (long m = 0; m < j->M; m += 4) {
+                    long mr = j->M - m < 4 ? j->M - m : 4;
+                    const float *x = j->x + m * j->K;
+                    float *y = j->y + m * j->N + n;
+#ifdef __AVX512F__
+                    if (nb == NB) {
+                        switch (mr) {
+                            case 4: tile(x, j->K, j->w + n, j->ldw, y, j->N, 4, k0, k1); break;
+                            case 3: tile(x, j->K, j->w + n, j->ldw, y, j->N, 3, k0, k1); break;
+                            case 2: tile(x, j->K, j->w + n, j->ldw, y, j->N, 2, k0, k1); break;
+                            default: tile(x, j->K, j->w + n, j->ldw, y, j->N, 1, k0, k1); break;
+                        }
+                        continue;
+                    }
+#endif
+                    if (k0 == 0) tile_scalar(x, j->K, j->w + n, j->ldw, y, j->N, mr, nb);
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
+int wholedoc_head_gemm(const float *x, const float *w, float *y, long M, long K, long N, long ldw, long threads) {
+    if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    long blocks = (N + NB - 1) / NB;
+    if (threads > blocks) threads = blocks;
+    job_t jobs[64];
+    pthread_t tid[64];
+    for (long t = 0; t < threads; ++t) {
+        long b0 = blocks * t / threads, b1 = blocks * (t + 1) / threads;
+        jobs[t] = (job_t){x, w, y, M, K, N, ldw, b0 * NB, b1 * NB < N ? b1 * NB : N};
+    }
+    long started = 1;
+    for (long t = 1; t < threads; ++t, ++started)
+        if (pthread_create(&tid[t], NULL, run, &jobs[t]) != 0) break;
+    run(&jobs[0]);
+    for (long t = started; t < threads; ++t) run(&jobs[t]);  /* threads that could not start: run here */
+    for (long t = 1; t < started; ++t) pthread_join(tid[t], NULL);
+    return 0;
+}
+"""
+_GEMM_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
+GEMM_MAX_ROWS = 32  # beyond this MKL's packed GEMM is the faster one
+_libs: dict[str, ctypes.CDLL | None] = {}
 
 
 def _cache_dir() -> Path:
@@ -71,36 +195,57 @@ def _cache_dir() -> Path:
     return Path(root) / "wholedoc-kernels"
 
 
-def _build() -> ctypes.CDLL | None:
+def _cpu_id() -> str:
+    """What -march=native compiles for: the machine and the CPU's model and feature flags."""
+    try:
+        info = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        info = ""
+    return platform.machine() + "".join(line for line in info.splitlines()
+                                        if line.startswith(("model name", "flags", "Features")))
+
+
+def _build(name: str, source: str, flags: list[str]) -> ctypes.CDLL | None:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         return None
-    key = hashlib.sha256((_SOURCE + " ".join(_FLAGS) + cc).encode()).hexdigest()[:16]
-    out = _cache_dir() / f"cpu_native_{key}.so"
+    native = "-march=native" in flags
+    key = hashlib.sha256((source + " ".join(flags) + cc + (_cpu_id() if native else "")).encode()).hexdigest()[:16]
+    out = _cache_dir() / f"cpu_native_{name}_{key}.so"
     try:
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-                src, so = Path(tmp) / "cpu_native.c", Path(tmp) / "cpu_native.so"
-                src.write_text(_SOURCE)
-                subprocess.run([cc, *_FLAGS, str(src), "-o", str(so)], check=True, capture_output=True, timeout=60)
+                src, so = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
+                src.write_text(source)
+                subprocess.run([cc, *flags, str(src), "-o", str(so)], check=True, capture_output=True, timeout=60)
                 os.replace(so, out)  # atomic: concurrent builders each write their own temp file
-        lib = ctypes.CDLL(str(out))
+        return ctypes.CDLL(str(out))
     except (OSError, subprocess.SubprocessError):
         return None
-    fn = lib.wholedoc_sinkhorn
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_float]
-    fn.restype = ctypes.c_int
-    return lib
 
 
-def available() -> bool:
-    """True once the C library is built and loaded (built on the first call)."""
-    global _lib, _tried
-    if not _tried:
-        _tried = True
-        _lib = _build()
-    return _lib is not None
+def _library(name: str) -> ctypes.CDLL | None:
+    """The named library, built and typed on first use (None when it cannot be built)."""
+    if name not in _libs:
+        if name == "sinkhorn":
+            lib = _build(name, _SINKHORN_SOURCE, _SINKHORN_FLAGS)
+            if lib is not None:
+                lib.wholedoc_sinkhorn.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_long, ctypes.c_long,
+                                                  ctypes.c_float]
+                lib.wholedoc_sinkhorn.restype = ctypes.c_int
+        else:
+            lib = _build(name, _GEMM_SOURCE, _GEMM_FLAGS)
+            if lib is not None:
+                lib.wholedoc_head_gemm.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_long] * 5
+                lib.wholedoc_head_gemm.restype = ctypes.c_int
+        _libs[name] = lib
+    return _libs[name]
+
+
+def available(name: str = "sinkhorn") -> bool:
+    """True once the named C library ("sinkhorn" or "gemm") is built and loaded (built on the first call)."""
+    return _library(name) is not None
 
 
 def sinkhorn_(comb: torch.Tensor, iters: int, eps: float) -> bool:
@@ -110,6 +255,24 @@ def sinkhorn_(comb: torch.Tensor, iters: int, eps: float) -> bool:
     if not (comb.device.type == "cpu" and comb.dtype == torch.float32 and comb.dim() == 3 and comb.is_contiguous()
             and comb.shape[0] == comb.shape[1] <= 4 and iters >= 1 and not comb.requires_grad and available()):
         return False
-    if _lib.wholedoc_sinkhorn(comb.data_ptr(), comb.shape[0], comb.shape[2], iters, eps) != 0:
+    if _library("sinkhorn").wholedoc_sinkhorn(comb.data_ptr(), comb.shape[0], comb.shape[2], iters, eps) != 0:
         raise MemoryError("cpu_native: sinkhorn scratch allocation failed")
     return True
+
+
+def linear_colmajor(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
+    """x [..., K] · weight [N, K]ᵀ -> [..., N] by the C GEMM, for CPU fp32 with weight column-major (weight.t()
+    contiguous) and at most GEMM_MAX_ROWS rows of x; None when that does not hold or the library is unavailable (the
+    caller then runs F.linear)."""
+    k = x.shape[-1] if x.dim() else 0
+    rows = x.numel() // k if k else 0
+    if not (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32 and weight.dim() == 2
+            and weight.shape[1] == k and 0 < rows <= GEMM_MAX_ROWS and weight.t().is_contiguous()
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)) and available("gemm")):
+        return None
+    x2 = x.reshape(rows, k).contiguous()
+    n = weight.shape[0]
+    y = torch.empty(rows, n, dtype=torch.float32)
+    _library("gemm").wholedoc_head_gemm(x2.data_ptr(), weight.data_ptr(), y.data_ptr(), rows, k, n, n,
+                                        torch.get_num_threads())
+    return y.view(*x.shape[:-1], n)

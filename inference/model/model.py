@@ -25,6 +25,7 @@ from inference.model.attention_ops import (
 from inference.model.config import CSA, SLIDING, ModelArgs
 from inference.model.rope import Rotary, apply_rotary_emb
 from inference.model.state import CompressorState
+from kernels import cpu_native
 from kernels.mhc import hc_post, hc_pre
 
 if TYPE_CHECKING:
@@ -46,6 +47,19 @@ class RMSNorm(nn.Module):
 
 def linear(in_features: int, out_features: int, dtype: torch.dtype) -> nn.Linear:
     return nn.Linear(in_features, out_features, bias=False, dtype=dtype)
+
+
+class Head(nn.Linear):
+    """The output head: an nn.Linear (same parameter, same checkpoint name) whose forward, on CPU with an fp32 weight
+    kept column-major (inference.checkpoint.loader.head_layout_) and the few rows of a decode step, runs the C GEMM
+    of kernels.cpu_native instead of MKL's (docs/cpu-profile.md, "output head")."""
+
+    def __init__(self, in_features: int, out_features: int, dtype: torch.dtype):
+        super().__init__(in_features, out_features, bias=False, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = cpu_native.linear_colmajor(x, self.weight)
+        return F.linear(x, self.weight) if y is None else y
 
 
 class Compressor(nn.Module):
@@ -423,7 +437,7 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(args.vocab_size, dim, dtype=dtype)
         self.layers = nn.ModuleList(Block(i, args, dtype) for i in range(args.num_hidden_layers))
         self.norm = RMSNorm(dim, args.rms_norm_eps)
-        self.head = linear(dim, args.vocab_size, dtype)
+        self.head = Head(dim, args.vocab_size, dtype)
         self.hc_head_fn = nn.Parameter(torch.zeros(hc, hc * dim, dtype=torch.float32))
         self.hc_head_base = nn.Parameter(torch.zeros(hc, dtype=torch.float32))
         self.hc_head_scale = nn.Parameter(torch.ones(1, dtype=torch.float32))
