@@ -12,10 +12,10 @@ checks bit equality), then + eps, then one IEEE division per element; compiled w
 hidden] fp32 weight stored column-major (a transposed view of a contiguous [hidden, vocab] tensor, the CPU layout
 inference.checkpoint.loader.head_layout_ gives the head). MKL packs the whole weight for every call once there are
 a few rows (16 rows of the small model's 132 MB head: ≈ 21 ms on 2 threads, 40–50 GFLOP/s); this GEMM reads the
-weight in place, 64 vocab columns × 16 hidden rows at a time with 4 rows of x in registers (AVX-512 where the
-compiler targets it, a plain loop otherwise), split over torch's thread count with pthreads. Every logit is one
-sequential fused multiply-add chain over the hidden dimension, so a row's logits do not depend on the other rows of
-the call (a request's logits are the same decoding alone or in a batch).
+weight in place, 64 vocab columns × 16 hidden rows at a time with 4 rows of x in registers (AVX-512, compiled for
+this CPU; on a CPU without it the library is not used and MKL runs), split over torch's thread count with pthreads.
+Every logit is one sequential fused multiply-add chain over the hidden dimension, so a row's logits do not depend on
+the other rows of the call (a request's logits are the same decoding alone or in a batch).
 
 Each library is compiled once with the system C compiler (`cc`, or $CC) into a cache folder ($XDG_CACHE_HOME or
 ~/.cache, /wholedoc-kernels, keyed by a hash of the source, the flags, the compiler and, for the GEMM built with
@@ -165,6 +165,16 @@ static void *run(void *arg) {
     return NULL;
 }
 
+/* 1 when the AVX-512 tiles are compiled in: without them the scalar loop would be slower than MKL, so the
+ * library is not used */
+int wholedoc_gemm_vectorized(void) {
+#ifdef __AVX512F__
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int wholedoc_head_gemm(const float *x, const float *w, float *y, long M, long K, long N, long ldw, long threads) {
     if (threads < 1) threads = 1;
     if (threads > 64) threads = 64;
@@ -236,6 +246,8 @@ def _library(name: str) -> ctypes.CDLL | None:
                 lib.wholedoc_sinkhorn.restype = ctypes.c_int
         else:
             lib = _build(name, _GEMM_SOURCE, _GEMM_FLAGS)
+            if lib is not None and not lib.wholedoc_gemm_vectorized():
+                lib = None  # no AVX-512 on this CPU: MKL is the faster path
             if lib is not None:
                 lib.wholedoc_head_gemm.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_long] * 5
                 lib.wholedoc_head_gemm.restype = ctypes.c_int
