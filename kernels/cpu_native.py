@@ -10,10 +10,11 @@ checks bit equality), then + eps, then one IEEE division per element; compiled w
 
 `linear_colmajor` is the output head of a decode step: y = x·Wᵀ for the few rows x of a step against a [vocab,
 hidden] fp32 weight stored column-major (a transposed view of a contiguous [hidden, vocab] tensor, the CPU layout
-inference.checkpoint.loader.head_layout_ gives the head). MKL packs the whole weight for every call once there are
-a few rows (16 rows of the small model's 132 MB head: ≈ 21 ms on 2 threads, 40–50 GFLOP/s); this GEMM reads the
-weight in place, 64 vocab columns × 16 hidden rows at a time with 4 rows of x in registers (AVX-512, compiled for
-this CPU; on a CPU without it the library is not used and MKL runs), split over torch's thread count with pthreads.
+inference.checkpoint.loader.head_layout_ gives the head). MKL is slow for a few rows against such a wide weight
+(16 rows of the small model's 132 MB head: ≈ 21 ms on 2 threads, 50 GFLOP/s; one row at memory speed); this GEMM
+reads the weight in place, 64 vocab columns × 16 hidden rows at a time with 4 rows of x in registers (AVX-512,
+compiled for this CPU; on a CPU without it the library is not used and MKL runs), split over torch's thread count
+with pthreads.
 Every logit is one sequential fused multiply-add chain over the hidden dimension, so a row's logits do not depend on
 the other rows of the call (a request's logits are the same decoding alone or in a batch).
 
