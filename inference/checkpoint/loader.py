@@ -36,15 +36,22 @@ def load_model(ckpt_dir: str | Path, dtype: torch.dtype = torch.float32, weights
     meta = weights == "quantized" and reader.naming == "official"  # HF may lack mtp.*: those keep initial values
     with torch.device("meta" if meta else "cpu"):
         model = Transformer(args, dtype)
-    if weights == "quantized":
-        swap_quantized_(model, quantized_formats(reader, model), act_fp8=args.reference_numerics)
-        if meta:
-            model = _materialize(model, device)
-    elif args.reference_numerics:  # the inputs of the would-be quantized GEMMs are FP8 in both modes
-        for name in quantized_formats(reader, model):
-            model.get_submodule(name).register_forward_pre_hook(act_fp8_hook)
+    quantization_(model, reader, weights)
+    if meta:
+        model = _materialize(model, device)
     load_weights(model, ckpt_dir, reader=reader)
     return head_layout_(model.to(device).eval())
+
+
+def quantization_(model: Transformer, reader: CheckpointReader, weights: str) -> None:
+    """Before the weights are read: swap in the quantized modules for the checkpoint's FP8/FP4 linears (weights =
+    "quantized"), or, dequantized with reference numerics, hook FP8 activations onto those linears (the inputs of
+    the would-be quantized GEMMs are FP8 in both modes)."""
+    if weights == "quantized":
+        swap_quantized_(model, quantized_formats(reader, model), act_fp8=model.args.reference_numerics)
+    elif model.args.reference_numerics:
+        for name in quantized_formats(reader, model):
+            model.get_submodule(name).register_forward_pre_hook(act_fp8_hook)
 
 
 def head_layout_(model: Transformer) -> Transformer:

@@ -11,12 +11,11 @@ from pathlib import Path
 import torch
 
 from inference.checkpoint import quant
-from inference.checkpoint.loader import DTYPES, _materialize, quantized_formats, swap_quantized_
+from inference.checkpoint.loader import DTYPES, _materialize, quantization_
 from inference.checkpoint.weights import CheckpointReader, _read, convert_tensor, stored_tensor
 from inference.errors import CheckpointError
 from inference.model.config import ModelArgs
 from inference.model.model import Transformer
-from inference.model.quant_linear import act_fp8_hook
 from inference.parallel.groups import RankContext
 from inference.parallel.shard import shard_model
 
@@ -46,12 +45,7 @@ def load_shard(checkpoint: str | Path, ctx: RankContext, dtype: str = "float32",
     args = ModelArgs.from_file(Path(checkpoint) / "config.json", **overrides)
     with torch.device("meta"):
         model = Transformer(args, DTYPES[dtype])
-    formats = quantized_formats(reader, model)
-    if weights == "quantized":
-        swap_quantized_(model, formats, act_fp8=args.reference_numerics)
-    elif args.reference_numerics:
-        for name in formats:
-            model.get_submodule(name).register_forward_pre_hook(act_fp8_hook)
+    quantization_(model, reader, weights)
     shard_model(model, ctx)
     plan = sources(model)
     model = _materialize(model, ctx.device)
