@@ -42,10 +42,11 @@ class Sampler:
         self.params = params
         self.gen = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
 
-    def __call__(self, logits: torch.Tensor) -> int:  # logits: [vocab] fp32
+    def __call__(self, logits: torch.Tensor, top: int | None = None) -> int:
+        """The next token from logits [vocab] fp32; top: their argmax when the caller has it (greedy's answer)."""
         p = self.params
         if p.temperature == 0:
-            return int(logits.argmax())
+            return int(logits.argmax()) if top is None else top
         probs = torch.softmax(logits.float().cpu() / p.temperature, dim=-1)
         if p.top_p < 1:
             sorted_p, order = probs.sort(descending=True)

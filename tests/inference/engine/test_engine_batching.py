@@ -78,7 +78,7 @@ def test_a_failure_after_the_shared_forward_ends_only_its_request(model, monkeyp
     for rid in ("ok", "bad"):
         eng.add_request(rid, random_ids(25, len(rid)), SamplingParams(max_tokens=3, ignore_eos=True))
 
-    def broken(logits):
+    def broken(logits, top=None):
         raise ValueError("sampler exploded")
 
     monkeypatch.setattr(eng.seqs["bad"], "sampler", broken)
