@@ -329,10 +329,22 @@ class MoE(nn.Module):
                 return y.to(x.dtype).view(shape)
         y = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         counts = torch.bincount(idx.flatten(), minlength=len(self.experts)).tolist()
-        for e, cnt in enumerate(counts):
-            if cnt:
-                tok, slot = torch.where(idx == e)
-                y.index_add_(0, tok, self.experts[e](x[tok], weights[tok, slot, None]).float())
+        if not x.is_cuda:  # (token, slot) picks grouped by expert with one sort, summed with one index_add_
+            order = idx.flatten().argsort(stable=True)  # within an expert: ascending (token, slot), as torch.where
+            tok, w = order // idx.shape[1], weights.flatten()[order, None]
+            outs, a = [], 0
+            for e, cnt in enumerate(counts):
+                if cnt:
+                    outs.append(self.experts[e](x[tok[a : a + cnt]], w[a : a + cnt]).float())
+                    a += cnt
+            # index_add_ on CPU adds in source order: each token's sum runs from zero in ascending expert order,
+            # as one index_add_ per expert does
+            y.index_add_(0, tok, torch.cat(outs))
+        else:
+            for e, cnt in enumerate(counts):
+                if cnt:
+                    tok, slot = torch.where(idx == e)
+                    y.index_add_(0, tok, self.experts[e](x[tok], weights[tok, slot, None]).float())
         if self.shared_experts is not None:
             y += self.shared_experts(x).float()
         return y.to(x.dtype).view(shape)
