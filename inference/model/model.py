@@ -157,7 +157,6 @@ class Compressor(nn.Module):
                 out[b[0]] = rows[r : r + 1, None].to(dtype)
         return out
 
-
     def close_decode_rows(self, kv: torch.Tensor, score: torch.Tensor, starts: list[int],
                           states: list[CompressorState], dtype: torch.dtype) -> tuple[list[int], torch.Tensor | None]:
         """close_decode() without a per-sequence op: the projections kv, score [n, coff*d] of one decode token of each
@@ -182,9 +181,9 @@ class Compressor(nn.Module):
         if len(closing) < len(starts):
             sel = torch.tensor(closing, device=kv.device)
             kv, score = kv[sel], score[sel]
-        # each closing window: the m − 1 open rows then the new token [k, m, c]
-        win_kv = torch.cat([torch.cat([st.open_kv for st in sts])[:, : m - 1], kv[:, None]], 1)
-        win_score = torch.cat([torch.cat([st.open_score for st in sts])[:, : m - 1], score[:, None]], 1)
+        # each closing window [k, m, c]: the m − 1 open rows, then the new token
+        win_kv, win_score = torch.cat([st.open_kv for st in sts]), torch.cat([st.open_score for st in sts])
+        win_kv[:, m - 1], win_score[:, m - 1] = kv, score
         wins = [starts[i] // m for i in closing]
         if self.overlap:  # the carry window leads (A-half only; B-half zero) where there is one, as in _buffer
             lead_kv, lead_score = win_kv.new_zeros(win_kv.shape), win_score.new_zeros(win_score.shape)
