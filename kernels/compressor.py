@@ -26,28 +26,29 @@ def plan_rows(cu_seqlens, start_pos, first_window, ratio: int, overlap: bool):
     it emits every window w >= first_window[b] whose last token is in the buffer. Windows before first_window
     are carry (already emitted) and only feed the A slots of the next row.
     """
-    seqs, wins, btok, atok = [], [], [], []
     cu, sp, fw = cu_seqlens.tolist(), start_pos.tolist(), first_window.tolist()
+    counts, shift, base, emitted = [], [], [], 0  # per sequence: rows, (first row index − first window), token base
     for b in range(len(sp)):
         n, p0, f = cu[b + 1] - cu[b], sp[b], fw[b]
         check(p0 % ratio == 0 and p0 >= 0, f"start_pos[{b}]={p0} must be a multiple of ratio {ratio}", ConfigError)
-        w = torch.arange(f, max(f, (p0 + n) // ratio), dtype=torch.int64)
-        if not w.numel():
-            continue
-        check(f * ratio >= p0, f"sequence {b}: window {f} starts before its buffer (start_pos {p0})", ConfigError)
-        bt = cu[b] + w * ratio - p0
-        at = torch.full_like(bt, -1)
-        if overlap:
-            check(f == 0 or (f - 1) * ratio >= p0,
-                  f"sequence {b}: row {f} needs the carry window {f - 1} in its buffer", ConfigError)
-            at = torch.where(w > 0, bt - ratio, at)
-        seqs.append(torch.full_like(w, b))
-        wins.append(w)
-        btok.append(bt)
-        atok.append(at)
+        k = max(f, (p0 + n) // ratio) - f
+        if k:
+            check(f * ratio >= p0, f"sequence {b}: window {f} starts before its buffer (start_pos {p0})", ConfigError)
+            if overlap:
+                check(f == 0 or (f - 1) * ratio >= p0,
+                      f"sequence {b}: row {f} needs the carry window {f - 1} in its buffer", ConfigError)
+        counts.append(k)
+        shift.append(emitted - f)
+        base.append(cu[b] - p0)
+        emitted += k
     dev = cu_seqlens.device
-    cat = lambda v: torch.cat(v).to(dev) if v else torch.zeros(0, dtype=torch.int64, device=dev)
-    return cat(seqs), cat(wins), cat(btok), cat(atok)
+    # a few ops for all sequences: row r of sequence b is window r − shift[b]; its B slots start at base[b] + w·m
+    seqs = torch.repeat_interleave(torch.tensor(counts, dtype=torch.int64))
+    per = torch.tensor([shift, base], dtype=torch.int64)[:, seqs]
+    wins = torch.arange(emitted, dtype=torch.int64) - per[0]
+    btok = per[1] + wins * ratio
+    atok = torch.where(wins > 0, btok - ratio, -1) if overlap else torch.full_like(btok, -1)
+    return seqs.to(dev), wins.to(dev), btok.to(dev), atok.to(dev)
 
 
 def open_state_start(end_pos: int, ratio: int, overlap: bool) -> int:

@@ -30,6 +30,21 @@ class PagedRows:
                 self.pool[bids, w % self.per] = rows[0, keep].to(self.pool.dtype)
         self.n += k
 
+    @staticmethod
+    def append_decode(rows_of: list["PagedRows"], rows: torch.Tensor) -> None:
+        """append() of one row to each of several sequences' rows of one layer (one pool): rows [k, d], row i to
+        rows_of[i], in one indexed store. As append(), rows of positions below a sequence's shared_upto are dropped."""
+        pool = rows_of[0].pool
+        flat, keep = [], []
+        for i, r in enumerate(rows_of):
+            if r.n * r.ratio >= r.state.shared_upto:
+                flat.append(r.state.block_table[r.n // r.per] * r.per + r.n % r.per)
+                keep.append(i)
+            r.n += 1
+        if keep:
+            pool.view(-1, pool.shape[-1])[torch.tensor(flat, device=pool.device)] = (
+                rows if len(keep) == len(rows_of) else rows[keep]).to(pool.dtype)
+
     def blocks(self, rpb: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The history pool itself and this sequence's int32 block table [1, nblk]: the kernels read rows in place."""
         assert rpb == self.per, (rpb, self.per)
@@ -86,6 +101,8 @@ class _NoTokenLog(list):
 
 class PagedState:
     """What Transformer.forward needs from a state, for one sequence on the paged cache."""
+
+    logs_tokens = False  # the runner need not log input ids (token_ids discards them)
 
     def __init__(self, pools: CachePools, slot: int, num_tokens: int = 0, shared_upto: int = 0):
         self.pools, self.slot = pools, slot

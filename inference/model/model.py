@@ -171,6 +171,54 @@ class Compressor(nn.Module):
                 out[b[0]] = rows[r : r + 1, None].to(dtype)
         return out
 
+    def close_decode_rows(self, kv: torch.Tensor, score: torch.Tensor, starts: list[int],
+                          states: list[CompressorState], dtype: torch.dtype) -> tuple[list[int], torch.Tensor | None]:
+        """close_decode() without a per-sequence op: the projections kv, score [n, coff*d] of one decode token of each
+        of n sequences of batch 1 (token i at position starts[i], open state states[i]) -> (the indices i whose
+        window closes, their rows [k, head_dim]). The other tokens join their open windows in one copy; the closing
+        windows are built as one batch, their rows come from one compressor call (as close_decode's) and the CSA
+        carries are updated in place in one copy. CPU, no reference numerics (the caller checks)."""
+        m, d = self.ratio, self.head_dim
+        closing = [i for i, p in enumerate(starts) if p % m == m - 1]
+        if len(closing) < len(starts):
+            kv_rows, score_rows = kv.unbind(0), score.unbind(0)
+            dst, src = [], []
+            for i, (p, st) in enumerate(zip(starts, states)):
+                if p % m != m - 1:
+                    open_kv, open_score = st.open_rows()
+                    dst += (open_kv[p % m], open_score[p % m])
+                    src += (kv_rows[i], score_rows[i])
+            torch._foreach_copy_(dst, src)
+        if not closing:
+            return closing, None
+        sts = [states[i] for i in closing]
+        if len(closing) < len(starts):
+            sel = torch.tensor(closing, device=kv.device)
+            kv, score = kv[sel], score[sel]
+        # each closing window [k, m, c]: the m − 1 open rows, then the new token
+        win_kv, win_score = torch.cat([st.open_kv for st in sts]), torch.cat([st.open_score for st in sts])
+        win_kv[:, m - 1], win_score[:, m - 1] = kv, score
+        wins = [starts[i] // m for i in closing]
+        if self.overlap:  # the carry window leads (A-half only; B-half zero) where there is one, as in _buffer
+            lead_kv, lead_score = win_kv.new_zeros(win_kv.shape), win_score.new_zeros(win_score.shape)
+            lead_kv[..., :d] = torch.cat([st.carry_kv for st in sts])
+            lead_score[..., :d] = torch.cat([st.carry_score for st in sts])
+            buf_kv = torch.cat([lead_kv, win_kv], 1).unbind(0)
+            buf_score = torch.cat([lead_score, win_score], 1).unbind(0)
+            if min(wins) == 0:  # the first window has no carry
+                buf_kv = [b if w else b[m:] for b, w in zip(buf_kv, wins)]
+                buf_score = [b if w else b[m:] for b, w in zip(buf_score, wins)]
+            buf_start = [max(w - 1, 0) * m for w in wins]
+            torch._foreach_copy_([st.carry_kv for st in sts] + [st.carry_score for st in sts],
+                                 list(win_kv[:, None, :, :d].unbind(0)) + list(win_score[:, None, :, :d].unbind(0)))
+        else:
+            buf_kv, buf_score, buf_start = win_kv.unbind(0), win_score.unbind(0), [w * m for w in wins]
+        cos, sin = self.rotary.cos_sin(torch.tensor(wins, device=kv.device) * m)  # each row's position w·m
+        rows = compress_rows_packed(list(buf_kv), list(buf_score), torch.zeros_like(self.ape), self.norm.weight, cos,
+                                    sin, buf_start, wins, ratio=m, overlap=self.overlap, rope_dim=self.rope_dim,
+                                    eps=self.norm.eps)
+        return closing, rows.to(dtype)
+
 
 class Indexer(nn.Module):
     """Lightning indexer: its own compressed keys, then Σ_h w_h·relu(q_h·k) scores and top-k per query."""
@@ -343,10 +391,22 @@ class MoE(nn.Module):
                 return y.to(x.dtype).view(shape)
         y = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         counts = torch.bincount(idx.flatten(), minlength=len(self.experts)).tolist()
-        for e, cnt in enumerate(counts):
-            if cnt:
-                tok, slot = torch.where(idx == e)
-                y.index_add_(0, tok, self.experts[e](x[tok], weights[tok, slot, None]).float())
+        if not x.is_cuda:  # (token, slot) picks grouped by expert with one sort, summed with one index_add_
+            order = idx.flatten().argsort(stable=True)  # within an expert: ascending (token, slot), as torch.where
+            tok, w = order // idx.shape[1], weights.flatten()[order, None]
+            outs, a = [], 0
+            for e, cnt in enumerate(counts):
+                if cnt:
+                    outs.append(self.experts[e](x[tok[a : a + cnt]], w[a : a + cnt]).float())
+                    a += cnt
+            # index_add_ on CPU adds in source order: each token's sum runs from zero in ascending expert order,
+            # as one index_add_ per expert does
+            y.index_add_(0, tok, torch.cat(outs))
+        else:
+            for e, cnt in enumerate(counts):
+                if cnt:
+                    tok, slot = torch.where(idx == e)
+                    y.index_add_(0, tok, self.experts[e](x[tok], weights[tok, slot, None]).float())
         if self.shared_experts is not None:
             y += self.shared_experts(x).float()
         return y.to(x.dtype).view(shape)

@@ -15,8 +15,8 @@ of one request beside one decode token of each of the others, all through the sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
@@ -53,6 +53,10 @@ class Packing:
     spans: tuple[Span, ...]
     positions: torch.Tensor  # int64 [s]
     span_ids: torch.Tensor  # int64 [s]
+    # a step of one decode token per paged sequence (several, CPU) does each layer's bookkeeping for all of them in a
+    # few ops (`_decode_rows`); tests turn it off to compare with the per-sequence path
+    batched_decode: ClassVar[bool] = True
+    _step: dict = field(default_factory=dict, repr=False, compare=False)  # what every layer of the call shares
 
     @classmethod
     def of(cls, spans: list[Span], device) -> Packing:
@@ -60,6 +64,9 @@ class Packing:
             raise InputError("a state can appear only once in a call")
         if any(sp.n < 1 for sp in spans):
             raise InputError("every span needs at least one token")
+        if all(sp.n == 1 for sp in spans):  # one token each (a decode step)
+            return cls(tuple(spans), torch.tensor([sp.start for sp in spans], device=device),
+                       torch.arange(len(spans), device=device))
         pos = torch.cat([torch.arange(sp.start, sp.start + sp.n, device=device) for sp in spans])
         ids = torch.repeat_interleave(torch.arange(len(spans), device=device),
                                       torch.tensor([sp.n for sp in spans], device=device))
@@ -84,11 +91,15 @@ class Packing:
 
         Per span: read its window, close its compressed rows (and CSA indexer keys), write its window. Returns the
         kernel pools of all spans (window rows copied, history rows read in place from a paged cache), the indexer
-        keys as one (pool, table) (CSA) and the largest compressed-row count among the spans."""
+        keys as one (pool, table) (CSA) and the largest compressed-row count among the spans. A decode step of many
+        paged sequences does all of that for every sequence at once (`_decode_rows`)."""
         ratio = compressor.ratio if compressor is not None else 0
+        proj = iproj = None
         if compressor is not None:  # one projection for every span's tokens
             proj = compressor.project(x, self.positions)
             iproj = indexer_compressor.project(x, self.positions) if indexer_compressor is not None else None
+        if self._decode_step(layer_id, x) is not None:
+            return self._decode_rows(layer_id, x, kv, compressor, indexer_compressor, proj, iproj)
         windows, rows, keys, n_comp = [], [], [], 0
         # a step of paged decode tokens only reads each ring as it is (mixed with a prefill chunk, whose window is
         # copied anyway, the rings are copied too: one small pool beats concatenating the whole window pool)
@@ -124,6 +135,64 @@ class Packing:
                 st.write_window(kv[:, part], sp.start)
         pools = kv_pools(windows, rows, ratio)
         return pools, merge_pools(keys, x.dtype) if keys else None, n_comp
+
+    def _decode_step(self, layer_id: int, x: torch.Tensor) -> dict | None:
+        """When every span is one decode token of a paged sequence (several of them, on one cache, CPU): what the
+        call's layers share, built at the first layer: the sequences' window slots, their tokens' ring rows, the
+        window table (every block at the sequence's slot, as window_in_place) and the block table of compressed rows
+        and indexer keys (the same for every layer), short tables padded with block 0 (never read, as merge_pools
+        pads). None otherwise."""
+        step = self._step
+        if "decode" not in step:
+            sts = [sp.state for sp in self.spans]
+            ok = (self.batched_decode and len(sts) > 1 and not x.is_cuda
+                  and all(sp.n == 1 and hasattr(st, "pools") and st.pools is sts[0].pools
+                          and hasattr(st.layers[layer_id], "window_in_place") for sp, st in zip(self.spans, sts)))
+            if not ok:
+                step["decode"] = None
+            else:
+                dev = self.positions.device
+                width = max(len(st.block_table) for st in sts)
+                table = torch.tensor([st.block_table + [0] * (width - len(st.block_table)) for st in sts],
+                                     dtype=torch.int32, device=dev)
+                slots = torch.tensor([st.slot for st in sts], device=dev)
+                nblk = max(sp.start for sp in self.spans) // BLOCK_TOKENS + 1
+                step["decode"] = {"slots": slots, "ring_rows": self.positions % BLOCK_TOKENS, "table": table,
+                                  "win_table": slots.to(torch.int32)[:, None].expand(-1, nblk).contiguous(),
+                                  "n_tokens": max(sp.start for sp in self.spans) + 1}
+        return step["decode"]
+
+    def _decode_rows(self, layer_id: int, x: torch.Tensor, kv: torch.Tensor, compressor: Compressor | None,
+                     indexer_compressor: Compressor | None, proj, iproj) -> tuple[KVPools, tuple | None, int]:
+        """attention_rows for a `_decode_step` call: every window row written with one store, the open windows and
+        the windows that close handled for all sequences at once (Compressor.close_decode_rows), the rows closed
+        stored with one store (PagedRows.append_decode), and the tables shared by all layers."""
+        step = self._step["decode"]
+        layers = [sp.state.layers[layer_id] for sp in self.spans]
+        pools = self.spans[0].state.pools
+        win = pools.window[layer_id]
+        win[step["slots"], step["ring_rows"]] = kv[0].to(win.dtype)
+        if compressor is None:
+            return KVPools(win, step["win_table"], None, None, 0), None, 0
+        starts = [sp.start for sp in self.spans]
+        keys = None
+        for comp, pr, kind in ((compressor, proj, "compressor"), (indexer_compressor, iproj, "indexer")):
+            if comp is None:
+                continue
+            states = [getattr(st, kind) for st in layers]
+            targets = [st.comp_rows if kind == "compressor" else st.index_keys for st in layers]
+            if comp.reference_numerics:  # rows quantized per sequence, as close() does
+                for i, (p, cs) in enumerate(zip(starts, states)):
+                    targets[i].append(comp.close(pr[0][:, i : i + 1], pr[1][:, i : i + 1], p, cs, x.dtype))
+            else:
+                idx, rows = comp.close_decode_rows(pr[0][0], pr[1][0], starts, states, x.dtype)
+                if idx:  # PagedRows.append_decode: one row to each of these sequences
+                    type(targets[0]).append_decode([targets[i] for i in idx], rows)
+            if kind == "indexer":
+                keys = (pools.keys[layer_id].to(x.dtype), step["table"])
+        ratio = compressor.ratio
+        n_comp = step["n_tokens"] // ratio  # the most compressed rows a sequence has
+        return KVPools(win, step["win_table"], pools.rows[layer_id].to(win.dtype), step["table"], ratio), keys, n_comp
 
 
 class ModelRunner:
@@ -216,7 +285,8 @@ class ModelRunner:
         x = self.model(input_ids, pk)
         for sp in pk.spans:
             sp.state.num_tokens += sp.n
-            sp.state.token_ids.append(input_ids[:, sp.offset : sp.offset + sp.n].detach().clone())
+            if getattr(sp.state, "logs_tokens", True):
+                sp.state.token_ids.append(input_ids[:, sp.offset : sp.offset + sp.n].detach().clone())
         return x
 
 

@@ -51,6 +51,7 @@ class CompressorState:
     open_score: torch.Tensor  # [b, m, coff*d] fp32
     carry_kv: torch.Tensor | None  # [b, m, d] fp32: A-half of the previous closed window (CSA overlap)
     carry_score: torch.Tensor | None  # [b, m, d] fp32; -inf before the first window closes
+    _rows: tuple | None = field(default=None, init=False, repr=False, compare=False)  # open_rows' views
 
     @classmethod
     def new(cls, batch: int, ratio: int, dim: int, overlap: bool, device) -> "CompressorState":
@@ -59,6 +60,14 @@ class CompressorState:
         carry_kv = torch.zeros(batch, ratio, dim, device=device) if overlap else None
         carry_score = torch.full((batch, ratio, dim), float("-inf"), device=device) if overlap else None
         return cls(ratio, z, z.clone(), carry_kv, carry_score)
+
+    def open_rows(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """Views of the open window's m rows of batch row 0: (kv rows, score rows), [coff*d] each, made once while
+        open_kv and open_score stay the same tensors (a decode step of many sequences writes them in one copy)."""
+        c = self._rows
+        if c is None or c[0] is not self.open_kv or c[1] is not self.open_score:
+            c = self._rows = (self.open_kv, self.open_score, self.open_kv[0].unbind(0), self.open_score[0].unbind(0))
+        return c[2], c[3]
 
 
 @dataclass

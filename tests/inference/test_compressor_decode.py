@@ -52,3 +52,31 @@ def test_close_decode_matches_close_per_sequence():
             assert torch.equal(sa.open_kv, sb.open_kv) and torch.equal(sa.open_score, sb.open_score)
             if comp.overlap:
                 assert torch.equal(sa.carry_kv, sb.carry_kv) and torch.equal(sa.carry_score, sb.carry_score)
+
+
+def test_close_decode_rows_matches_close_per_sequence():
+    """The engine's decode step: projections stacked [n, c], open windows written in one copy, the closing windows
+    built as one batch (first windows, without a carry, among them) and the carries updated in place."""
+    g = torch.Generator().manual_seed(2)
+    for comp in _compressors():
+        m, c = comp.ratio, comp.wkv.weight.shape[0]
+        for starts in ([m - 1, 2 * m - 1, 5 * m + 1, 37 * m - 1, 4096 * m - 1, 3, 8 * m],  # some close, a first
+                       [2 * m - 1, 9 * m - 1],  # all close, none a first window
+                       [m + 1, 3 * m, 7 * m + 2]):  # none closes
+            states = [_state(comp, g) for _ in starts]
+            kv, score = torch.randn(len(starts), c, generator=g), torch.randn(len(starts), c, generator=g)
+            alone_states = [_clone(st) for st in states]
+            alone = [comp.close(kv[i : i + 1, None], score[i : i + 1, None], p, st, torch.float32)
+                     for i, (p, st) in enumerate(zip(starts, alone_states))]
+            carries = [st.carry_kv for st in states]
+            idx, rows = comp.close_decode_rows(kv, score, starts, states, torch.float32)
+            assert idx == [i for i, r in enumerate(alone) if r.shape[1]]
+            if idx:
+                assert torch.equal(rows, torch.cat([alone[i][0] for i in idx]))
+            else:
+                assert rows is None
+            for sa, sb, carry in zip(alone_states, states, carries):
+                assert torch.equal(sa.open_kv, sb.open_kv) and torch.equal(sa.open_score, sb.open_score)
+                if comp.overlap:
+                    assert sb.carry_kv is carry  # updated in place
+                    assert torch.equal(sa.carry_kv, sb.carry_kv) and torch.equal(sa.carry_score, sb.carry_score)
