@@ -177,7 +177,7 @@ int wholedoc_gemm_vectorized(void) {
 }
 
 int wholedoc_head_gemm(const float *x, const float *w, float *y, long M, long K, long N, long ldw, long threads) {
-    if (threads < 1) threads = 1;
+    if (threads < 1 || M * K * N < (1L << 24)) threads = 1;  /* a small product: starting threads costs more */
     if (threads > 64) threads = 64;
     long blocks = (N + NB - 1) / NB;
     if (threads > blocks) threads = blocks;

@@ -26,7 +26,7 @@ ENTRY_POINTS = {
     "inference": {"inference.serve", "inference.generate", "inference.devcheckpoint", "inference.bench",
                   "inference.bench_profile",
                   "inference.bench_forward", "inference.server.bench_server", "inference.bench_prefix_store"},
-    "kernels": {"kernels.bench", "kernels.gpu_check"},
+    "kernels": {"kernels.bench", "kernels.bench_head", "kernels.gpu_check"},
     "pipeline": {"pipeline.bench", "pipeline.bench_pack", "pipeline.bench_pdf", "pipeline.prompts.bench"},
     "api": {"api.bench_overhead"},
     "workers": set(),

@@ -40,8 +40,9 @@ def test_leading_dims_are_kept():
 
 
 def test_a_rows_logits_do_not_depend_on_the_batch_or_the_threads():
-    # one request's logits are the same decoding alone or beside 15 others, on 1 or 2 threads
-    w = _colmajor(64 * 50 + 9, 256, 3)
+    # one request's logits are the same decoding alone or beside 15 others, on 1 or 2 threads (a weight large
+    # enough that the GEMM starts its threads even for one row)
+    w = _colmajor(64 * 1100 + 9, 256, 3)
     x = torch.randn(16, 256, generator=torch.Generator().manual_seed(4))
     threads = torch.get_num_threads()
     try:
@@ -82,3 +83,18 @@ def test_the_model_head_runs_it_for_a_colmajor_fp32_weight():
         col_major = head(x)
         assert torch.equal(col_major, cpu_native.linear_colmajor(x, head.weight))
     torch.testing.assert_close(col_major, row_major, rtol=1e-5, atol=1e-5)
+
+
+def test_bench_head_runs_and_reports(capsys):
+    """python -m kernels.bench_head at a toy size: the table, then one JSON line with every row count (speed is the
+    benchmark's to report, not asserted)."""
+    import json
+
+    from kernels.bench_head import main
+
+    out = main(["--vocab", "1000", "--hidden", "64", "--rows", "1,16,33", "--reps", "2"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+    assert set(out["rows"]) == {"1", "16", "33"} and out["one_row_bound_s"] > 0
+    assert out["rows"]["16"]["c_used_by_head"] and not out["rows"]["33"]["c_used_by_head"]
+    assert out["rows"]["16"]["c_s"] > 0 and out["rows"]["33"]["c_s"] is None
+    assert all(r["torch_colmajor_s"] > 0 and r["torch_rowmajor_s"] > 0 for r in out["rows"].values())
