@@ -15,6 +15,7 @@ of one request beside one decode token of each of the others, all through the sa
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -266,7 +267,8 @@ class ModelRunner:
             offset += len(ids)
         device = self.model.head.weight.device
         pk = Packing.of(spans, device)
-        x = self._run(torch.tensor([flat], dtype=torch.long, device=device), pk)
+        with _one_thread_if(device.type == "cpu" and offset == 1):  # one decode token alone (see _one_thread_if)
+            x = self._run(torch.tensor([flat], dtype=torch.long, device=device), pk)
         return self.model.logits(x[:, pk.last_tokens()])[0]
 
     @torch.no_grad()
@@ -288,6 +290,23 @@ class ModelRunner:
             if getattr(sp.state, "logs_tokens", True):
                 sp.state.token_ids.append(input_ids[:, sp.offset : sp.offset + sp.n].detach().clone())
         return x
+
+
+@contextlib.contextmanager
+def _one_thread_if(cond: bool):
+    """torch on one thread inside, when cond: a CPU step of one decode token is ≈ 2000 small ops, each of which
+    pays more to wake and join a second OpenMP thread than it gains from it (small model, 2 cores, passive waits:
+    20.5 vs 26.2 ms a step at 8K, 19.1 vs 22.3 at 1K; from 4 requests on, two threads win or tie). The output head
+    after it runs on every thread again (docs/cpu-profile.md, "one decode token on one thread")."""
+    if not cond:
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def check_pieces(pieces, args) -> None:
