@@ -14,7 +14,7 @@ inference.checkpoint.loader.head_layout_ gives the head). MKL is slow for a few 
 (16 rows of the small model's 132 MB head: ≈ 21 ms on 2 threads, 50 GFLOP/s; one row at memory speed); this GEMM
 reads the weight in place, 64 vocab columns × 16 hidden rows at a time with 4 rows of x in registers (AVX-512,
 compiled for this CPU; on a CPU without it the library is not used and MKL runs), split over torch's thread count
-with pthreads.
+(at most 16, one thread for small products) with pthreads started per call.
 Every logit is one sequential fused multiply-add chain over the hidden dimension, so a row's logits do not depend on
 the other rows of the call (a request's logits are the same decoding alone or in a batch).
 
@@ -178,11 +178,11 @@ int wholedoc_gemm_vectorized(void) {
 
 int wholedoc_head_gemm(const float *x, const float *w, float *y, long M, long K, long N, long ldw, long threads) {
     if (threads < 1 || M * K * N < (1L << 24)) threads = 1;  /* a small product: starting threads costs more */
-    if (threads > 64) threads = 64;
+    if (threads > 16) threads = 16;  /* started per call: more would cost more than the memory bandwidth gives */
     long blocks = (N + NB - 1) / NB;
     if (threads > blocks) threads = blocks;
-    job_t jobs[64];
-    pthread_t tid[64];
+    job_t jobs[16];
+    pthread_t tid[16];
     for (long t = 0; t < threads; ++t) {
         long b0 = blocks * t / threads, b1 = blocks * (t + 1) / threads;
         jobs[t] = (job_t){x, w, y, M, K, N, ldw, b0 * NB, b1 * NB < N ? b1 * NB : N};
