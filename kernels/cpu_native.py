@@ -216,7 +216,9 @@ def _cpu_id() -> str:
                                         if line.startswith(("model name", "flags", "Features")))
 
 
-def _build(name: str, source: str, flags: list[str]) -> ctypes.CDLL | None:
+def build(name: str, source: str, flags: list[str]) -> ctypes.CDLL | None:
+    """`source` compiled with `flags` into the cache folder (once) and loaded; None without a compiler or if the
+    build fails. Other kernel modules with C loops (kernels.cpu_indexer) build through this too."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         return None
@@ -240,13 +242,13 @@ def _library(name: str) -> ctypes.CDLL | None:
     """The named library, built and typed on first use (None when it cannot be built)."""
     if name not in _libs:
         if name == "sinkhorn":
-            lib = _build(name, _SINKHORN_SOURCE, _SINKHORN_FLAGS)
+            lib = build(name, _SINKHORN_SOURCE, _SINKHORN_FLAGS)
             if lib is not None:
                 lib.wholedoc_sinkhorn.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_long, ctypes.c_long,
                                                   ctypes.c_float]
                 lib.wholedoc_sinkhorn.restype = ctypes.c_int
         else:
-            lib = _build(name, _GEMM_SOURCE, _GEMM_FLAGS)
+            lib = build(name, _GEMM_SOURCE, _GEMM_FLAGS)
             if lib is not None and not lib.wholedoc_gemm_vectorized():
                 lib = None  # no AVX-512 on this CPU: MKL is the faster path
             if lib is not None:

@@ -2,13 +2,20 @@
 
 Row s is visible to a query at position p iff s < (p+1)//ratio; invisible rows score −inf and top-k picks that
 land on them become −1. When a query sees ≤ k rows it selects all of them. Work is chunked over queries so the
-score buffer stays bounded (≈ `budget_bytes`) even at 1M tokens. Tie order among equal scores is unspecified.
+score buffer stays bounded (≈ `budget_bytes`) even at 1M tokens.
+
+Ties: where the k-th largest score is shared by rows in and out of the top-k, the lower rows win (the naive twin
+sorts stably). torch.topk leaves that open, and the choice changes the attention when it happens (exact zeros tie
+often in small random models: every head's ReLU at 0), so every path follows the one rule: the C loop
+(kernels.cpu_indexer) by construction, the torch paths through `_ties_to_lower_rows`. The order of the picks within
+a row stays unspecified.
 """
 
 import torch
 import triton
 import triton.language as tl
 
+from . import cpu_indexer
 from .dispatch import use_triton
 from .errors import ConfigError, check
 from .layout import (
@@ -36,20 +43,45 @@ def naive_indexer_scores(q, weights, seq_ids, positions, key_pool, key_table, ra
     return s.masked_fill(idx >= nvis[:, None], float("-inf"))
 
 
+def naive_indexer_topk(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk):
+    """Readable twin of `indexer_topk`: a stable descending sort of each query's scores, the first k (so ties go to
+    the lower rows), −1 for picks past the visible rows."""
+    s = naive_indexer_scores(q, weights, seq_ids, positions, key_pool, key_table, ratio)
+    out = torch.full((s.shape[0], topk), -1, dtype=torch.int32, device=s.device)
+    kk = min(topk, s.shape[1])
+    if kk:
+        val, idx = s.sort(dim=-1, descending=True, stable=True)
+        out[:, :kk] = torch.where(torch.isinf(val[:, :kk]), -1, idx[:, :kk]).to(torch.int32)
+    return out
+
+
+def _ties_to_lower_rows(s: torch.Tensor, picks: torch.Tensor) -> torch.Tensor:
+    """picks [T, k]: a top-k of each row of s [T, N] in any tie order (torch.topk). Rows where the k-th largest score
+    also lies outside the picks get the picks with score > it plus the lowest tied rows (the naive twin's rule). One
+    comparison pass over s when nothing ties."""
+    k = picks.shape[1]
+    tau = s.gather(1, picks.long()).amin(1, keepdim=True)                          # each row's k-th largest
+    tied = (s >= tau).sum(1) > k
+    if not bool(tied.any()):
+        return picks
+    rows = tied.nonzero().squeeze(1)
+    sr, tr = s[rows], tau[rows]
+    gt, eq = sr > tr, sr == tr
+    take = gt | (eq & (eq.cumsum(1) <= k - gt.sum(1, keepdim=True)))                # exactly k a row
+    picks = picks.clone()
+    picks[rows] = take.nonzero()[:, 1].view(-1, k).to(picks.dtype)
+    return picks
+
+
 def _topk_from_scores(s: torch.Tensor, topk: int) -> torch.Tensor:
-    """int32 `[T, topk]` indices of the largest finite scores, −1 for picks past the visible rows."""
+    """int32 `[T, topk]` indices of the largest finite scores (ties to the lower rows), −1 past the visible rows."""
     t, n = s.shape
     out = torch.full((t, topk), -1, dtype=torch.int32, device=s.device)
     kk = min(topk, n)
     if kk:
-        val, idx = s.topk(kk, dim=-1)
-        out[:, :kk] = torch.where(torch.isinf(val), -1, idx).to(torch.int32)
+        idx = _ties_to_lower_rows(s, s.topk(kk, dim=-1).indices)  # sorted: the −1s come last
+        out[:, :kk] = torch.where(torch.isinf(s.gather(1, idx)), -1, idx).to(torch.int32)
     return out
-
-
-def naive_indexer_topk(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk):
-    """Readable twin of `indexer_topk`."""
-    return _topk_from_scores(naive_indexer_scores(q, weights, seq_ids, positions, key_pool, key_table, ratio), topk)
 
 
 ##### CPU fast path #####
@@ -83,11 +115,13 @@ def _topk_by_blocks(sc: torch.Tensor, k: int, block: int = 8) -> torch.Tensor:
 
 
 def indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, ratio, topk, budget_bytes=32 << 20,
-                       cache_bytes=1 << 20, max_chunk=128, blocked_topk_from=32):
-    """Queries that see ≤ topk rows take them all (no scores). The others, per sequence in chunks: blocked GEMM of
+                       cache_bytes=1 << 20, max_chunk=128, blocked_topk_from=32, native=True):
+    """Queries that see ≤ topk rows take them all (no scores). The others, per sequence: the fused C loop of
+    kernels.cpu_indexer where it applies (fp32, AVX-512), else in chunks: blocked GEMM of
     the chunk against the keys it can see, ReLU, head-weighted sum, −inf past each query's visible rows, top-k;
     queries alone in their sequence (decode) all together, their keys gathered per query. Scores use ≈ budget_bytes
-    per chunk; each GEMM block ≈ cache_bytes. Rows of ≥ blocked_topk_from·topk scores use _topk_by_blocks."""
+    per chunk; each GEMM block ≈ cache_bytes. Rows of ≥ blocked_topk_from·topk scores use _topk_by_blocks.
+    native=False keeps the torch loops (tests compare the two)."""
     t, hi, _ = q.shape
     out, cdt = torch.full((t, topk), -1, dtype=torch.int32, device=q.device), compute_dtype(q)
     cols = torch.arange(topk, device=q.device, dtype=torch.int32)
@@ -108,6 +142,10 @@ def indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, rati
         nvis = (pos + 1) // ratio
         n = int(nvis[-1])
         keys = sequence_rows(key_pool, key_table[s], n).to(cdt)                     # [N, DI], once per sequence
+        picks = cpu_indexer.topk(q[qi].to(cdt), weights[qi], keys, nvis, topk) if native else None  # C (fp32)
+        if picks is not None:
+            out[qi] = picks
+            continue
         chunk = max(1, min(qi.numel(), max_chunk, budget_bytes // (n * 4)))
         for c0 in range(0, qi.numel(), chunk):
             ci, nv = qi[c0:c0 + chunk], nvis[c0:c0 + chunk]
@@ -119,7 +157,7 @@ def indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, rati
             # every query here sees > topk rows; over long histories the blocked top-k reads far fewer scores twice
             picks = (_topk_by_blocks(sc, topk) if nc >= blocked_topk_from * topk else
                      sc.topk(topk, dim=-1, sorted=False).indices)
-            out[ci] = picks.to(torch.int32)
+            out[ci] = _ties_to_lower_rows(sc, picks).to(torch.int32)
     if singles:
         qi = torch.cat(singles)
         nvis = nvis_all[qi]
@@ -131,7 +169,7 @@ def indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, rati
             sc = torch.bmm(q[ci].to(cdt), keys.transpose(1, 2)).float().relu_()    # [Tc, HI, N]
             sc = torch.bmm(weights[ci].float()[:, None, :], sc).squeeze(1)           # [Tc, N]
             sc.masked_fill_(idx >= nv[:, None], float("-inf"))
-            out[ci] = sc.topk(topk, dim=-1, sorted=False).indices.to(torch.int32)
+            out[ci] = _ties_to_lower_rows(sc, sc.topk(topk, dim=-1, sorted=False).indices).to(torch.int32)
     return out
 
 

@@ -72,8 +72,11 @@ def test_triton_fp16(tdev):
 def test_cpu_path(hi, di, ratio, k):
     q, w, seq, pos, kp, kt = _case(hi, di, ratio)
     ref = naive_indexer_scores(q, w, seq, pos, kp, kt, ratio)
-    _check_topk(ref, indexer_topk_torch(q, w, seq, pos, kp, kt, ratio, k, budget_bytes=1), k)
-    _check_topk(ref, indexer_topk_torch(q, w, seq, pos, kp, kt, ratio, k, cache_bytes=1), k)  # 64-key GEMM blocks
+    torch_only = dict(native=False)  # the torch loops, also where the C indexer runs by default
+    _check_topk(ref, indexer_topk_torch(q, w, seq, pos, kp, kt, ratio, k, budget_bytes=1, **torch_only), k)
+    # 64-key GEMM blocks
+    _check_topk(ref, indexer_topk_torch(q, w, seq, pos, kp, kt, ratio, k, cache_bytes=1, **torch_only), k)
+    _check_topk(ref, indexer_topk_torch(q, w, seq, pos, kp, kt, ratio, k), k)
     _check_topk(ref, indexer_topk(q, w, seq, pos, kp, kt, ratio, k), k)
     _check_topk(ref, naive_indexer_topk(q, w, seq, pos, kp, kt, ratio, k), k)
 
@@ -147,3 +150,23 @@ def test_topk_by_blocks_is_a_topk(k, n, visible):
     s[1] = 0.0                                                                  # a row of ties only
     s[:, visible:] = float("-inf")
     _check_topk(s, _topk_by_blocks(s, k).to(torch.int32), k)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_ties_at_the_kth_place_go_to_the_lower_rows(native):
+    """Every path picks the same rows as the naive twin when the k-th largest score ties (all-zero ReLU rows, the
+    common case in small random models): the chunk path, the blocked top-k of long rows and the decode path."""
+    g = torch.Generator().manual_seed(9)
+    n = 1200
+    keys = torch.randn(3, n, 8, generator=g)
+    kp, kt = pool_from_rows(keys, 32, shuffle=True, seed=9)
+    pos = torch.tensor([4 * n - 1, 4 * n - 3, 2000, 4 * n - 1, 4 * n - 1], dtype=torch.int32)
+    seq = torch.tensor([0, 0, 0, 1, 2], dtype=torch.int32)          # a chunk of 3, then two decode queries
+    q = torch.randn(5, 2, 8, generator=g)
+    w = -torch.rand(5, 2, generator=g)                                # every score ≤ 0, most exactly 0
+    w[1] = 0.0                                                        # a row of ties only
+    want = naive_indexer_topk(q, w, seq, pos, kp, kt, 4, 16)
+    for kw in ({}, {"blocked_topk_from": 1}):
+        got = indexer_topk_torch(q, w, seq, pos, kp, kt, 4, 16, native=native, **kw)
+        assert torch.equal(got.sort(1).values, want.sort(1).values)
+    assert torch.equal(want[1], torch.arange(16, dtype=torch.int32))

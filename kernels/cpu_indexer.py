@@ -1,0 +1,264 @@
+"""The lightning indexer's prefill on CPU as one C loop: scores, ReLU, head-weighted sum and top-k, fused.
+
+For the queries of one sequence (a prefill chunk), against the compressed keys they can see:
+score(t, s) = Σ_h w[t, h]·ReLU(q[t, h]·k[s]) for s < nvis[t], then the indices of the `topk` largest.
+In torch (kernels.indexer.indexer_topk_torch) that is a GEMM with an inner dimension of DI = 64 (small model) or
+128, a ReLU and a batched matmul for the head sum over a [T, HI, N] buffer, then `topk`, which costs 7–12 ns a
+score; together ≈ 42 GFLOP/s on this machine's two cores, the largest item of a 128K prefill
+(docs/cpu-profile.md). Here:
+
+- The keys are packed once per call as groups of 32 keys, transposed: [G, DI, 32]. A query's 32 scores of a group
+  are 2 × HI accumulators of 16 lanes (8 heads at a time), one broadcast of q[h, d] and two loads of keys per d: the
+  FMA units stay busy (the GEMM is at its peak rate), and the ReLU and the weighted head sum run on the registers.
+  Groups go outer and a tile of 8 queries inner, so a group's keys are read from L1 by all 8.
+- Top-k of a row of n scores: the k-th largest of the maxima of blocks of B scores is a threshold τ₀ ≤ the k-th
+  largest score (k blocks hold a score ≥ τ₀), so every top-k score is among the scores ≥ τ₀ (usually little more
+  than k of them); the exact k-th largest τ of those by quickselect; the picks are the indices with score > τ, then
+  those = τ, each in ascending index order (so the result is deterministic; torch's tie order is unspecified).
+- Threads: pthreads (torch's thread count) take tiles of 8 queries from a shared counter, so uneven rows (a query
+  late in the chunk sees more keys) and a busy core balance themselves.
+
+The sums run in another order than torch's GEMM (one FMA chain over d per head, then the heads in order), so scores
+differ from the torch path by rounding (≈ 1e-6 relative) and a near-tie at the k-th place can pick the other row.
+Compiled for this CPU (-march=native) and used only when AVX-512 is compiled in; otherwise `None` and the caller
+runs the torch path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+import torch.nn.functional as F
+
+from . import cpu_native
+
+_SOURCE = r"""
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#define KG 32  /* keys a packed group holds: two vectors of 16 */
+#define QT 8   /* queries a tile holds: a group's keys are read by all of them while in L1 */
+
+#ifdef __AVX512F__
+/* s0, s1 (+)= Σ_{h < hb} w[h]·ReLU(q[h]·k[g]) for the 32 keys of the group kg ([DI][32]) */
+static inline __attribute__((always_inline)) void heads(const float *q, const float *w, const float *kg, long DI,
+                                                        const int hb, __m512 *s0, __m512 *s1) {
+    __m512 a0[8], a1[8];
+    for (int h = 0; h < hb; ++h) { a0[h] = _mm512_setzero_ps(); a1[h] = _mm512_setzero_ps(); }
+    for (long d = 0; d < DI; ++d) {
+        __m512 k0 = _mm512_loadu_ps(kg + d * KG), k1 = _mm512_loadu_ps(kg + d * KG + 16);
+        for (int h = 0; h < hb; ++h) {
+            __m512 qb = _mm512_set1_ps(q[h * DI + d]);
+            a0[h] = _mm512_fmadd_ps(qb, k0, a0[h]);
+            a1[h] = _mm512_fmadd_ps(qb, k1, a1[h]);
+        }
+    }
+    __m512 z = _mm512_setzero_ps();
+    for (int h = 0; h < hb; ++h) {
+        __m512 wh = _mm512_set1_ps(w[h]);
+        *s0 = _mm512_fmadd_ps(wh, _mm512_max_ps(a0[h], z), *s0);
+        *s1 = _mm512_fmadd_ps(wh, _mm512_max_ps(a1[h], z), *s1);
+    }
+}
+
+/* out[0:32] = the query's scores against the group kg */
+static void group_scores(const float *q, const float *w, const float *kg, long HI, long DI, float *out) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    long h = 0;
+    for (; h + 8 <= HI; h += 8) heads(q + h * DI, w + h, kg, DI, 8, &s0, &s1);
+    switch (HI - h) {
+        case 7: heads(q + h * DI, w + h, kg, DI, 7, &s0, &s1); break;
+        case 6: heads(q + h * DI, w + h, kg, DI, 6, &s0, &s1); break;
+        case 5: heads(q + h * DI, w + h, kg, DI, 5, &s0, &s1); break;
+        case 4: heads(q + h * DI, w + h, kg, DI, 4, &s0, &s1); break;
+        case 3: heads(q + h * DI, w + h, kg, DI, 3, &s0, &s1); break;
+        case 2: heads(q + h * DI, w + h, kg, DI, 2, &s0, &s1); break;
+        case 1: heads(q + h * DI, w + h, kg, DI, 1, &s0, &s1); break;
+        default: break;
+    }
+    _mm512_storeu_ps(out, s0);
+    _mm512_storeu_ps(out + 16, s1);
+}
+#endif
+
+/* the k-th largest (k >= 1) of a[0:n), n >= k; a is reordered. Quickselect, median-of-three pivot, Hoare
+ * partition in descending order: after a pass [lo, j] >= p, [i, hi] <= p and anything between equals p. */
+static float kth_largest(float *a, long n, long k) {
+    long lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        float x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi];
+        float p = x > y ? (y > z ? y : (x > z ? z : x)) : (x > z ? x : (y > z ? z : y));
+        long i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > p) ++i;
+            while (a[j] < p) --j;
+            if (i <= j) { float t = a[i]; a[i] = a[j]; a[j] = t; ++i; --j; }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else return p;
+    }
+    return a[want];
+}
+
+/* out[0:k) = indices of a top-k of s[0:n) (see the module docstring), -1 past n */
+static void topk_row(const float *s, long n, long k, int *out, float *buf, int *cand) {
+    if (n <= k) {
+        for (long i = 0; i < k; ++i) out[i] = i < n ? (int)i : -1;
+        return;
+    }
+    long B = 16;
+    while (B > 1 && n / B < 2 * k) B /= 2;   /* ≥ 2k block maxima: τ₀ leaves few candidates */
+    float tau0 = -INFINITY;
+    if (B > 1) {
+        long nb = n / B;
+        for (long b = 0; b < nb; ++b) {
+            const float *p = s + b * B;
+            float m = p[0];
+            for (long i = 1; i < B; ++i) m = p[i] > m ? p[i] : m;
+            buf[b] = m;
+        }
+        tau0 = kth_largest(buf, nb, k);
+    }
+    long c = 0;
+    for (long i = 0; i < n; ++i) {
+        cand[c] = (int)i;
+        c += s[i] >= tau0;
+    }
+    long m = 0;
+    if (c > k) {
+        for (long i = 0; i < c; ++i) buf[i] = s[cand[i]];
+        float tau = kth_largest(buf, c, k);
+        for (long i = 0; i < c && m < k; ++i) if (s[cand[i]] > tau) out[m++] = cand[i];
+        for (long i = 0; i < c && m < k; ++i) if (s[cand[i]] == tau) out[m++] = cand[i];
+    } else {
+        for (; m < c; ++m) out[m] = cand[m];
+    }
+    for (; m < k; ++m) out[m] = -1;  /* only with NaN scores */
+}
+
+typedef struct {
+    const float *q, *w, *kp;
+    const long *nvis;
+    long T, HI, DI, k, ld;
+    int *out;
+    long *next;
+    int failed;
+} job_t;
+
+static void *work(void *arg) {
+    job_t *j = (job_t *)arg;
+#ifdef __AVX512F__
+    float *sc = (float *)malloc(sizeof(float) * (size_t)(QT * j->ld));
+    float *buf = (float *)malloc(sizeof(float) * (size_t)j->ld);
+    int *cand = (int *)malloc(sizeof(int) * (size_t)j->ld);
+    if (!sc || !buf || !cand) {
+        j->failed = 1;
+    } else {
+        for (;;) {
+            long t0 = __atomic_fetch_add(j->next, QT, __ATOMIC_RELAXED);
+            if (t0 >= j->T) break;
+            long t1 = t0 + QT < j->T ? t0 + QT : j->T, nmax = 0;
+            for (long t = t0; t < t1; ++t) nmax = j->nvis[t] > nmax ? j->nvis[t] : nmax;
+            for (long g = 0; g * KG < nmax; ++g) {
+                const float *kg = j->kp + g * j->DI * KG;
+                for (long t = t0; t < t1; ++t)
+                    if (g * KG < j->nvis[t])
+                        group_scores(j->q + t * j->HI * j->DI, j->w + t * j->HI, kg, j->HI, j->DI,
+                                     sc + (t - t0) * j->ld + g * KG);
+            }
+            for (long t = t0; t < t1; ++t)
+                topk_row(sc + (t - t0) * j->ld, j->nvis[t], j->k, j->out + t * j->k, buf, cand);
+        }
+    }
+    free(sc); free(buf); free(cand);
+#else
+    j->failed = 1;
+#endif
+    return NULL;
+}
+
+int wholedoc_indexer_vectorized(void) {
+#ifdef __AVX512F__
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* q [T][HI][DI], w [T][HI], kp [G][DI][32] (G·32 >= every nvis), nvis [T] (each >= 1), out [T][k].
+ * Returns 0, or 1 if a scratch allocation failed. */
+int wholedoc_indexer_topk(const float *q, const float *w, const float *kp, const long *nvis, long T, long HI,
+                          long DI, long G, long k, int *out, long threads) {
+    long next = 0;
+    if (threads < 1) threads = 1;
+    if (threads > 16) threads = 16;
+    if (threads > (T + QT - 1) / QT) threads = (T + QT - 1) / QT;
+    job_t jobs[16];
+    pthread_t tid[16];
+    for (long t = 0; t < threads; ++t) jobs[t] = (job_t){q, w, kp, nvis, T, HI, DI, k, G * KG, out, &next, 0};
+    long started = 1;
+    for (long t = 1; t < threads; ++t, ++started)
+        if (pthread_create(&tid[t], NULL, work, &jobs[t]) != 0) break;
+    work(&jobs[0]);
+    for (long t = 1; t < started; ++t) pthread_join(tid[t], NULL);
+    int failed = 0;
+    for (long t = 0; t < started; ++t) failed |= jobs[t].failed;
+    return failed;
+}
+"""
+_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
+KEY_GROUP = 32
+_lib: list[ctypes.CDLL | None] = []
+
+
+def _library() -> ctypes.CDLL | None:
+    if not _lib:
+        lib = cpu_native.build("indexer", _SOURCE, _FLAGS)
+        if lib is not None and not lib.wholedoc_indexer_vectorized():
+            lib = None  # no AVX-512: the torch path is the faster one
+        if lib is not None:
+            lib.wholedoc_indexer_topk.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 5 + [ctypes.c_void_p,
+                                                                                                 ctypes.c_long]
+            lib.wholedoc_indexer_topk.restype = ctypes.c_int
+        _lib.append(lib)
+    return _lib[0]
+
+
+def available() -> bool:
+    """True once the C indexer is built and loaded (built on the first call); False without a compiler or AVX-512."""
+    return _library() is not None
+
+
+def pack_keys(keys: torch.Tensor) -> torch.Tensor:
+    """keys [N, DI] -> [G, DI, 32] fp32 (G = ⌈N/32⌉, zero rows past N): the layout `topk_packed` reads."""
+    n, di = keys.shape
+    g = -(-n // KEY_GROUP)
+    return F.pad(keys.float(), (0, 0, 0, g * KEY_GROUP - n)).view(g, KEY_GROUP, di).transpose(1, 2).contiguous()
+
+
+def topk(q: torch.Tensor, weights: torch.Tensor, keys: torch.Tensor, nvis: torch.Tensor, k: int) -> torch.Tensor | None:
+    """int32 [T, k]: for each query t (q [T, HI, DI], weights [T, HI]) the indices of the k largest of
+    Σ_h weights[t, h]·ReLU(q[t, h]·keys[s]) over s < nvis[t] (keys [N, DI], N ≥ max nvis ≥ 1), −1 past nvis[t].
+    None when the C path does not apply (not CPU fp32, grad, or the library is unavailable): run the torch path."""
+    if not (q.device.type == "cpu" and q.dtype == torch.float32 and q.dim() == 3 and keys.dim() == 2
+            and keys.shape[1] == q.shape[2] and weights.shape == q.shape[:2] and nvis.shape == q.shape[:1]
+            and q.shape[0] > 0 and k > 0 and not (torch.is_grad_enabled() and q.requires_grad) and available()):
+        return None
+    nv = nvis.to(torch.long).contiguous()
+    if int(nv.min()) < 1 or int(nv.max()) > keys.shape[0]:
+        raise ValueError(f"cpu_indexer.topk: nvis must lie in [1, {keys.shape[0]}]")
+    qc, wc = q.contiguous(), weights.float().contiguous()
+    kp = pack_keys(keys)
+    out = torch.empty(q.shape[0], k, dtype=torch.int32)
+    if _library().wholedoc_indexer_topk(qc.data_ptr(), wc.data_ptr(), kp.data_ptr(), nv.data_ptr(), q.shape[0],
+                                        q.shape[1], q.shape[2], kp.shape[0], k, out.data_ptr(),
+                                        torch.get_num_threads()) != 0:
+        raise MemoryError("cpu_indexer: scratch allocation failed")
+    return out
