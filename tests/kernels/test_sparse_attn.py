@@ -101,7 +101,8 @@ def test_triton_matches_naive_half(tdev, dtype, tol):
 def test_cpu_path_matches_naive(case):
     args, kw = _case(positions=POS, seqs=SEQ, all_masked=(1,), **case)
     ref = naive_sparse_attn(*args, **kw)
-    assert_close(ref, sparse_attn_torch(*args, **kw, budget_bytes=1), 1e-6, atol=1e-6, what="chunk=1")
+    assert_close(ref, sparse_attn_torch(*args, **kw, budget_bytes=1, native=False), 1e-6, atol=1e-6, what="chunk=1")
+    assert_close(ref, sparse_attn_torch(*args, **kw, budget_bytes=1), 1e-6, atol=1e-6, what="C, a query a chunk")
     assert_close(ref, sparse_attn(*args, **kw), 1e-6, atol=1e-6, what="dispatch")
 
 
@@ -111,20 +112,24 @@ def test_cpu_path_csa_union_and_gather(case, union_factor):
     """Both ways the CPU path reads CSA picks (one GEMM over the chunk's union, or rows gathered per query)."""
     args, kw = _case(positions=POS, seqs=SEQ, all_masked=(1,), **case)
     ref = naive_sparse_attn(*args, **kw)
-    assert_close(ref, sparse_attn_torch(*args, **kw, union_factor=union_factor), 1e-6, atol=1e-6, what="csa")
+    torch_only = dict(union_factor=union_factor, native=False)
+    assert_close(ref, sparse_attn_torch(*args, **kw, **torch_only), 1e-6, atol=1e-6, what="csa")
     kw["topk_idxs"][:, 1] = kw["topk_idxs"][:, 0]  # a row picked twice weighs twice, as in the twin
     ref = naive_sparse_attn(*args, **kw)
-    assert_close(ref, sparse_attn_torch(*args, **kw, union_factor=union_factor), 1e-6, atol=1e-6, what="twice")
+    assert_close(ref, sparse_attn_torch(*args, **kw, **torch_only), 1e-6, atol=1e-6, what="twice")
+    assert_close(ref, sparse_attn_torch(*args, **kw), 1e-6, atol=1e-6, what="C, twice")
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["torch", "C"])
 @pytest.mark.parametrize("case", CASES)
-def test_cpu_path_decode_queries_batched(case):
+def test_cpu_path_decode_queries_batched(case, native):
     """Sequences with one query each (decode) go through the batched gather path, mixed with a prefill chunk."""
     positions, seqs = [5, 127, 139, 0, 1, 2, 3, 130], [0, 1, 2, 3, 3, 3, 3, 4]
     args, kw = _case(positions=positions, seqs=seqs, all_masked=(1,), **case)
     ref = naive_sparse_attn(*args, **kw)
-    assert_close(ref, sparse_attn_torch(*args, **kw), 1e-6, atol=1e-6, what="decode batch")
-    assert_close(ref, sparse_attn_torch(*args, **kw, budget_bytes=1), 1e-6, atol=1e-6, what="one query a chunk")
+    assert_close(ref, sparse_attn_torch(*args, **kw, native=native), 1e-6, atol=1e-6, what="decode batch")
+    assert_close(ref, sparse_attn_torch(*args, **kw, budget_bytes=1, native=native), 1e-6, atol=1e-6,
+                 what="one query a chunk")
 
 
 def test_naive_matches_per_query_loop():
@@ -201,9 +206,10 @@ def test_gather_layout_matches_ref_formula():
 
 def test_cpu_path_far_apart_queries_split_band():
     """Queries of one sequence 5000 positions apart (unsorted) go to separate chunks; results equal the twin."""
-    args, kw = _case(h=2, d=8, window=4, ratio=16, positions=[5000, 2, 4999, 3], seqs=[0, 0, 0, 0])
+    args, kw = _case(h=2, d=16, window=4, ratio=16, positions=[5000, 2, 4999, 3], seqs=[0, 0, 0, 0])
     ref = naive_sparse_attn(*args, **kw)
-    assert_close(ref, sparse_attn_torch(*args, **kw), 1e-6, atol=1e-6)
+    assert_close(ref, sparse_attn_torch(*args, **kw, native=False), 1e-6, atol=1e-6)
+    assert_close(ref, sparse_attn_torch(*args, **kw), 1e-6, atol=1e-6, what="C")
 
 
 def test_empty_batch():
