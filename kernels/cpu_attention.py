@@ -1,10 +1,11 @@
 """V4's sparse attention on CPU as one C loop over queries: each query reads its own rows in place from the pools.
 
-For query t: o_h = Σ_j softmax_j(scale·q_h·k_j | sink_h) k_j over its rows j (K = V), the rows given as flat
-indices into two row pools, A (the raw window rows) and B (compressed rows: a CSA query's picks or an HCA query's
-visible rows), −1 for none. The torch path (kernels.sparse_attn.sparse_attn_torch) gathers rows and runs torch's
-fused attention over query chunks, paying for a chunk's window band and the union of its picks (up to 6·k rows for
-every query) and for the gathers and masks; here each query touches exactly its own rows (docs/cpu-profile.md).
+For query t at position p: o_h = Σ_j softmax_j(scale·q_h·k_j | sink_h) k_j over its rows j (K = V): the raw window
+rows p−window+1..p and the compressed rows (a CSA query's picks, an HCA query's visible rows), each found through
+its block table and read where it lies in the pool. The torch path (kernels.sparse_attn.sparse_attn_torch) gathers
+rows and runs torch's fused attention over query chunks, paying for a chunk's window band and the union of its
+picks (up to 6·k rows for every query) and for the gathers, masks and index tensors; here each query touches
+exactly its own rows and no index tensor is built (docs/cpu-profile.md).
 
 Per query and group of 8 heads (the heads are the 8 lanes of a 256-bit vector, so no horizontal sums):
 
@@ -29,6 +30,7 @@ import ctypes
 import torch
 
 from . import cpu_native
+from .layout import BLOCK_TOKENS, rows_per_block
 
 _SOURCE = r"""
 #include <math.h>
@@ -37,6 +39,8 @@ _SOURCE = r"""
 #include <string.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
+
+#define BT @BLOCK_TOKENS@  /* tokens a window block holds (kernels.layout.BLOCK_TOKENS) */
 
 /* e^x for 8 floats (x <= 0 here), Cephes' expf: x = n ln2 + r, e^r by a degree-5 polynomial, times 2^n */
 static inline __m256 exp8(__m256 x) {
@@ -57,9 +61,10 @@ static inline __m256 exp8(__m256 x) {
 
 typedef struct {
     const float *q, *A, *B, *sink;
-    const int *ia, *ib;
+    const long *pos;
+    const int *seq, *wt, *ct, *picks;
     float *out;
-    long T, H, D, WA, WB;
+    long T, H, D, window, wt_stride, ratio, rpb, ct_stride, K, WB;
     float scale;
     long *next;
     int failed;
@@ -69,9 +74,24 @@ typedef struct { const float **rp; float *s, *qt, *ot, *zero; } scratch_t;
 
 static void attend_one(const job_t *j, long t, scratch_t *w) {
     const long D = j->D;
-    long R = 0;
-    for (long i = 0; i < j->WA; ++i) { int r = j->ia[t * j->WA + i]; if (r >= 0) w->rp[R++] = j->A + (long)r * D; }
-    for (long i = 0; i < j->WB; ++i) { int r = j->ib[t * j->WB + i]; if (r >= 0) w->rp[R++] = j->B + (long)r * D; }
+    /* the query's rows, in place: window rows p-window+1..p through the window block table, then the compressed
+     * rows (its picks, or every visible row) through the compressed block table; rows not yet written are skipped */
+    long R = 0, p = j->pos[t];
+    const int *wt = j->wt + (long)j->seq[t] * j->wt_stride;
+    for (long r = p - j->window + 1 < 0 ? 0 : p - j->window + 1; r <= p; ++r)
+        w->rp[R++] = j->A + ((long)wt[r / BT] * BT + r % BT) * D;
+    if (j->ratio) {
+        const long nv = (p + 1) / j->ratio, rpb = j->rpb;
+        const int *ct = j->ct + (long)j->seq[t] * j->ct_stride;
+        if (j->picks) {
+            for (long i = 0; i < j->K; ++i) {
+                long r = j->picks[t * j->K + i];
+                if (r >= 0 && r < nv) w->rp[R++] = j->B + ((long)ct[r / rpb] * rpb + r % rpb) * D;
+            }
+        } else {
+            for (long r = 0; r < nv && r < j->WB; ++r) w->rp[R++] = j->B + ((long)ct[r / rpb] * rpb + r % rpb) * D;
+        }
+    }
     long Rp = (R + 7) / 8 * 8;
     for (long r = R; r < Rp; ++r) w->rp[r] = w->zero;
     for (long h0 = 0; h0 < j->H; h0 += 8) {
@@ -134,7 +154,7 @@ static void attend_one(const job_t *j, long t, scratch_t *w) {
 
 static void *work(void *arg) {
     job_t *j = (job_t *)arg;
-    long R = j->WA + j->WB + 8;
+    long R = j->window + j->WB + 8;
     size_t f = sizeof(float);
     scratch_t w = {(const float **)malloc(sizeof(float *) * (size_t)R), (float *)malloc(f * (size_t)(R * 8)),
                    (float *)malloc(f * (size_t)(j->D * 8)), (float *)malloc(f * (size_t)(j->D * 8)),
@@ -161,12 +181,14 @@ int wholedoc_attention_vectorized(void) {
 #endif
 }
 
-/* q [T][H][D]; A [*][D] with ia [T][WA], B [*][D] with ib [T][WB] (flat row indices, -1 none; B may be NULL when
- * WB = 0); sink [H]; out [T][H][D]. D % 16 == 0. Returns 0, 1 if scratch allocation failed, 2 if
- * not compiled with AVX-512. */
-int wholedoc_sparse_attention(const float *q, const float *A, const int *ia, long WA, const float *B, const int *ib,
-                              long WB, const float *sink, float scale, long T, long H, long D, float *out,
-                              long threads) {
+/* q [T][H][D], positions pos [T] and block-table rows seq [T] of the queries; A: raw window rows [*][BT][D] with
+ * wt [*][wt_stride]; B: compressed rows [*][rpb][D] with ct [*][ct_stride] (ratio 0: none); picks [T][K] (CSA) or
+ * NULL (HCA: every visible row, at most WB of them; with picks WB = K); sink [H]; out [T][H][D]. D % 16 == 0.
+ * Returns 0, 1 if scratch allocation failed, 2 if not compiled with AVX-512. */
+int wholedoc_sparse_attention(const float *q, const long *pos, const int *seq, const float *A, const int *wt,
+                              long wt_stride, long window, const float *B, const int *ct, long ct_stride, long ratio,
+                              long rpb, const int *picks, long K, long WB, const float *sink, float scale, long T,
+                              long H, long D, float *out, long threads) {
 #ifdef __AVX512F__
     long next = 0;
     if (threads < 1) threads = 1;
@@ -174,7 +196,9 @@ int wholedoc_sparse_attention(const float *q, const float *A, const int *ia, lon
     if (threads > T) threads = T;
     job_t jobs[16];
     pthread_t tid[16];
-    for (long t = 0; t < threads; ++t) jobs[t] = (job_t){q, A, B, sink, ia, ib, out, T, H, D, WA, WB, scale, &next, 0};
+    for (long t = 0; t < threads; ++t)
+        jobs[t] = (job_t){q, A, B, sink, pos, seq, wt, ct, picks, out, T, H, D, window, wt_stride, ratio, rpb,
+                          ct_stride, K, WB, scale, &next, 0};
     long started = 1;
     for (long t = 1; t < threads; ++t, ++started)
         if (pthread_create(&tid[t], NULL, work, &jobs[t]) != 0) break;
@@ -188,6 +212,7 @@ int wholedoc_sparse_attention(const float *q, const float *A, const int *ia, lon
 #endif
 }
 """
+_SOURCE = _SOURCE.replace("@BLOCK_TOKENS@", str(BLOCK_TOKENS))
 _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
 _lib: list[ctypes.CDLL | None] = []
 
@@ -199,7 +224,8 @@ def _library() -> ctypes.CDLL | None:
             lib = None  # no AVX-512: the torch path is the faster one
         if lib is not None:
             p, n = ctypes.c_void_p, ctypes.c_long
-            lib.wholedoc_sparse_attention.argtypes = [p, p, p, n, p, p, n, p, ctypes.c_float, n, n, n, p, n]
+            lib.wholedoc_sparse_attention.argtypes = [p, p, p, p, p, n, n, p, p, n, n, n, p, n, n, p, ctypes.c_float,
+                                                      n, n, n, p, n]
             lib.wholedoc_sparse_attention.restype = ctypes.c_int
         _lib.append(lib)
     return _lib[0]
@@ -217,25 +243,29 @@ def applies(q: torch.Tensor) -> bool:
             and q.shape[2] % 16 == 0 and not (torch.is_grad_enabled() and q.requires_grad) and available())
 
 
-def attend(q: torch.Tensor, a_rows: torch.Tensor, a_idx: torch.Tensor, b_rows: torch.Tensor | None,
-           b_idx: torch.Tensor | None, sink: torch.Tensor, scale: float) -> torch.Tensor | None:
-    """o [T, H, D]: each query t over rows a_rows[a_idx[t]] and b_rows[b_idx[t]] (flat [N, D] pools, int indices
-    [T, W], −1 = none; K = V) with the per-head sink logit in the softmax's denominator. None when `applies(q)` is
-    False (the caller runs the torch path)."""
-    if not applies(q):
+def attend(q: torch.Tensor, seq_ids: torch.Tensor, positions: torch.Tensor, win_pool: torch.Tensor,
+           win_table: torch.Tensor, sink: torch.Tensor, scale: float, window: int, cmp_pool=None, cmp_table=None,
+           ratio: int = 0, topk_idxs=None) -> torch.Tensor | None:
+    """o [T, H, D] as kernels.sparse_attn.sparse_attn defines it (same arguments, already checked by its `_check`):
+    each query over its window rows and its compressed rows (CSA picks, or HCA's visible rows), read in place through
+    the block tables. None when `applies(q)` is False or a pool is not fp32 (the caller runs the torch path)."""
+    if not (applies(q) and win_pool.dtype == torch.float32 and (not ratio or cmp_pool.dtype == torch.float32)):
         return None
     t, h, d = q.shape
-    if a_rows.dtype != torch.float32 or a_rows.shape[1] != d or (b_rows is not None and (
-            b_rows.dtype != torch.float32 or b_rows.shape[1] != d)):
-        return None
-    qc, sk = q.contiguous(), sink.float().contiguous()
-    a, ia = a_rows.contiguous(), a_idx.to(torch.int32).contiguous()
-    b, ib = (b_rows.contiguous(), b_idx.to(torch.int32).contiguous()) if b_idx is not None else (None, None)
-    wb = ib.shape[1] if ib is not None else 0
     out = torch.empty(t, h, d, dtype=torch.float32)
-    if t and _library().wholedoc_sparse_attention(
-            qc.data_ptr(), a.data_ptr(), ia.data_ptr(), ia.shape[1], b.data_ptr() if b is not None else None,
-            ib.data_ptr() if ib is not None else None, wb, sk.data_ptr(), scale, t, h, d, out.data_ptr(),
-            torch.get_num_threads()) != 0:
+    if not t:
+        return out
+    qc, sk = q.contiguous(), sink.float().contiguous()
+    pos, seq = positions.to(torch.long).contiguous(), seq_ids.to(torch.int32).contiguous()
+    wt = win_table.to(torch.int32).contiguous()
+    ct = cmp_table.to(torch.int32).contiguous() if ratio else wt
+    picks = topk_idxs.to(torch.int32).contiguous() if ratio and topk_idxs is not None else None
+    k = picks.shape[1] if picks is not None else 0
+    wb = k if picks is not None else (int((pos.max() + 1) // ratio) if ratio else 0)
+    if _library().wholedoc_sparse_attention(
+            qc.data_ptr(), pos.data_ptr(), seq.data_ptr(), win_pool.data_ptr(), wt.data_ptr(), wt.shape[1], window,
+            cmp_pool.data_ptr() if ratio else None, ct.data_ptr(), ct.shape[1], ratio,
+            rows_per_block(ratio) if ratio else 1, picks.data_ptr() if picks is not None else None, k, wb,
+            sk.data_ptr(), scale, t, h, d, out.data_ptr(), torch.get_num_threads()) != 0:
         raise MemoryError("cpu_attention: scratch allocation failed")
     return out

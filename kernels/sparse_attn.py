@@ -18,7 +18,6 @@ from .layout import (
     BLOCK_TOKENS,
     check_pool,
     check_positions,
-    flat_rows,
     gather_rows,
     queries_by_sequence,
     rows_per_block,
@@ -151,38 +150,11 @@ def _topk_rows(rows: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, k: in
     return kc, valid
 
 
-def _attend_native(q, seq_ids, positions, win_pool, win_table, sink, scale, window, cmp_pool, cmp_table, ratio,
-                   topk_idxs, budget_bytes):
-    """Every query through the C loop of kernels.cpu_attention, its rows read in place: the flat pool indices of
-    its window rows and of its compressed rows (CSA picks, HCA visible rows), −1 for none; chunked over queries so
-    the index tensors stay within ≈ budget_bytes."""
-    t, _, d = q.shape
-    out = torch.empty_like(q)
-    a_rows = win_pool.view(-1, d)
-    b_rows = cmp_pool.view(-1, d) if ratio else None
-    width = window + ((topk_idxs.shape[1] if topk_idxs is not None else int((positions.max() + 1) // ratio))
-                      if ratio else 0)
-    chunk = max(1, budget_bytes // (8 * 4 * max(width, 1)))
-    for c0 in range(0, t, chunk):
-        sl = slice(c0, c0 + chunk)
-        seq, pos = seq_ids[sl].long()[:, None], positions[sl].long()
-        wj = _window_rows(pos, window)
-        ia = torch.where(wj >= 0, flat_rows(win_table, seq.expand_as(wj), wj.clamp_min(0), BLOCK_TOKENS), -1)
-        ib = None
-        if ratio:
-            cidx = topk_idxs[sl].long() if topk_idxs is not None else _visible_rows(pos, ratio)
-            cidx = torch.where(cidx < ((pos + 1) // ratio)[:, None], cidx, -1)   # never read unwritten rows
-            ib = torch.where(cidx >= 0, flat_rows(cmp_table, seq.expand_as(cidx), cidx.clamp_min(0),
-                                                  rows_per_block(ratio)), -1)
-        out[sl] = cpu_attention.attend(q[sl], a_rows, ia, b_rows, ib, sink, scale)
-    return out
-
-
 def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, softmax_scale, window,
                       cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None, budget_bytes=64 << 20,
                       max_chunk=64, union_factor=6.0, native=True):
     """The CPU path. Where kernels.cpu_attention applies (fp32, AVX-512; native=False turns it off for tests), every
-    query reads its own rows in C (`_attend_native`). Otherwise vectorized plain torch on torch's fused attention:
+    query reads its own rows in place, in C. Otherwise vectorized plain torch on torch's fused attention:
     per sequence, chunks of ≤ max_chunk queries attend
     rows shared by the chunk (the window band, the HCA rows it can see, or the union of its CSA picks while that is
     ≤ union_factor·K rows) in one call, or (CSA beyond that) each query's own window and gathered picks in one
@@ -190,9 +162,11 @@ def sparse_attn_torch(q, seq_ids, positions, win_pool, win_table, attn_sink, sof
     chunk bounded by budget_bytes."""
     t, h, d = q.shape
     sink = attn_sink.float()
-    if native and t and cpu_attention.applies(q) and win_pool.dtype == torch.float32:
-        return _attend_native(q, seq_ids, positions, win_pool, win_table, sink, softmax_scale, window, cmp_pool,
-                              cmp_table, ratio, topk_idxs, budget_bytes)
+    if native:
+        out = cpu_attention.attend(q, seq_ids, positions, win_pool, win_table, sink, softmax_scale, window, cmp_pool,
+                                   cmp_table, ratio, topk_idxs)
+        if out is not None:
+            return out
     out, cdt = torch.empty_like(q), compute_dtype(q)
     alone = single_query_order(seq_ids)  # every query alone in its sequence (decode): all go the gathered way
     singles = [alone] if alone is not None else []

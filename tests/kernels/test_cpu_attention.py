@@ -1,4 +1,4 @@
-"""kernels.cpu_attention: the C sparse attention of the CPU path (each query over its own rows, in place)."""
+"""kernels.cpu_attention: the C sparse attention of the CPU path (each query over its own rows, read in place)."""
 
 import shutil
 
@@ -7,18 +7,43 @@ import torch
 
 from kernels import cpu_attention
 from kernels import sparse_attn as K_ATTN
-from kernels.layout import BLOCK_TOKENS, pool_from_rows, rows_per_block
+from kernels.layout import BLOCK_TOKENS, gather_rows, pool_from_rows, rows_per_block
 
 HAVE_CC = bool(shutil.which("cc") or shutil.which("gcc"))
 
 
-def _reference(q, a, ia, b, ib, sink, scale):
-    """float64: softmax over each query's rows with the sink logit in the denominator, K = V."""
-    rows, valid = [a[ia.long().clamp_min(0)]], [ia >= 0]
-    if ib is not None:
-        rows.append(b[ib.long().clamp_min(0)])
-        valid.append(ib >= 0)
-    kv, ok = torch.cat(rows, 1).double(), torch.cat(valid, 1)
+def _case(h, d, ratio, k, positions, seqs, seed, window=16, scale_up=1.0):
+    """Paged pools with shuffled block tables (two sequences); CSA picks are visible rows, some −1 or repeated."""
+    g = torch.Generator().manual_seed(seed)
+    n_seq, length = max(seqs) + 1, max(positions) + 1
+    wp, wt = pool_from_rows(torch.randn(n_seq, length, d, generator=g) * scale_up, BLOCK_TOKENS, True, seed)
+    kw = {}
+    if ratio:
+        cmp = torch.randn(n_seq, max(1, length // ratio), d, generator=g) * scale_up
+        cp, ct = pool_from_rows(cmp, rows_per_block(ratio), True, seed + 1)
+        kw = dict(cmp_pool=cp, cmp_table=ct, ratio=ratio)
+        if k:
+            tk = torch.full((len(positions), k), -1, dtype=torch.int32)
+            for i, p in enumerate(positions):
+                picks = torch.randint(0, max(1, (p + 1) // ratio + 3), (k,), generator=g)   # a few not visible yet
+                tk[i] = torch.where(torch.rand(k, generator=g) < 0.1, -1, picks).to(torch.int32)
+            kw["topk_idxs"] = tk
+    q = torch.randn(len(positions), h, d, generator=g) * scale_up
+    args = (q, torch.tensor(seqs, dtype=torch.int32), torch.tensor(positions, dtype=torch.int32), wp, wt,
+            torch.randn(h, generator=g), d ** -0.5, window)
+    return args, kw
+
+
+def _reference(q, seq, pos, wp, wt, sink, scale, window, cmp_pool=None, cmp_table=None, ratio=0, topk_idxs=None):
+    """float64 twin: softmax over each query's rows with the sink logit in the denominator, K = V."""
+    s64 = seq.long()[:, None]
+    idx = [K_ATTN._window_rows(pos, window)]
+    rows = [gather_rows(wp.double(), wt, s64, idx[0])]
+    if ratio:
+        cidx = topk_idxs.long() if topk_idxs is not None else K_ATTN._visible_rows(pos, ratio)
+        idx.append(torch.where(cidx < ((pos.long() + 1) // ratio)[:, None], cidx, -1))
+        rows.append(gather_rows(cmp_pool.double(), cmp_table, s64, idx[1]))
+    kv, ok = torch.cat(rows, 1), torch.cat(idx, 1) >= 0
     s = (torch.einsum("thd,tnd->thn", q.double(), kv) * scale).masked_fill(~ok[:, None], float("-inf"))
     m = torch.maximum(s.amax(-1), sink.double()[None])
     e = torch.exp(s - m[..., None])
@@ -30,71 +55,60 @@ def test_this_machine_builds_it():
     assert HAVE_CC and cpu_attention.available()
 
 
+POS, SEQ = [0, 3, 15, 16, 127, 128, 300, 5, 200, 201], [0, 0, 0, 0, 0, 0, 0, 1, 1, 1]
+
+
 @pytest.mark.parametrize("h,d", [(8, 128), (16, 64), (3, 32), (13, 16)])
-def test_matches_float64(h, d):
-    """Head counts on and off the 8-lane groups; rows from both pools, repeated rows, −1 holes, a query with no
-    rows at all (its output is 0: only the sink is left), rows not a multiple of the 8-row score tiles."""
-    g = torch.Generator().manual_seed(h * d)
-    a, b = torch.randn(300, d, generator=g), torch.randn(90, d, generator=g)
-    q, sink = torch.randn(21, h, d, generator=g), torch.randn(h, generator=g)
-    ia = torch.randint(-1, 300, (21, 29), generator=g, dtype=torch.int32)
-    ib = torch.randint(-1, 90, (21, 13), generator=g, dtype=torch.int32)
-    ia[4], ib[4] = -1, -1
-    ib[5, :3] = 7
-    out = cpu_attention.attend(q, a, ia, b, ib, sink, d ** -0.5)
-    assert out is not None and out.shape == (21, h, d) and out.dtype == torch.float32
-    torch.testing.assert_close(out.double(), _reference(q, a, ia, b, ib, sink, d ** -0.5), rtol=1e-5, atol=1e-6)
-    assert torch.equal(out[4], torch.zeros(h, d))
-    one = cpu_attention.attend(q, a, ia, None, None, sink, 0.3)                    # window rows only (SWA)
-    torch.testing.assert_close(one.double(), _reference(q, a, ia, None, None, sink, 0.3), rtol=1e-5, atol=5e-6)
+@pytest.mark.parametrize("ratio,k", [(0, 0), (4, 7), (4, 40), (16, 0)], ids=["swa", "csa-k7", "csa-k40", "hca"])
+def test_matches_float64(h, d, ratio, k):
+    """Head counts on and off the 8-lane groups, every attention kind, window rows before position 0, picks that
+    are −1, repeated or not yet visible, rows not a multiple of the 8-row score tiles; ragged sequences."""
+    args, kw = _case(h, d, ratio, k, POS, SEQ, seed=h * d + ratio + k)
+    out = cpu_attention.attend(*args, **kw)
+    assert out is not None and out.shape == (len(POS), h, d) and out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), _reference(*args, **kw), rtol=1e-5, atol=5e-6)
+
+
+def test_window_of_one_row_and_no_picks():
+    """Window 1 and every pick −1: the query's own row against the sink only."""
+    args, kw = _case(8, 32, 4, 5, [40, 41], [0, 0], seed=3)
+    kw["topk_idxs"][:] = -1
+    q, seq, pos, wp, wt, sink, scale, _ = args
+    out = cpu_attention.attend(q, seq, pos, wp, wt, sink, scale, 1, **kw)
+    torch.testing.assert_close(out.double(), _reference(q, seq, pos, wp, wt, sink, scale, 1, **kw))
 
 
 def test_large_logits_and_thread_count_do_not_change_it():
-    """Scores in the hundreds (the softmax's max shift) and 1 vs 2 threads: same result, bit for bit across
-    threads (each query is computed by one thread)."""
-    g = torch.Generator().manual_seed(1)
-    a = torch.randn(200, 64, generator=g) * 4
-    q, sink = torch.randn(40, 8, 64, generator=g) * 4, torch.randn(8, generator=g)
-    ia = torch.randint(0, 200, (40, 150), generator=g, dtype=torch.int32)
-    out = cpu_attention.attend(q, a, ia, None, None, sink, 1.0)
-    ref = _reference(q, a, ia, None, None, sink, 1.0)
-    kv = a[ia.long()]                                              # torch in fp32: the rounding fp32 allows here
-    s = torch.cat([torch.einsum("thd,tnd->thn", q, kv), sink[None, :, None].expand(40, 8, 1)], -1).softmax(-1)
-    fp32 = torch.einsum("thn,tnd->thd", s[..., :-1], kv)
+    """Logits in the hundreds (the softmax's max shift) are within the error fp32 itself makes; 1 vs 2 threads are
+    bit for bit the same (each query is computed by one thread)."""
+    args, kw = _case(8, 64, 4, 64, list(range(200, 260)), [0] * 60, seed=1, scale_up=3.0)
+    out = cpu_attention.attend(*args, **kw)
+    ref = _reference(*args, **kw)
+    fp32 = K_ATTN.naive_sparse_attn(*args[:5], args[5], args[6], args[7], **kw)    # torch in fp32
     assert (out.double() - ref).abs().max() <= 4 * (fp32.double() - ref).abs().max() + 1e-6
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        assert torch.equal(cpu_attention.attend(q, a, ia, None, None, sink, 1.0), out)
+        assert torch.equal(cpu_attention.attend(*args, **kw), out)
     finally:
         torch.set_num_threads(threads)
 
 
 def test_what_it_does_not_take():
-    q, a, ia = torch.randn(2, 8, 24), torch.randn(5, 24), torch.zeros(2, 3, dtype=torch.int32)
-    assert not cpu_attention.applies(q)                                            # D not a multiple of 16
-    assert cpu_attention.attend(q, a, ia, None, None, torch.zeros(8), 1.0) is None
+    args, kw = _case(8, 24, 0, 0, [3, 4], [0, 0], seed=2)
+    assert not cpu_attention.applies(args[0])                                       # D not a multiple of 16
+    assert cpu_attention.attend(*args, **kw) is None
     assert not cpu_attention.applies(torch.randn(2, 8, 32).bfloat16())            # bf16: the torch path runs
 
 
 def test_sparse_attn_torch_runs_it(monkeypatch):
-    """The CPU entry point hands every kind (SWA, HCA, CSA) to the C loop, reading the paged pools in place."""
+    """The CPU entry point hands every kind (SWA, HCA, CSA) to the C loop."""
     calls = []
     real = cpu_attention.attend
     monkeypatch.setattr(cpu_attention, "attend", lambda *a: calls.append(a[0].shape[0]) or real(*a))
-    g = torch.Generator().manual_seed(4)
-    raw, cmp = torch.randn(2, 600, 32, generator=g), torch.randn(2, 150, 32, generator=g)
-    wp, wt = pool_from_rows(raw, BLOCK_TOKENS, shuffle=True, seed=4)
-    cp, ct = pool_from_rows(cmp, rows_per_block(4), shuffle=True, seed=5)
-    pos = torch.tensor([599, 300, 301, 302, 5], dtype=torch.int32)
-    seq = torch.tensor([0, 1, 1, 1, 0], dtype=torch.int32)
-    q, sink = torch.randn(5, 8, 32, generator=g), torch.randn(8, generator=g)
-    picks = torch.stack([torch.randperm((int(p) + 1) // 4, generator=g)[:6] for p in pos[:4]]).to(torch.int32)
-    picks = torch.cat([picks, torch.full((1, 6), -1, dtype=torch.int32)])         # position 5: no picks
-    for kw in ({}, dict(cmp_pool=cp, cmp_table=ct, ratio=4), dict(cmp_pool=cp, cmp_table=ct, ratio=4,
-                                                                   topk_idxs=picks)):
-        args = (q, seq, pos, wp, wt, sink, 0.2, 16)
+    for ratio, k in ((0, 0), (4, 0), (4, 6)):
+        args, kw = _case(8, 32, ratio, k, POS, SEQ, seed=4)
         calls.clear()
         got = K_ATTN.sparse_attn_torch(*args, **kw)
-        assert calls == [5]
+        assert calls == [len(POS)]
         torch.testing.assert_close(got, K_ATTN.naive_sparse_attn(*args, **kw), rtol=1e-5, atol=1e-6)
