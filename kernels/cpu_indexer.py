@@ -17,6 +17,8 @@ score; together ≈ 42 GFLOP/s on this machine's two cores, the largest item of 
   those = τ, each in ascending index order (so the result is deterministic; torch's tie order is unspecified).
 - Threads: pthreads (torch's thread count) take tiles of 8 queries from a shared counter, so uneven rows (a query
   late in the chunk sees more keys) and a busy core balance themselves.
+- Decode (`topk_paged`: queries each alone in their sequence) reads the keys in place through the block table, the
+  heads as the 8 lanes of a 256-bit vector, 8 keys at a time, then the same top-k.
 
 The sums run in another order than torch's GEMM (one FMA chain over d per head, then the heads in order), so scores
 differ from the torch path by rounding (≈ 1e-6 relative) and a near-tie at the k-th place can pick the other row.
@@ -184,6 +186,104 @@ static void *work(void *arg) {
     return NULL;
 }
 
+#ifdef __AVX512F__
+/* sc[0:nv) = scores of one query against the first nv keys of a sequence, read in place from the pool [*][rpb][DI]
+ * through its block-table row tab (decode: one query, no packing). The heads are the 8 lanes of a 256-bit vector
+ * (idle lanes weigh 0); 8 keys at a time, each an FMA chain over DI, then ReLU, the weights, and the 8 lane sums
+ * of the 8 keys by one horizontal-add tree. */
+static void score_paged(const float *q, const float *w, const float *pool, const int *tab, long rpb, long nv,
+                        long HI, long DI, float *qt, float *sc) {
+    for (long n = 0; n < nv; ++n) sc[n] = 0.0f;
+    for (long h0 = 0; h0 < HI; h0 += 8) {
+        const int hb = HI - h0 < 8 ? (int)(HI - h0) : 8;
+        float w8[8] = {0};
+        for (int i = 0; i < hb; ++i) w8[i] = w[h0 + i];
+        for (long d = 0; d < DI; ++d)
+            for (int i = 0; i < 8; ++i) qt[d * 8 + i] = i < hb ? q[(h0 + i) * DI + d] : 0.0f;
+        const __m256 wv = _mm256_loadu_ps(w8), z = _mm256_setzero_ps();
+        for (long n0 = 0; n0 < nv; n0 += 8) {
+            const float *k[8];
+            for (int i = 0; i < 8; ++i) {
+                long r = n0 + i < nv ? n0 + i : 0;   /* past nv: any valid key, its score is dropped */
+                k[i] = pool + ((long)tab[r / rpb] * rpb + r % rpb) * DI;
+            }
+            __m256 a[8];
+            for (int i = 0; i < 8; ++i) a[i] = z;
+            for (long d = 0; d < DI; ++d) {
+                __m256 qd = _mm256_loadu_ps(qt + d * 8);
+                for (int i = 0; i < 8; ++i) a[i] = _mm256_fmadd_ps(qd, _mm256_broadcast_ss(k[i] + d), a[i]);
+            }
+            for (int i = 0; i < 8; ++i) a[i] = _mm256_mul_ps(_mm256_max_ps(a[i], z), wv);
+            __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+            __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+            __m256 sum = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+            float s8[8];
+            _mm256_storeu_ps(s8, sum);
+            for (long i = 0; i < 8 && n0 + i < nv; ++i) sc[n0 + i] += s8[i];
+        }
+    }
+}
+
+typedef struct {
+    const float *q, *w, *pool;
+    const int *table, *seq;
+    const long *nvis;
+    long T, HI, DI, rpb, tstride, k, nmax;
+    int *out;
+    long *next;
+    int failed;
+} paged_job_t;
+
+static void *work_paged(void *arg) {
+    paged_job_t *j = (paged_job_t *)arg;
+    size_t n = (size_t)j->nmax;
+    float *sc = (float *)malloc(sizeof(float) * n), *buf = (float *)malloc(sizeof(float) * n);
+    float *qt = (float *)malloc(sizeof(float) * (size_t)(j->DI * 8));
+    int *cand = (int *)malloc(sizeof(int) * n);
+    if (!sc || !buf || !qt || !cand) {
+        j->failed = 1;
+    } else {
+        for (;;) {
+            long t = __atomic_fetch_add(j->next, 1, __ATOMIC_RELAXED);
+            if (t >= j->T) break;
+            score_paged(j->q + t * j->HI * j->DI, j->w + t * j->HI, j->pool, j->table + (long)j->seq[t] * j->tstride,
+                        j->rpb, j->nvis[t], j->HI, j->DI, qt, sc);
+            topk_row(sc, j->nvis[t], j->k, j->out + t * j->k, buf, cand);
+        }
+    }
+    free(sc); free(buf); free(qt); free(cand);
+    return NULL;
+}
+#endif
+
+/* Queries each alone in its sequence (decode): q [T][HI][DI], w [T][HI], keys in pool [*][rpb][DI] through table
+ * [*][tstride] at row seq[t], nvis [T] (each in [1, nmax]), out [T][k]. Returns 0, 1 if scratch allocation
+ * failed, 2 without AVX-512. */
+int wholedoc_indexer_topk_paged(const float *q, const float *w, const float *pool, const int *table, long tstride,
+                                const int *seq, const long *nvis, long T, long HI, long DI, long rpb, long nmax,
+                                long k, int *out, long threads) {
+#ifdef __AVX512F__
+    long next = 0;
+    if (threads < 1) threads = 1;
+    if (threads > 16) threads = 16;
+    if (threads > T) threads = T;
+    paged_job_t jobs[16];
+    pthread_t tid[16];
+    for (long t = 0; t < threads; ++t)
+        jobs[t] = (paged_job_t){q, w, pool, table, seq, nvis, T, HI, DI, rpb, tstride, k, nmax, out, &next, 0};
+    long started = 1;
+    for (long t = 1; t < threads; ++t, ++started)
+        if (pthread_create(&tid[t], NULL, work_paged, &jobs[t]) != 0) break;
+    work_paged(&jobs[0]);
+    for (long t = 1; t < started; ++t) pthread_join(tid[t], NULL);
+    int failed = 0;
+    for (long t = 0; t < started; ++t) failed |= jobs[t].failed;
+    return failed;
+#else
+    return 2;
+#endif
+}
+
 int wholedoc_indexer_vectorized(void) {
 #ifdef __AVX512F__
     return 1;
@@ -227,6 +327,9 @@ def _library() -> ctypes.CDLL | None:
             lib.wholedoc_indexer_topk.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 5 + [ctypes.c_void_p,
                                                                                                  ctypes.c_long]
             lib.wholedoc_indexer_topk.restype = ctypes.c_int
+            p, n = ctypes.c_void_p, ctypes.c_long
+            lib.wholedoc_indexer_topk_paged.argtypes = [p, p, p, p, n, p, p, n, n, n, n, n, n, p, n]
+            lib.wholedoc_indexer_topk_paged.restype = ctypes.c_int
         _lib.append(lib)
     return _lib[0]
 
@@ -260,5 +363,29 @@ def topk(q: torch.Tensor, weights: torch.Tensor, keys: torch.Tensor, nvis: torch
     if _library().wholedoc_indexer_topk(qc.data_ptr(), wc.data_ptr(), kp.data_ptr(), nv.data_ptr(), q.shape[0],
                                         q.shape[1], q.shape[2], kp.shape[0], k, out.data_ptr(),
                                         torch.get_num_threads()) != 0:
+        raise MemoryError("cpu_indexer: scratch allocation failed")
+    return out
+
+
+def topk_paged(q: torch.Tensor, weights: torch.Tensor, key_pool: torch.Tensor, key_table: torch.Tensor,
+               seq_ids: torch.Tensor, nvis: torch.Tensor, k: int) -> torch.Tensor | None:
+    """`topk` for queries that are each alone in their sequence (decode), the keys read in place from the paged pool
+    (key_pool [nb, rpb, DI] + key_table int32 [B, nblk], the query's row seq_ids[t]); nvis[t] ≥ 1 keys each. None
+    when the C path does not apply."""
+    if not (q.device.type == "cpu" and q.dtype == key_pool.dtype == torch.float32 and q.dim() == 3
+            and key_pool.dim() == 3 and key_pool.shape[2] == q.shape[2] and weights.shape == q.shape[:2]
+            and nvis.shape == seq_ids.shape == q.shape[:1] and q.shape[0] > 0 and k > 0
+            and not (torch.is_grad_enabled() and q.requires_grad) and available()):
+        return None
+    nv = nvis.to(torch.long).contiguous()
+    if int(nv.min()) < 1:
+        raise ValueError("cpu_indexer.topk_paged: every query must see at least one key")
+    qc, wc, pool = q.contiguous(), weights.float().contiguous(), key_pool.contiguous()
+    tab, seq = key_table.to(torch.int32).contiguous(), seq_ids.to(torch.int32).contiguous()
+    out = torch.empty(q.shape[0], k, dtype=torch.int32)
+    if _library().wholedoc_indexer_topk_paged(qc.data_ptr(), wc.data_ptr(), pool.data_ptr(), tab.data_ptr(),
+                                              tab.shape[1], seq.data_ptr(), nv.data_ptr(), q.shape[0], q.shape[1],
+                                              q.shape[2], pool.shape[1], int(nv.max()), k, out.data_ptr(),
+                                              torch.get_num_threads()) != 0:
         raise MemoryError("cpu_indexer: scratch allocation failed")
     return out

@@ -161,6 +161,11 @@ def indexer_topk_torch(q, weights, seq_ids, positions, key_pool, key_table, rati
     if singles:
         qi = torch.cat(singles)
         nvis = nvis_all[qi]
+        picks = cpu_indexer.topk_paged(q[qi].to(cdt), weights[qi], key_pool, key_table, seq_ids[qi], nvis,
+                                       topk) if native else None                  # C, keys read in place
+        if picks is not None:
+            out[qi] = picks
+            return out
         chunk = max(1, budget_bytes // (int(nvis.max()) * (hi + 1) * 4))
         for c0 in range(0, qi.numel(), chunk):
             ci, nv = qi[c0:c0 + chunk], nvis[c0:c0 + chunk]

@@ -110,3 +110,19 @@ def test_what_it_does_not_take():
         cpu_indexer.topk(q, w, keys, torch.tensor([10, 41, 3]), 4)
     with pytest.raises(ValueError, match="nvis"):
         cpu_indexer.topk(q, w, keys, torch.tensor([0, 4, 3]), 4)
+
+
+@pytest.mark.parametrize("hi,di", [(8, 64), (3, 24), (13, 32)])
+def test_decode_queries_read_the_paged_keys_in_place(hi, di):
+    """topk_paged: one query per sequence, keys through a shuffled block table, visible counts not a multiple of the
+    8-key steps: a top-k of the float64 scores (tie-aware)."""
+    g = torch.Generator().manual_seed(hi + di)
+    keys = torch.randn(3, 300, di, generator=g)
+    kp, kt = pool_from_rows(keys, 32, shuffle=True, seed=hi)
+    q, w = torch.randn(3, hi, di, generator=g), torch.rand(3, hi, generator=g) - 0.2
+    seq, nvis = torch.tensor([2, 0, 1], dtype=torch.int32), torch.tensor([300, 37, 123])
+    picks = cpu_indexer.topk_paged(q, w, kp, kt, seq, nvis, 16)
+    assert picks is not None and picks.shape == (3, 16)
+    for t in range(3):
+        s = _scores(q[t:t + 1], w[t:t + 1], keys[int(seq[t])], nvis[t:t + 1])
+        _check(s, picks[t:t + 1], nvis[t:t + 1], 16)
