@@ -11,10 +11,11 @@ score; together ≈ 42 GFLOP/s on this machine's two cores, the largest item of 
   are 2 × HI accumulators of 16 lanes (8 heads at a time), one broadcast of q[h, d] and two loads of keys per d: the
   FMA units stay busy (the GEMM is at its peak rate), and the ReLU and the weighted head sum run on the registers.
   Groups go outer and a tile of 8 queries inner, so a group's keys are read from L1 by all 8.
-- Top-k of a row of n scores: the k-th largest of the maxima of blocks of B scores is a threshold τ₀ ≤ the k-th
-  largest score (k blocks hold a score ≥ τ₀), so every top-k score is among the scores ≥ τ₀ (usually little more
-  than k of them); the exact k-th largest τ of those by quickselect; the picks are the indices with score > τ, then
-  those = τ, each in ascending index order (so the result is deterministic; torch's tie order is unspecified).
+- Top-k of a row of n scores: the scores as int32 keys in the same order, the exact k-th largest key τ by bisection
+  on the key range, each step counting the keys ≥ the midpoint 16 at a time (≤ 32 passes over a row that is in
+  L1/L2, with no branch that depends on a score: a quickselect's mispredictions cost ≈ 14 ns a score here, more than
+  the scores themselves at 8K); the picks are the indices with key > τ, then those = τ, each in ascending index
+  order (so the result is deterministic; torch's tie order is unspecified).
 - Threads: pthreads (torch's thread count) take tiles of 8 queries from a shared counter, so uneven rows (a query
   late in the chunk sees more keys) and a busy core balance themselves.
 - Decode (`topk_paged`: queries each alone in their sequence) reads the keys in place through the block table, the
@@ -89,60 +90,59 @@ static void group_scores(const float *q, const float *w, const float *kg, long H
 }
 #endif
 
-/* the k-th largest (k >= 1) of a[0:n), n >= k; a is reordered. Quickselect, median-of-three pivot, Hoare
- * partition in descending order: after a pass [lo, j] >= p, [i, hi] <= p and anything between equals p. */
-static float kth_largest(float *a, long n, long k) {
-    long lo = 0, hi = n - 1, want = k - 1;
-    while (lo < hi) {
-        float x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi];
-        float p = x > y ? (y > z ? y : (x > z ? z : x)) : (x > z ? x : (y > z ? z : y));
-        long i = lo, j = hi;
-        while (i <= j) {
-            while (a[i] > p) ++i;
-            while (a[j] < p) --j;
-            if (i <= j) { float t = a[i]; a[i] = a[j]; a[j] = t; ++i; --j; }
-        }
-        if (want <= j) hi = j;
-        else if (want >= i) lo = i;
-        else return p;
+/* Scores as int32 keys in the same order (x + 0 first, so -0 and +0 are one key; NaN ranks highest, as in
+ * torch.topk): the sign bit set flips the other bits. */
+static void to_keys(const float *s, long n, int *key) {
+    long i = 0;
+#ifdef __AVX512F__
+    const __m512 z = _mm512_setzero_ps();
+    const __m512i m = _mm512_set1_epi32(0x7FFFFFFF);
+    for (; i + 16 <= n; i += 16) {
+        __m512i b = _mm512_castps_si512(_mm512_add_ps(_mm512_loadu_ps(s + i), z));
+        _mm512_storeu_si512(key + i, _mm512_xor_si512(b, _mm512_and_si512(_mm512_srai_epi32(b, 31), m)));
     }
-    return a[want];
+#endif
+    for (; i < n; ++i) {
+        float f = s[i] + 0.0f;
+        int b;
+        memcpy(&b, &f, sizeof b);
+        key[i] = b ^ ((b >> 31) & 0x7FFFFFFF);
+    }
 }
 
-/* out[0:k) = indices of a top-k of s[0:n) (see the module docstring), -1 past n */
-static void topk_row(const float *s, long n, long k, int *out, float *buf, int *cand) {
+/* how many keys are >= t: 16 compares and a popcount a step */
+static long count_ge(const int *key, long n, int t) {
+    long c = 0, i = 0;
+#ifdef __AVX512F__
+    const __m512i tv = _mm512_set1_epi32(t);
+    for (; i + 16 <= n; i += 16)
+        c += __builtin_popcount(_mm512_cmpge_epi32_mask(_mm512_loadu_si512(key + i), tv));
+#endif
+    for (; i < n; ++i) c += key[i] >= t;
+    return c;
+}
+
+/* out[0:k) = indices of a top-k of s[0:n) (see the module docstring), -1 past n. The k-th largest key T by
+ * bisection on the key range (count(key >= T) >= k > count(key >= T + 1)), each step one vectorized counting
+ * pass; then the indices with key > T and the first with key = T, in ascending order. No data-dependent branches
+ * per score (a quickselect's mispredictions cost ≈ 14 ns a score here). */
+static void topk_row(const float *s, long n, long k, int *out, int *key) {
     if (n <= k) {
         for (long i = 0; i < k; ++i) out[i] = i < n ? (int)i : -1;
         return;
     }
-    long B = 16;
-    while (B > 1 && n / B < 2 * k) B /= 2;   /* ≥ 2k block maxima: τ₀ leaves few candidates */
-    float tau0 = -INFINITY;
-    if (B > 1) {
-        long nb = n / B;
-        for (long b = 0; b < nb; ++b) {
-            const float *p = s + b * B;
-            float m = p[0];
-            for (long i = 1; i < B; ++i) m = p[i] > m ? p[i] : m;
-            buf[b] = m;
-        }
-        tau0 = kth_largest(buf, nb, k);
+    to_keys(s, n, key);
+    int lo = key[0], hi = key[0];
+    for (long i = 1; i < n; ++i) { lo = key[i] < lo ? key[i] : lo; hi = key[i] > hi ? key[i] : hi; }
+    long a = lo, b = (long)hi + 1;                 /* count(>= a) = n >= k, count(>= b) = 0 < k */
+    while (b - a > 1) {
+        long mid = a + (b - a) / 2;
+        if (count_ge(key, n, (int)mid) >= k) a = mid; else b = mid;
     }
-    long c = 0;
-    for (long i = 0; i < n; ++i) {
-        cand[c] = (int)i;
-        c += s[i] >= tau0;
-    }
+    const int T = (int)a;
     long m = 0;
-    if (c > k) {
-        for (long i = 0; i < c; ++i) buf[i] = s[cand[i]];
-        float tau = kth_largest(buf, c, k);
-        for (long i = 0; i < c && m < k; ++i) if (s[cand[i]] > tau) out[m++] = cand[i];
-        for (long i = 0; i < c && m < k; ++i) if (s[cand[i]] == tau) out[m++] = cand[i];
-    } else {
-        for (; m < c; ++m) out[m] = cand[m];
-    }
-    for (; m < k; ++m) out[m] = -1;  /* only with NaN scores */
+    for (long i = 0; i < n && m < k; ++i) if (key[i] > T) out[m++] = (int)i;
+    for (long i = 0; i < n && m < k; ++i) if (key[i] == T) out[m++] = (int)i;
 }
 
 typedef struct {
@@ -158,9 +158,8 @@ static void *work(void *arg) {
     job_t *j = (job_t *)arg;
 #ifdef __AVX512F__
     float *sc = (float *)malloc(sizeof(float) * (size_t)(QT * j->ld));
-    float *buf = (float *)malloc(sizeof(float) * (size_t)j->ld);
-    int *cand = (int *)malloc(sizeof(int) * (size_t)j->ld);
-    if (!sc || !buf || !cand) {
+    int *key = (int *)malloc(sizeof(int) * (size_t)j->ld);
+    if (!sc || !key) {
         j->failed = 1;
     } else {
         for (;;) {
@@ -176,10 +175,10 @@ static void *work(void *arg) {
                                      sc + (t - t0) * j->ld + g * KG);
             }
             for (long t = t0; t < t1; ++t)
-                topk_row(sc + (t - t0) * j->ld, j->nvis[t], j->k, j->out + t * j->k, buf, cand);
+                topk_row(sc + (t - t0) * j->ld, j->nvis[t], j->k, j->out + t * j->k, key);
         }
     }
-    free(sc); free(buf); free(cand);
+    free(sc); free(key);
 #else
     j->failed = 1;
 #endif
@@ -237,10 +236,9 @@ typedef struct {
 static void *work_paged(void *arg) {
     paged_job_t *j = (paged_job_t *)arg;
     size_t n = (size_t)j->nmax;
-    float *sc = (float *)malloc(sizeof(float) * n), *buf = (float *)malloc(sizeof(float) * n);
-    float *qt = (float *)malloc(sizeof(float) * (size_t)(j->DI * 8));
-    int *cand = (int *)malloc(sizeof(int) * n);
-    if (!sc || !buf || !qt || !cand) {
+    float *sc = (float *)malloc(sizeof(float) * n), *qt = (float *)malloc(sizeof(float) * (size_t)(j->DI * 8));
+    int *key = (int *)malloc(sizeof(int) * n);
+    if (!sc || !qt || !key) {
         j->failed = 1;
     } else {
         for (;;) {
@@ -248,10 +246,10 @@ static void *work_paged(void *arg) {
             if (t >= j->T) break;
             score_paged(j->q + t * j->HI * j->DI, j->w + t * j->HI, j->pool, j->table + (long)j->seq[t] * j->tstride,
                         j->rpb, j->nvis[t], j->HI, j->DI, qt, sc);
-            topk_row(sc, j->nvis[t], j->k, j->out + t * j->k, buf, cand);
+            topk_row(sc, j->nvis[t], j->k, j->out + t * j->k, key);
         }
     }
-    free(sc); free(buf); free(qt); free(cand);
+    free(sc); free(qt); free(key);
     return NULL;
 }
 #endif
