@@ -37,7 +37,6 @@ from .layout import BLOCK_TOKENS, rows_per_block
 
 _SOURCE = r"""
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __AVX512F__
@@ -212,28 +211,21 @@ int wholedoc_sparse_attention(const float *q, const long *pos, const int *seq, c
                               long H, long D, float *out, long threads) {
 #ifdef __AVX512F__
     long next = 0;
-    if (threads < 1) threads = 1;
-    if (threads > 16) threads = 16;
-    if (threads > T) threads = T;
-    job_t jobs[16];
-    pthread_t tid[16];
+    threads = clamp_threads(threads, T);
+    job_t jobs[MAX_THREADS];
     for (long t = 0; t < threads; ++t)
         jobs[t] = (job_t){q, A, B, sink, pos, seq, wt, ct, picks, out, T, H, D, window, wt_stride, ratio, rpb,
                           ct_stride, K, WB, scale, &next, 0};
-    long started = 1;
-    for (long t = 1; t < threads; ++t, ++started)
-        if (pthread_create(&tid[t], NULL, work, &jobs[t]) != 0) break;
-    work(&jobs[0]);
-    for (long t = 1; t < started; ++t) pthread_join(tid[t], NULL);
+    run_threads(work, jobs, sizeof(job_t), threads);
     int failed = 0;
-    for (long t = 0; t < started; ++t) failed |= jobs[t].failed;
+    for (long t = 0; t < threads; ++t) failed |= jobs[t].failed;
     return failed;
 #else
     return 2;
 #endif
 }
 """
-_SOURCE = _SOURCE.replace("@BLOCK_TOKENS@", str(BLOCK_TOKENS))
+_SOURCE = cpu_native.THREADS_C + _SOURCE.replace("@BLOCK_TOKENS@", str(BLOCK_TOKENS))
 _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
 _lib: list[ctypes.CDLL | None] = []
 

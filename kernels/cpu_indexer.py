@@ -38,7 +38,6 @@ from . import cpu_native
 
 _SOURCE = r"""
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __AVX512F__
@@ -262,20 +261,13 @@ int wholedoc_indexer_topk_paged(const float *q, const float *w, const float *poo
                                 long k, int *out, long threads) {
 #ifdef __AVX512F__
     long next = 0;
-    if (threads < 1) threads = 1;
-    if (threads > 16) threads = 16;
-    if (threads > T) threads = T;
-    paged_job_t jobs[16];
-    pthread_t tid[16];
+    threads = clamp_threads(threads, T);
+    paged_job_t jobs[MAX_THREADS];
     for (long t = 0; t < threads; ++t)
         jobs[t] = (paged_job_t){q, w, pool, table, seq, nvis, T, HI, DI, rpb, tstride, k, nmax, out, &next, 0};
-    long started = 1;
-    for (long t = 1; t < threads; ++t, ++started)
-        if (pthread_create(&tid[t], NULL, work_paged, &jobs[t]) != 0) break;
-    work_paged(&jobs[0]);
-    for (long t = 1; t < started; ++t) pthread_join(tid[t], NULL);
+    run_threads(work_paged, jobs, sizeof(paged_job_t), threads);
     int failed = 0;
-    for (long t = 0; t < started; ++t) failed |= jobs[t].failed;
+    for (long t = 0; t < threads; ++t) failed |= jobs[t].failed;
     return failed;
 #else
     return 2;
@@ -295,22 +287,16 @@ int wholedoc_indexer_vectorized(void) {
 int wholedoc_indexer_topk(const float *q, const float *w, const float *kp, const long *nvis, long T, long HI,
                           long DI, long G, long k, int *out, long threads) {
     long next = 0;
-    if (threads < 1) threads = 1;
-    if (threads > 16) threads = 16;
-    if (threads > (T + QT - 1) / QT) threads = (T + QT - 1) / QT;
-    job_t jobs[16];
-    pthread_t tid[16];
+    threads = clamp_threads(threads, (T + QT - 1) / QT);
+    job_t jobs[MAX_THREADS];
     for (long t = 0; t < threads; ++t) jobs[t] = (job_t){q, w, kp, nvis, T, HI, DI, k, G * KG, out, &next, 0};
-    long started = 1;
-    for (long t = 1; t < threads; ++t, ++started)
-        if (pthread_create(&tid[t], NULL, work, &jobs[t]) != 0) break;
-    work(&jobs[0]);
-    for (long t = 1; t < started; ++t) pthread_join(tid[t], NULL);
+    run_threads(work, jobs, sizeof(job_t), threads);
     int failed = 0;
-    for (long t = 0; t < started; ++t) failed |= jobs[t].failed;
+    for (long t = 0; t < threads; ++t) failed |= jobs[t].failed;
     return failed;
 }
 """
+_SOURCE = cpu_native.THREADS_C + _SOURCE
 _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
 KEY_GROUP = 32
 _lib: list[ctypes.CDLL | None] = []

@@ -197,6 +197,31 @@ int wholedoc_head_gemm(const float *x, const float *w, float *y, long M, long K,
 }
 """
 _GEMM_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
+
+# Prepended to the sources of the threaded C loops (kernels.cpu_indexer, kernels.cpu_attention): the job array runs
+# on n threads, this one and n - 1 pthreads (a job whose thread cannot start runs here after this thread's own).
+THREADS_C = r"""
+#include <pthread.h>
+#include <stddef.h>
+
+#define MAX_THREADS 16
+
+static long clamp_threads(long threads, long work_items) {
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > work_items) threads = work_items;
+    return threads < 1 ? 1 : threads;
+}
+
+static void run_threads(void *(*fn)(void *), void *jobs, size_t job_size, long n) {
+    pthread_t tid[MAX_THREADS];
+    long started = 1;
+    for (long t = 1; t < n; ++t, ++started)
+        if (pthread_create(&tid[t], NULL, fn, (char *)jobs + t * job_size) != 0) break;
+    fn(jobs);
+    for (long t = started; t < n; ++t) fn((char *)jobs + t * job_size);
+    for (long t = 1; t < started; ++t) pthread_join(tid[t], NULL);
+}
+"""
 GEMM_MAX_ROWS = 32  # beyond this MKL's packed GEMM is the faster one
 _libs: dict[str, ctypes.CDLL | None] = {}
 
