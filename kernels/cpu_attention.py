@@ -225,22 +225,16 @@ int wholedoc_sparse_attention(const float *q, const long *pos, const int *seq, c
 #endif
 }
 """
-_SOURCE = cpu_native.THREADS_C + _SOURCE.replace("@BLOCK_TOKENS@", str(BLOCK_TOKENS))
-_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
+_SOURCE = _SOURCE.replace("@BLOCK_TOKENS@", str(BLOCK_TOKENS))
+_P, _N = ctypes.c_void_p, ctypes.c_long
+_SIGNATURES = {"wholedoc_sparse_attention": [_P, _P, _P, _P, _P, _N, _N, _P, _P, _N, _N, _N, _P, _N, _N, _P,
+                                             ctypes.c_float, _N, _N, _N, _P, _N]}
 _lib: list[ctypes.CDLL | None] = []
 
 
 def _library() -> ctypes.CDLL | None:
     if not _lib:
-        lib = cpu_native.build("attention", _SOURCE, _FLAGS)
-        if lib is not None and not lib.wholedoc_attention_vectorized():
-            lib = None  # no AVX-512: the torch path is the faster one
-        if lib is not None:
-            p, n = ctypes.c_void_p, ctypes.c_long
-            lib.wholedoc_sparse_attention.argtypes = [p, p, p, p, p, n, n, p, p, n, n, n, p, n, n, p, ctypes.c_float,
-                                                      n, n, n, p, n]
-            lib.wholedoc_sparse_attention.restype = ctypes.c_int
-        _lib.append(lib)
+        _lib.append(cpu_native.build_vectorized("attention", _SOURCE, "wholedoc_attention_vectorized", _SIGNATURES))
     return _lib[0]
 
 

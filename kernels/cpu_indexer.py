@@ -296,25 +296,16 @@ int wholedoc_indexer_topk(const float *q, const float *w, const float *kp, const
     return failed;
 }
 """
-_SOURCE = cpu_native.THREADS_C + _SOURCE
-_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
 KEY_GROUP = 32
+_P, _N = ctypes.c_void_p, ctypes.c_long
+_SIGNATURES = {"wholedoc_indexer_topk": [_P, _P, _P, _P, _N, _N, _N, _N, _N, _P, _N],
+               "wholedoc_indexer_topk_paged": [_P, _P, _P, _P, _N, _P, _P, _N, _N, _N, _N, _N, _N, _P, _N]}
 _lib: list[ctypes.CDLL | None] = []
 
 
 def _library() -> ctypes.CDLL | None:
     if not _lib:
-        lib = cpu_native.build("indexer", _SOURCE, _FLAGS)
-        if lib is not None and not lib.wholedoc_indexer_vectorized():
-            lib = None  # no AVX-512: the torch path is the faster one
-        if lib is not None:
-            lib.wholedoc_indexer_topk.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 5 + [ctypes.c_void_p,
-                                                                                                 ctypes.c_long]
-            lib.wholedoc_indexer_topk.restype = ctypes.c_int
-            p, n = ctypes.c_void_p, ctypes.c_long
-            lib.wholedoc_indexer_topk_paged.argtypes = [p, p, p, p, n, p, p, n, n, n, n, n, n, p, n]
-            lib.wholedoc_indexer_topk_paged.restype = ctypes.c_int
-        _lib.append(lib)
+        _lib.append(cpu_native.build_vectorized("indexer", _SOURCE, "wholedoc_indexer_vectorized", _SIGNATURES))
     return _lib[0]
 
 

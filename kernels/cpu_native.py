@@ -263,6 +263,22 @@ def build(name: str, source: str, flags: list[str]) -> ctypes.CDLL | None:
         return None
 
 
+NATIVE_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
+
+
+def build_vectorized(name: str, source: str, probe: str, signatures: dict[str, list]) -> ctypes.CDLL | None:
+    """A threaded AVX-512 library (THREADS_C prepended, compiled with NATIVE_FLAGS), its functions typed from
+    `signatures` (argtypes; each returns int); None when it cannot be built or the `probe` function says AVX-512 was
+    not compiled in (the torch paths are faster than its scalar fallbacks)."""
+    lib = build(name, THREADS_C + source, NATIVE_FLAGS)
+    if lib is None or not getattr(lib, probe)():
+        return None
+    for fn, argtypes in signatures.items():
+        getattr(lib, fn).argtypes = argtypes
+        getattr(lib, fn).restype = ctypes.c_int
+    return lib
+
+
 def _library(name: str) -> ctypes.CDLL | None:
     """The named library, built and typed on first use (None when it cannot be built)."""
     if name not in _libs:
