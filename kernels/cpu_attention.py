@@ -33,6 +33,7 @@ import ctypes
 import torch
 
 from . import cpu_native
+from .errors import check
 from .layout import BLOCK_TOKENS, rows_per_block
 
 _SOURCE = r"""
@@ -67,7 +68,7 @@ typedef struct {
     const long *pos;
     const int *seq, *wt, *ct, *picks;
     float *out;
-    long T, H, D, window, wt_stride, ratio, rpb, ct_stride, K, WB;
+    long T, H, D, window, wt_stride, ratio, rpb, ct_stride, K, WB, wt_rows, ct_rows, a_blocks, b_blocks;
     float scale;
     long *next;
     int failed;
@@ -94,24 +95,30 @@ static inline __attribute__((always_inline)) void pv_pass(scratch_t *w, long R, 
     for (int i = 0; i < nc; ++i) _mm512_storeu_ps(w->ot + (d0 / 2 + i) * 16, _mm512_mul_ps(c[i], inv));
 }
 
-static void attend_one(const job_t *j, long t, scratch_t *w) {
+/* returns 0, or 4 when a row it would read lies outside its block table or pool (nothing is read then) */
+static int attend_one(const job_t *j, long t, scratch_t *w) {
     const long D = j->D;
     /* the query's rows, in place: window rows p-window+1..p through the window block table, then the compressed
-     * rows (its picks, or every visible row) through the compressed block table; rows not yet written are skipped */
-    long R = 0, p = j->pos[t];
-    const int *wt = j->wt + (long)j->seq[t] * j->wt_stride;
-    for (long r = p - j->window + 1 < 0 ? 0 : p - j->window + 1; r <= p; ++r)
-        w->rp[R++] = j->A + ((long)wt[r / BT] * BT + r % BT) * D;
+     * rows (its picks, or every visible row) through the compressed block table; rows not yet written are skipped.
+     * Every block-table entry read is checked against its pool: a bad table is an error, not a stray read. */
+    long R = 0, p = j->pos[t], s = j->seq[t];
+    if (s < 0 || s >= j->wt_rows || p < 0 || p / BT >= j->wt_stride) return 4;
+    const int *wt = j->wt + s * j->wt_stride;
+    for (long r = p - j->window + 1 < 0 ? 0 : p - j->window + 1; r <= p; ++r) {
+        long b = wt[r / BT];
+        if (b < 0 || b >= j->a_blocks) return 4;
+        w->rp[R++] = j->A + (b * BT + r % BT) * D;
+    }
     if (j->ratio) {
         const long nv = (p + 1) / j->ratio, rpb = j->rpb;
-        const int *ct = j->ct + (long)j->seq[t] * j->ct_stride;
-        if (j->picks) {
-            for (long i = 0; i < j->K; ++i) {
-                long r = j->picks[t * j->K + i];
-                if (r >= 0 && r < nv) w->rp[R++] = j->B + ((long)ct[r / rpb] * rpb + r % rpb) * D;
-            }
-        } else {
-            for (long r = 0; r < nv && r < j->WB; ++r) w->rp[R++] = j->B + ((long)ct[r / rpb] * rpb + r % rpb) * D;
+        if (s >= j->ct_rows || (nv > 0 && (nv - 1) / rpb >= j->ct_stride)) return 4;
+        const int *ct = j->ct + s * j->ct_stride;
+        for (long i = 0; i < (j->picks ? j->K : (nv < j->WB ? nv : j->WB)); ++i) {
+            long r = j->picks ? j->picks[t * j->K + i] : i;
+            if (r < 0 || r >= nv) continue;
+            long b = ct[r / rpb];
+            if (b < 0 || b >= j->b_blocks) return 4;
+            w->rp[R++] = j->B + (b * rpb + r % rpb) * D;
         }
     }
     long Rp = (R + 7) / 8 * 8;
@@ -185,7 +192,7 @@ static void *work(void *arg) {
         for (;;) {
             long t = __atomic_fetch_add(j->next, 1, __ATOMIC_RELAXED);
             if (t >= j->T) break;
-            attend_one(j, t, &w);
+            j->failed |= attend_one(j, t, &w);
         }
     }
     free(w.rp); free(w.s); free(w.qt); free(w.ot); free(w.zero);
@@ -204,18 +211,21 @@ int wholedoc_attention_vectorized(void) {
 /* q [T][H][D], positions pos [T] and block-table rows seq [T] of the queries; A: raw window rows [*][BT][D] with
  * wt [*][wt_stride]; B: compressed rows [*][rpb][D] with ct [*][ct_stride] (ratio 0: none); picks [T][K] (CSA) or
  * NULL (HCA: every visible row, at most WB of them; with picks WB = K); sink [H]; out [T][H][D]. D % 16 == 0.
- * Returns 0, 1 if scratch allocation failed, 2 if not compiled with AVX-512. */
+ * wt_rows / ct_rows: rows of the block tables; a_blocks / b_blocks: blocks of the pools A / B.
+ * Returns 0; or 1 if scratch allocation failed, 4 if a row lies outside its table or pool (bits, or-ed over the
+ * threads); 2 if not compiled with AVX-512. */
 int wholedoc_sparse_attention(const float *q, const long *pos, const int *seq, const float *A, const int *wt,
                               long wt_stride, long window, const float *B, const int *ct, long ct_stride, long ratio,
                               long rpb, const int *picks, long K, long WB, const float *sink, float scale, long T,
-                              long H, long D, float *out, long threads) {
+                              long H, long D, float *out, long wt_rows, long ct_rows, long a_blocks, long b_blocks,
+                              long threads) {
 #ifdef __AVX512F__
     long next = 0;
     threads = clamp_threads(threads, T);
     job_t jobs[MAX_THREADS];
     for (long t = 0; t < threads; ++t)
         jobs[t] = (job_t){q, A, B, sink, pos, seq, wt, ct, picks, out, T, H, D, window, wt_stride, ratio, rpb,
-                          ct_stride, K, WB, scale, &next, 0};
+                          ct_stride, K, WB, wt_rows, ct_rows, a_blocks, b_blocks, scale, &next, 0};
     run_threads(work, jobs, sizeof(job_t), threads);
     int failed = 0;
     for (long t = 0; t < threads; ++t) failed |= jobs[t].failed;
@@ -228,7 +238,7 @@ int wholedoc_sparse_attention(const float *q, const long *pos, const int *seq, c
 _SOURCE = _SOURCE.replace("@BLOCK_TOKENS@", str(BLOCK_TOKENS))
 _P, _N = ctypes.c_void_p, ctypes.c_long
 _SIGNATURES = {"wholedoc_sparse_attention": [_P, _P, _P, _P, _P, _N, _N, _P, _P, _N, _N, _N, _P, _N, _N, _P,
-                                             ctypes.c_float, _N, _N, _N, _P, _N]}
+                                             ctypes.c_float, _N, _N, _N, _P, _N, _N, _N, _N, _N]}
 _lib: list[ctypes.CDLL | None] = []
 
 
@@ -269,10 +279,14 @@ def attend(q: torch.Tensor, seq_ids: torch.Tensor, positions: torch.Tensor, win_
     picks = topk_idxs.to(torch.int32).contiguous() if ratio and topk_idxs is not None else None
     k = picks.shape[1] if picks is not None else 0
     wb = k if picks is not None else (int((pos.max() + 1) // ratio) if ratio else 0)
-    if _library().wholedoc_sparse_attention(
+    rc = _library().wholedoc_sparse_attention(
             qc.data_ptr(), pos.data_ptr(), seq.data_ptr(), win_pool.data_ptr(), wt.data_ptr(), wt.shape[1], window,
             cmp_pool.data_ptr() if ratio else None, ct.data_ptr(), ct.shape[1], ratio,
             rows_per_block(ratio) if ratio else 1, picks.data_ptr() if picks is not None else None, k, wb,
-            sk.data_ptr(), scale, t, h, d, out.data_ptr(), torch.get_num_threads()) != 0:
+            sk.data_ptr(), scale, t, h, d, out.data_ptr(), wt.shape[0], ct.shape[0], win_pool.shape[0],
+            cmp_pool.shape[0] if ratio else 0, torch.get_num_threads())
+    check(not rc & 4, "sparse attention: a query's rows lie outside its block table or pool (positions "
+          f"{int(pos.min())}..{int(pos.max())}, window table {tuple(wt.shape)})")
+    if rc & 1:
         raise MemoryError("cpu_attention: scratch allocation failed")
     return out

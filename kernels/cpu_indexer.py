@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from . import cpu_native
+from .errors import check
 
 _SOURCE = r"""
 #include <math.h>
@@ -189,8 +190,10 @@ static void *work(void *arg) {
  * through its block-table row tab (decode: one query, no packing). The heads are the 8 lanes of a 256-bit vector
  * (idle lanes weigh 0); 8 keys at a time, each an FMA chain over DI, then ReLU, the weights, and the 8 lane sums
  * of the 8 keys by one horizontal-add tree. */
-static void score_paged(const float *q, const float *w, const float *pool, const int *tab, long rpb, long nv,
-                        long HI, long DI, float *qt, float *sc) {
+static int score_paged(const float *q, const float *w, const float *pool, const int *tab, long rpb, long nv,
+                       long HI, long DI, long blocks, float *qt, float *sc) {
+    for (long b = 0; b * rpb < nv; ++b)   /* every block the keys lie in: a bad table is an error, not a stray read */
+        if (tab[b] < 0 || tab[b] >= blocks) return 4;
     for (long n = 0; n < nv; ++n) sc[n] = 0.0f;
     for (long h0 = 0; h0 < HI; h0 += 8) {
         const int hb = HI - h0 < 8 ? (int)(HI - h0) : 8;
@@ -220,13 +223,14 @@ static void score_paged(const float *q, const float *w, const float *pool, const
             for (long i = 0; i < 8 && n0 + i < nv; ++i) sc[n0 + i] += s8[i];
         }
     }
+    return 0;
 }
 
 typedef struct {
     const float *q, *w, *pool;
     const int *table, *seq;
     const long *nvis;
-    long T, HI, DI, rpb, tstride, k, nmax;
+    long T, HI, DI, rpb, tstride, k, nmax, rows, blocks;
     int *out;
     long *next;
     int failed;
@@ -243,9 +247,14 @@ static void *work_paged(void *arg) {
         for (;;) {
             long t = __atomic_fetch_add(j->next, 1, __ATOMIC_RELAXED);
             if (t >= j->T) break;
-            score_paged(j->q + t * j->HI * j->DI, j->w + t * j->HI, j->pool, j->table + (long)j->seq[t] * j->tstride,
-                        j->rpb, j->nvis[t], j->HI, j->DI, qt, sc);
-            topk_row(sc, j->nvis[t], j->k, j->out + t * j->k, key);
+            long s = j->seq[t], nv = j->nvis[t];
+            if (s < 0 || s >= j->rows || (nv - 1) / j->rpb >= j->tstride ||
+                score_paged(j->q + t * j->HI * j->DI, j->w + t * j->HI, j->pool, j->table + s * j->tstride, j->rpb,
+                            nv, j->HI, j->DI, j->blocks, qt, sc)) {
+                j->failed |= 4;
+                continue;
+            }
+            topk_row(sc, nv, j->k, j->out + t * j->k, key);
         }
     }
     free(sc); free(qt); free(key);
@@ -254,17 +263,19 @@ static void *work_paged(void *arg) {
 #endif
 
 /* Queries each alone in its sequence (decode): q [T][HI][DI], w [T][HI], keys in pool [*][rpb][DI] through table
- * [*][tstride] at row seq[t], nvis [T] (each in [1, nmax]), out [T][k]. Returns 0, 1 if scratch allocation
- * failed, 2 without AVX-512. */
+ * [*][tstride] at row seq[t] (table rows: rows; pool blocks: blocks), nvis [T] (each in [1, nmax]), out [T][k].
+ * Returns 0; or 1 if scratch allocation failed, 4 if a key lies outside its table or pool (bits); 2 without
+ * AVX-512. */
 int wholedoc_indexer_topk_paged(const float *q, const float *w, const float *pool, const int *table, long tstride,
                                 const int *seq, const long *nvis, long T, long HI, long DI, long rpb, long nmax,
-                                long k, int *out, long threads) {
+                                long k, int *out, long rows, long blocks, long threads) {
 #ifdef __AVX512F__
     long next = 0;
     threads = clamp_threads(threads, T);
     paged_job_t jobs[MAX_THREADS];
     for (long t = 0; t < threads; ++t)
-        jobs[t] = (paged_job_t){q, w, pool, table, seq, nvis, T, HI, DI, rpb, tstride, k, nmax, out, &next, 0};
+        jobs[t] = (paged_job_t){q, w, pool, table, seq, nvis, T, HI, DI, rpb, tstride, k, nmax, rows, blocks, out,
+                                &next, 0};
     run_threads(work_paged, jobs, sizeof(paged_job_t), threads);
     int failed = 0;
     for (long t = 0; t < threads; ++t) failed |= jobs[t].failed;
@@ -299,7 +310,7 @@ int wholedoc_indexer_topk(const float *q, const float *w, const float *kp, const
 KEY_GROUP = 32
 _P, _N = ctypes.c_void_p, ctypes.c_long
 _SIGNATURES = {"wholedoc_indexer_topk": [_P, _P, _P, _P, _N, _N, _N, _N, _N, _P, _N],
-               "wholedoc_indexer_topk_paged": [_P, _P, _P, _P, _N, _P, _P, _N, _N, _N, _N, _N, _N, _P, _N]}
+               "wholedoc_indexer_topk_paged": [_P, _P, _P, _P, _N, _P, _P, _N, _N, _N, _N, _N, _N, _P, _N, _N, _N]}
 _lib: list[ctypes.CDLL | None] = []
 
 
@@ -358,9 +369,12 @@ def topk_paged(q: torch.Tensor, weights: torch.Tensor, key_pool: torch.Tensor, k
     qc, wc, pool = q.contiguous(), weights.float().contiguous(), key_pool.contiguous()
     tab, seq = key_table.to(torch.int32).contiguous(), seq_ids.to(torch.int32).contiguous()
     out = torch.empty(q.shape[0], k, dtype=torch.int32)
-    if _library().wholedoc_indexer_topk_paged(qc.data_ptr(), wc.data_ptr(), pool.data_ptr(), tab.data_ptr(),
-                                              tab.shape[1], seq.data_ptr(), nv.data_ptr(), q.shape[0], q.shape[1],
-                                              q.shape[2], pool.shape[1], int(nv.max()), k, out.data_ptr(),
-                                              torch.get_num_threads()) != 0:
+    rc = _library().wholedoc_indexer_topk_paged(qc.data_ptr(), wc.data_ptr(), pool.data_ptr(), tab.data_ptr(),
+                                                tab.shape[1], seq.data_ptr(), nv.data_ptr(), q.shape[0], q.shape[1],
+                                                q.shape[2], pool.shape[1], int(nv.max()), k, out.data_ptr(),
+                                                tab.shape[0], pool.shape[0], torch.get_num_threads())
+    check(not rc & 4, "indexer: a decode query's keys lie outside its block table or pool (visible keys "
+          f"{int(nv.min())}..{int(nv.max())}, table {tuple(tab.shape)}, pool {tuple(pool.shape)})")
+    if rc & 1:
         raise MemoryError("cpu_indexer: scratch allocation failed")
     return out

@@ -7,6 +7,7 @@ import torch
 
 from kernels import cpu_attention
 from kernels import sparse_attn as K_ATTN
+from kernels.errors import ShapeError
 from kernels.layout import BLOCK_TOKENS, gather_rows, pool_from_rows, rows_per_block
 
 HAVE_CC = bool(shutil.which("cc") or shutil.which("gcc"))
@@ -112,3 +113,25 @@ def test_sparse_attn_torch_runs_it(monkeypatch):
         got = K_ATTN.sparse_attn_torch(*args, **kw)
         assert calls == [len(POS)]
         torch.testing.assert_close(got, K_ATTN.naive_sparse_attn(*args, **kw), rtol=1e-5, atol=1e-6)
+
+
+def test_a_bad_block_table_is_an_error_not_a_stray_read():
+    """Rows the C loop would read outside the pool (a table entry past it or −1, a position past the table, a
+    pick in a block that points nowhere) raise a ShapeError; nothing is read."""
+    args, kw = _case(8, 32, 4, 6, POS, SEQ, seed=5)
+    q, seq, pos, wp, wt, sink, scale, window = args
+    bad = wt.clone()
+    bad[0, 0] = wp.shape[0]                                                    # a window block past the pool
+    with pytest.raises(ShapeError, match="outside its block table"):
+        cpu_attention.attend(q, seq, pos, wp, bad, sink, scale, window, **kw)
+    bad[0, 0] = -1
+    with pytest.raises(ShapeError, match="outside its block table"):
+        cpu_attention.attend(q, seq, pos, wp, bad, sink, scale, window, **kw)
+    far = pos.clone()
+    far[0] = wt.shape[1] * BLOCK_TOKENS                                        # past the table's last block
+    with pytest.raises(ShapeError):
+        cpu_attention.attend(q, seq, far, wp, wt, sink, scale, window, **kw)
+    kw["cmp_table"] = kw["cmp_table"].clone()
+    kw["cmp_table"][0, 0] = 10 ** 6                                             # where the picks of sequence 0 lie
+    with pytest.raises(ShapeError):
+        cpu_attention.attend(q, seq, pos, wp, wt, sink, scale, window, **kw)

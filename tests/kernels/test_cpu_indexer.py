@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from kernels import cpu_indexer
+from kernels.errors import KernelError
 from kernels.indexer import indexer_topk_torch, naive_indexer_scores
 from kernels.layout import pool_from_rows
 
@@ -126,3 +127,22 @@ def test_decode_queries_read_the_paged_keys_in_place(hi, di):
     for t in range(3):
         s = _scores(q[t:t + 1], w[t:t + 1], keys[int(seq[t])], nvis[t:t + 1])
         _check(s, picks[t:t + 1], nvis[t:t + 1], 16)
+
+
+def test_decode_keys_outside_the_pool_are_an_error():
+    """A block-table entry of a decode query's keys that points past the pool (or is −1), a sequence past the
+    table: a KernelError, nothing read."""
+    g = torch.Generator().manual_seed(1)
+    kp, kt = pool_from_rows(torch.randn(2, 100, 16, generator=g), 32)
+    q, w = torch.randn(2, 4, 16, generator=g), torch.rand(2, 4, generator=g)
+    seq, nvis = torch.tensor([0, 1], dtype=torch.int32), torch.tensor([100, 70])
+    bad = kt.clone()
+    bad[1, 2] = kp.shape[0]
+    with pytest.raises(KernelError, match="outside its block table"):
+        cpu_indexer.topk_paged(q, w, kp, bad, seq, nvis, 8)
+    bad[1, 2] = -1
+    with pytest.raises(KernelError):
+        cpu_indexer.topk_paged(q, w, kp, bad, seq, nvis, 8)
+    with pytest.raises(KernelError):
+        cpu_indexer.topk_paged(q, w, kp, kt, torch.tensor([0, 2], dtype=torch.int32), nvis, 8)
+    assert cpu_indexer.topk_paged(q, w, kp, kt, seq, nvis, 8).shape == (2, 8)
