@@ -196,7 +196,8 @@ int wholedoc_head_gemm(const float *x, const float *w, float *y, long M, long K,
     return 0;
 }
 """
-_GEMM_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
+# compiled for this CPU (-march=native), threaded: the GEMM here and the loops of build_vectorized
+NATIVE_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
 
 # Prepended to the sources of the threaded C loops (kernels.cpu_indexer, kernels.cpu_attention): the job array runs
 # on n threads, this one and n - 1 pthreads (a job whose thread cannot start runs here after this thread's own).
@@ -243,7 +244,8 @@ def _cpu_id() -> str:
 
 def build(name: str, source: str, flags: list[str]) -> ctypes.CDLL | None:
     """`source` compiled with `flags` into the cache folder (once) and loaded; None without a compiler or if the
-    build fails. Other kernel modules with C loops (kernels.cpu_indexer) build through this too."""
+    build fails. The threaded loops of kernels.cpu_indexer and kernels.cpu_attention build through
+    build_vectorized."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         return None
@@ -261,9 +263,6 @@ def build(name: str, source: str, flags: list[str]) -> ctypes.CDLL | None:
         return ctypes.CDLL(str(out))
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-NATIVE_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fno-fast-math"]
 
 
 def build_vectorized(name: str, source: str, probe: str, signatures: dict[str, list]) -> ctypes.CDLL | None:
@@ -289,7 +288,7 @@ def _library(name: str) -> ctypes.CDLL | None:
                                                   ctypes.c_float]
                 lib.wholedoc_sinkhorn.restype = ctypes.c_int
         else:
-            lib = build(name, _GEMM_SOURCE, _GEMM_FLAGS)
+            lib = build(name, _GEMM_SOURCE, NATIVE_FLAGS)
             if lib is not None and not lib.wholedoc_gemm_vectorized():
                 lib = None  # no AVX-512 on this CPU: MKL is the faster path
             if lib is not None:
